@@ -1,0 +1,55 @@
+/**
+ * A channel: one synced table, declared once with Schemas and shared by
+ * server and client. The record is a tuple whose first element is the row id
+ * and whose last is `deleted_at` (null while the row is live), as in partysync.
+ *
+ * @since 0.1.0
+ */
+import * as Schema from "effect/Schema"
+
+/** A record tuple codec: id first, `deleted_at` last. */
+export type RecordSchema = Schema.Codec<ReadonlyArray<unknown>, ReadonlyArray<unknown>>
+/** An action codec. */
+export type ActionSchema = Schema.Codec<unknown, unknown>
+
+/** A declared channel. */
+export interface Channel<
+  Name extends string = string,
+  R extends RecordSchema = RecordSchema,
+  A extends ActionSchema = ActionSchema
+> {
+  readonly name: Name
+  /** The SQLite table that backs the channel. */
+  readonly table: string
+  readonly record: R
+  readonly action: A
+}
+
+/** Any channel. */
+export type Any = Channel<string, RecordSchema, ActionSchema>
+
+/** The record tuple type of a channel. */
+export type RecordOf<C extends Any> = C["record"]["Type"]
+/** The action type of a channel. */
+export type ActionOf<C extends Any> = C["action"]["Type"]
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
+
+/** True when `s` can name a channel or a table: it is only ever quoted into SQL after this check. */
+export const isIdentifier = (s: string): boolean => IDENTIFIER.test(s) && !s.toLowerCase().startsWith("sqlite_")
+
+/**
+ * Declares a channel. The name (and table, which defaults to the name) must
+ * be a plain SQL identifier; anything else throws at declaration time.
+ */
+export const make = <const Name extends string, R extends RecordSchema, A extends ActionSchema>(
+  name: Name,
+  options: { readonly record: R; readonly action: A; readonly table?: string }
+): Channel<Name, R, A> => {
+  const table = options.table ?? name
+  if (!isIdentifier(name)) throw new TypeError(`effect-partysync: invalid channel name ${JSON.stringify(name)}`)
+  if (!isIdentifier(table) || table.startsWith("_psync")) {
+    throw new TypeError(`effect-partysync: invalid table name ${JSON.stringify(table)}`)
+  }
+  return { name, table, record: options.record, action: options.action }
+}

@@ -1,0 +1,159 @@
+/**
+ * The wire protocol shared by server and client. Every frame in either
+ * direction is one of these Schemas encoded as a JSON string; neither side
+ * parses JSON by hand.
+ *
+ * Versions are per Durable Object and per row: every committed change to a
+ * channel row takes the next value of one counter, so a client's cursor is
+ * simply the highest version it has applied.
+ *
+ * @since 0.1.0
+ */
+import * as Schema from "effect/Schema"
+
+/** Outbound frames are chunked to stay below this many bytes (hibernated sockets fail near 1 MB). */
+export const MAX_OUTBOUND_FRAME_BYTES = 900_000
+
+/** Default largest inbound frame the server accepts. */
+export const DEFAULT_MAX_INBOUND_FRAME_BYTES = 256 * 1024
+
+/** A row as it travels: the record tuple before the channel's Schema decodes it. */
+export const WireRow = Schema.Array(Schema.Unknown)
+/** A row as it travels. */
+export type WireRow = typeof WireRow.Type
+
+const Version = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+const Name = Schema.String.check(Schema.isBetweenLength(1, 128))
+
+// ---------------------------------------------------------------------------
+// client -> server
+// ---------------------------------------------------------------------------
+
+/** Start (or resume) receiving a channel: every change after `since`, then live changes. */
+export const Subscribe = Schema.TaggedStruct("Subscribe", {
+  channel: Name,
+  since: Schema.NullOr(Version)
+})
+/** Start (or resume) receiving a channel. */
+export type Subscribe = typeof Subscribe.Type
+
+/** Stop receiving a channel's live changes. */
+export const Unsubscribe = Schema.TaggedStruct("Unsubscribe", { channel: Name })
+/** Stop receiving a channel's live changes. */
+export type Unsubscribe = typeof Unsubscribe.Type
+
+/**
+ * Run an action on the server. `(clientId, seq)` identifies it across
+ * retries: the server applies each pair at most once.
+ */
+export const Action = Schema.TaggedStruct("Action", {
+  requestId: Name,
+  channel: Name,
+  clientId: Name,
+  seq: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)),
+  action: Schema.Unknown
+})
+/** Run an action on the server. */
+export type Action = typeof Action.Type
+
+/** Any frame a client may send. */
+export const ClientMessage = Schema.Union([Subscribe, Unsubscribe, Action])
+/** Any frame a client may send. */
+export type ClientMessage = typeof ClientMessage.Type
+
+// ---------------------------------------------------------------------------
+// server -> client
+// ---------------------------------------------------------------------------
+
+/**
+ * One chunk of a sync answer. A client buffers chunks until `Synced`; when
+ * `reset` is set the rows replace its state instead of patching it.
+ */
+export const SyncRows = Schema.TaggedStruct("SyncRows", {
+  channel: Name,
+  reset: Schema.Boolean,
+  rows: Schema.Array(WireRow),
+  deleted: Schema.Array(Schema.String)
+})
+/** One chunk of a sync answer. */
+export type SyncRows = typeof SyncRows.Type
+
+/** Ends a sync answer: the client's cursor becomes `version`; live changes follow. */
+export const Synced = Schema.TaggedStruct("Synced", {
+  channel: Name,
+  version: Version,
+  reset: Schema.Boolean
+})
+/** Ends a sync answer. */
+export type Synced = typeof Synced.Type
+
+/**
+ * Committed changes to a channel, in version order. `rows` include soft
+ * deleted rows (tombstones); `deleted` lists ids of rows removed outright.
+ */
+export const Change = Schema.TaggedStruct("Change", {
+  channel: Name,
+  version: Version,
+  rows: Schema.Array(WireRow),
+  deleted: Schema.Array(Schema.String)
+})
+/** Committed changes to a channel. */
+export type Change = typeof Change.Type
+
+/**
+ * The reply to an action. `version` is the change feed position after it:
+ * once a client has applied changes up to `version`, the action's effects
+ * are in its confirmed state. `duplicate` marks an action applied earlier.
+ */
+export const Ack = Schema.TaggedStruct("Ack", {
+  requestId: Name,
+  version: Version,
+  rows: Schema.Array(WireRow),
+  duplicate: Schema.Boolean
+})
+/** The reply to an action. */
+export type Ack = typeof Ack.Type
+
+/** Why a frame or an action was refused. */
+export const ErrorReason = Schema.Literals([
+  "MalformedJson",
+  "UnknownMessage",
+  "FrameTooLarge",
+  "TooManyInFlight",
+  "UnknownChannel",
+  "InvalidAction",
+  "HandlerFailed",
+  "NotAuthorized",
+  "ReadOnly"
+])
+/** Why a frame or an action was refused. */
+export type ErrorReason = typeof ErrorReason.Type
+
+/** A refused frame or action. Nothing was written. */
+export const Failure = Schema.TaggedStruct("Failure", {
+  requestId: Schema.NullOr(Schema.String),
+  channel: Schema.NullOr(Schema.String),
+  reason: ErrorReason,
+  message: Schema.String
+})
+/** A refused frame or action. */
+export type Failure = typeof Failure.Type
+
+/** Any frame the server may send. */
+export const ServerMessage = Schema.Union([SyncRows, Synced, Change, Ack, Failure])
+/** Any frame the server may send. */
+export type ServerMessage = typeof ServerMessage.Type
+
+/** JSON text <-> client frame. */
+export const ClientMessageJson = Schema.fromJsonString(ClientMessage)
+/** JSON text <-> server frame. */
+export const ServerMessageJson = Schema.fromJsonString(ServerMessage)
+
+/** Decodes a client frame from JSON text. */
+export const decodeClientMessage = Schema.decodeUnknownExit(ClientMessageJson)
+/** Encodes a client frame as JSON text. */
+export const encodeClientMessage = Schema.encodeSync(ClientMessageJson)
+/** Decodes a server frame from JSON text. */
+export const decodeServerMessage = Schema.decodeUnknownExit(ServerMessageJson)
+/** Encodes a server frame as JSON text. */
+export const encodeServerMessage = Schema.encodeSync(ServerMessageJson)
