@@ -22,6 +22,11 @@ export const WireRow = Schema.Array(Schema.Unknown)
 /** A row as it travels. */
 export type WireRow = typeof WireRow.Type
 
+/** A row id: the record tuple's first element. */
+export const RowId = Schema.Union([Schema.String, Schema.Number])
+/** A row id. */
+export type RowId = typeof RowId.Type
+
 const Version = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 const Name = Schema.String.check(Schema.isBetweenLength(1, 128))
 
@@ -73,7 +78,7 @@ export const SyncRows = Schema.TaggedStruct("SyncRows", {
   channel: Name,
   reset: Schema.Boolean,
   rows: Schema.Array(WireRow),
-  deleted: Schema.Array(Schema.String)
+  deleted: Schema.Array(RowId)
 })
 /** One chunk of a sync answer. */
 export type SyncRows = typeof SyncRows.Type
@@ -95,7 +100,7 @@ export const Change = Schema.TaggedStruct("Change", {
   channel: Name,
   version: Version,
   rows: Schema.Array(WireRow),
-  deleted: Schema.Array(Schema.String)
+  deleted: Schema.Array(RowId)
 })
 /** Committed changes to a channel. */
 export type Change = typeof Change.Type

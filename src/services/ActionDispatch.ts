@@ -1,0 +1,190 @@
+/**
+ * ActionDispatch: one inbound frame, start to finish. It decodes the frame
+ * with the Protocol Schema, looks the channel up among the declared ones,
+ * decodes the action with that channel's Schema, authorizes it, runs the
+ * handler in a transaction together with the client's sequence number, and
+ * replies with an `Ack` or a typed `Failure`. Bad input never reaches SQL,
+ * writes nothing and leaves the connection usable.
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import { ActionHandler, Authorizer } from "./ActionHandler.ts"
+import type * as Channel from "./Channel.ts"
+import type { SyncConnection } from "./Connections.ts"
+import { SyncFailure } from "./Errors.ts"
+import { Broadcast } from "./Broadcast.ts"
+import { utf8Length } from "./Frames.ts"
+import { type Action, decodeClientMessage, type ErrorReason } from "./Protocol.ts"
+import { Reconciliation } from "./Reconciliation.ts"
+import { Channels, SyncConfig } from "./SyncConfig.ts"
+
+const messageOf = (error: unknown): string => {
+  if (typeof error === "object" && error !== null && "message" in error && typeof error.message === "string" && error.message !== "") {
+    return error.message
+  }
+  return String(error)
+}
+
+/** Best effort: the request id and channel of a frame that failed to decode, so the error can name them. */
+const idsOf = (text: string): { requestId: string | null; channel: string | null } => {
+  try {
+    const value: unknown = JSON.parse(text)
+    if (typeof value !== "object" || value === null) return { requestId: null, channel: null }
+    const { requestId, channel } = value as Record<string, unknown>
+    return {
+      requestId: typeof requestId === "string" && requestId.length <= 128 ? requestId : null,
+      channel: typeof channel === "string" && channel.length <= 128 ? channel : null
+    }
+  } catch {
+    return { requestId: null, channel: null }
+  }
+}
+
+/** The ActionDispatch service. */
+export class ActionDispatch extends Context.Service<ActionDispatch, {
+  /** Handles one inbound frame. Never fails: every refusal becomes a `Failure` frame. */
+  readonly receive: (connection: SyncConnection, frame: string | ArrayBuffer | ArrayBufferView) => Effect.Effect<void>
+}>()("effect-partysync/ActionDispatch") {
+  /** ActionDispatch over Reconciliation, Broadcast and the application's handler. */
+  static readonly layer = Layer.effect(
+    ActionDispatch,
+    Effect.gen(function*() {
+      const channels = yield* Channels
+      const config = yield* SyncConfig
+      const reconciliation = yield* Reconciliation
+      const broadcast = yield* Broadcast
+      const handler = yield* ActionHandler
+      const authorizer = yield* Authorizer
+      const inFlight = new Map<string, number>()
+      const actionDecoders = new Map<string, (u: unknown) => Exit.Exit<unknown, Schema.SchemaError>>()
+      for (const channel of channels.values()) actionDecoders.set(channel.name, Schema.decodeUnknownExit(channel.action))
+
+      const fail = (reason: ErrorReason, message: string, requestId: string | null = null, channel: string | null = null) =>
+        new SyncFailure({ reason, message, requestId, channel })
+
+      const channelOf = (name: string, requestId: string | null) => {
+        const channel = channels.get(name)
+        return channel === undefined
+          ? Effect.fail(fail("UnknownChannel", `unknown channel ${JSON.stringify(name)}`, requestId, name))
+          : Effect.succeed(channel)
+      }
+
+      const decodeFrame = (frame: string | ArrayBuffer | ArrayBufferView) => {
+        if (typeof frame !== "string") {
+          return Effect.fail(fail("UnknownMessage", "binary frames are not part of the protocol"))
+        }
+        if (frame.length > config.maxInboundFrameBytes || utf8Length(frame) > config.maxInboundFrameBytes) {
+          return Effect.fail(fail("FrameTooLarge", `frame exceeds ${config.maxInboundFrameBytes} bytes`, null, null))
+        }
+        const exit = decodeClientMessage(frame)
+        if (Exit.isSuccess(exit)) return Effect.succeed(exit.value)
+        try {
+          JSON.parse(frame)
+        } catch {
+          return Effect.fail(fail("MalformedJson", "frame is not valid JSON"))
+        }
+        const ids = idsOf(frame)
+        const error = Cause.findErrorOption(exit.cause)
+        return Effect.fail(fail(
+          "UnknownMessage",
+          `not a valid message: ${error._tag === "Some" ? error.value.message : "unknown shape"}`,
+          ids.requestId,
+          ids.channel
+        ))
+      }
+
+      const runAction = Effect.fnUntraced(function*(connection: SyncConnection, message: Action) {
+        const channel: Channel.Any = yield* channelOf(message.channel, message.requestId)
+        if (connection.state.readOnly) {
+          return yield* fail("ReadOnly", "this connection is read-only", message.requestId, channel.name)
+        }
+        const decoded = actionDecoders.get(channel.name)!(message.action)
+        if (Exit.isFailure(decoded)) {
+          const error = Cause.findErrorOption(decoded.cause)
+          return yield* fail(
+            "InvalidAction",
+            error._tag === "Some" ? error.value.message : "invalid action",
+            message.requestId,
+            channel.name
+          )
+        }
+        const action = decoded.value
+        yield* authorizer.authorizeAction(connection.state.principal, channel, action).pipe(
+          Effect.mapError((e) => fail("NotAuthorized", e.message, message.requestId, channel.name))
+        )
+        const count = inFlight.get(connection.id) ?? 0
+        if (count >= config.maxInFlightPerConnection) {
+          return yield* fail("TooManyInFlight", `more than ${config.maxInFlightPerConnection} actions in flight`, message.requestId, channel.name)
+        }
+        inFlight.set(connection.id, count + 1)
+        const result = yield* reconciliation.write(Effect.gen(function*() {
+          const last = yield* reconciliation.lastSeq(message.clientId)
+          if (message.seq <= last) return { rows: [], duplicate: true }
+          const rows = yield* handler.run(channel, action)
+          yield* reconciliation.recordSeq(message.clientId, message.seq)
+          return { rows, duplicate: false }
+        })).pipe(
+          Effect.catchCause((cause) => {
+            const error = Cause.findErrorOption(cause)
+            const reason = error._tag === "Some" ? messageOf(error.value) : messageOf(Cause.squash(cause))
+            return Effect.andThen(
+              Effect.logWarning("effect-partysync: action failed", cause),
+              Effect.fail(fail("HandlerFailed", reason, message.requestId, channel.name))
+            )
+          }),
+          Effect.ensuring(Effect.sync(() => {
+            const n = (inFlight.get(connection.id) ?? 1) - 1
+            if (n <= 0) inFlight.delete(connection.id)
+            else inFlight.set(connection.id, n)
+          }))
+        )
+        yield* broadcast.send(connection, {
+          _tag: "Ack",
+          requestId: message.requestId,
+          version: result.version,
+          rows: result.value.rows,
+          duplicate: result.value.duplicate
+        })
+      })
+
+      const receive = (connection: SyncConnection, frame: string | ArrayBuffer | ArrayBufferView) =>
+        Effect.gen(function*() {
+          const message = yield* decodeFrame(frame)
+          switch (message._tag) {
+            case "Subscribe": {
+              const channel = yield* channelOf(message.channel, null)
+              yield* reconciliation.subscribe(connection, channel, message.since).pipe(
+                Effect.mapError((e) => fail("HandlerFailed", e.message, null, channel.name))
+              )
+              return
+            }
+            case "Unsubscribe": {
+              const channel = yield* channelOf(message.channel, null)
+              return yield* broadcast.unsubscribe(connection, channel.name)
+            }
+            case "Action":
+              return yield* runAction(connection, message)
+          }
+        }).pipe(
+          Effect.catchTag("SyncFailure", (e) =>
+            broadcast.send(connection, {
+              _tag: "Failure",
+              requestId: e.requestId,
+              channel: e.channel,
+              reason: e.reason,
+              message: e.message
+            })),
+          Effect.catchCause((cause) => Effect.logError("effect-partysync: frame handling failed", cause)),
+          Effect.withSpan("ActionDispatch.receive")
+        )
+
+      return ActionDispatch.of({ receive })
+    })
+  )
+}

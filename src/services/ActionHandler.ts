@@ -1,0 +1,53 @@
+/**
+ * The application's side of dispatch: runs an action and authorizes it.
+ * The server builds these from `onAction` / `authorizeAction`; tests build
+ * them directly.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Channel from "./Channel.ts"
+import type { NotAuthorized } from "./Errors.ts"
+import type { WireRow } from "./Protocol.ts"
+
+/** Runs a decoded action. Called inside the action's transaction. */
+export class ActionHandler extends Context.Service<ActionHandler, {
+  readonly run: (channel: Channel.Any, action: unknown) => Effect.Effect<ReadonlyArray<WireRow>, unknown>
+}>()("effect-partysync/ActionHandler") {}
+
+/** Decides whether a connection's principal may run an action. */
+export class Authorizer extends Context.Service<Authorizer, {
+  readonly authorizeAction: (
+    principal: unknown,
+    channel: Channel.Any,
+    action: unknown
+  ) => Effect.Effect<void, NotAuthorized>
+}>()("effect-partysync/Authorizer") {
+  /** Allows every action. */
+  static readonly layerAllowAll = Layer.succeed(Authorizer, Authorizer.of({ authorizeAction: () => Effect.void }))
+}
+
+/** What a handler may return, seed style: a SQL cursor, an array of tuples or of objects, or nothing. */
+export type HandlerRows =
+  | ReadonlyArray<ReadonlyArray<unknown>>
+  | ReadonlyArray<Record<string, unknown>>
+  | { raw(): Iterable<ReadonlyArray<unknown>> }
+  | void
+  | undefined
+  | null
+
+/** Normalises a handler's result to rows as arrays. */
+export const toRows = (result: HandlerRows): ReadonlyArray<WireRow> => {
+  if (result === undefined || result === null) return []
+  if (!Array.isArray(result)) {
+    if (typeof (result as { raw?: unknown }).raw === "function") {
+      return Array.from((result as { raw(): Iterable<ReadonlyArray<unknown>> }).raw())
+    }
+    return []
+  }
+  return (result as ReadonlyArray<unknown>).map((row) =>
+    Array.isArray(row) ? row : Object.values(row as Record<string, unknown>)
+  )
+}

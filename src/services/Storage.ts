@@ -1,0 +1,108 @@
+/**
+ * Storage: SQL over a Durable Object's SQLite, with transactions.
+ *
+ * Statements read their cursor to the end before returning: an unread write
+ * cursor (`INSERT ... RETURNING`) makes the Durable Object's commit fail.
+ * `transaction` runs an Effect atomically: when it fails, nothing it wrote
+ * stays. Nested transactions join the outer one.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import { StorageError } from "./Errors.ts"
+
+/** A value SQLite can bind or return. */
+export type SqlValue = string | number | null | ArrayBuffer | Uint8Array
+
+/** A row as an array, in column order. */
+export type SqlRow = ReadonlyArray<SqlValue>
+
+/** The slice of a Durable Object's `ctx.storage` this library needs. */
+export interface DurableObjectSql {
+  readonly sql: {
+    exec(query: string, ...bindings: Array<unknown>): {
+      raw(): IterableIterator<Array<SqlValue>>
+      toArray(): Array<Record<string, SqlValue>>
+    }
+  }
+  transaction<T>(closure: () => Promise<T>): Promise<T>
+}
+
+/** The Durable Object storage the `Storage.layer` runs on. */
+export class DurableObjectStorage extends Context.Service<DurableObjectStorage, DurableObjectSql>()(
+  "effect-partysync/DurableObjectStorage"
+) {}
+
+/** The Storage interface. */
+export interface StorageShape {
+  /** Runs one statement and returns its rows as arrays. */
+  readonly raw: (sql: string, ...params: ReadonlyArray<SqlValue>) => Effect.Effect<Array<Array<SqlValue>>, StorageError>
+  /** Runs one statement and returns its rows as objects keyed by column name. */
+  readonly exec: (
+    sql: string,
+    ...params: ReadonlyArray<SqlValue>
+  ) => Effect.Effect<Array<Record<string, SqlValue>>, StorageError>
+  /** Synchronous `raw`, for library code on hot paths that already runs inside Storage. */
+  readonly rawUnsafe: (sql: string, ...params: ReadonlyArray<SqlValue>) => Array<Array<SqlValue>>
+  /** Runs `self` in a transaction: its writes commit together or not at all. */
+  readonly transaction: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | StorageError, R>
+}
+
+/** Builds a Storage from a synchronous statement runner and a transaction primitive. */
+export const make = (options: {
+  readonly raw: (sql: string, params: ReadonlyArray<SqlValue>) => Array<Array<SqlValue>>
+  readonly objects: (sql: string, params: ReadonlyArray<SqlValue>) => Array<Record<string, SqlValue>>
+  /** Runs `body` atomically; rolls back when it throws. */
+  readonly atomically: <T>(body: () => Promise<T>) => Promise<T>
+}): StorageShape => {
+  const failed = (sql: string) => (cause: unknown) =>
+    new StorageError({ message: `${cause instanceof Error ? cause.message : String(cause)} (in: ${sql.slice(0, 120)})`, cause })
+  let depth = 0
+  const rollback = Symbol("rollback")
+  return {
+    rawUnsafe: (sql, ...params) => options.raw(sql, params),
+    raw: (sql, ...params) => Effect.try({ try: () => options.raw(sql, params), catch: failed(sql) }),
+    exec: (sql, ...params) => Effect.try({ try: () => options.objects(sql, params), catch: failed(sql) }),
+    transaction: <A, E, R>(self: Effect.Effect<A, E, R>) =>
+      Effect.suspend(() => {
+        if (depth > 0) return self
+        return Effect.flatMap(Effect.context<R>(), (context) =>
+          Effect.flatten(Effect.promise(async (): Promise<Exit.Exit<A, E | StorageError>> => {
+            let exit: Exit.Exit<A, E> | undefined
+            depth++
+            try {
+              await options.atomically(async () => {
+                exit = await Effect.runPromiseExitWith(context)(self)
+                if (Exit.isFailure(exit)) throw rollback
+              })
+            } catch (cause) {
+              if (cause !== rollback || exit === undefined) {
+                return Exit.fail(failed("COMMIT")(cause))
+              }
+            } finally {
+              depth--
+            }
+            return exit!
+          })))
+      })
+  }
+}
+
+/** The Storage service. */
+export class Storage extends Context.Service<Storage, StorageShape>()("effect-partysync/Storage") {
+  /** Storage over the Durable Object's `ctx.storage.sql`. */
+  static readonly layer = Layer.effect(
+    Storage,
+    Effect.gen(function*() {
+      const storage = yield* DurableObjectStorage
+      return make({
+        raw: (sql, params) => Array.from(storage.sql.exec(sql, ...params).raw()),
+        objects: (sql, params) => storage.sql.exec(sql, ...params).toArray(),
+        atomically: (body) => storage.transaction(body)
+      })
+    })
+  )
+}

@@ -1,0 +1,58 @@
+/**
+ * Storage over Node's `node:sqlite`, for unit tests in Node. It adapts
+ * `DatabaseSync` to the Durable Object's behaviour that Storage relies on:
+ * rows as arrays, numbers for integers, explicit transactions.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { DatabaseSync, type SQLInputValue } from "node:sqlite"
+import { make, Storage, type SqlValue } from "./Storage.ts"
+
+const bind = (params: ReadonlyArray<SqlValue>): Array<SQLInputValue> =>
+  params.map((p) => (p instanceof ArrayBuffer ? new Uint8Array(p) : p))
+
+/** A Storage over a fresh in-memory `node:sqlite` database (or the file at `path`). */
+export const layerNodeSqlite = (path = ":memory:") =>
+  Layer.effect(
+    Storage,
+    Effect.acquireRelease(Effect.sync(() => new DatabaseSync(path)), (db) => Effect.sync(() => db.close())).pipe(
+      Effect.map((db) => {
+        const prepare = (sql: string) => db.prepare(sql)
+        let savepoint = 0
+        return make({
+          raw: (sql, params) => {
+            const stmt = prepare(sql)
+            stmt.setReturnArrays(true)
+            if (stmt.columns().length === 0) {
+              stmt.run(...bind(params))
+              return []
+            }
+            return stmt.all(...bind(params)) as unknown as Array<Array<SqlValue>>
+          },
+          objects: (sql, params) => {
+            const stmt = prepare(sql)
+            if (stmt.columns().length === 0) {
+              stmt.run(...bind(params))
+              return []
+            }
+            return stmt.all(...bind(params)) as Array<Record<string, SqlValue>>
+          },
+          atomically: async (body) => {
+            const name = `sp${savepoint++}`
+            db.exec(`SAVEPOINT ${name}`)
+            try {
+              const result = await body()
+              db.exec(`RELEASE ${name}`)
+              return result
+            } catch (e) {
+              db.exec(`ROLLBACK TO ${name}`)
+              db.exec(`RELEASE ${name}`)
+              throw e
+            }
+          }
+        })
+      })
+    )
+  )

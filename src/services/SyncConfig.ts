@@ -1,0 +1,54 @@
+/**
+ * The declared channels and the tunables of one sync server.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Channel from "./Channel.ts"
+import { DEFAULT_MAX_INBOUND_FRAME_BYTES, MAX_OUTBOUND_FRAME_BYTES } from "./Protocol.ts"
+
+/** The channels a server declares, by name. A wire channel name is only ever looked up here. */
+export class Channels extends Context.Service<Channels, ReadonlyMap<string, Channel.Any>>()(
+  "effect-partysync/Channels"
+) {
+  /** Builds the registry; duplicate names or tables throw. */
+  static fromList(channels: ReadonlyArray<Channel.Any>): ReadonlyMap<string, Channel.Any> {
+    const map = new Map<string, Channel.Any>()
+    const tables = new Set<string>()
+    for (const channel of channels) {
+      if (map.has(channel.name)) throw new TypeError(`effect-partysync: channel ${channel.name} declared twice`)
+      if (tables.has(channel.table)) throw new TypeError(`effect-partysync: table ${channel.table} backs two channels`)
+      map.set(channel.name, channel)
+      tables.add(channel.table)
+    }
+    return map
+  }
+}
+
+/** Tunables. */
+export interface SyncOptions {
+  /** Soft-deleted rows older than this (by their `deleted_at`, in ms) are removed by the GC alarm. */
+  readonly tombstoneRetentionMs: number
+  /** How often the GC alarm runs. 0 disables it. */
+  readonly gcIntervalMs: number
+  /** Inbound frames larger than this are refused with `FrameTooLarge`. */
+  readonly maxInboundFrameBytes: number
+  /** Outbound frames are split to stay below this. */
+  readonly maxOutboundFrameBytes: number
+  /** Actions a connection may have queued at once before `TooManyInFlight`. */
+  readonly maxInFlightPerConnection: number
+}
+
+/** The default tunables. */
+export const defaultOptions: SyncOptions = {
+  tombstoneRetentionMs: 7 * 24 * 60 * 60 * 1000,
+  gcIntervalMs: 60 * 60 * 1000,
+  maxInboundFrameBytes: DEFAULT_MAX_INBOUND_FRAME_BYTES,
+  maxOutboundFrameBytes: MAX_OUTBOUND_FRAME_BYTES,
+  maxInFlightPerConnection: 64
+}
+
+/** The tunables in force. */
+export const SyncConfig = Context.Reference<SyncOptions>("effect-partysync/SyncConfig", {
+  defaultValue: () => defaultOptions
+})

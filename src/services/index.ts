@@ -1,0 +1,14 @@
+/**
+ * The services of a sync server, for code that composes its own Layers.
+ *
+ * @since 0.1.0
+ */
+export * from "./ActionDispatch.ts"
+export * from "./ActionHandler.ts"
+export * from "./Broadcast.ts"
+export * as Channel from "./Channel.ts"
+export * from "./Connections.ts"
+export * from "./Errors.ts"
+export * from "./Reconciliation.ts"
+export * from "./Storage.ts"
+export * from "./SyncConfig.ts"
