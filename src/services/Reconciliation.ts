@@ -144,7 +144,16 @@ export class Reconciliation extends Context.Service<Reconciliation, {
         for (const channel of channels.values()) {
           const info = yield* describe(channel)
           tables.set(channel.name, info)
-          for (const statement of triggerSql(info)) yield* storage.raw(statement)
+          // a woken object re-runs install: only rewrite triggers whose text changed
+          const wanted = triggerSql(info).filter((statement) => statement.startsWith("CREATE"))
+          const existing = yield* storage.raw(
+            `SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? AND name LIKE '_psync_%' ORDER BY name`,
+            channel.table
+          )
+          const have = new Set(existing.map((row) => String(row[0])))
+          if (existing.length !== wanted.length || wanted.some((statement) => !have.has(statement))) {
+            for (const statement of triggerSql(info)) yield* storage.raw(statement)
+          }
           // rows that predate the triggers enter the feed at version 0: resets include them
           yield* storage.raw(
             `INSERT OR IGNORE INTO _psync_changes (channel, id, version, deleted) SELECT ?, ${q(info.id)}, 0, 0 FROM ${q(channel.table)}`,

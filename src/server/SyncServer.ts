@@ -1,0 +1,242 @@
+/**
+ * SyncServer: a partyserver `Server` that keeps its channel tables in sync
+ * with every connected client. Subclasses declare `channels`, create their
+ * tables (in the constructor or `onStart`) and implement `onAction`, as an
+ * Effect program or seed-style (array, cursor or Promise).
+ *
+ * Inside, one ManagedRuntime per object runs the services wired by
+ * `src/layers/SyncLayer.ts` over the object's SQLite.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import { type Connection, type ConnectionContext, Server, type WSMessage } from "partyserver"
+import * as SyncLayer from "../layers/SyncLayer.ts"
+import { ActionDispatch } from "../services/ActionDispatch.ts"
+import { ActionHandler, Authorizer, type HandlerRows, toRows } from "../services/ActionHandler.ts"
+import type * as Channel from "../services/Channel.ts"
+import { type ConnectionState, Connections, initialState, type SyncConnection } from "../services/Connections.ts"
+import { NotAuthorized } from "../services/Errors.ts"
+import { type GcResult, Reconciliation } from "../services/Reconciliation.ts"
+import { DurableObjectStorage, Storage } from "../services/Storage.ts"
+import { Channels, defaultOptions, SyncConfig, type SyncOptions } from "../services/SyncConfig.ts"
+
+/** What `onAction` may return. */
+export type ActionResult<R> =
+  | Effect.Effect<HandlerRows, unknown, Storage | R>
+  | Promise<HandlerRows>
+  | HandlerRows
+
+/** What `authorizeConnection` grants. */
+export interface Grant {
+  /** Who is connected; handed to `authorizeAction`. */
+  readonly principal: unknown
+  /** A read-only connection may subscribe but not act. */
+  readonly readOnly?: boolean
+}
+
+const PRINCIPAL_HEADER = "x-effect-partysync-grant"
+
+const toEffect = <R>(result: ActionResult<R>): Effect.Effect<HandlerRows, unknown, Storage | R> => {
+  if (Effect.isEffect(result)) return result
+  if (result instanceof Promise) return Effect.tryPromise({ try: () => result, catch: (e) => e })
+  return Effect.succeed(result)
+}
+
+/**
+ * A partyserver Server that syncs its channel tables to clients.
+ * `Env` is the worker environment, `C` the union of its channels and `R` the
+ * services its `layer` adds for `onAction`.
+ */
+export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C extends Channel.Any = Channel.Any, R = never>
+  extends Server<Env>
+{
+  static override options = { hibernate: true }
+
+  /** The channels this object serves; each is backed by its table. */
+  abstract readonly channels: ReadonlyArray<C>
+
+  /** Tunables (GC retention, frame and in-flight limits). */
+  readonly syncOptions: Partial<SyncOptions> = {}
+
+  /** Services `onAction` may use besides Storage. */
+  readonly layer: Layer.Layer<R, unknown, Storage> | undefined = undefined
+
+  /** Runs an action in a transaction; returns the changed rows. Fail (or throw) to refuse it. */
+  abstract onAction(channel: C["name"], action: Channel.ActionOf<C>): ActionResult<R>
+
+  /** Decides whether a WebSocket may connect; fail with `NotAuthorized` to answer 401 or 403. */
+  authorizeConnection(_request: Request): Effect.Effect<Grant, NotAuthorized> {
+    return Effect.succeed({ principal: null })
+  }
+
+  /** Decides whether a connection's principal may run an action. */
+  authorizeAction(_principal: unknown, _channel: C["name"], _action: Channel.ActionOf<C>): Effect.Effect<void, NotAuthorized> {
+    return Effect.void
+  }
+
+  #runtime: ManagedRuntime.ManagedRuntime<ActionDispatch | Reconciliation | Storage | R, unknown> | undefined
+  #ready: Promise<void> | undefined
+  readonly #adapters = new WeakMap<Connection, SyncConnection>()
+
+  #adapt(connection: Connection): SyncConnection {
+    let adapter = this.#adapters.get(connection)
+    if (adapter === undefined) {
+      adapter = {
+        id: connection.id,
+        send: (frame) => {
+          try {
+            connection.send(frame)
+          } catch {
+            // the socket closed under us; the client resyncs from its cursor
+          }
+        },
+        get state() {
+          return (connection.state as ConnectionState | null) ?? initialState
+        },
+        setState: (state) => {
+          connection.setState(state)
+        }
+      }
+      this.#adapters.set(connection, adapter)
+    }
+    return adapter
+  }
+
+  #build() {
+    const options = { ...defaultOptions, ...this.syncOptions }
+    const base = Layer.mergeAll(
+      Layer.succeed(DurableObjectStorage, this.ctx.storage),
+      Layer.succeed(Connections, Connections.of({ all: () => Array.from(this.getConnections(), (c) => this.#adapt(c)) })),
+      Layer.succeed(Channels, Channels.fromList(this.channels)),
+      Layer.succeed(SyncConfig, options)
+    )
+    const storage = Storage.layer.pipe(Layer.provide(base))
+    const app = ((this.layer ?? Layer.empty) as Layer.Layer<R, unknown, Storage>).pipe(Layer.provideMerge(storage))
+    const server = this
+    const handler = Layer.effect(
+      ActionHandler,
+      Effect.gen(function*() {
+        const context = yield* Effect.context<Storage | R>()
+        return ActionHandler.of({
+          run: (channel, action) =>
+            Effect.suspend(() => toEffect(server.onAction(channel.name, action as Channel.ActionOf<C>))).pipe(
+              Effect.map(toRows),
+              Effect.provideContext(context)
+            )
+        })
+      })
+    )
+    const authorizer = Layer.succeed(
+      Authorizer,
+      Authorizer.of({
+        authorizeAction: (principal, channel, action) =>
+          Effect.suspend(() => this.authorizeAction(principal, channel.name, action as Channel.ActionOf<C>))
+      })
+    )
+    const layer = SyncLayer.layer.pipe(
+      Layer.provide(Layer.mergeAll(handler, authorizer)),
+      Layer.provideMerge(app),
+      Layer.provideMerge(base)
+    )
+    return ManagedRuntime.make(layer)
+  }
+
+  /** Builds the services and installs change capture, once per object lifetime. */
+  #ensureReady(): Promise<void> {
+    if (this.#ready === undefined) {
+      this.#runtime = this.#build()
+      this.#ready = this.#runtime.runPromise(Reconciliation.use((r) => r.install)).then(() =>
+        this.#scheduleGc()
+      )
+      this.#ready.catch(() => {
+        this.#ready = undefined
+      })
+    }
+    return this.#ready
+  }
+
+  async #scheduleGc() {
+    const interval = this.syncOptions.gcIntervalMs ?? defaultOptions.gcIntervalMs
+    if (interval <= 0) return
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + interval)
+  }
+
+  /** Runs an Effect with this object's services, then publishes any rows it changed. */
+  async runEffect<A, E>(effect: Effect.Effect<A, E, Storage | Reconciliation | R>): Promise<A> {
+    await this.#ensureReady()
+    const runtime = this.#runtime!
+    return runtime.runPromise(
+      Effect.gen(function*() {
+        const value = yield* effect
+        yield* Reconciliation.use((r) => r.flush)
+        return value
+      })
+    )
+  }
+
+  /** Publishes rows changed outside `onAction` (raw `ctx.storage.sql` writes in a method or alarm). */
+  publishChanges(): Promise<void> {
+    return this.runEffect(Effect.void)
+  }
+
+  /** Removes tombstones older than the retention now; clients with older cursors will get a reset. */
+  collectGarbage(now = Date.now()): Promise<GcResult> {
+    return this.runEffect(Reconciliation.use((r) => r.gc(now)))
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      const response = await super.fetch(request)
+      // onRequest may have written rows with raw SQL
+      await this.publishChanges()
+      return response
+    }
+    const headers = new Headers(request.headers)
+    headers.delete(PRINCIPAL_HEADER)
+    const outcome = await Effect.runPromise(Effect.result(Effect.suspend(() => this.authorizeConnection(request))))
+    if (outcome._tag === "Failure") {
+      const error = outcome.failure
+      return new Response(error.message, { status: error instanceof NotAuthorized ? (error.status ?? 403) : 403 })
+    }
+    headers.set(PRINCIPAL_HEADER, JSON.stringify({ principal: outcome.success.principal ?? null, readOnly: outcome.success.readOnly ?? false }))
+    return super.fetch(new Request(request, { headers }))
+  }
+
+  override onConnect(connection: Connection, ctx: ConnectionContext): void {
+    const grant = ctx.request.headers.get(PRINCIPAL_HEADER)
+    const parsed = grant === null ? { principal: null, readOnly: false } : (JSON.parse(grant) as { principal: unknown; readOnly: boolean })
+    connection.setState({ ...initialState, principal: parsed.principal, readOnly: parsed.readOnly } satisfies ConnectionState)
+  }
+
+  override async onMessage(connection: Connection, message: WSMessage): Promise<void> {
+    // partyserver does not await this promise: every failure is answered or logged here
+    try {
+      await this.#ensureReady()
+      await this.#runtime!.runPromise(ActionDispatch.use((d) => d.receive(this.#adapt(connection), message)))
+    } catch (error) {
+      console.error("effect-partysync: message handling failed", error)
+    }
+  }
+
+  // Runs the subclass's onAlarm first, then publishes what it wrote and collects tombstones.
+  override async alarm(): Promise<void> {
+    await super.alarm()
+    const interval = this.syncOptions.gcIntervalMs ?? defaultOptions.gcIntervalMs
+    if (interval > 0) {
+      await this.collectGarbage()
+      await this.#scheduleGc()
+    } else {
+      await this.publishChanges()
+    }
+  }
+
+  /** Closes the services (layer finalizers run). */
+  async dispose(): Promise<void> {
+    await this.#runtime?.dispose()
+    this.#runtime = undefined
+    this.#ready = undefined
+  }
+}
