@@ -1,0 +1,254 @@
+/**
+ * A protocol-level test client: a plain WebSocket (Node's global one) that
+ * decodes every server frame with the Protocol Schemas and lets a test wait
+ * until a frame matching a predicate arrives, with a timeout. No client
+ * library code is involved, so integration tests exercise only the server.
+ */
+import { randomUUID } from "node:crypto"
+import * as Exit from "effect/Exit"
+import {
+  type Ack,
+  type Change,
+  type ClientMessage,
+  decodeServerMessage,
+  encodeClientMessage,
+  type Failure,
+  type ServerMessage,
+  type Synced,
+  type SyncRows
+} from "../../src/services/Protocol.ts"
+
+/** Default wait for a frame: generous, the machine may be loaded. */
+export const DEFAULT_TIMEOUT_MS = 15_000
+
+/** A fresh room name, so tests never share a Durable Object. */
+export const freshRoom = (prefix = "t"): string => `${prefix}-${randomUUID()}`
+
+/** The partyserver URL of a room, for HTTP (`ws: false`) or WebSocket. */
+export const roomUrl = (workerUrl: string, room: string, options: { ws?: boolean; party?: string } = {}): string => {
+  const base = `${workerUrl.replace(/\/$/, "")}/parties/${options.party ?? "to-dos"}/${encodeURIComponent(room)}`
+  return options.ws === false ? base : base.replace(/^http/, "ws")
+}
+
+/** Polls `check` until it returns a value other than undefined, or throws after the timeout. */
+export const eventually = async <A>(
+  check: () => A | undefined | Promise<A | undefined>,
+  options: { timeoutMs?: number; intervalMs?: number; what?: string } = {}
+): Promise<A> => {
+  const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS)
+  let lastError: unknown
+  for (;;) {
+    try {
+      const value = await check()
+      if (value !== undefined) return value
+    } catch (error) {
+      lastError = error
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${options.what ?? "a condition"}${lastError ? `: ${String(lastError)}` : ""}`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 25))
+  }
+}
+
+/** The result of a sync answer: every `SyncRows` chunk merged, and the `Synced` marker. */
+export interface SyncResult {
+  readonly chunks: ReadonlyArray<SyncRows>
+  readonly rows: ReadonlyArray<ReadonlyArray<unknown>>
+  readonly deleted: ReadonlyArray<string | number>
+  readonly reset: boolean
+  readonly version: number
+}
+
+interface Waiter {
+  readonly predicate: (message: ServerMessage) => boolean
+  readonly from: number
+  readonly resolve: (index: number) => void
+}
+
+/** A WebSocket speaking the protocol, recording every frame it receives. */
+export class ProtocolClient {
+  /** Every decoded server frame, in arrival order. */
+  readonly messages: Array<ServerMessage> = []
+  /** Frames that did not decode with `ServerMessageJson` (a test should expect none). */
+  readonly invalid: Array<string> = []
+  /** Set once the socket closed. */
+  closeEvent: { code: number; reason: string } | undefined
+  readonly closed: Promise<{ code: number; reason: string }>
+  #waiters: Array<Waiter> = []
+  #cursor = 0
+  #requests = 0
+
+  private constructor(readonly socket: WebSocket, readonly url: string) {
+    let onClose!: (e: { code: number; reason: string }) => void
+    this.closed = new Promise((resolve) => (onClose = resolve))
+    socket.addEventListener("message", (event) => {
+      const data = event.data
+      if (typeof data !== "string") {
+        this.invalid.push(`<binary ${String(data)}>`)
+        return
+      }
+      const exit = decodeServerMessage(data)
+      if (Exit.isFailure(exit)) {
+        this.invalid.push(data)
+        return
+      }
+      this.messages.push(exit.value)
+      const index = this.messages.length - 1
+      this.#waiters = this.#waiters.filter((w) => {
+        if (index >= w.from && w.predicate(exit.value)) {
+          w.resolve(index)
+          return false
+        }
+        return true
+      })
+    })
+    socket.addEventListener("close", (event) => {
+      this.closeEvent = { code: event.code, reason: event.reason }
+      onClose(this.closeEvent)
+    })
+  }
+
+  /** Opens a socket to `url` (a `ws://` URL, see `roomUrl`) and waits until it is open. */
+  static async connect(url: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<ProtocolClient> {
+    const socket = new WebSocket(url)
+    const client = new ProtocolClient(socket, url)
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`WebSocket to ${url} did not open in ${timeoutMs} ms`)), timeoutMs)
+      socket.addEventListener("open", () => {
+        clearTimeout(timer)
+        resolve()
+      }, { once: true })
+      socket.addEventListener("error", () => {
+        clearTimeout(timer)
+        reject(new Error(`WebSocket to ${url} failed to open`))
+      }, { once: true })
+    })
+    return client
+  }
+
+  /** Index of the next frame to arrive: pass it as `from` to wait only for later frames. */
+  mark(): number {
+    return this.messages.length
+  }
+
+  /** Sends a protocol message, or a raw text/binary frame as is. */
+  send(message: ClientMessage | string | ArrayBuffer | Uint8Array<ArrayBuffer>): void {
+    if (typeof message === "string" || message instanceof ArrayBuffer || message instanceof Uint8Array) {
+      this.socket.send(message)
+    } else {
+      this.socket.send(encodeClientMessage(message))
+    }
+  }
+
+  /**
+   * Resolves with the first frame at index >= `from` (default: the read
+   * cursor) that matches; fails after the timeout, listing what did arrive.
+   * Advances the read cursor past the match.
+   */
+  async next<M extends ServerMessage>(
+    predicate: ((message: ServerMessage) => message is M) | ((message: ServerMessage) => boolean),
+    options: { from?: number; timeoutMs?: number; what?: string } = {}
+  ): Promise<M> {
+    const from = options.from ?? this.#cursor
+    const index = await this.#find(predicate, from, options.timeoutMs ?? DEFAULT_TIMEOUT_MS, options.what)
+    this.#cursor = Math.max(this.#cursor, index + 1)
+    return this.messages[index] as M
+  }
+
+  /** Like `next`, searching from the first frame ever received, without moving the read cursor. */
+  async waitFor<M extends ServerMessage>(
+    predicate: ((message: ServerMessage) => message is M) | ((message: ServerMessage) => boolean),
+    options: { timeoutMs?: number; what?: string } = {}
+  ): Promise<M> {
+    const index = await this.#find(predicate, 0, options.timeoutMs ?? DEFAULT_TIMEOUT_MS, options.what)
+    return this.messages[index] as M
+  }
+
+  #find(predicate: (message: ServerMessage) => boolean, from: number, timeoutMs: number, what?: string): Promise<number> {
+    for (let i = from; i < this.messages.length; i++) if (predicate(this.messages[i]!)) return Promise.resolve(i)
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== waiter)
+        const seen = this.messages.slice(from).map((m) => JSON.stringify(m).slice(0, 200))
+        reject(new Error(
+          `timed out after ${timeoutMs} ms waiting for ${what ?? "a matching frame"}; frames since #${from}:\n${seen.join("\n")}` +
+            (this.closeEvent ? `\n(socket closed: ${this.closeEvent.code} ${this.closeEvent.reason})` : "")
+        ))
+      }, timeoutMs)
+      const waiter: Waiter = {
+        predicate,
+        from,
+        resolve: (index) => {
+          clearTimeout(timer)
+          resolve(index)
+        }
+      }
+      this.#waiters.push(waiter)
+    })
+  }
+
+  /** Subscribes and collects the sync answer (all `SyncRows` chunks up to `Synced`). */
+  async subscribe(channel: string, since: number | null, options: { timeoutMs?: number } = {}): Promise<SyncResult> {
+    const from = this.mark()
+    this.send({ _tag: "Subscribe", channel, since })
+    const synced = await this.next<Synced>(
+      (m) => m._tag === "Synced" && m.channel === channel,
+      { from, what: `Synced for ${channel}`, ...options }
+    )
+    const end = this.messages.indexOf(synced)
+    const chunks = this.messages
+      .slice(from, end)
+      .filter((m): m is SyncRows => m._tag === "SyncRows" && m.channel === channel)
+    return {
+      chunks,
+      rows: chunks.flatMap((c) => c.rows),
+      deleted: chunks.flatMap((c) => c.deleted),
+      reset: synced.reset,
+      version: synced.version
+    }
+  }
+
+  /** A request id unique to this client. */
+  nextRequestId(): string {
+    return `r${++this.#requests}-${randomUUID().slice(0, 8)}`
+  }
+
+  /** Sends an action and waits for its `Ack` or `Failure` (matched by request id). */
+  async act(
+    input: { channel?: string; clientId: string; seq: number; action: unknown; requestId?: string },
+    options: { timeoutMs?: number } = {}
+  ): Promise<Ack | Failure> {
+    const requestId = input.requestId ?? this.nextRequestId()
+    const from = this.mark()
+    this.send({ _tag: "Action", requestId, channel: input.channel ?? "todos", clientId: input.clientId, seq: input.seq, action: input.action })
+    return this.next<Ack | Failure>(
+      (m) => (m._tag === "Ack" || m._tag === "Failure") && m.requestId === requestId,
+      { from, what: `Ack or Failure for ${requestId}`, ...options }
+    )
+  }
+
+  /** Live `Change` frames received so far for a channel. */
+  changes(channel = "todos"): Array<Change> {
+    return this.messages.filter((m): m is Change => m._tag === "Change" && m.channel === channel)
+  }
+
+  /** Closes the socket and waits for the close to complete. */
+  async close(): Promise<void> {
+    if (this.closeEvent !== undefined) return
+    this.socket.close(1000, "test done")
+    await Promise.race([this.closed, new Promise((resolve) => setTimeout(resolve, 2_000))])
+  }
+}
+
+/** Narrows a reply to an `Ack`, failing the test with the Failure otherwise. */
+export const expectAck = (reply: Ack | Failure): Ack => {
+  if (reply._tag !== "Ack") throw new Error(`expected Ack, got ${JSON.stringify(reply)}`)
+  return reply
+}
+
+/** Narrows a reply to a `Failure`, failing the test with the Ack otherwise. */
+export const expectFailure = (reply: Ack | Failure): Failure => {
+  if (reply._tag !== "Failure") throw new Error(`expected Failure, got ${JSON.stringify(reply)}`)
+  return reply
+}

@@ -1,0 +1,13 @@
+/** Todo fixture actions as plain objects, for protocol-level tests. */
+
+/** A `create` action. */
+export const create = (id: string, text: string, completed: 0 | 1 = 0) => ({ type: "create", payload: { id, text, completed } })
+/** An `update` action. */
+export const update = (id: string, patch: { text?: string; completed?: 0 | 1 }) => ({ type: "update", payload: { id, ...patch } })
+/** A `remove` (soft delete) action. */
+export const remove = (id: string) => ({ type: "delete", payload: { id } })
+
+/** The id of a wire row. */
+export const idOf = (row: ReadonlyArray<unknown>): unknown => row[0]
+/** The ids of some wire rows, sorted. */
+export const idsOf = (rows: ReadonlyArray<ReadonlyArray<unknown>>): Array<string> => rows.map((r) => String(r[0])).sort()

@@ -1,0 +1,124 @@
+/**
+ * Sync against the real worker: clients see each other's actions, a client
+ * that was away gets exactly what it missed, and re-sent actions apply once.
+ */
+import { afterEach, describe, expect, it } from "vitest"
+import { hooks } from "../helpers/hooks.ts"
+import { workerUrl } from "../helpers/inject.ts"
+import { expectAck, freshRoom, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
+import { create, idsOf, remove, update } from "../helpers/todos.ts"
+
+const open: Array<ProtocolClient> = []
+const connect = async (room: string) => {
+  const client = await ProtocolClient.connect(roomUrl(workerUrl(), room))
+  open.push(client)
+  return client
+}
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((c) => c.close()))
+})
+
+describe("sync between clients", () => {
+  it("two clients subscribe, act, and each sees the other's changes", async () => {
+    const room = freshRoom("two")
+    const a = await connect(room)
+    const b = await connect(room)
+    const syncA = await a.subscribe("todos", null)
+    const syncB = await b.subscribe("todos", null)
+    expect(syncA.rows).toEqual([])
+    expect(syncB.reset).toBe(true)
+
+    const ackA = expectAck(await a.act({ clientId: "ca", seq: 1, action: create("t1", "from a") }))
+    expect(ackA.rows.map((r) => r[0])).toEqual(["t1"])
+    const seenByB = await b.next((m) => m._tag === "Change" && m.rows.some((r) => r[0] === "t1"))
+    expect(seenByB._tag === "Change" && seenByB.version).toBe(ackA.version)
+
+    const ackB = expectAck(await b.act({ clientId: "cb", seq: 1, action: update("t1", { completed: 1 }) }))
+    const seenByA = await a.next((m) => m._tag === "Change" && m.rows.some((r) => r[0] === "t1" && r[2] === 1))
+    expect(seenByA._tag === "Change" && seenByA.version).toBe(ackB.version)
+    expect(ackB.version).toBeGreaterThan(ackA.version)
+
+    // the acting client also receives its own change, before its Ack
+    const ownChange = a.messages.findIndex((m) => m._tag === "Change" && m.rows.some((r) => r[0] === "t1"))
+    const ownAck = a.messages.indexOf(ackA)
+    expect(ownChange).toBeGreaterThanOrEqual(0)
+    expect(ownChange).toBeLessThan(ownAck)
+    expect(a.invalid).toEqual([])
+    expect(b.invalid).toEqual([])
+  })
+
+  it("a reconnecting client gets exactly the update and delete it missed", async () => {
+    const room = freshRoom("missed")
+    const writer = await connect(room)
+    await writer.subscribe("todos", null)
+    for (const [i, id] of ["keep", "edit", "gone"].entries()) {
+      expectAck(await writer.act({ clientId: "w", seq: i + 1, action: create(id, `text ${id}`) }))
+    }
+    const away = await connect(room)
+    const first = await away.subscribe("todos", null)
+    expect(idsOf(first.rows)).toEqual(["edit", "gone", "keep"])
+    const cursor = first.version
+    await away.close()
+
+    expectAck(await writer.act({ clientId: "w", seq: 4, action: update("edit", { text: "edited" }) }))
+    const del = expectAck(await writer.act({ clientId: "w", seq: 5, action: remove("gone") }))
+
+    const back = await connect(room)
+    const resumed = await back.subscribe("todos", cursor)
+    expect(resumed.reset).toBe(false)
+    expect(resumed.version).toBe(del.version)
+    expect(idsOf(resumed.rows)).toEqual(["edit", "gone"])
+    const edited = resumed.rows.find((r) => r[0] === "edit")!
+    expect(edited[1]).toBe("edited")
+    const tombstone = resumed.rows.find((r) => r[0] === "gone")!
+    expect(tombstone[5]).not.toBeNull()
+
+    // and then live changes keep flowing on the resumed connection
+    expectAck(await writer.act({ clientId: "w", seq: 6, action: create("later", "later") }))
+    await back.next((m) => m._tag === "Change" && m.rows.some((r) => r[0] === "later"))
+  })
+
+  it("a client subscribed at the latest version gets an empty delta", async () => {
+    const room = freshRoom("uptodate")
+    const c = await connect(room)
+    await c.act({ clientId: "x", seq: 1, action: create("a", "a") })
+    const first = await c.subscribe("todos", null)
+    const again = await c.subscribe("todos", first.version)
+    expect(again).toMatchObject({ reset: false, rows: [], deleted: [], version: first.version })
+  })
+
+  it("a re-sent action is applied once and its reply says so", async () => {
+    const room = freshRoom("dup")
+    const c = await connect(room)
+    await c.subscribe("todos", null)
+    const first = expectAck(await c.act({ clientId: "dup", seq: 1, action: create("once", "once") }))
+    expect(first.duplicate).toBe(false)
+    const again = expectAck(await c.act({ clientId: "dup", seq: 1, action: create("once", "once") }))
+    expect(again.duplicate).toBe(true)
+    expect(again.version).toBe(first.version)
+    expect((await hooks(workerUrl(), room).rows()).map((r) => r[0])).toEqual(["once"])
+    expect(await hooks(workerUrl(), room).clients()).toEqual([{ client_id: "dup", seq: 1 }])
+  })
+
+  it("an action re-sent on a new connection after a reconnect is applied once", async () => {
+    const room = freshRoom("dup-reconnect")
+    const first = await connect(room)
+    // an update is not idempotent: applying it twice would bump updated_at and the version again
+    expectAck(await first.act({ clientId: "mobile", seq: 1, action: create("n", "n") }))
+    const applied = expectAck(await first.act({ clientId: "mobile", seq: 2, action: update("n", { text: "v2" }) }))
+    const rowsBefore = await hooks(workerUrl(), room).rows()
+    await first.close()
+
+    const second = await connect(room)
+    const sync = await second.subscribe("todos", null)
+    const retried = expectAck(await second.act({ clientId: "mobile", seq: 2, action: update("n", { text: "v2" }) }))
+    expect(retried.duplicate).toBe(true)
+    expect(retried.version).toBe(applied.version)
+    expect(sync.version).toBe(applied.version)
+    expect(await hooks(workerUrl(), room).rows()).toEqual(rowsBefore)
+    // the next sequence number is applied normally
+    const next = expectAck(await second.act({ clientId: "mobile", seq: 3, action: update("n", { text: "v3" }) }))
+    expect(next.duplicate).toBe(false)
+    expect(next.version).toBeGreaterThan(applied.version)
+  })
+})

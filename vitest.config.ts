@@ -1,0 +1,51 @@
+/**
+ * Test projects:
+ * - `unit`: Node only, no worker (services against node:sqlite and in-memory connections).
+ * - `integration`: the real worker in local workerd, started once by test/setup/worker.ts;
+ *   files under test/server/ and any `*.integration.test.ts` elsewhere under test/.
+ * - `e2e`: browser tests under test/e2e/ (they start what they need themselves).
+ */
+import { defineConfig } from "vitest/config"
+
+const integration = ["test/server/**/*.test.ts", "test/**/*.integration.test.ts"]
+const e2e = ["test/e2e/**/*.test.ts"]
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "unit",
+          environment: "node",
+          include: ["test/**/*.test.ts"],
+          exclude: [...integration, ...e2e, "**/node_modules/**"],
+          testTimeout: 30_000
+        }
+      },
+      {
+        extends: true,
+        test: {
+          name: "integration",
+          environment: "node",
+          include: integration,
+          globalSetup: ["test/setup/worker.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 120_000
+        }
+      },
+      {
+        extends: true,
+        test: {
+          name: "e2e",
+          environment: "node",
+          include: e2e,
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
+          // one browser at a time on a small machine
+          fileParallelism: false
+        }
+      }
+    ]
+  }
+})
