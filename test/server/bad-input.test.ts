@@ -1,0 +1,159 @@
+/**
+ * Bad input against the real worker: every kind gets its typed `Failure`,
+ * writes nothing (rows and recorded sequence numbers are unchanged), and the
+ * connection keeps working afterwards.
+ */
+import { afterEach, describe, expect, it } from "vitest"
+import type { ErrorReason, Failure } from "../../src/services/Protocol.ts"
+import { hooks } from "../helpers/hooks.ts"
+import { workerUrl } from "../helpers/inject.ts"
+import { expectAck, expectFailure, freshRoom, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
+import { create } from "../helpers/todos.ts"
+
+const open: Array<ProtocolClient> = []
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((c) => c.close()))
+})
+
+/** A room with one row and one recorded client, a subscribed connection, and a way to check nothing changed. */
+const setup = async (prefix: string) => {
+  const room = freshRoom(prefix)
+  const client = await ProtocolClient.connect(roomUrl(workerUrl(), room))
+  open.push(client)
+  const h = hooks(workerUrl(), room)
+  const sync0 = await client.subscribe("todos", null)
+  expect(sync0.reset).toBe(true)
+  const seed = expectAck(await client.act({ clientId: "seed", seq: 1, action: create("seed", "seed") }))
+  const before = { rows: await h.rows(), clients: await h.clients() }
+  let seq = 1
+  return {
+    room,
+    client,
+    version: seed.version,
+    /** Asserts nothing was written, then proves the connection still works with a valid action. */
+    unchangedAndUsable: async () => {
+      expect(await h.rows()).toEqual(before.rows)
+      expect(await h.clients()).toEqual(before.clients)
+      const ok = expectAck(await client.act({ clientId: "seed", seq: ++seq, action: create(`ok-${seq}`, "still works") }))
+      expect(ok.duplicate).toBe(false)
+      await client.waitFor((m) => m._tag === "Change" && m.rows.some((r) => r[0] === `ok-${seq}`))
+      expect(client.invalid).toEqual([])
+    }
+  }
+}
+
+const failureAfter = (client: ProtocolClient, from: number, what: string) =>
+  client.next<Failure>((m) => m._tag === "Failure", { from, what })
+
+const expectReason = (failure: Failure, reason: ErrorReason) => {
+  expect(failure._tag).toBe("Failure")
+  expect(failure.reason, JSON.stringify(failure)).toBe(reason)
+  expect(failure.message.length).toBeGreaterThan(0)
+}
+
+describe("bad input gets a typed Failure, writes nothing, and the connection stays usable", () => {
+  it("malformed JSON -> MalformedJson", async () => {
+    const t = await setup("bad-json")
+    const from = t.client.mark()
+    t.client.send(`{"_tag":"Action","requestId":"r1","channel":"todos",`)
+    const failure = await failureAfter(t.client, from, "MalformedJson")
+    expectReason(failure, "MalformedJson")
+    expect(failure.requestId).toBeNull()
+    await t.unchangedAndUsable()
+  })
+
+  it("a JSON value that is no message -> UnknownMessage, naming the request id when it has one", async () => {
+    const t = await setup("bad-msg")
+    for (const frame of [`42`, `null`, `{"_tag":"Hello"}`, `{"_tag":"Subscribe","channel":"todos","since":-1}`]) {
+      const from = t.client.mark()
+      t.client.send(frame)
+      expectReason(await failureAfter(t.client, from, `UnknownMessage for ${frame}`), "UnknownMessage")
+    }
+    const from = t.client.mark()
+    t.client.send(JSON.stringify({ _tag: "Action", requestId: "r-no-seq", channel: "todos", clientId: "c", action: create("x", "x") }))
+    const failure = await failureAfter(t.client, from, "UnknownMessage for an action without seq")
+    expectReason(failure, "UnknownMessage")
+    expect(failure.requestId).toBe("r-no-seq")
+    await t.unchangedAndUsable()
+  })
+
+  it.each([
+    "nope",
+    "todos; DROP TABLE todos",
+    "sqlite_master",
+    "_psync_clients",
+    "todos\" --",
+    "TODOS"
+  ])("unknown channel %j -> UnknownChannel for actions and subscriptions", async (channel) => {
+    const t = await setup("bad-channel")
+    const reply = expectFailure(await t.client.act({ channel, clientId: "evil", seq: 1, action: create("evil", "evil") }))
+    expectReason(reply, "UnknownChannel")
+    expect(reply.channel).toBe(channel)
+    const from = t.client.mark()
+    t.client.send({ _tag: "Subscribe", channel, since: null })
+    const sub = await failureAfter(t.client, from, "UnknownChannel on Subscribe")
+    expectReason(sub, "UnknownChannel")
+    expect(sub.requestId).toBeNull()
+    expect(sub.channel).toBe(channel)
+    const from2 = t.client.mark()
+    t.client.send({ _tag: "Unsubscribe", channel })
+    expectReason(await failureAfter(t.client, from2, "UnknownChannel on Unsubscribe"), "UnknownChannel")
+    await t.unchangedAndUsable()
+  })
+
+  it.each([
+    ["a missing field", { type: "create", payload: { id: "x", completed: 0 } }],
+    ["an unknown action type", { type: "truncate", payload: {} }],
+    ["a wrong field type", { type: "create", payload: { id: "x", text: "x", completed: 2 } }],
+    ["not an object", "create x"]
+  ])("a schema-invalid action (%s) -> InvalidAction with its request id", async (_, action) => {
+    const t = await setup("bad-action")
+    const reply = expectFailure(await t.client.act({ clientId: "inv", seq: 1, action, requestId: "req-invalid" }))
+    expectReason(reply, "InvalidAction")
+    expect(reply.requestId).toBe("req-invalid")
+    expect(reply.channel).toBe("todos")
+    await t.unchangedAndUsable()
+  })
+
+  it("a frame over 256 KiB -> FrameTooLarge", async () => {
+    const t = await setup("bad-size")
+    const from = t.client.mark()
+    t.client.send({ _tag: "Action", requestId: "big", channel: "todos", clientId: "big", seq: 1, action: create("big", "x".repeat(300 * 1024)) })
+    expectReason(await failureAfter(t.client, from, "FrameTooLarge"), "FrameTooLarge")
+    // multi-byte text counts in bytes, not characters
+    const from2 = t.client.mark()
+    t.client.send({ _tag: "Action", requestId: "big2", channel: "todos", clientId: "big", seq: 1, action: create("big2", "é".repeat(140 * 1024)) })
+    expectReason(await failureAfter(t.client, from2, "FrameTooLarge (UTF-8)"), "FrameTooLarge")
+    await t.unchangedAndUsable()
+  })
+
+  it("a binary frame -> UnknownMessage", async () => {
+    const t = await setup("bad-binary")
+    const from = t.client.mark()
+    t.client.send(new TextEncoder().encode(JSON.stringify({ _tag: "Subscribe", channel: "todos", since: null })))
+    expectReason(await failureAfter(t.client, from, "UnknownMessage for binary"), "UnknownMessage")
+    await t.unchangedAndUsable()
+  })
+
+  it("a handler that refuses the action -> HandlerFailed with its message; the sequence number stays free", async () => {
+    const t = await setup("bad-handler")
+    const reply = expectFailure(await t.client.act({ clientId: "h", seq: 1, action: create("blank", "   ") }))
+    expectReason(reply, "HandlerFailed")
+    expect(reply.message).toBe("text must be 1 to 200 characters")
+    expect(reply.channel).toBe("todos")
+    const tooLong = expectFailure(await t.client.act({ clientId: "h", seq: 1, action: create("long", "y".repeat(201)) }))
+    expectReason(tooLong, "HandlerFailed")
+    await t.unchangedAndUsable()
+    // a refused action recorded nothing, so the same seq can carry the next action
+    expectAck(await t.client.act({ clientId: "h", seq: 1, action: create("fine", "fine") }))
+  })
+
+  it("a handler whose SQL fails (duplicate id) -> HandlerFailed and no change is published", async () => {
+    const t = await setup("bad-sql")
+    const from = t.client.mark()
+    const reply = expectFailure(await t.client.act({ clientId: "seed", seq: 99, action: create("seed", "again") }))
+    expectReason(reply, "HandlerFailed")
+    expect(t.client.messages.slice(from).filter((m) => m._tag === "Change")).toEqual([])
+    await t.unchangedAndUsable()
+  })
+})
