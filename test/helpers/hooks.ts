@@ -25,6 +25,8 @@ export const hooks = (workerUrl: string, room: string) => ({
   rawWrite: (id: string, text: string) => call<{ ok: true }>(workerUrl, room, "raw-write", { id, text }),
   /** Schedules an alarm (~10 ms later) that inserts a row. */
   alarmWrite: (id: string, text: string) => call<{ ok: true }>(workerUrl, room, "alarm-write", { id, text }),
+  /** An id of the object's in-memory instance: it changes when the object is evicted or hibernates. */
+  instance: () => call<{ instance: string }>(workerUrl, room, "instance").then((r) => r.instance),
   /** Runs tombstone GC as if the time were `now`. */
   gc: (now: number) => call<{ purged: number; horizon: number }>(workerUrl, room, "gc", { now })
 })
