@@ -1,0 +1,174 @@
+/**
+ * What the Todo app's browser tests run on: the app built with Vite (client
+ * bundle + worker) and served by the built worker in wrangler's local workerd,
+ * Debian's Chromium driven by playwright-core, one browser context per user,
+ * and a small page object for the app.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { existsSync } from "node:fs"
+import type { Browser, BrowserContext, Locator, Page } from "playwright-core"
+import { appRoot, todoViteConfig } from "../../fixtures/todo-sync/vite.config.ts"
+import { startWorker, type StartedWorker } from "../helpers/worker.ts"
+
+/** Generous waits: the machine may be a loaded 2-core box. */
+export const WAIT_MS = 20_000
+/** Where screenshots go (gitignored). */
+export const SCREENSHOTS = "test-results/e2e"
+
+/** The built app served by its worker. */
+export interface ServedApp {
+  readonly url: string
+  readonly stop: () => Promise<void>
+}
+
+/** Builds the app into a temp folder and serves it (assets + worker, test hooks on, in-memory SQLite). */
+export const serveApp = async (): Promise<ServedApp> => {
+  const outDir = mkdtempSync(join(tmpdir(), "todo-e2e-"))
+  const { createBuilder } = await import("vite")
+  const builder = await createBuilder(todoViteConfig({ outDir, persist: false }))
+  await builder.buildApp()
+  // The build leaves a redirect for wrangler commands run in the app folder; it would point at our temp folder.
+  rmSync(join(appRoot, ".wrangler", "deploy"), { recursive: true, force: true })
+  let worker: StartedWorker
+  try {
+    worker = await startWorker({ config: join(outDir, "todo_sync", "wrangler.json"), persist: false, hooks: true })
+  } catch (error) {
+    rmSync(outDir, { recursive: true, force: true })
+    throw error
+  }
+  return {
+    url: worker.url,
+    stop: async () => {
+      await worker.dispose()
+      rmSync(outDir, { recursive: true, force: true })
+    }
+  }
+}
+
+/** Launches Debian's Chromium headless. */
+export const launchBrowser = async (): Promise<Browser> => {
+  const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
+  if (!existsSync(executablePath)) {
+    throw new Error(`Chromium not found at ${executablePath}: install it with \`apt-get install -y chromium\` (or set CHROMIUM_PATH)`)
+  }
+  const { chromium } = await import("playwright-core")
+  return chromium.launch({
+    executablePath,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync"
+    ]
+  })
+}
+
+/** One simulated user: their own browser context (storage, network) and page. */
+export class User {
+  private constructor(readonly name: string, readonly context: BrowserContext, readonly page: Page) {}
+
+  /** Opens the app in a new context, in `room`, and waits until it is live. */
+  static async open(browser: Browser, app: ServedApp, room: string, name: string): Promise<User> {
+    const context = await browser.newContext({ viewport: { width: 760, height: 640 }, deviceScaleFactor: 1 })
+    context.setDefaultTimeout(WAIT_MS)
+    const page = await context.newPage()
+    const user = new User(name, context, page)
+    await page.goto(`${app.url}/?room=${encodeURIComponent(room)}`)
+    await user.waitForConnection("live")
+    return user
+  }
+
+  /** The status badge. */
+  get status(): Locator {
+    return this.page.getByTestId("status")
+  }
+
+  /** The row showing `text` (exact match). */
+  todo(text: string): Locator {
+    return this.page.getByTestId("todo").filter({ has: this.page.getByTestId("todo-text").getByText(text, { exact: true }) })
+  }
+
+  /** The error banner. */
+  get error(): Locator {
+    return this.page.getByTestId("error")
+  }
+
+  /** Waits until the badge shows `connection` (and, if given, that many pending changes). */
+  async waitForConnection(connection: "live" | "offline" | "syncing" | "connecting", pending?: number): Promise<void> {
+    const selector = `[data-testid=status][data-connection=${connection}]${pending === undefined ? "" : `[data-pending="${pending}"]`}`
+    await this.page.locator(selector).waitFor({ state: "visible", timeout: WAIT_MS })
+  }
+
+  /** The texts of the visible todos, in list order. */
+  async texts(): Promise<Array<string>> {
+    return this.page.getByTestId("todo-text").allInnerTexts()
+  }
+
+  /** Waits until the list shows exactly `texts`, in order. */
+  async waitForTexts(texts: ReadonlyArray<string>): Promise<void> {
+    await this.page.waitForFunction(
+      (expected) => {
+        const shown = [...document.querySelectorAll("[data-testid=todo-text]")].map((el) => el.textContent)
+        return JSON.stringify(shown) === JSON.stringify(expected)
+      },
+      texts,
+      { timeout: WAIT_MS, polling: 50 }
+    ).catch(async (error: unknown) => {
+      throw new Error(`${this.name} expected todos ${JSON.stringify(texts)} but saw ${JSON.stringify(await this.texts())}: ${String(error)}`)
+    })
+  }
+
+  /** Waits until the todo `text` is shown done (or not). */
+  async waitForDone(text: string, done: boolean): Promise<void> {
+    await this.todo(text).and(this.page.locator(done ? ".done" : ":not(.done)")).waitFor({ timeout: WAIT_MS })
+  }
+
+  /** Types a new todo and presses Enter. */
+  async add(text: string): Promise<void> {
+    const input = this.page.getByLabel("New todo")
+    await input.fill(text)
+    await input.press("Enter")
+  }
+
+  /** Clicks the checkbox of `text`. */
+  async toggle(text: string): Promise<void> {
+    await this.todo(text).locator(".toggle").click()
+  }
+
+  /** Double-clicks `text`, replaces it with `next` and presses Enter. */
+  async edit(text: string, next: string): Promise<void> {
+    await this.todo(text).getByTestId("todo-text").dblclick()
+    const input = this.page.getByLabel("Edit todo")
+    await input.fill(next)
+    await input.press("Enter")
+  }
+
+  /** Clicks the delete button of `text`. */
+  async remove(text: string): Promise<void> {
+    const row = this.todo(text)
+    await row.hover()
+    await row.locator(".delete").click()
+  }
+
+  /** Cuts or restores this user's network (the app closes its socket on `offline`). */
+  async setOffline(offline: boolean): Promise<void> {
+    await this.context.setOffline(offline)
+  }
+
+  /** Saves a screenshot under test-results/e2e. */
+  async screenshot(name: string): Promise<void> {
+    mkdirSync(SCREENSHOTS, { recursive: true })
+    await this.page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
+  }
+
+  /** Closes this user's context. */
+  async close(): Promise<void> {
+    await this.context.close()
+  }
+}
