@@ -187,7 +187,12 @@ export const cases: ReadonlyArray<ContractCase> = [
     name: "bad SQL fails with a StorageError naming the statement",
     run: Effect.gen(function*() {
       const sql = yield* table
-      for (const run of [sql.raw("SELEKT * FROM items"), sql.exec("SELECT nope FROM items"), sql.raw("SELECT * FROM missing_table")]) {
+      const attempts: Array<Effect.Effect<unknown, StorageError>> = [
+        sql.raw("SELEKT * FROM items"),
+        sql.exec("SELECT nope FROM items"),
+        sql.raw("SELECT * FROM missing_table")
+      ]
+      for (const run of attempts) {
         const exit = yield* Effect.exit(run)
         if (Exit.isSuccess(exit)) return yield* fail("bad SQL should fail")
         const error = exit.cause.reasons.find((r) => r._tag === "Fail")
