@@ -1,0 +1,120 @@
+/**
+ * `createSyncClient`: the client for code that does not use Effect (and for
+ * the React hooks). It runs `make` in its own Scope; `close()` ends it.
+ * Until the local cache is loaded the snapshot is empty and the status
+ * `connecting`; actions sent meanwhile wait for it.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import { KeyValueStore } from "effect/persistence"
+import * as Scope from "effect/Scope"
+import type * as Channel from "../services/Channel.ts"
+import { ActionRejected, type InvalidAction } from "./Errors.ts"
+import { layerIndexedDb } from "./IndexedDbStore.ts"
+import { type ClientOptions, make, type Optimistic, type SyncClient, type SyncStatus } from "./SyncClient.ts"
+
+/** Where the facade keeps its local cache. */
+export type StoreOption =
+  | KeyValueStore.KeyValueStore
+  | Layer.Layer<KeyValueStore.KeyValueStore, unknown>
+
+/** Options of `createSyncClient`: the client's, plus the store (default: IndexedDB in browsers, memory elsewhere). */
+export type FacadeOptions<C extends Channel.Any> = ClientOptions<C> & { readonly store?: StoreOption | undefined }
+
+/** A sync client with a plain (Promise and callback) API. */
+export interface PlainSyncClient<C extends Channel.Any> {
+  getSnapshot(): ReadonlyArray<Channel.RecordOf<C>>
+  subscribe(listener: () => void): () => void
+  getStatus(): SyncStatus
+  subscribeStatus(listener: () => void): () => void
+  /** Resolves with the server's rows; rejects with `ActionRejected` or `InvalidAction`. */
+  send(action: Channel.ActionOf<C>): Promise<ReadonlyArray<Channel.RecordOf<C>>>
+  clearLocalData(): Promise<void>
+  setOptimistic(reducer: Optimistic<C> | undefined): void
+  /** Resolves once the local cache is loaded and the client follows the socket. */
+  readonly ready: Promise<void>
+  close(): Promise<void>
+}
+
+const EMPTY: ReadonlyArray<never> = []
+const STARTING: SyncStatus = { connection: "connecting", pending: 0, pendingIds: new Set(), lastError: null }
+
+/** The default store: IndexedDB where it exists, else memory. */
+export const defaultStore = (): Layer.Layer<KeyValueStore.KeyValueStore> =>
+  typeof indexedDB !== "undefined" ? layerIndexedDb() : KeyValueStore.layerMemory
+
+const storeLayer = (store: StoreOption | undefined): Layer.Layer<KeyValueStore.KeyValueStore, unknown> =>
+  store === undefined
+    ? defaultStore()
+    : Layer.isLayer(store)
+    ? store as Layer.Layer<KeyValueStore.KeyValueStore, unknown>
+    : Layer.succeed(KeyValueStore.KeyValueStore, store as KeyValueStore.KeyValueStore)
+
+/** Creates a sync client outside Effect. */
+export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C>): PlainSyncClient<C> => {
+  const scope = Scope.makeUnsafe()
+  let client: SyncClient<C> | undefined
+  let closed = false
+  let reducer = options.optimistic
+  const listeners = new Set<() => void>()
+  const fire = () => {
+    for (const l of [...listeners]) l()
+  }
+  const { store, ...clientOptions } = options
+  const ready = Effect.runPromise(
+    Effect.gen(function*() {
+      const context = yield* Layer.buildWithScope(storeLayer(store), scope)
+      const c = yield* make(clientOptions as ClientOptions<C>).pipe(Effect.provideContext(context), Scope.provide(scope))
+      c.setOptimistic(reducer)
+      c.subscribe(fire)
+      client = c
+    })
+  ).then(() => {
+    if (closed) return
+    fire()
+  })
+  ready.catch(() => {})
+
+  const send = async (action: Channel.ActionOf<C>) => {
+    await ready
+    if (closed || client === undefined) throw new ActionRejected({ reason: "Closed", message: "the client is closed" })
+    const exit = await Effect.runPromiseExit(client.send(action))
+    if (Exit.isSuccess(exit)) return exit.value
+    const error = exit.cause.reasons.find((r) => r._tag === "Fail")
+    throw error !== undefined ? error.error as ActionRejected | InvalidAction : new ActionRejected({ reason: "Closed", message: "interrupted" })
+  }
+
+  const subscribe = (listener: () => void) => {
+    listeners.add(listener)
+    return () => {
+      listeners.delete(listener)
+    }
+  }
+
+  return {
+    getSnapshot: () => (client === undefined ? EMPTY : client.getSnapshot()),
+    getStatus: () => (client === undefined ? STARTING : client.getStatus()),
+    subscribe,
+    subscribeStatus: subscribe,
+    send,
+    clearLocalData: async () => {
+      await ready
+      if (client !== undefined) await Effect.runPromise(client.clearLocalData)
+    },
+    setOptimistic: (next) => {
+      reducer = next
+      client?.setOptimistic(next)
+    },
+    ready,
+    close: async () => {
+      if (closed) return
+      closed = true
+      listeners.clear()
+      await ready.catch(() => {})
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  }
+}

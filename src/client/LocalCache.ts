@@ -1,0 +1,102 @@
+/**
+ * The client's local cache in a `KeyValueStore`, one namespace per
+ * (host, party, room, channel):
+ *
+ * - `records`: `{ cursor, rows }` in one value, so a reader never sees rows
+ *   from one moment with the cursor of another. Written debounced.
+ * - `pending/<clientId>`: the queue of one client instance, each entry with
+ *   its own `(clientId, seq)`, plus a heartbeat. Written on every change.
+ *
+ * Several tabs share the namespace. Confirmed records are the server's
+ * state at a cursor, so whichever tab writes last leaves a valid cache. Pending
+ * queues are per client instance, so tabs never overwrite each other's; a
+ * queue whose heartbeat is older than the lease (its tab closed or crashed)
+ * is adopted by a running client, which sends its actions under their
+ * original `(clientId, seq)`. If two tabs adopt the same queue, the server's
+ * dedupe by `(clientId, seq)` still applies each action once.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import { KeyValueStore } from "effect/persistence"
+
+/** One persisted pending action. */
+export interface StoredAction {
+  readonly clientId: string
+  readonly seq: number
+  readonly action: unknown
+}
+
+/** A persisted queue. `heartbeat` 0 means its client closed cleanly. */
+export interface StoredQueue {
+  readonly owner: string
+  readonly heartbeat: number
+  readonly nextSeq: number
+  readonly entries: ReadonlyArray<StoredAction>
+}
+
+/** The persisted confirmed state. */
+export interface StoredRecords {
+  readonly cursor: number | null
+  readonly rows: ReadonlyArray<unknown>
+}
+
+const parse = (text: string | undefined): unknown => {
+  if (text === undefined) return undefined
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+const isQueue = (u: unknown): u is StoredQueue =>
+  typeof u === "object" && u !== null && typeof (u as StoredQueue).owner === "string" &&
+  typeof (u as StoredQueue).heartbeat === "number" && Array.isArray((u as StoredQueue).entries) &&
+  (u as StoredQueue).entries.every((e) =>
+    typeof e === "object" && e !== null && typeof e.clientId === "string" && Number.isInteger(e.seq) && e.seq >= 1
+  )
+
+const isRecords = (u: unknown): u is StoredRecords =>
+  typeof u === "object" && u !== null && Array.isArray((u as StoredRecords).rows) &&
+  ((u as StoredRecords).cursor === null || Number.isInteger((u as StoredRecords).cursor))
+
+/** The cache namespace of one (location, channel). */
+export const namespace = (location: string, channel: string): string =>
+  `effect-partysync/v1/${encodeURIComponent(location)}/${channel}/`
+
+/** Access to one namespace of a KeyValueStore. */
+export const make = (kv: KeyValueStore.KeyValueStore, prefix: string) => {
+  const recordsKey = `${prefix}records`
+  const queuePrefix = `${prefix}pending/`
+  return {
+    prefix,
+    loadRecords: Effect.map(kv.get(recordsKey), (text) => {
+      const value = parse(text)
+      return isRecords(value) ? value : undefined
+    }),
+    saveRecords: (records: StoredRecords) => kv.set(recordsKey, JSON.stringify(records)),
+    loadQueue: (clientId: string) =>
+      Effect.map(kv.get(queuePrefix + clientId), (text) => {
+        const value = parse(text)
+        return isQueue(value) ? value : undefined
+      }),
+    saveQueue: (queue: StoredQueue) => kv.set(queuePrefix + queue.owner, JSON.stringify(queue)),
+    removeQueue: (clientId: string) => kv.remove(queuePrefix + clientId),
+    /** Every queue in the namespace. */
+    queues: Effect.gen(function*() {
+      const keys = yield* kv.keys
+      const out: Array<StoredQueue> = []
+      for (const key of keys) {
+        if (!key.startsWith(queuePrefix)) continue
+        const value = parse(yield* kv.get(key))
+        if (isQueue(value)) out.push(value)
+      }
+      return out
+    }),
+    clear: kv.clearPrefix(prefix)
+  }
+}
+
+/** Access to one namespace. */
+export type LocalCache = ReturnType<typeof make>

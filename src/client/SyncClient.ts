@@ -1,0 +1,361 @@
+/**
+ * `make`: a sync client for one channel over a socket, as an Effect. It
+ * loads the local cache (so the cached snapshot is out before the network
+ * answers), adopts pending queues left by closed clients, then follows the
+ * socket: Subscribe from the cursor on every (re)connect, pending actions
+ * re-sent after it, frames fed to the SyncEngine, state persisted (records
+ * debounced, pending at once). Closing the scope detaches from the socket,
+ * flushes the cache and releases the pending queue for the next client.
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import { KeyValueStore } from "effect/persistence"
+import * as Queue from "effect/Queue"
+import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { PartySocket } from "partysocket"
+import type * as Channel from "../services/Channel.ts"
+import type { RowId } from "../services/Protocol.ts"
+import { ActionRejected, InvalidAction } from "./Errors.ts"
+import { encodeFrame, rowDecoder } from "./Frames.ts"
+import * as LocalCache from "./LocalCache.ts"
+import { type PendingAction, SyncEngine, type SyncStatus } from "./SyncEngine.ts"
+import { attach, locationOf, OPEN, type SocketLike } from "./Transport.ts"
+
+export type { SyncStatus } from "./SyncEngine.ts"
+export type { SocketLike } from "./Transport.ts"
+
+/** The optimistic reducer: the seed's `(records, action) => records`. */
+export type Optimistic<C extends Channel.Any> = (
+  records: ReadonlyArray<Channel.RecordOf<C>>,
+  action: Channel.ActionOf<C>
+) => ReadonlyArray<Channel.RecordOf<C>>
+
+/** How to reach the server when no socket is given. */
+export interface Connection {
+  readonly host: string
+  readonly party: string
+  readonly room: string
+  /** A WebSocket constructor where there is no global one. */
+  readonly WebSocket?: unknown
+  readonly protocol?: "ws" | "wss"
+}
+
+/** Options of a sync client. */
+export interface ClientOptions<C extends Channel.Any> {
+  readonly channel: C
+  /** A shared socket (partysocket or WebSocket-like); the client never closes it. */
+  readonly socket?: SocketLike | undefined
+  /** Without `socket`: where to connect (the client owns and closes that partysocket). */
+  readonly host?: string | undefined
+  readonly party?: string | undefined
+  readonly room?: string | undefined
+  readonly WebSocket?: unknown
+  readonly protocol?: "ws" | "wss" | undefined
+  /** Applied over the confirmed records for every pending action. */
+  readonly optimistic?: Optimistic<C> | undefined
+  /** Ids a pending action touches (default: `action.payload.id` or `action.id`). */
+  readonly pendingIdsOf?: ((action: Channel.ActionOf<C>) => Iterable<RowId>) | undefined
+  /** This instance's client id (default: a fresh random UUID; must be unique per running instance). */
+  readonly clientId?: string | undefined
+  /** Most actions in flight at once (default 16; keep it below the server's `maxInFlightPerConnection`). */
+  readonly maxInFlight?: number | undefined
+  /** Records and cursor are written at most this often, in ms (default 500). */
+  readonly persistDelayMs?: number | undefined
+  /** A pending queue whose heartbeat is older than this (ms) is adopted (default 10000). */
+  readonly leaseMs?: number | undefined
+}
+
+/** A sync client (Effect API). */
+export interface SyncClient<C extends Channel.Any> {
+  /** The current snapshot first, then every change (latest wins for slow consumers). */
+  readonly records: Stream.Stream<ReadonlyArray<Channel.RecordOf<C>>>
+  /** The current status first, then every change. */
+  readonly status: Stream.Stream<SyncStatus>
+  /** Queues an action; succeeds with the server's rows, fails when refused or invalid. */
+  readonly send: (action: Channel.ActionOf<C>) => Effect.Effect<ReadonlyArray<Channel.RecordOf<C>>, ActionRejected | InvalidAction>
+  /** Forgets the cached records, cursor and pending actions, then syncs from scratch. */
+  readonly clearLocalData: Effect.Effect<void>
+  /** The current snapshot, synchronously. */
+  readonly getSnapshot: () => ReadonlyArray<Channel.RecordOf<C>>
+  /** The current status, synchronously. */
+  readonly getStatus: () => SyncStatus
+  /** Calls `listener` (batched per microtask) after records or status change; returns the unsubscribe. */
+  readonly subscribe: (listener: () => void) => () => void
+  /** Replaces the optimistic reducer. */
+  readonly setOptimistic: (reducer: Optimistic<C> | undefined) => void
+  /** This instance's client id. */
+  readonly clientId: string
+}
+
+const messageOf = (cause: Cause.Cause<unknown>) => {
+  const e = Cause.findErrorOption(cause)
+  return e._tag === "Some" && e.value instanceof Error ? e.value.message : Cause.pretty(cause)
+}
+
+const openSocket = <C extends Channel.Any>(options: ClientOptions<C>) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      if (options.host === undefined || options.room === undefined) {
+        throw new TypeError("effect-partysync: pass `socket`, or `host` and `room`")
+      }
+      return new PartySocket({
+        host: options.host,
+        room: options.room,
+        ...(options.party === undefined ? {} : { party: options.party }),
+        ...(options.protocol === undefined ? {} : { protocol: options.protocol }),
+        ...(options.WebSocket === undefined ? {} : { WebSocket: options.WebSocket })
+      }) as unknown as SocketLike & { close(): void }
+    }),
+    (socket) => Effect.sync(() => socket.close())
+  )
+
+/** Makes a sync client; it lives as long as the Scope. */
+export const make = <C extends Channel.Any>(
+  options: ClientOptions<C>
+): Effect.Effect<SyncClient<C>, never, Scope.Scope | KeyValueStore.KeyValueStore> =>
+  Effect.gen(function*() {
+    type R = Channel.RecordOf<C>
+    type A = Channel.ActionOf<C>
+    const kv = yield* KeyValueStore.KeyValueStore
+    const scope = yield* Effect.scope
+    const socket: SocketLike = options.socket ?? (yield* openSocket(options))
+    const channel = options.channel
+    const clientId = options.clientId ?? crypto.randomUUID()
+    if (clientId.length < 1 || clientId.length > 100) throw new TypeError("effect-partysync: clientId must be 1 to 100 characters")
+    const leaseMs = options.leaseMs ?? 10_000
+    const cache = LocalCache.make(kv, LocalCache.namespace(locationOf(socket), channel.name))
+    const encodeAction = Schema.encodeUnknownExit(channel.action)
+    const decodeAction = Schema.decodeUnknownExit(channel.action)
+    const encodeRecords = Schema.encodeUnknownExit(Schema.Array(channel.record))
+    const decodeRows = rowDecoder(channel.record as Schema.Codec<R, ReadonlyArray<unknown>>)
+    let nextSeq = 1
+    let closed = false
+
+    const listeners = new Set<() => void>()
+    let scheduled = false
+    const notify = () => {
+      if (scheduled) return
+      scheduled = true
+      queueMicrotask(() => {
+        scheduled = false
+        for (const l of [...listeners]) l()
+      })
+    }
+    const isOpen = () => socket.readyState === OPEN
+
+    // Writers: a sliding queue of one signal, drained by one fiber each, so
+    // writes never overlap and always carry the latest state.
+    const recordsSignal = yield* Queue.sliding<void>(1)
+    const pendingSignal = yield* Queue.sliding<void>(1)
+
+    const engine: SyncEngine<R, A> = new SyncEngine<R, A>({
+      channel: channel.name,
+      decodeRows,
+      optimistic: options.optimistic,
+      idsOf: options.pendingIdsOf,
+      maxInFlight: options.maxInFlight ?? 16,
+      transmit: (message) => {
+        // never hand a closed partysocket a frame: it would queue it ahead of our Subscribe
+        if (isOpen()) socket.send(encodeFrame(message))
+      },
+      onChange: notify,
+      onConfirmed: () => Queue.offerUnsafe(recordsSignal, undefined),
+      onPending: () => Queue.offerUnsafe(pendingSignal, undefined)
+    })
+
+    const persistFailed = (cause: Cause.Cause<unknown>) =>
+      Effect.sync(() => engine.report("PersistenceFailed", messageOf(cause)))
+
+    const queueOf = (heartbeat: number | undefined): LocalCache.StoredQueue => ({
+      owner: clientId,
+      heartbeat: heartbeat ?? Date.now(),
+      nextSeq,
+      entries: engine.pending.map((p) => ({ clientId: p.clientId, seq: p.seq, action: p.encoded }))
+    })
+    const writeQueue = (heartbeat?: number) =>
+      Effect.suspend(() =>
+        // an empty queue of a generated id has nothing for anyone; a given id keeps its key for `nextSeq`
+        engine.pending.length === 0 && options.clientId === undefined
+          ? cache.removeQueue(clientId)
+          : cache.saveQueue(queueOf(heartbeat))
+      ).pipe(Effect.catchCause(persistFailed))
+    const writeRecords = Effect.suspend(() => {
+      const rows = encodeRecords(engine.table.array())
+      if (Exit.isFailure(rows)) return Effect.sync(() => engine.report("PersistenceFailed", messageOf(rows.cause)))
+      return cache.saveRecords({ cursor: engine.cursor, rows: rows.value })
+    }).pipe(Effect.catchCause(persistFailed))
+
+    const toPending = (stored: LocalCache.StoredAction): PendingAction<A> | undefined => {
+      const decoded = decodeAction(stored.action)
+      if (Exit.isFailure(decoded)) {
+        engine.report("InvalidAction", `dropped a queued action that no longer decodes: ${messageOf(decoded.cause)}`)
+        return undefined
+      }
+      return {
+        clientId: stored.clientId,
+        seq: stored.seq,
+        requestId: `${stored.clientId}:${stored.seq}`,
+        action: decoded.value as A,
+        encoded: stored.action,
+        sent: false,
+        waiter: undefined
+      }
+    }
+
+    /** Takes over the queues of clients that are gone (heartbeat older than the lease). */
+    const adopt = (atFront: boolean) =>
+      Effect.gen(function*() {
+        const now = Date.now()
+        const queues = yield* cache.queues
+        const taken: Array<PendingAction<A>> = []
+        const owners: Array<string> = []
+        for (const q of queues) {
+          const mine = q.owner === clientId
+          if (!mine && q.heartbeat > now - leaseMs) continue
+          if (mine) nextSeq = Math.max(nextSeq, q.nextSeq)
+          owners.push(q.owner)
+          for (const e of q.entries) {
+            if (e.clientId === clientId) nextSeq = Math.max(nextSeq, e.seq + 1)
+            if (engine.owns(`${e.clientId}:${e.seq}`)) continue
+            const p = toPending(e)
+            if (p !== undefined) taken.push(p)
+          }
+        }
+        if (owners.length === 0) return
+        engine.adopt(taken, atFront, isOpen())
+        // save ours (now holding them) before removing theirs, so a crash in between loses nothing
+        yield* writeQueue()
+        for (const owner of owners) if (owner !== clientId) yield* cache.removeQueue(owner)
+      }).pipe(Effect.catchCause(persistFailed))
+
+    // ------------------------------------------------------------ start
+    const stored = yield* cache.loadRecords.pipe(
+      Effect.catchCause((cause) => Effect.as(persistFailed(cause), undefined))
+    )
+    if (stored !== undefined) {
+      const { rows, error } = decodeRows(stored.rows)
+      if (error !== null) engine.report("InvalidRecord", `cache: ${error}`)
+      engine.load(stored.cursor, rows)
+    }
+    yield* adopt(true)
+
+    const route = {
+      channel: channel.name,
+      owns: (requestId: string) => engine.owns(requestId),
+      receive: (frame: Parameters<typeof engine.receive>[0]) => engine.receive(frame),
+      opened: () => engine.connected(),
+      closed: () => engine.disconnected(),
+      garbage: (message: string) => engine.report("UnknownMessage", message)
+    }
+    const detach = attach(socket, route)
+    if (isOpen()) engine.connected()
+
+    const recordsWriter = yield* Effect.forkIn(
+      Effect.forever(
+        Effect.andThen(Queue.take(recordsSignal), Effect.andThen(Effect.sleep(options.persistDelayMs ?? 500), writeRecords))
+      ),
+      scope
+    )
+    const pendingWriter = yield* Effect.forkIn(
+      Effect.forever(Effect.andThen(Queue.take(pendingSignal), writeQueue())),
+      scope
+    )
+    // heartbeat keeps our queue from being adopted while we run; the scan adopts queues of clients that died
+    yield* Effect.forkIn(
+      Effect.forever(
+        Effect.sleep(Math.max(50, Math.floor(leaseMs / 3))).pipe(
+          Effect.andThen(Effect.suspend(() => (engine.pending.length > 0 ? writeQueue() : Effect.void))),
+          Effect.andThen(adopt(false))
+        )
+      ),
+      scope
+    )
+
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        closed = true
+        const last = detach()
+        if (last && isOpen()) socket.send(encodeFrame({ _tag: "Unsubscribe", channel: channel.name }))
+        yield* Fiber.interrupt(recordsWriter)
+        yield* Fiber.interrupt(pendingWriter)
+        yield* writeRecords
+        // released (heartbeat 0): the next client for this room adopts the queue at once
+        yield* writeQueue(0)
+        for (const p of engine.pending) {
+          p.waiter?.reject(new ActionRejected({ reason: "Closed", message: "the client closed before the server confirmed the action; it stays queued for the next client of this room" }))
+          p.waiter = undefined
+        }
+        listeners.clear()
+      })
+    )
+
+    const changes = <X>(read: () => X): Stream.Stream<X> =>
+      Stream.callback<void>((queue) =>
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            const listener = () => Queue.offerUnsafe(queue, undefined)
+            listeners.add(listener)
+            Queue.offerUnsafe(queue, undefined)
+            return listener
+          }),
+          (listener) => Effect.sync(() => listeners.delete(listener))
+        ), { bufferSize: 1, strategy: "sliding" }).pipe(
+          Stream.map(read),
+          Stream.changesWith((a, b) => a === b)
+        )
+
+    const send = (action: A): Effect.Effect<ReadonlyArray<R>, ActionRejected | InvalidAction> =>
+      Effect.suspend((): Effect.Effect<ReadonlyArray<R>, ActionRejected | InvalidAction> => {
+        const encoded = encodeAction(action)
+        if (Exit.isFailure(encoded)) return Effect.fail(new InvalidAction({ message: messageOf(encoded.cause) }))
+        return Effect.callback<ReadonlyArray<R>, ActionRejected>((resume) => {
+          if (closed) {
+            resume(Effect.fail(new ActionRejected({ reason: "Closed", message: "the client is closed" })))
+            return
+          }
+          const seq = nextSeq++
+          engine.enqueue({
+            clientId,
+            seq,
+            requestId: `${clientId}:${seq}`,
+            action,
+            encoded: encoded.value,
+            sent: false,
+            waiter: {
+              resolve: (rows) => resume(Effect.succeed(rows)),
+              reject: (error) => resume(Effect.fail(error))
+            }
+          }, isOpen())
+        })
+      })
+
+    const clearLocalData = Effect.gen(function*() {
+      engine.clear((p) => new ActionRejected({ reason: "Cleared", message: `action ${p.seq} was discarded by clearLocalData` }), isOpen())
+      yield* cache.clear.pipe(Effect.catchCause(persistFailed))
+      // the clear may have raced a write: persist the fresh state again
+      yield* writeQueue()
+    })
+
+    return {
+      records: changes(() => engine.snapshot()),
+      status: changes(() => engine.status()),
+      send,
+      clearLocalData,
+      getSnapshot: () => engine.snapshot(),
+      getStatus: () => engine.status(),
+      subscribe: (listener) => {
+        listeners.add(listener)
+        return () => {
+          listeners.delete(listener)
+        }
+      },
+      setOptimistic: (reducer) => engine.setOptimistic(reducer),
+      clientId
+    } satisfies SyncClient<C>
+  })

@@ -1,0 +1,12 @@
+/**
+ * effect-partysync/client: keeps a channel's records in sync with a
+ * SyncServer, as an Effect (`make`) or a plain object (`createSyncClient`),
+ * with optimistic updates, an offline queue and a local cache.
+ *
+ * @since 0.1.0
+ */
+export { ActionRejected, InvalidAction, RejectionReason } from "./Errors.ts"
+export { createSyncClient, defaultStore, type FacadeOptions, type PlainSyncClient, type StoreOption } from "./Facade.ts"
+export { IndexedDbStore, type IndexedDbOptions, layerIndexedDb, makeIndexedDb } from "./IndexedDbStore.ts"
+export { type ClientOptions, make, type Optimistic, type SocketLike, type SyncClient, type SyncStatus } from "./SyncClient.ts"
+export { SyncEngine } from "./SyncEngine.ts"
