@@ -37,8 +37,11 @@ export const utf8Length = (s: string): number => {
     const c = s.charCodeAt(i)
     if (c < 0x80) continue
     if (c < 0x800) bytes += 1
-    else if (c >= 0xd800 && c <= 0xdbff) i++ // surrogate pair: 4 bytes for 2 units
-    else bytes += 2
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      // surrogate pair: 4 bytes for 2 units
+      bytes += 2
+      i++
+    } else bytes += 2 // the rest of the BMP, and lone surrogates (encoded as U+FFFD): 3 bytes
   }
   return bytes
 }

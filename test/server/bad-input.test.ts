@@ -124,6 +124,10 @@ describe("bad input gets a typed Failure, writes nothing, and the connection sta
     const from2 = t.client.mark()
     t.client.send({ _tag: "Action", requestId: "big2", channel: "todos", clientId: "big", seq: 1, action: create("big2", "é".repeat(140 * 1024)) })
     expectReason(await failureAfter(t.client, from2, "FrameTooLarge (UTF-8)"), "FrameTooLarge")
+    // astral characters are 2 UTF-16 units but 4 bytes: 160 Ki units, 320 KiB
+    const from3 = t.client.mark()
+    t.client.send({ _tag: "Action", requestId: "big3", channel: "todos", clientId: "big", seq: 1, action: create("big3", "😀".repeat(80 * 1024)) })
+    expectReason(await failureAfter(t.client, from3, "FrameTooLarge (emoji)"), "FrameTooLarge")
     await t.unchangedAndUsable()
   })
 
