@@ -1,0 +1,15 @@
+/** Reading what an in-memory connection was sent, decoded with the Protocol Schemas. */
+import * as Exit from "effect/Exit"
+import { type Change, decodeServerMessage, type ServerMessage } from "../../src/services/Protocol.ts"
+
+/** Decodes every frame a memory connection received; a frame that does not decode fails the test. */
+export const decodedFrames = (connection: { readonly sent: ReadonlyArray<string> }): Array<ServerMessage> =>
+  connection.sent.map((frame) => {
+    const exit = decodeServerMessage(frame)
+    if (Exit.isFailure(exit)) throw new Error(`frame does not decode with ServerMessageJson: ${frame.slice(0, 300)}`)
+    return exit.value
+  })
+
+/** The `Change` frames a memory connection received. */
+export const changesOf = (connection: { readonly sent: ReadonlyArray<string> }): Array<Change> =>
+  decodedFrames(connection).filter((m): m is Change => m._tag === "Change")
