@@ -36,6 +36,8 @@ export interface PlainSyncClient<C extends Channel.Any> {
   setOptimistic(reducer: Optimistic<C> | undefined): void
   /** Resolves once the local cache is loaded and the client follows the socket. */
   readonly ready: Promise<void>
+  /** This instance's client id (known once ready). */
+  readonly clientId: string | undefined
   close(): Promise<void>
 }
 
@@ -109,6 +111,9 @@ export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C
       client?.setOptimistic(next)
     },
     ready,
+    get clientId() {
+      return client?.clientId
+    },
     close: async () => {
       if (closed) return
       closed = true

@@ -7,6 +7,7 @@
  */
 export { ActionRejected, InvalidAction, RejectionReason } from "./Errors.ts"
 export { createSyncClient, defaultStore, type FacadeOptions, type PlainSyncClient, type StoreOption } from "./Facade.ts"
+export { makeMemoryStore } from "./MemoryStore.ts"
 export { IndexedDbStore, type IndexedDbOptions, layerIndexedDb, makeIndexedDb } from "./IndexedDbStore.ts"
 export { type ClientOptions, make, type Optimistic, type SocketLike, type SyncClient, type SyncStatus } from "./SyncClient.ts"
 export { SyncEngine } from "./SyncEngine.ts"

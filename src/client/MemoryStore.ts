@@ -1,0 +1,22 @@
+/**
+ * An in-memory `KeyValueStore` as a value (effect ships `layerMemory`, a
+ * Layer): handy when several clients must share one store, as tabs share
+ * IndexedDB, or when a test pre-populates the cache.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import { KeyValueStore } from "effect/persistence"
+
+/** Makes an empty in-memory KeyValueStore. */
+export const makeMemoryStore = (): KeyValueStore.KeyValueStore => {
+  const map = new Map<string, string>()
+  return KeyValueStore.makeStringOnly({
+    get: (key) => Effect.sync(() => map.get(key)),
+    set: (key, value) => Effect.sync(() => void map.set(key, value)),
+    remove: (key) => Effect.sync(() => void map.delete(key)),
+    clear: Effect.sync(() => map.clear()),
+    size: Effect.sync(() => map.size),
+    keys: Effect.sync(() => Array.from(map.keys()))
+  })
+}
