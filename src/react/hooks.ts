@@ -1,0 +1,56 @@
+/**
+ * The React hooks, built on `useSyncExternalStore` over a shared client:
+ * `useSync` gives `[records, sendAction]` as in partysync, `useSyncStatus`
+ * the connection state, pending count and last error, `useSyncClient` the
+ * client itself (for `clearLocalData`).
+ *
+ * @since 0.1.0
+ */
+import { useCallback, useEffect, useState, useSyncExternalStore } from "react"
+import type { PlainSyncClient } from "../client/Facade.ts"
+import type { Optimistic, SocketLike, SyncStatus } from "../client/SyncClient.ts"
+import type * as Channel from "../services/Channel.ts"
+import { type Entry, lookup, release, retain } from "./registry.ts"
+
+const useEntry = <C extends Channel.Any>(channel: C, socket: SocketLike): Entry<C> => {
+  const [, rerender] = useState(0)
+  const entry = lookup(channel, socket)
+  useEffect(() => {
+    const held = retain(channel, socket)
+    // the client rendered with was closed before this effect ran: render with the live one
+    if (held !== entry) rerender((n) => n + 1)
+    return () => release(socket, held, channel.name)
+  }, [entry, channel, socket])
+  return entry
+}
+
+/** The shared client of a channel on a socket. */
+export function useSyncClient<C extends Channel.Any>(channel: C, socket: SocketLike): PlainSyncClient<C> {
+  return useEntry(channel, socket).client
+}
+
+/**
+ * A channel's records and a function to send actions. The optimistic
+ * reducer may be a new closure on every render.
+ */
+export function useSync<C extends Channel.Any>(
+  channel: C,
+  socket: SocketLike,
+  optimisticReducer?: Optimistic<C>
+): readonly [
+  ReadonlyArray<Channel.RecordOf<C>>,
+  (action: Channel.ActionOf<C>) => Promise<ReadonlyArray<Channel.RecordOf<C>>>
+] {
+  const entry = useEntry(channel, socket)
+  if (optimisticReducer !== undefined) entry.reducer = optimisticReducer
+  const client = entry.client
+  const records = useSyncExternalStore(client.subscribe, client.getSnapshot, client.getSnapshot)
+  const sendAction = useCallback((action: Channel.ActionOf<C>) => client.send(action), [client])
+  return [records, sendAction] as const
+}
+
+/** The sync status of a channel on a socket: connection, pending count and ids, last error. */
+export function useSyncStatus<C extends Channel.Any>(channel: C, socket: SocketLike): SyncStatus {
+  const client = useEntry(channel, socket).client
+  return useSyncExternalStore(client.subscribeStatus, client.getStatus, client.getStatus)
+}

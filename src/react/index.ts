@@ -1,0 +1,12 @@
+/**
+ * effect-partysync/react: `useSync(channel, socket, optimisticReducer?)`
+ * returns `[records, sendAction]` as in partysync; `useSyncStatus` and
+ * `useSyncClient` expose the rest. Clients are shared per (socket, channel).
+ *
+ * @since 0.1.0
+ */
+export { useSync, useSyncClient, useSyncStatus } from "./hooks.ts"
+export { clientCount, configureSync, type HookOptions } from "./registry.ts"
+export { IndexedDbStore, layerIndexedDb, makeIndexedDb } from "../client/IndexedDbStore.ts"
+export { ActionRejected, InvalidAction } from "../client/Errors.ts"
+export type { SyncStatus } from "../client/SyncEngine.ts"
