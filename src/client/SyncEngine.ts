@@ -103,7 +103,10 @@ export class SyncEngine<R extends Row, A> {
   #status: SyncStatus | undefined
   #optimistic: EngineOptions<R, A>["optimistic"]
 
-  constructor(readonly options: EngineOptions<R, A>) {
+  readonly options: EngineOptions<R, A>
+
+  constructor(options: EngineOptions<R, A>) {
+    this.options = options
     this.#optimistic = options.optimistic
   }
 

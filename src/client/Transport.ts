@@ -36,7 +36,13 @@ class Hub {
   readonly #byChannel = new Map<string, Set<Route>>()
   readonly #routes = new Set<Route>()
 
-  constructor(readonly socket: SocketLike, readonly release: () => void) {}
+  readonly socket: SocketLike
+  readonly release: () => void
+
+  constructor(socket: SocketLike, release: () => void) {
+    this.socket = socket
+    this.release = release
+  }
 
   readonly #onMessage = (event: { data: unknown }) => {
     if (typeof event.data !== "string") return
