@@ -70,6 +70,8 @@ interface Waiter {
 export class ProtocolClient {
   /** Every decoded server frame, in arrival order. */
   readonly messages: Array<ServerMessage> = []
+  /** The UTF-8 size of each frame in `messages` (same index). */
+  readonly frameBytes: Array<number> = []
   /** Frames that did not decode with `ServerMessageJson` (a test should expect none). */
   readonly invalid: Array<string> = []
   /** Set once the socket closed. */
@@ -94,6 +96,7 @@ export class ProtocolClient {
         return
       }
       this.messages.push(exit.value)
+      this.frameBytes.push(Buffer.byteLength(data, "utf8"))
       const index = this.messages.length - 1
       this.#waiters = this.#waiters.filter((w) => {
         if (index >= w.from && w.predicate(exit.value)) {
