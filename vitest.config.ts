@@ -4,11 +4,14 @@
  * - `integration`: the real worker in local workerd, started once by test/setup/worker.ts;
  *   files under test/server/ and any `*.integration.test.ts` elsewhere under test/.
  * - `e2e`: browser tests under test/e2e/ (they start what they need themselves).
+ * - `reliability`: fuzzing, authorization, limits, convergence under faults, load soak and
+ *   multi-tab, under test/reliability/ (the shared worker plus their own where they kill it).
  */
 import { defineConfig } from "vitest/config"
 
 const integration = ["test/server/**/*.test.ts", "test/**/*.integration.test.ts"]
 const e2e = ["test/e2e/**/*.test.ts"]
+const reliability = ["test/reliability/**/*.test.ts"]
 
 export default defineConfig({
   test: {
@@ -19,7 +22,7 @@ export default defineConfig({
           name: "unit",
           environment: "node",
           include: ["test/**/*.test.ts"],
-          exclude: [...integration, ...e2e, "**/node_modules/**"],
+          exclude: [...integration, ...e2e, ...reliability, "**/node_modules/**"],
           testTimeout: 30_000
         }
       },
@@ -43,6 +46,19 @@ export default defineConfig({
           testTimeout: 180_000,
           hookTimeout: 180_000,
           // one browser at a time on a small machine
+          fileParallelism: false
+        }
+      },
+      {
+        extends: true,
+        test: {
+          name: "reliability",
+          environment: "node",
+          include: reliability,
+          globalSetup: ["test/setup/worker.ts"],
+          testTimeout: 240_000,
+          hookTimeout: 120_000,
+          // the soak and the convergence test each load both cores
           fileParallelism: false
         }
       }

@@ -1,0 +1,291 @@
+/**
+ * Protocol fuzzing against the real worker: seeded, bounded fast-check runs
+ * of hostile frames over one raw WebSocket. Each frame must get exactly one
+ * typed `Failure` (or, for a re-sent sequence number, a duplicate `Ack`),
+ * leave the rows and the recorded sequence numbers untouched, and leave the
+ * socket open; valid frames keep working afterwards.
+ *
+ * FUZZ_SEED and FUZZ_RUNS override the seed and the number of frames.
+ */
+import fc from "fast-check"
+import * as Exit from "effect/Exit"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as Schema from "effect/Schema"
+import { todos } from "../../fixtures/todo-sync/src/shared.ts"
+import { decodeClientMessage, type ErrorReason, type ServerMessage } from "../../src/services/Protocol.ts"
+import { hooks } from "../helpers/hooks.ts"
+import { workerUrl } from "../helpers/inject.ts"
+import { expectAck, freshRoom, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
+import { create, remove, update } from "../helpers/todos.ts"
+
+const SEED = Number(process.env.FUZZ_SEED ?? 20261126)
+const RUNS = Number(process.env.FUZZ_RUNS ?? 400)
+
+/** One hostile frame and the replies it may get. */
+interface Case {
+  readonly kind: string
+  readonly frame: string | Uint8Array<ArrayBuffer>
+  /** Failure reasons that are correct for this frame. */
+  readonly reasons: ReadonlyArray<ErrorReason>
+  /** A re-sent (clientId, seq): the correct reply is a duplicate Ack. */
+  readonly duplicate?: boolean
+}
+
+const HOSTILE_CHANNELS = [
+  "todos; DROP TABLE todos",
+  "sqlite_master",
+  "todos WHERE 1=1 --",
+  "_psync_clients",
+  "_psync_changes",
+  "todos\u0000",
+  " todos",
+  "TODOS",
+  "__proto__",
+  "constructor",
+  "../todos",
+  "todos\"; --"
+]
+
+const decodeTodoAction = Schema.decodeUnknownExit(todos.action)
+const decodes = (text: string) => Exit.isSuccess(decodeClientMessage(text))
+const json = (value: unknown) => JSON.stringify(value)
+
+const channelName = fc.oneof(
+  fc.constantFrom(...HOSTILE_CHANNELS),
+  fc.string({ minLength: 1, maxLength: 128 }).filter((s) => s !== "todos")
+)
+const validAction = fc.oneof(
+  fc.constant(create("fz", "fuzz")),
+  fc.constant(update("seed", { completed: 1 })),
+  fc.constant(remove("seed"))
+)
+const validFrames = fc.oneof(
+  fc.constant({ _tag: "Subscribe", channel: "todos", since: null } as Record<string, unknown>),
+  fc.constant({ _tag: "Unsubscribe", channel: "todos" } as Record<string, unknown>),
+  validAction.map((action) => ({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "fz", seq: 1, action }) as Record<string, unknown>)
+)
+const hugeNumber = fc.constantFrom(2 ** 53, 2 ** 53 + 2, 1e308, -1e308, -1, 0, 0.5, 1.000001, Number.MAX_VALUE, Number.MIN_VALUE)
+const nested = (depth: number, leaf: unknown): unknown => {
+  let value = leaf
+  for (let i = 0; i < depth; i++) value = i % 2 === 0 ? [value] : { a: value }
+  return value
+}
+
+const malformedJson = fc.oneof(
+  // a proper prefix of a JSON object is never valid JSON
+  fc.tuple(validFrames, fc.double({ min: 0, max: 0.999, noNaN: true })).map(([m, cut]) => {
+    const text = json(m)
+    return text.slice(0, Math.max(1, Math.floor(text.length * cut)))
+  }),
+  fc.string({ maxLength: 200 }).filter((s) => {
+    try {
+      JSON.parse(s)
+      return false
+    } catch {
+      return true
+    }
+  }),
+  fc.constantFrom("", "{", "}", "[", "{\"_tag\":", "undefined", "NaN", "{'_tag':'Subscribe'}", "\u0000", "{\"a\":1,}")
+).map((frame): Case => ({ kind: "malformed JSON", frame, reasons: ["MalformedJson"] }))
+
+const notAMessage = fc.jsonValue({ maxDepth: 4 })
+  .map((v) => json(v) ?? "null")
+  .filter((text) => !decodes(text))
+  .map((frame): Case => ({ kind: "JSON that is no message", frame, reasons: ["UnknownMessage"] }))
+
+// a valid frame with one field replaced by a value of a wrong type (or an extreme number)
+const wrongTypes = fc.tuple(
+  validFrames,
+  fc.constantFrom("_tag", "channel", "since", "requestId", "clientId", "seq"),
+  fc.oneof(fc.jsonValue({ maxDepth: 2 }), hugeNumber, fc.constant(undefined))
+).map(([message, field, value]) => json({ ...message, [field]: value }))
+  .filter((text) => !decodes(text))
+  .map((frame): Case => ({ kind: "wrong types", frame, reasons: ["UnknownMessage"] }))
+
+// numbers JSON can spell but Schema.Int refuses: 1e400 parses to Infinity
+const hugeLiterals = fc.constantFrom("1e400", "-1e400", "1e-400", "123456789012345678901234567890", "9007199254740993")
+  .map((n): Case => ({
+    kind: "huge number literal",
+    frame: `{"_tag":"Action","requestId":"rq","channel":"todos","clientId":"fz","seq":${n},"action":{"type":"delete","payload":{"id":"seed"}}}`,
+    reasons: ["UnknownMessage"]
+  }))
+  .filter((c) => !decodes(c.frame as string))
+
+const deepNesting = fc.oneof(
+  // inside the action: the channel's Schema refuses it
+  fc.integer({ min: 50, max: 3_000 }).map((depth): Case => ({
+    kind: "deep nesting in the action",
+    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "fz", seq: 1, action: nested(depth, "x") }),
+    reasons: ["InvalidAction"]
+  })),
+  // a bare deep array: either the parser refuses it or it is no message
+  fc.integer({ min: 1_000, max: 100_000 }).map((depth): Case => ({
+    kind: "deep nesting of the frame",
+    frame: "[".repeat(depth) + "]".repeat(depth),
+    reasons: ["MalformedJson", "UnknownMessage"]
+  }))
+)
+
+const bigStrings = fc.oneof(
+  fc.constantFrom(1_000_000, 300 * 1024, 2_000_000).map((size): Case => ({
+    kind: "string over the frame limit",
+    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "fz", seq: 1, action: create("big", "x".repeat(size)) }),
+    reasons: ["FrameTooLarge"]
+  })),
+  fc.constantFrom(1_000_000, 300 * 1024).map((size): Case => ({
+    kind: "string over the frame limit in a channel name",
+    frame: json({ _tag: "Subscribe", channel: "c".repeat(size), since: null }),
+    reasons: ["FrameTooLarge"]
+  })),
+  // under the frame limit but over the wire Schema's 10 000 characters
+  fc.integer({ min: 10_001, max: 200_000 }).map((size): Case => ({
+    kind: "text over the action Schema's limit",
+    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "fz", seq: 1, action: create("big", "y".repeat(size)) }),
+    reasons: ["InvalidAction"]
+  })),
+  // within the Schema but refused by the server's rule (1 to 200 characters after trimming)
+  fc.oneof(fc.integer({ min: 201, max: 10_000 }).map((n) => "z".repeat(n)), fc.constantFrom("", " ", "\t\n ")).map((text): Case => ({
+    kind: "text refused by the handler",
+    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "fz", seq: 1, action: create("big", text) }),
+    reasons: ["HandlerFailed"]
+  }))
+)
+
+const binary = fc.oneof(
+  fc.uint8Array({ minLength: 0, maxLength: 2_048 }),
+  validFrames.map((m) => new TextEncoder().encode(json(m)))
+).map((bytes): Case => ({ kind: "binary frame", frame: new Uint8Array(bytes), reasons: ["UnknownMessage"] }))
+
+const hostileChannels = fc.tuple(channelName, fc.constantFrom("Subscribe", "Unsubscribe", "Action"), validAction)
+  .map(([channel, tag, action]): Case => ({
+    kind: "unknown or hostile channel",
+    frame: tag === "Subscribe"
+      ? json({ _tag: tag, channel, since: null })
+      : tag === "Unsubscribe"
+      ? json({ _tag: tag, channel })
+      : json({ _tag: tag, requestId: "rq", channel, clientId: "fz", seq: 1, action }),
+    reasons: ["UnknownChannel"]
+  }))
+
+const spoofed = fc.oneof(
+  // another client's id with a sequence number it already used: applied once, never again
+  fc.tuple(fc.integer({ min: 1, max: 3 }), validAction).map(([seq, action]): Case => ({
+    kind: "spoofed client id with a used sequence number",
+    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "seed", seq, action }),
+    reasons: [],
+    duplicate: true
+  })),
+  // any client id, any sequence number, an action its Schema refuses
+  fc.tuple(
+    fc.oneof(fc.constantFrom("seed", "'; DELETE FROM _psync_clients; --", "__proto__", "x".repeat(128)), fc.string({ minLength: 1, maxLength: 128 })),
+    fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+    fc.oneof(fc.jsonValue({ maxDepth: 3 }), fc.constant({ type: "create", payload: { id: "x", text: "x", completed: 2 } }))
+  ).filter(([, , action]) => !isTodoAction(action))
+    .map(([clientId, seq, action]): Case => ({
+      kind: "spoofed ids with an invalid action",
+      frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId, seq, action: action ?? null }),
+      reasons: ["InvalidAction"]
+    })),
+  // sequence numbers the protocol refuses
+  fc.constantFrom(0, -1, -(2 ** 31), 1.5, 2 ** 53 + 2, 1e300).map((seq): Case => ({
+    kind: "impossible sequence number",
+    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "seed", seq, action: remove("seed") }),
+    reasons: ["UnknownMessage"]
+  }))
+)
+
+/** Whether the Todo channel's action Schema accepts a value (to keep only actions it refuses). */
+const isTodoAction = (value: unknown) => Exit.isSuccess(decodeTodoAction(value))
+
+const anyCase = fc.oneof(
+  malformedJson,
+  notAMessage,
+  wrongTypes,
+  hugeLiterals,
+  deepNesting,
+  bigStrings,
+  binary,
+  hostileChannels,
+  spoofed
+)
+
+const isReply = (m: ServerMessage) => m._tag === "Failure" || m._tag === "Ack"
+
+let client: ProtocolClient
+let room: string
+const seen = new Map<string, number>()
+
+beforeAll(async () => {
+  room = freshRoom("fuzz")
+  client = await ProtocolClient.connect(roomUrl(workerUrl(), room))
+  await client.subscribe("todos", null)
+  // the "seed" client has applied seq 1..3; "fz" has applied nothing
+  expectAck(await client.act({ clientId: "seed", seq: 1, action: create("seed", "seed") }))
+  expectAck(await client.act({ clientId: "seed", seq: 2, action: update("seed", { text: "seed 2" }) }))
+  expectAck(await client.act({ clientId: "seed", seq: 3, action: create("other", "other") }))
+})
+afterAll(async () => {
+  await client?.close()
+  console.log(`[fuzz] seed ${SEED}, ${RUNS} runs, cases by kind: ${JSON.stringify(Object.fromEntries(seen))}`)
+})
+
+describe("protocol fuzzing against the real worker", () => {
+  it(`hostile frames each get one typed reply, write nothing, and leave the socket open (seed ${SEED}, ${RUNS} runs)`, async () => {
+    const h = hooks(workerUrl(), room)
+    const before = { rows: await h.rows(), clients: await h.clients() }
+    await fc.assert(
+      fc.asyncProperty(anyCase, async (c) => {
+        seen.set(c.kind, (seen.get(c.kind) ?? 0) + 1)
+        const from = client.mark()
+        client.send(c.frame)
+        const reply = await client.next(isReply, { from, what: `a reply to a ${c.kind} frame` })
+        if (c.duplicate === true) {
+          expect(reply).toMatchObject({ _tag: "Ack", duplicate: true, rows: [] })
+        } else {
+          expect(reply._tag, `${c.kind}: ${JSON.stringify(reply)}`).toBe("Failure")
+          if (reply._tag === "Failure") {
+            expect(c.reasons, `${c.kind}: ${JSON.stringify(reply)}`).toContain(reply.reason)
+            expect(reply.message.length).toBeGreaterThan(0)
+          }
+        }
+        // exactly one reply, no Change: wait a round trip with a valid no-op frame and look again
+        const probe = client.mark()
+        client.send({ _tag: "Unsubscribe", channel: "nothing-here" })
+        await client.next((m) => m._tag === "Failure" && m.reason === "UnknownChannel" && m.channel === "nothing-here", { from: probe })
+        const replies = client.messages.slice(from, probe).filter((m) => isReply(m) || m._tag === "Change")
+        expect(replies, c.kind).toHaveLength(1)
+        expect(client.closeEvent, c.kind).toBeUndefined()
+        expect(await h.rows(), c.kind).toEqual(before.rows)
+        expect(await h.clients(), c.kind).toEqual(before.clients)
+      }),
+      { seed: SEED, numRuns: RUNS, endOnFailure: false, verbose: 1 }
+    )
+    expect(client.invalid).toEqual([])
+
+    // the same socket still serves valid frames: an action by a new client, then a new subscription
+    const from = client.mark()
+    const ack = expectAck(await client.act({ clientId: "fz", seq: 1, action: create("after", "after the fuzz") }))
+    expect(ack.duplicate).toBe(false)
+    await client.next((m) => m._tag === "Change" && m.rows.some((r) => r[0] === "after"), { from })
+    const resync = await client.subscribe("todos", null)
+    expect(resync.rows.map((r) => r[0]).sort()).toEqual(["after", "other", "seed"])
+    expect((await h.clients()).map((c) => [c.client_id, c.seq]).sort()).toEqual([["fz", 1], ["seed", 3]])
+  })
+
+  it("hostile ids and texts in valid actions are stored verbatim: SQL is never built from input", async () => {
+    const r = freshRoom("fuzz-sql")
+    const c = await ProtocolClient.connect(roomUrl(workerUrl(), r))
+    const h = hooks(workerUrl(), r)
+    const hostile = ["x'); DROP TABLE todos; --", "1 OR 1=1", "\"; DELETE FROM _psync_clients; --", "sqlite_master", "🙂\u0000nul"]
+    let seq = 0
+    for (const text of hostile) {
+      expectAck(await c.act({ clientId: "'; DROP TABLE _psync_clients; --", seq: ++seq, action: create(text.slice(0, 64), text) }))
+    }
+    const rows = await h.rows()
+    expect(rows.map((row) => [row[0], row[1]])).toEqual(hostile.map((t) => [t.slice(0, 64), t.trim()]))
+    expect(await h.clients()).toEqual([{ client_id: "'; DROP TABLE _psync_clients; --", seq: hostile.length }])
+    const sync = await c.subscribe("todos", null)
+    expect(sync.rows.map((row) => row[1])).toEqual(hostile.map((t) => t.trim()))
+    await c.close()
+  })
+})
