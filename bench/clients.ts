@@ -1,0 +1,213 @@
+/**
+ * Wire-level bench clients with one shape for both sides, so a scenario is
+ * written once and run against ours and raw alike.
+ *
+ * - `ours`: speaks the effect-partysync protocol directly (Subscribe, Action,
+ *   SyncRows/Synced/Change/Ack) and keeps a Map snapshot. An action counts as
+ *   confirmed at its Ack, which the server sends after the action's Change
+ *   frames, so the change is already in the snapshot then.
+ * - `raw`: speaks the raw baseline's frames (bench/raw/worker.ts).
+ *
+ * The real client (src/client) is measured separately where it exists; see
+ * bench/real.ts.
+ */
+import { bytesOf, now } from "./stats.ts"
+import type { Side } from "./workers.ts"
+
+/** What a sync answer cost the client. */
+export interface SyncStats {
+  /** From sending the request to the snapshot being complete. */
+  readonly ms: number
+  readonly bytes: number
+  readonly frames: number
+  readonly largestFrame: number
+  readonly rows: number
+  /** ours: the version reached (the resume cursor). */
+  readonly version: number
+}
+
+/** A connected bench client. */
+export interface BenchClient {
+  readonly side: Side["name"]
+  /** Creates a todo; resolves with the written rows once the server confirmed it (for ours, it is in the snapshot by then). */
+  create(id: string, text: string): Promise<ReadonlyArray<Row>>
+  /** Changes a todo's text; resolves like `create`. */
+  update(id: string, text: string): Promise<ReadonlyArray<Row>>
+  /** Soft-deletes a todo (ours only; the raw baseline has no deletes). */
+  remove(id: string): Promise<ReadonlyArray<Row>>
+  /** Requests the data: ours subscribes from `since` (null = full), raw asks for the whole table. */
+  sync(since: number | null): Promise<SyncStats>
+  /** Called with each row id another client changed, at arrival. */
+  onRow: ((id: string) => void) | undefined
+  /** Rows in the local snapshot. */
+  readonly size: number
+  close(): void
+}
+
+let clientCounter = 0
+
+const open = (url: string): Promise<WebSocket> =>
+  new Promise((resolve, reject) => {
+    const ws = new WebSocket(url)
+    ws.onopen = () => resolve(ws)
+    ws.onerror = () => reject(new Error(`bench: could not connect to ${url}`))
+  })
+
+const wsUrl = (side: Side, room: string) => `${side.url.replace(/^http/, "ws")}${side.party}/${room}`
+
+/** A record tuple as it travels. */
+export type Row = ReadonlyArray<unknown>
+
+interface Pending {
+  resolve: (rows: ReadonlyArray<Row>) => void
+  reject: (e: Error) => void
+}
+
+/** Connects a client of the given side to a room. */
+export const connect = async (side: Side, room: string): Promise<BenchClient> => {
+  const ws = await open(wsUrl(side, room))
+  return side.name === "ours" ? oursClient(ws, side) : rawClient(ws, side)
+}
+
+const oursClient = (ws: WebSocket, side: Side): BenchClient => {
+  const clientId = `bench-${process.pid}-${++clientCounter}`
+  let seq = 0
+  const rows = new Map<unknown, Row>()
+  const pending = new Map<string, Pending>()
+  let buffer: Array<{ rows: ReadonlyArray<Row>; deleted: ReadonlyArray<unknown> }> = []
+  let syncing: { start: number; bytes: number; frames: number; largest: number; done: (s: SyncStats) => void } | undefined
+
+  const apply = (changed: ReadonlyArray<Row>, deleted: ReadonlyArray<unknown>, notify: boolean) => {
+    for (const row of changed) {
+      if (row[row.length - 1] === null) rows.set(row[0], row)
+      else rows.delete(row[0])
+      if (notify) client.onRow?.(row[0] as string)
+    }
+    for (const id of deleted) rows.delete(id)
+  }
+
+  ws.onmessage = (event: MessageEvent) => {
+    const text = event.data as string
+    if (syncing !== undefined) {
+      const b = bytesOf(text)
+      syncing.bytes += b
+      syncing.frames++
+      if (b > syncing.largest) syncing.largest = b
+    }
+    const frame = JSON.parse(text)
+    switch (frame._tag) {
+      case "Change":
+        apply(frame.rows, frame.deleted, true)
+        return
+      case "Ack":
+        pending.get(frame.requestId)?.resolve(frame.rows)
+        pending.delete(frame.requestId)
+        return
+      case "SyncRows":
+        buffer.push(frame)
+        return
+      case "Synced": {
+        if (frame.reset) rows.clear()
+        for (const chunk of buffer) apply(chunk.rows, chunk.deleted, false)
+        buffer = []
+        const s = syncing!
+        syncing = undefined
+        s.done({ ms: now() - s.start, bytes: s.bytes, frames: s.frames, largestFrame: s.largest, rows: rows.size, version: frame.version })
+        return
+      }
+      case "Failure": {
+        const p = frame.requestId === null ? undefined : pending.get(frame.requestId)
+        if (p !== undefined) {
+          pending.delete(frame.requestId)
+          p.reject(new Error(`bench: ${frame.reason}: ${frame.message}`))
+        } else console.error("bench: ours failure", frame)
+      }
+    }
+  }
+
+  const act = (action: unknown) =>
+    new Promise<ReadonlyArray<Row>>((resolve, reject) => {
+      const requestId = `${clientId}-${++seq}`
+      pending.set(requestId, { resolve, reject })
+      ws.send(JSON.stringify({ _tag: "Action", requestId, channel: "todos", clientId, seq, action }))
+    })
+
+  const client: BenchClient = {
+    side: side.name,
+    create: (id, text) => act({ type: "create", payload: { id, text, completed: 0 } }),
+    update: (id, text) => act({ type: "update", payload: { id, text } }),
+    remove: (id) => act({ type: "delete", payload: { id } }),
+    sync: (since) =>
+      new Promise((done) => {
+        syncing = { start: now(), bytes: 0, frames: 0, largest: 0, done }
+        ws.send(JSON.stringify({ _tag: "Subscribe", channel: "todos", since }))
+      }),
+    onRow: undefined,
+    get size() {
+      return rows.size
+    },
+    close: () => ws.close()
+  }
+  return client
+}
+
+const rawClient = (ws: WebSocket, side: Side): BenchClient => {
+  let counter = 0
+  const rows = new Map<unknown, Row>()
+  const pending = new Map<string, Pending>()
+  let syncing: { start: number; done: (s: SyncStats) => void } | undefined
+
+  ws.onmessage = (event: MessageEvent) => {
+    const text = event.data as string
+    const frame = JSON.parse(text)
+    switch (frame.t) {
+      case "ack":
+        if (frame.row !== null) rows.set(frame.row[0], frame.row)
+        pending.get(frame.r)?.resolve(frame.row === null ? [] : [frame.row])
+        pending.delete(frame.r)
+        return
+      case "row":
+        if (frame.row !== null) {
+          rows.set(frame.row[0], frame.row)
+          client.onRow?.(frame.row[0])
+        }
+        return
+      case "all": {
+        rows.clear()
+        for (const row of frame.rows) rows.set(row[0], row)
+        const s = syncing!
+        syncing = undefined
+        const b = bytesOf(text)
+        s.done({ ms: now() - s.start, bytes: b, frames: 1, largestFrame: b, rows: rows.size, version: 0 })
+        return
+      }
+      case "error":
+        console.error("bench: raw error", frame.message)
+    }
+  }
+
+  const act = (frame: Record<string, unknown>) =>
+    new Promise<ReadonlyArray<Row>>((resolve, reject) => {
+      const r = String(++counter)
+      pending.set(r, { resolve, reject })
+      ws.send(JSON.stringify({ ...frame, r }))
+    })
+
+  const client: BenchClient = {
+    side: side.name,
+    create: (id, text) => act({ t: "create", id, text, completed: 0 }),
+    update: (id, text) => act({ t: "update", id, text }),
+    remove: () => Promise.reject(new Error("bench: the raw baseline has no deletes")),
+    sync: () =>
+      new Promise((done) => {
+        syncing = { start: now(), done }
+        ws.send(JSON.stringify({ t: "all" }))
+      }),
+    onRow: undefined,
+    get size() {
+      return rows.size
+    },
+    close: () => ws.close()
+  }
+  return client
+}

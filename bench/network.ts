@@ -1,0 +1,170 @@
+/**
+ * Scenarios over the network (1 to 5), each written once against the
+ * BenchClient shape and run for ours and raw. Every loop is bounded in count
+ * and by a deadline; rooms are fresh per scenario and side.
+ */
+import { type BenchClient, connect, type Row, type SyncStats } from "./clients.ts"
+import { bytesOf, now } from "./stats.ts"
+import type { Side } from "./workers.ts"
+
+let roomCounter = 0
+/** A room name nobody used yet in this run. */
+export const freshRoom = (what: string) => `${what}-${Date.now().toString(36)}-${++roomCounter}`
+
+const TEXT = "a todo written by the benchmark"
+
+/** Connects n clients; ours clients subscribe (from scratch) first, raw ones fetch the table. */
+export const connectMany = async (side: Side, room: string, n: number, subscribe = true): Promise<Array<BenchClient>> => {
+  const clients: Array<BenchClient> = []
+  const batch = 50
+  for (let i = 0; i < n; i += batch) {
+    const group = await Promise.all(Array.from({ length: Math.min(batch, n - i) }, () => connect(side, room)))
+    if (subscribe) await Promise.all(group.map((c) => c.sync(null)))
+    clients.push(...group)
+  }
+  return clients
+}
+
+/** 1. Sequential round trips: send, then wait until confirmed. Returns one latency per action (ms). */
+export const roundTrip = async (side: Side, room: string, count: number, deadlineMs: number): Promise<Array<number>> => {
+  const [client] = await connectMany(side, room, 1)
+  const samples: Array<number> = []
+  const deadline = Date.now() + deadlineMs
+  try {
+    for (let i = 0; i < count && Date.now() < deadline; i++) {
+      const t0 = now()
+      await client!.create(`rt-${i}`, TEXT)
+      samples.push(now() - t0)
+    }
+  } finally {
+    client!.close()
+  }
+  return samples
+}
+
+/** The receivers and the sender of the fan-out scenario, kept across rounds. */
+export interface FanOutRig {
+  readonly sender: BenchClient
+  readonly receivers: ReadonlyArray<BenchClient>
+  readonly room: string
+  counter: number
+}
+
+/** Connects one sender and `n` subscribed receivers. */
+export const fanOutRig = async (side: Side, n: number): Promise<FanOutRig> => {
+  const room = freshRoom(`fan-${side.name}`)
+  const receivers = await connectMany(side, room, n)
+  const [sender] = await connectMany(side, room, 1)
+  return { sender: sender!, receivers, room, counter: 0 }
+}
+
+/** 2. Fan-out: per change, ms from send until all receivers have it. */
+export const fanOut = async (rig: FanOutRig, changes: number, deadlineMs: number): Promise<Array<number>> => {
+  const samples: Array<number> = []
+  const deadline = Date.now() + deadlineMs
+  for (let i = 0; i < changes && Date.now() < deadline; i++) {
+    const id = `fan-${++rig.counter}`
+    let seen = 0
+    let t0 = 0
+    let done: () => void = () => {}
+    const all = new Promise<void>((resolve) => {
+      done = resolve
+    })
+    for (const r of rig.receivers) {
+      r.onRow = (rowId) => {
+        if (rowId === id && ++seen === rig.receivers.length) {
+          samples.push(now() - t0)
+          done()
+        }
+      }
+    }
+    t0 = now()
+    await Promise.race([
+      Promise.all([rig.sender.create(id, TEXT), all]),
+      new Promise((_, reject) => setTimeout(() => reject(new Error("bench: fan-out change did not reach every receiver")), 10_000))
+    ])
+  }
+  return samples
+}
+
+/** Closes a rig's sockets. */
+export const closeRig = (rig: FanOutRig) => {
+  rig.sender.close()
+  for (const r of rig.receivers) r.close()
+}
+
+/**
+ * 3. Sustained throughput: `clients` subscribed clients each keep `window`
+ * actions in flight until `total` actions are confirmed. Returns actions/s.
+ */
+export const throughput = async (side: Side, clients: number, total: number, window: number, deadlineMs: number): Promise<number> => {
+  const room = freshRoom(`tp-${side.name}-${clients}`)
+  const all = await connectMany(side, room, clients)
+  const perClient = Math.ceil(total / clients)
+  const deadline = Date.now() + deadlineMs
+  let confirmed = 0
+  const t0 = now()
+  await Promise.all(all.map(async (client, c) => {
+    let next = 0
+    const lane = async () => {
+      while (next < perClient && Date.now() < deadline) {
+        const i = next++
+        await client.create(`tp-${c}-${i}`, TEXT)
+        confirmed++
+      }
+    }
+    await Promise.all(Array.from({ length: window }, lane))
+  }))
+  const seconds = (now() - t0) / 1000
+  for (const c of all) c.close()
+  return confirmed / seconds
+}
+
+/** 4. Initial sync of a seeded room to a fresh client. */
+export const initialSync = async (side: Side, room: string, expectRows: number): Promise<SyncStats> => {
+  const client = await connect(side, room)
+  try {
+    const stats = await client.sync(null)
+    if (stats.rows !== expectRows) throw new Error(`bench: ${side.name} synced ${stats.rows} rows, expected ${expectRows}`)
+    return stats
+  } finally {
+    client.close()
+  }
+}
+
+/** What one resume round measured (ours only: the raw baseline can only resend the table). */
+export interface ResumeRound {
+  readonly resume: SyncStats
+  readonly full: SyncStats
+  /** UTF-8 bytes of the changed rows' JSON: the information a resume must carry. */
+  readonly changedBytes: number
+}
+
+/**
+ * 5. Resume after offline: a client syncs in full and leaves; a writer then
+ * changes `changes` rows (a tenth of them deletes); a client resumes from the
+ * cursor. Rows `t<first>`.. are touched; each round passes a new `first`.
+ */
+export const resumeRound = async (side: Side, room: string, expectRows: number, first: number, changes: number): Promise<ResumeRound> => {
+  const away = await connect(side, room)
+  const full = await away.sync(null)
+  if (full.rows !== expectRows) throw new Error(`bench: full sync gave ${full.rows} rows, expected ${expectRows}`)
+  away.close()
+  const writer = await connect(side, room)
+  const written: Array<Row> = []
+  const deletes = Math.floor(changes / 10)
+  for (let i = 0; i < changes; i++) {
+    const id = `t${first + i}`
+    written.push(...(i < deletes ? await writer.remove(id) : await writer.update(id, `changed while away ${i}`)))
+  }
+  writer.close()
+  if (written.length !== changes) throw new Error(`bench: ${written.length} rows written, expected ${changes}`)
+  const back = await connect(side, room)
+  const resume = await back.sync(full.version)
+  back.close()
+  if (back.size !== changes - deletes) {
+    throw new Error(`bench: resume applied ${back.size} live rows, expected ${changes - deletes}`)
+  }
+  const changedBytes = written.reduce((sum, row) => sum + bytesOf(JSON.stringify(row)), 0)
+  return { resume, full, changedBytes }
+}

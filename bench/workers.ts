@@ -1,0 +1,88 @@
+/**
+ * Starts the two workers the benchmarks compare, each in its own local
+ * workerd on 127.0.0.1 with tracing off: ours (the Todo fixture's server plus
+ * a bulk-seed hook, bench/raw/ours.js) and the raw partyserver baseline
+ * (bench/raw/worker.ts). It also finds each one's workerd process so the
+ * memory scenario can read its RSS.
+ */
+import { execFileSync } from "node:child_process"
+import { readFileSync } from "node:fs"
+
+// Must be set before wrangler is imported (see the testing notes).
+process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false"
+process.env.WRANGLER_SEND_METRICS = "false"
+process.env.X_LOCAL_OBSERVABILITY = "false"
+
+/** One running worker. */
+export interface Side {
+  readonly name: "ours" | "raw"
+  /** http://127.0.0.1:port/ */
+  readonly url: string
+  /** The workerd process running it. */
+  readonly pid: number
+  /** The party path prefix, e.g. `parties/to-dos`. */
+  readonly party: string
+  readonly dispose: () => Promise<void>
+}
+
+const workerdChildren = (): Set<number> => {
+  const out = execFileSync("ps", ["-o", "pid=,comm=", "--ppid", String(process.pid)]).toString()
+  return new Set(
+    out.split("\n").map((l) => l.trim().split(/\s+/)).filter((p) => p[1] === "workerd").map((p) => Number(p[0]))
+  )
+}
+
+const start = async (name: Side["name"], config: string, party: string): Promise<Side> => {
+  const { unstable_startWorker } = await import("wrangler")
+  const before = workerdChildren()
+  const worker = await unstable_startWorker({
+    config,
+    dev: { server: { hostname: "127.0.0.1", port: 0 }, inspector: false, persist: false, watch: false, logLevel: "warn" }
+  })
+  await worker.ready
+  const url = (await worker.url).href
+  // `ready` resolves before the worker answers: one plain request first
+  for (let i = 0; i < 50; i++) {
+    try {
+      await (await fetch(`${url}${party}/warmup`)).text()
+      break
+    } catch {
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  // wrangler runs a proxy workerd (it listens on the URL's port) in front of the one running the worker
+  const port = new URL(url).port
+  const listener = execFileSync("ss", ["-ltnpH", `sport = :${port}`]).toString()
+  const pids = [...workerdChildren()].filter((p) => !before.has(p) && !listener.includes(`pid=${p},`))
+  if (pids.length !== 1) throw new Error(`bench: expected one workerd process running ${name}, found ${pids.length}`)
+  return { name, url, pid: pids[0]!, party, dispose: () => worker.dispose() }
+}
+
+/** Starts ours and raw. */
+export const startWorkers = async (): Promise<{ ours: Side; raw: Side }> => {
+  const ours = await start("ours", "bench/raw/ours.wrangler.toml", "parties/to-dos")
+  const raw = await start("raw", "bench/raw/wrangler.toml", "parties/raw")
+  return { ours, raw }
+}
+
+/** Resident set size of a process in bytes (VmRSS). */
+export const rssBytes = (pid: number): number => {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8")
+  const match = /VmRSS:\s+(\d+) kB/.exec(status)
+  if (match === null) throw new Error(`bench: no VmRSS for ${pid}`)
+  return Number(match[1]) * 1024
+}
+
+/** Seeds `count` rows t<from>.. into a room in chunks, through each side's bulk hook. */
+export const seed = async (side: Side, room: string, from: number, count: number): Promise<void> => {
+  const path = side.name === "ours" ? "hooks/seed" : "seed"
+  const step = 10_000
+  for (let i = from; i < from + count; i += step) {
+    const res = await fetch(`${side.url}${side.party}/${room}/${path}`, {
+      method: "POST",
+      body: JSON.stringify({ from: i, count: Math.min(step, from + count - i) })
+    })
+    if (!res.ok) throw new Error(`bench: seed ${side.name} failed: ${res.status} ${await res.text()}`)
+    await res.text()
+  }
+}
