@@ -4,7 +4,9 @@
  * Statements read their cursor to the end before returning: an unread write
  * cursor (`INSERT ... RETURNING`) makes the Durable Object's commit fail.
  * `transaction` runs an Effect atomically: when it fails, nothing it wrote
- * stays. Nested transactions join the outer one.
+ * stays. A transaction nested in another (same fiber or its children) joins
+ * the outer one; transactions of unrelated fibers run one after the other,
+ * so an async handler's open transaction never swallows another's writes.
  *
  * @since 0.1.0
  */
@@ -12,6 +14,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Semaphore from "effect/Semaphore"
 import { StorageError } from "./Errors.ts"
 
 /** A value SQLite can bind or return. */
@@ -51,6 +54,8 @@ export interface StorageShape {
   readonly transaction: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | StorageError, R>
 }
 
+let instances = 0
+
 /** Builds a Storage from a synchronous statement runner and a transaction primitive. */
 export const make = (options: {
   readonly raw: (sql: string, params: ReadonlyArray<SqlValue>) => Array<Array<SqlValue>>
@@ -60,34 +65,39 @@ export const make = (options: {
 }): StorageShape => {
   const failed = (sql: string) => (cause: unknown) =>
     new StorageError({ message: `${cause instanceof Error ? cause.message : String(cause)} (in: ${sql.slice(0, 120)})`, cause })
-  let depth = 0
   const rollback = Symbol("rollback")
+  // Whether the running fiber is inside one of this Storage's transactions. A
+  // fiber-scoped flag, not a shared counter: a counter made an unrelated fiber's
+  // transaction join an open one and vanish with its rollback.
+  const inTransaction = Context.Reference<boolean>(`effect-partysync/Storage/inTransaction/${++instances}`, {
+    defaultValue: () => false
+  })
+  const oneAtATime = Semaphore.makeUnsafe(1)
+  const run = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+    Effect.flatMap(Effect.context<R>(), (context) =>
+      Effect.flatten(Effect.promise(async (): Promise<Exit.Exit<A, E | StorageError>> => {
+        let exit: Exit.Exit<A, E> | undefined
+        try {
+          await options.atomically(async () => {
+            exit = await Effect.runPromiseExitWith(context)(self)
+            if (Exit.isFailure(exit)) throw rollback
+          })
+        } catch (cause) {
+          if (cause !== rollback || exit === undefined) {
+            return Exit.fail(failed("COMMIT")(cause))
+          }
+        }
+        return exit!
+      })))
   return {
     rawUnsafe: (sql, ...params) => options.raw(sql, params),
     raw: (sql, ...params) => Effect.try({ try: () => options.raw(sql, params), catch: failed(sql) }),
     exec: (sql, ...params) => Effect.try({ try: () => options.objects(sql, params), catch: failed(sql) }),
     transaction: <A, E, R>(self: Effect.Effect<A, E, R>) =>
-      Effect.suspend(() => {
-        if (depth > 0) return self
-        return Effect.flatMap(Effect.context<R>(), (context) =>
-          Effect.flatten(Effect.promise(async (): Promise<Exit.Exit<A, E | StorageError>> => {
-            let exit: Exit.Exit<A, E> | undefined
-            depth++
-            try {
-              await options.atomically(async () => {
-                exit = await Effect.runPromiseExitWith(context)(self)
-                if (Exit.isFailure(exit)) throw rollback
-              })
-            } catch (cause) {
-              if (cause !== rollback || exit === undefined) {
-                return Exit.fail(failed("COMMIT")(cause))
-              }
-            } finally {
-              depth--
-            }
-            return exit!
-          })))
-      })
+      Effect.flatMap(inTransaction.useSync((flag) => flag), (nested) =>
+        nested
+          ? self
+          : oneAtATime.withPermits(1)(run(Effect.provideService(self, inTransaction, true))))
   }
 }
 

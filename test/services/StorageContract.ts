@@ -7,8 +7,10 @@
  *
  * A case fails by failing its Effect (or dying) with a message.
  */
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import { StorageError } from "../../src/services/Errors.ts"
 import { Storage } from "../../src/services/Storage.ts"
 
@@ -181,6 +183,31 @@ export const cases: ReadonlyArray<ContractCase> = [
         yield* sql.transaction(sql.raw("INSERT INTO items (id, n) VALUES ('inner', 2)"))
       }))
       yield* same(yield* ids, ["inner", "outer"], "rows after commit")
+    })
+  },
+  {
+    name: "a transaction started by another fiber does not join an open one: the first one's failure keeps the second's writes",
+    run: Effect.gen(function*() {
+      const sql = yield* table
+      const started = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      // A opens a transaction, writes, and waits (as an async handler would) before failing
+      const a = yield* Effect.forkChild(sql.transaction(Effect.gen(function*() {
+        yield* sql.raw("INSERT INTO items (id, n) VALUES ('a', 1)")
+        yield* Deferred.succeed(started, undefined)
+        yield* Deferred.await(release)
+        return yield* Effect.fail(new Boom())
+      })), { startImmediately: true })
+      yield* Deferred.await(started)
+      // B, another fiber, runs its own transaction meanwhile
+      const b = yield* Effect.forkChild(sql.transaction(sql.raw("INSERT INTO items (id, n) VALUES ('b', 2)")), { startImmediately: true })
+      yield* Effect.yieldNow
+      yield* Deferred.succeed(release, undefined)
+      const exitA = yield* Fiber.await(a)
+      const exitB = yield* Fiber.await(b)
+      if (Exit.isSuccess(exitA)) return yield* fail("A should have failed")
+      if (Exit.isFailure(exitB)) return yield* fail(`B should have committed: ${String(exitB.cause)}`)
+      yield* same(yield* ids, ["b"], "rows after A's rollback and B's commit")
     })
   },
   {
