@@ -69,9 +69,41 @@ export const launchBrowser = async (): Promise<Browser> => {
   })
 }
 
+/** Every value in every IndexedDB object store of the page, as JSON text (runs in the page). */
+const dumpIndexedDb = async (): Promise<string> => {
+  const dump: Array<string> = []
+  for (const info of await indexedDB.databases()) {
+    if (info.name === undefined || info.version === undefined) continue
+    // open at the existing version: opening a missing database would create it
+    const db = await new Promise<IDBDatabase>((resolve, reject) => {
+      const open = indexedDB.open(info.name!, info.version)
+      open.onsuccess = () => resolve(open.result)
+      open.onerror = () => reject(open.error)
+    })
+    for (const store of db.objectStoreNames) {
+      const values = await new Promise<Array<unknown>>((resolve, reject) => {
+        const request = db.transaction(store, "readonly").objectStore(store).getAll()
+        request.onsuccess = () => resolve(request.result)
+        request.onerror = () => reject(request.error)
+      })
+      dump.push(JSON.stringify(values))
+    }
+    db.close()
+  }
+  return dump.join("\n")
+}
+
 /** One simulated user: their own browser context (storage, network) and page. */
 export class User {
-  private constructor(readonly name: string, readonly context: BrowserContext, readonly page: Page) {}
+  readonly name: string
+  readonly context: BrowserContext
+  readonly page: Page
+
+  private constructor(name: string, context: BrowserContext, page: Page) {
+    this.name = name
+    this.context = context
+    this.page = page
+  }
 
   /** Opens the app in a new context, in `room`, and waits until it is live. */
   static async open(browser: Browser, app: ServedApp, room: string, name: string): Promise<User> {
@@ -122,6 +154,20 @@ export class User {
     ).catch(async (error: unknown) => {
       throw new Error(`${this.name} expected todos ${JSON.stringify(texts)} but saw ${JSON.stringify(await this.texts())}: ${String(error)}`)
     })
+  }
+
+  /**
+   * Waits until the page's local cache (IndexedDB, whatever its layout) mentions every one of `texts`:
+   * records are written there shortly after they change, not at once.
+   */
+  async waitForCached(texts: ReadonlyArray<string>): Promise<void> {
+    const deadline = Date.now() + WAIT_MS
+    for (;;) {
+      const dump = await this.page.evaluate(dumpIndexedDb)
+      if (texts.every((text) => dump.includes(JSON.stringify(text).slice(1, -1)))) return
+      if (Date.now() > deadline) throw new Error(`${this.name}'s local cache never held ${JSON.stringify(texts)}: ${dump.slice(0, 500)}`)
+      await this.page.waitForTimeout(100)
+    }
   }
 
   /** Waits until the todo `text` is shown done (or not). */
