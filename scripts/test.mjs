@@ -61,10 +61,12 @@ const run = spawnSync(
 
 let passed = 0
 let failed = 0
+let skipped = 0
 if (existsSync(report)) {
   const json = JSON.parse(readFileSync(report, "utf8"))
   passed = json.numPassedTests ?? 0
   failed = json.numFailedTests ?? 0
+  skipped = (json.numPendingTests ?? 0) + (json.numTodoTests ?? 0)
   // a file that failed to load or whose hooks failed has no failed test, but it failed
   for (const file of json.testResults ?? []) {
     const failedTests = (file.assertionResults ?? []).filter((t) => t.status === "failed").length
@@ -83,5 +85,7 @@ if (vitestFailed && failed === 0) {
   console.error(`vitest exited with ${run.status ?? run.signal ?? run.error}`)
   failed = 1
 }
+// skipped tests are neither passed nor failed: say so rather than hide them
+if (skipped > 0) console.log(`${skipped} skipped (it.skip / it.todo / filtered)`)
 summary(passed, failed)
 process.exit(failed > 0 || vitestFailed ? 1 : 0)
