@@ -210,7 +210,7 @@ export class User {
   /** Saves a screenshot under test-results/e2e. */
   async screenshot(name: string): Promise<void> {
     mkdirSync(SCREENSHOTS, { recursive: true })
-    await this.page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
+    await this.page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true, animations: "disabled" })
   }
 
   /** Closes this user's context. */

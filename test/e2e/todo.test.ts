@@ -6,6 +6,7 @@
  * Screenshots go to test-results/e2e; UPDATE_SCREENSHOTS=1 also refreshes
  * the README's docs/todo-app.png.
  */
+import { randomUUID } from "node:crypto"
 import { copyFileSync } from "node:fs"
 import { join } from "node:path"
 import type { Browser, WebSocketRoute } from "playwright-core"
@@ -200,8 +201,8 @@ describe("Todo app in the browser", () => {
     expect(await bob.texts()).toEqual(["Feed the cat"])
   })
 
-  it("counts the todos left and filters by state", async () => {
-    const room = freshRoom("e2e-filter")
+  it("counts the todos left, filters by state, and clears local data without losing the list", async () => {
+    const room = `weekend-${randomUUID().slice(0, 8)}`
     const alice = await open(room, "alice")
     for (const text of ["Try effect-partysync", "Open this room in a second window", "Go offline and keep editing", "Watch the changes sync"]) {
       await alice.add(text)
@@ -211,6 +212,7 @@ describe("Todo app in the browser", () => {
     await alice.waitForConnection("live", 0)
     await alice.page.getByTestId("count").getByText("3 items left").waitFor()
     await alice.page.getByLabel("New todo").blur()
+    await alice.page.mouse.move(0, 0)
     await alice.screenshot("app")
     // The README's screenshot: refreshed on demand, so that test runs leave the tree clean.
     if (process.env.UPDATE_SCREENSHOTS === "1") copyFileSync(join(SCREENSHOTS, "app.png"), join("docs", "todo-app.png"))
@@ -222,6 +224,12 @@ describe("Todo app in the browser", () => {
     await alice.page.getByRole("button", { name: "Clear done", exact: true }).click()
     await alice.waitForTexts([])
     await alice.page.getByRole("button", { name: "All", exact: true }).click()
+    await alice.waitForTexts(["Open this room in a second window", "Go offline and keep editing", "Watch the changes sync"])
+
+    // Clearing local data forgets the cache and syncs the same list again from the server.
+    await alice.page.getByTestId("clear-local").click()
+    await alice.page.getByRole("status").getByText("Local data cleared").waitFor()
+    await alice.waitForConnection("live", 0)
     await alice.waitForTexts(["Open this room in a second window", "Go offline and keep editing", "Watch the changes sync"])
   })
 })
