@@ -8,8 +8,7 @@
  *   frames, so the change is already in the snapshot then.
  * - `raw`: speaks the raw baseline's frames (bench/raw/worker.ts).
  *
- * The real client (src/client) is measured separately where it exists; see
- * bench/real.ts.
+ * The real client (src/client) gets the same shape in bench/real.ts.
  */
 import { bytesOf, now } from "./stats.ts"
 import type { Side } from "./workers.ts"
@@ -37,23 +36,38 @@ export interface BenchClient {
   remove(id: string): Promise<ReadonlyArray<Row>>
   /** Requests the data: ours subscribes from `since` (null = full), raw asks for the whole table. */
   sync(since: number | null): Promise<SyncStats>
-  /** Called with each row id another client changed, at arrival. */
-  onRow: ((id: string) => void) | undefined
+  /** Called after the snapshot changed. */
+  onChange: (() => void) | undefined
+  /** Whether the snapshot holds a live row with this id. */
+  has(id: string): boolean
   /** Rows in the local snapshot. */
   readonly size: number
   close(): void
 }
 
+/** Connects a bench client to a room of a side. */
+export type Connector = (side: Side, room: string) => Promise<BenchClient>
+
+/** One contestant: a server side and the client that talks to it. */
+export interface Contender {
+  /** "ours" (real client), "ours-wire" (protocol-level client) or "raw". */
+  readonly label: string
+  readonly side: Side
+  readonly connect: Connector
+}
+
 let clientCounter = 0
 
-const open = (url: string): Promise<WebSocket> =>
+/** Opens a WebSocket. */
+export const open = (url: string): Promise<WebSocket> =>
   new Promise((resolve, reject) => {
     const ws = new WebSocket(url)
     ws.onopen = () => resolve(ws)
     ws.onerror = () => reject(new Error(`bench: could not connect to ${url}`))
   })
 
-const wsUrl = (side: Side, room: string) => `${side.url.replace(/^http/, "ws")}${side.party}/${room}`
+/** The WebSocket URL of a room. */
+export const wsUrl = (side: Side, room: string) => `${side.url.replace(/^http/, "ws")}${side.party}/${room}`
 
 /** A record tuple as it travels. */
 export type Row = ReadonlyArray<unknown>
@@ -77,11 +91,10 @@ const oursClient = (ws: WebSocket, side: Side): BenchClient => {
   let buffer: Array<{ rows: ReadonlyArray<Row>; deleted: ReadonlyArray<unknown> }> = []
   let syncing: { start: number; bytes: number; frames: number; largest: number; done: (s: SyncStats) => void } | undefined
 
-  const apply = (changed: ReadonlyArray<Row>, deleted: ReadonlyArray<unknown>, notify: boolean) => {
+  const apply = (changed: ReadonlyArray<Row>, deleted: ReadonlyArray<unknown>) => {
     for (const row of changed) {
       if (row[row.length - 1] === null) rows.set(row[0], row)
       else rows.delete(row[0])
-      if (notify) client.onRow?.(row[0] as string)
     }
     for (const id of deleted) rows.delete(id)
   }
@@ -97,7 +110,8 @@ const oursClient = (ws: WebSocket, side: Side): BenchClient => {
     const frame = JSON.parse(text)
     switch (frame._tag) {
       case "Change":
-        apply(frame.rows, frame.deleted, true)
+        apply(frame.rows, frame.deleted)
+        client.onChange?.()
         return
       case "Ack":
         pending.get(frame.requestId)?.resolve(frame.rows)
@@ -108,7 +122,7 @@ const oursClient = (ws: WebSocket, side: Side): BenchClient => {
         return
       case "Synced": {
         if (frame.reset) rows.clear()
-        for (const chunk of buffer) apply(chunk.rows, chunk.deleted, false)
+        for (const chunk of buffer) apply(chunk.rows, chunk.deleted)
         buffer = []
         const s = syncing!
         syncing = undefined
@@ -142,7 +156,8 @@ const oursClient = (ws: WebSocket, side: Side): BenchClient => {
         syncing = { start: now(), bytes: 0, frames: 0, largest: 0, done }
         ws.send(JSON.stringify({ _tag: "Subscribe", channel: "todos", since }))
       }),
-    onRow: undefined,
+    onChange: undefined,
+    has: (id) => rows.has(id),
     get size() {
       return rows.size
     },
@@ -169,7 +184,7 @@ const rawClient = (ws: WebSocket, side: Side): BenchClient => {
       case "row":
         if (frame.row !== null) {
           rows.set(frame.row[0], frame.row)
-          client.onRow?.(frame.row[0])
+          client.onChange?.()
         }
         return
       case "all": {
@@ -203,7 +218,8 @@ const rawClient = (ws: WebSocket, side: Side): BenchClient => {
         syncing = { start: now(), done }
         ws.send(JSON.stringify({ t: "all" }))
       }),
-    onRow: undefined,
+    onChange: undefined,
+    has: (id) => rows.has(id),
     get size() {
       return rows.size
     },

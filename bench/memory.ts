@@ -5,7 +5,8 @@
  */
 import { connectMany, freshRoom } from "./network.ts"
 import { sleep } from "./stats.ts"
-import { rssBytes, type Side } from "./workers.ts"
+import type { Contender } from "./clients.ts"
+import { rssBytes } from "./workers.ts"
 
 /** One memory measurement. */
 export interface MemoryRound {
@@ -17,12 +18,12 @@ export interface MemoryRound {
 }
 
 /** Connects `n` clients, lets them idle for `settleMs`, reads RSS, then disconnects them. */
-export const memoryRound = async (side: Side, n: number, settleMs: number): Promise<MemoryRound> => {
-  const room = freshRoom(`mem-${side.name}`)
-  const before = rssBytes(side.pid)
-  const clients = await connectMany(side, room, n)
+export const memoryRound = async (who: Contender, n: number, settleMs: number): Promise<MemoryRound> => {
+  const room = freshRoom(`mem-${who.label}`)
+  const before = rssBytes(who.side.pid)
+  const clients = await connectMany(who, room, n)
   await sleep(settleMs)
-  const idle = rssBytes(side.pid)
+  const idle = rssBytes(who.side.pid)
   for (const c of clients) c.close()
   await sleep(200)
   return { before, idle, clients: clients.length }

@@ -3,9 +3,8 @@
  * BenchClient shape and run for ours and raw. Every loop is bounded in count
  * and by a deadline; rooms are fresh per scenario and side.
  */
-import { type BenchClient, connect, type Row, type SyncStats } from "./clients.ts"
+import { type BenchClient, type Contender, type Row, type SyncStats } from "./clients.ts"
 import { bytesOf, now } from "./stats.ts"
-import type { Side } from "./workers.ts"
 
 let roomCounter = 0
 /** A room name nobody used yet in this run. */
@@ -14,11 +13,11 @@ export const freshRoom = (what: string) => `${what}-${Date.now().toString(36)}-$
 const TEXT = "a todo written by the benchmark"
 
 /** Connects n clients; ours clients subscribe (from scratch) first, raw ones fetch the table. */
-export const connectMany = async (side: Side, room: string, n: number, subscribe = true): Promise<Array<BenchClient>> => {
+export const connectMany = async (who: Contender, room: string, n: number, subscribe = true): Promise<Array<BenchClient>> => {
   const clients: Array<BenchClient> = []
   const batch = 50
   for (let i = 0; i < n; i += batch) {
-    const group = await Promise.all(Array.from({ length: Math.min(batch, n - i) }, () => connect(side, room)))
+    const group = await Promise.all(Array.from({ length: Math.min(batch, n - i) }, () => who.connect(who.side, room)))
     if (subscribe) await Promise.all(group.map((c) => c.sync(null)))
     clients.push(...group)
   }
@@ -26,8 +25,8 @@ export const connectMany = async (side: Side, room: string, n: number, subscribe
 }
 
 /** 1. Sequential round trips: send, then wait until confirmed. Returns one latency per action (ms). */
-export const roundTrip = async (side: Side, room: string, count: number, deadlineMs: number): Promise<Array<number>> => {
-  const [client] = await connectMany(side, room, 1)
+export const roundTrip = async (who: Contender, count: number, deadlineMs: number): Promise<Array<number>> => {
+  const [client] = await connectMany(who, freshRoom(`rt-${who.label}`), 1)
   const samples: Array<number> = []
   const deadline = Date.now() + deadlineMs
   try {
@@ -51,10 +50,10 @@ export interface FanOutRig {
 }
 
 /** Connects one sender and `n` subscribed receivers. */
-export const fanOutRig = async (side: Side, n: number): Promise<FanOutRig> => {
-  const room = freshRoom(`fan-${side.name}`)
-  const receivers = await connectMany(side, room, n)
-  const [sender] = await connectMany(side, room, 1)
+export const fanOutRig = async (who: Contender, n: number): Promise<FanOutRig> => {
+  const room = freshRoom(`fan-${who.label}`)
+  const receivers = await connectMany(who, room, n)
+  const [sender] = await connectMany(who, room, 1)
   return { sender: sender!, receivers, room, counter: 0 }
 }
 
@@ -71,8 +70,11 @@ export const fanOut = async (rig: FanOutRig, changes: number, deadlineMs: number
       done = resolve
     })
     for (const r of rig.receivers) {
-      r.onRow = (rowId) => {
-        if (rowId === id && ++seen === rig.receivers.length) {
+      let mine = false
+      r.onChange = () => {
+        if (mine || !r.has(id)) return
+        mine = true
+        if (++seen === rig.receivers.length) {
           samples.push(now() - t0)
           done()
         }
@@ -97,9 +99,9 @@ export const closeRig = (rig: FanOutRig) => {
  * 3. Sustained throughput: `clients` subscribed clients each keep `window`
  * actions in flight until `total` actions are confirmed. Returns actions/s.
  */
-export const throughput = async (side: Side, clients: number, total: number, window: number, deadlineMs: number): Promise<number> => {
-  const room = freshRoom(`tp-${side.name}-${clients}`)
-  const all = await connectMany(side, room, clients)
+export const throughput = async (who: Contender, clients: number, total: number, window: number, deadlineMs: number): Promise<number> => {
+  const room = freshRoom(`tp-${who.label}-${clients}`)
+  const all = await connectMany(who, room, clients)
   const perClient = Math.ceil(total / clients)
   const deadline = Date.now() + deadlineMs
   let confirmed = 0
@@ -121,11 +123,11 @@ export const throughput = async (side: Side, clients: number, total: number, win
 }
 
 /** 4. Initial sync of a seeded room to a fresh client. */
-export const initialSync = async (side: Side, room: string, expectRows: number): Promise<SyncStats> => {
-  const client = await connect(side, room)
+export const initialSync = async (who: Contender, room: string, expectRows: number): Promise<SyncStats> => {
+  const client = await who.connect(who.side, room)
   try {
     const stats = await client.sync(null)
-    if (stats.rows !== expectRows) throw new Error(`bench: ${side.name} synced ${stats.rows} rows, expected ${expectRows}`)
+    if (stats.rows !== expectRows) throw new Error(`bench: ${who.label} synced ${stats.rows} rows, expected ${expectRows}`)
     return stats
   } finally {
     client.close()
@@ -145,12 +147,12 @@ export interface ResumeRound {
  * changes `changes` rows (a tenth of them deletes); a client resumes from the
  * cursor. Rows `t<first>`.. are touched; each round passes a new `first`.
  */
-export const resumeRound = async (side: Side, room: string, expectRows: number, first: number, changes: number): Promise<ResumeRound> => {
-  const away = await connect(side, room)
+export const resumeRound = async (who: Contender, room: string, expectRows: number, first: number, changes: number): Promise<ResumeRound> => {
+  const away = await who.connect(who.side, room)
   const full = await away.sync(null)
   if (full.rows !== expectRows) throw new Error(`bench: full sync gave ${full.rows} rows, expected ${expectRows}`)
   away.close()
-  const writer = await connect(side, room)
+  const writer = await who.connect(who.side, room)
   const written: Array<Row> = []
   const deletes = Math.floor(changes / 10)
   for (let i = 0; i < changes; i++) {
@@ -159,7 +161,7 @@ export const resumeRound = async (side: Side, room: string, expectRows: number, 
   }
   writer.close()
   if (written.length !== changes) throw new Error(`bench: ${written.length} rows written, expected ${changes}`)
-  const back = await connect(side, room)
+  const back = await who.connect(who.side, room)
   const resume = await back.sync(full.version)
   back.close()
   if (back.size !== changes - deletes) {

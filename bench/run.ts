@@ -1,0 +1,220 @@
+/**
+ * `npm run bench`: runs scenarios 1-8 of the benchmark issue against our
+ * worker (with the real client, and with a protocol-level client to separate
+ * server from client cost) and the raw partyserver baseline, alternating
+ * sides per round; prints a table and writes bench/results.json.
+ *
+ * BENCH_QUICK=1 runs fewer rounds and smaller counts (for development; its
+ * numbers are not the published ones).
+ */
+import { writeFileSync } from "node:fs"
+import { cpus, loadavg } from "node:os"
+import { type Contender, connect } from "./clients.ts"
+import { bundleSize, clientApply } from "./local.ts"
+import { memoryRound } from "./memory.ts"
+import { closeRig, fanOut, fanOutRig, freshRoom, initialSync, resumeRound, roundTrip, throughput } from "./network.ts"
+import { connectReal } from "./real.ts"
+import { fmtBytes, median, round, summarize } from "./stats.ts"
+import { seed, startWorkers } from "./workers.ts"
+
+const QUICK = process.env.BENCH_QUICK === "1"
+const C = QUICK
+  ? { rtRounds: 2, rtPer: 200, fanReceivers: 100, fanRounds: 2, fanPer: 15, tpRounds: 1, tpTotal: 600, sync10k: 2, sync100k: 1, resumeRounds: 1, memClients: 200, applyChanges: 10_000 }
+  : { rtRounds: 4, rtPer: 500, fanReceivers: 100, fanRounds: 4, fanPer: 40, tpRounds: 3, tpTotal: 2000, sync10k: 5, sync100k: 3, resumeRounds: 3, memClients: 1000, applyChanges: 10_000 }
+const DEADLINE = 60_000
+
+/** One row of the report. */
+interface Row {
+  readonly scenario: string
+  readonly metric: string
+  readonly unit: string
+  readonly ours: number | null
+  readonly oursWire?: number | null
+  readonly raw: number | null
+  readonly oursP99?: number | null
+  readonly rawP99?: number | null
+  readonly target?: string
+  readonly pass?: boolean | null
+  readonly note?: string
+}
+
+const rows: Array<Row> = []
+const detail: Record<string, unknown> = {}
+const ratio = (a: number | null | undefined, b: number | null | undefined) => (a == null || b == null || b === 0 ? null : round(a / b, 2))
+const log = (...args: Array<unknown>) => console.error("bench:", ...args)
+
+/** Runs `f` for each contender, the order swapped every round. */
+const alternate = async <A>(rounds: number, contenders: ReadonlyArray<Contender>, f: (c: Contender, round: number) => Promise<A>) => {
+  const out = new Map<string, Array<A>>(contenders.map((c) => [c.label, []]))
+  for (let r = 0; r < rounds; r++) {
+    const order = r % 2 === 0 ? contenders : [...contenders].reverse()
+    for (const c of order) out.get(c.label)!.push(await f(c, r))
+  }
+  return out
+}
+
+const main = async () => {
+  const started = Date.now()
+  const loadBefore = loadavg()
+  const { ours, raw } = await startWorkers()
+  const real: Contender = { label: "ours", side: ours, connect: connectReal }
+  const wire: Contender = { label: "ours-wire", side: ours, connect }
+  const base: Contender = { label: "raw", side: raw, connect }
+  const all = [real, wire, base]
+  try {
+    // 8 first, while both processes are fresh
+    log("8 server memory")
+    const mem = await alternate(1, [real, base], (c) => memoryRound(c, C.memClients, 3000))
+    const m = (l: string) => mem.get(l)![0]!
+    detail.memory = Object.fromEntries(mem)
+    rows.push({
+      scenario: "8. server memory", metric: `workerd RSS, ${C.memClients} idle clients`, unit: "MB",
+      ours: round(m("ours").idle / 1e6, 1), raw: round(m("raw").idle / 1e6, 1),
+      target: "<= 1.2x raw", pass: m("ours").idle <= 1.2 * m("raw").idle,
+      note: `growth for the clients: ours ${fmtBytes(m("ours").idle - m("ours").before)}, raw ${fmtBytes(m("raw").idle - m("raw").before)}`
+    })
+
+    log("1 round trip")
+    const rt = await alternate(C.rtRounds, all, (c) => roundTrip(c, C.rtPer, DEADLINE))
+    const rtS = (l: string) => summarize(rt.get(l)!.flat())
+    detail.roundTrip = { ours: rtS("ours"), oursWire: rtS("ours-wire"), raw: rtS("raw") }
+    rows.push({
+      scenario: "1. round trip", metric: "send -> confirmed, p50", unit: "ms",
+      ours: rtS("ours").p50, oursWire: rtS("ours-wire").p50, raw: rtS("raw").p50,
+      oursP99: rtS("ours").p99, rawP99: rtS("raw").p99,
+      target: "<= 1.2x raw", pass: rtS("ours").p50 <= 1.2 * rtS("raw").p50, note: `n=${rtS("ours").n} per side`
+    })
+
+    log("2 fan-out")
+    const rigs = new Map<string, Awaited<ReturnType<typeof fanOutRig>>>()
+    for (const c of all) rigs.set(c.label, await fanOutRig(c, C.fanReceivers))
+    const fan = await alternate(C.fanRounds, all, (c) => fanOut(rigs.get(c.label)!, C.fanPer, DEADLINE))
+    for (const rig of rigs.values()) closeRig(rig)
+    const fS = (l: string) => summarize(fan.get(l)!.flat())
+    detail.fanOut = { ours: fS("ours"), oursWire: fS("ours-wire"), raw: fS("raw") }
+    rows.push({
+      scenario: "2. fan-out", metric: `change seen by all ${C.fanReceivers} clients, p50`, unit: "ms",
+      ours: fS("ours").p50, oursWire: fS("ours-wire").p50, raw: fS("raw").p50, oursP99: fS("ours").p99, rawP99: fS("raw").p99,
+      target: "<= 1.1x raw", pass: fS("ours").p50 <= 1.1 * fS("raw").p50, note: `n=${fS("ours").n} changes per side`
+    })
+
+    log("3 throughput")
+    for (const [clients, window] of [[1, 32], [10, 8]] as const) {
+      const tp = await alternate(C.tpRounds, all, (c) => throughput(c, clients, C.tpTotal, window, DEADLINE))
+      const t = (l: string) => round(median(tp.get(l)!), 0)
+      detail[`throughput${clients}`] = Object.fromEntries(tp)
+      rows.push({
+        scenario: "3. throughput", metric: `${clients} client${clients > 1 ? "s" : ""}, ${window} in flight each`, unit: "actions/s",
+        ours: t("ours"), oursWire: t("ours-wire"), raw: t("raw"),
+        target: ">= 0.85x raw", pass: t("ours") >= 0.85 * t("raw")
+      })
+    }
+
+    log("4 initial sync: seeding")
+    const rooms = { ours10k: freshRoom("s10k"), ours100k: freshRoom("s100k"), raw10k: freshRoom("s10k"), raw100k: freshRoom("s100k") }
+    for (const [side, r10, r100] of [[ours, rooms.ours10k, rooms.ours100k], [raw, rooms.raw10k, rooms.raw100k]] as const) {
+      // an empty first seed wakes our object so that its change capture versions the seeded rows
+      await seed(side, r10, 0, 0)
+      await seed(side, r100, 0, 0)
+      await seed(side, r10, 0, 10_000)
+      await seed(side, r100, 0, 100_000)
+    }
+    const roomOf = (c: Contender, n: string) => (c.side.name === "ours" ? (n === "10k" ? rooms.ours10k : rooms.ours100k) : (n === "10k" ? rooms.raw10k : rooms.raw100k))
+    for (const [n, count, reps] of [["10k", 10_000, C.sync10k], ["100k", 100_000, C.sync100k]] as const) {
+      log(`4 initial sync ${n}`)
+      const s = await alternate(reps, all, (c) => initialSync(c, roomOf(c, n), count))
+      const ms = (l: string) => round(median(s.get(l)!.map((x) => x.ms)), 1)
+      const bytes = (l: string) => s.get(l)![0]!.bytes
+      const largest = (l: string) => Math.max(...s.get(l)!.map((x) => x.largestFrame))
+      detail[`sync${n}`] = Object.fromEntries(s)
+      const big = n === "100k"
+      rows.push({
+        scenario: "4. initial sync", metric: `${n} rows, time to full snapshot`, unit: "ms",
+        ours: ms("ours"), oursWire: ms("ours-wire"), raw: ms("raw"),
+        ...(big ? { target: "<= 1.3x raw", pass: ms("ours") <= 1.3 * ms("raw") } : {}),
+        note: `bytes ours ${fmtBytes(bytes("ours"))} / raw ${fmtBytes(bytes("raw"))}; frames ours ${s.get("ours")![0]!.frames}`
+      })
+      rows.push({
+        scenario: "4. initial sync", metric: `${n} rows, largest frame`, unit: "KB",
+        ours: round(largest("ours") / 1e3, 1), raw: round(largest("raw") / 1e3, 1),
+        ...(big ? { target: "no frame over 900 KB", pass: largest("ours") <= 900_000 } : {})
+      })
+    }
+
+    log("5 resume")
+    let first = 0
+    let live = 100_000
+    const resumes = []
+    for (let r = 0; r < C.resumeRounds; r++) {
+      resumes.push(await resumeRound(wire, rooms.ours100k, live, first, 100))
+      first += 100
+      live -= 10
+    }
+    const rawFull = await alternate(C.resumeRounds, [base], () => initialSync(base, rooms.raw100k, 100_000))
+    detail.resume = { rounds: resumes, rawFull: rawFull.get("raw") }
+    const rb = median(resumes.map((x) => x.resume.bytes))
+    const cb = median(resumes.map((x) => x.changedBytes))
+    rows.push({
+      scenario: "5. resume", metric: "100 of 100k changed: bytes", unit: "KB",
+      ours: round(rb / 1e3, 2), raw: round(median(rawFull.get("raw")!.map((x) => x.bytes)) / 1e3, 1),
+      target: "<= 2x the changed rows' bytes", pass: rb <= 2 * cb,
+      note: `changed rows ${fmtBytes(cb)} (${round(rb / cb, 2)}x); full resync ${fmtBytes(median(resumes.map((x) => x.full.bytes)))}; raw = full table`
+    })
+    rows.push({
+      scenario: "5. resume", metric: "100 of 100k changed: time", unit: "ms",
+      ours: round(median(resumes.map((x) => x.resume.ms)), 2), raw: round(median(rawFull.get("raw")!.map((x) => x.ms)), 1),
+      note: `our full resync ${round(median(resumes.map((x) => x.full.ms)), 1)} ms (protocol-level client)`
+    })
+  } finally {
+    await ours.dispose()
+    await raw.dispose()
+  }
+
+  log("6 client apply")
+  const apply = await clientApply(100_000, C.applyChanges)
+  detail.clientApply = apply
+  rows.push({
+    scenario: "6. client apply", metric: `${C.applyChanges} changes into 100k rows, snapshot read after each`, unit: "ms",
+    ours: round(apply.applyEachMs, 1), raw: round(apply.baselineMs, 1), target: "< 100 ms", pass: apply.applyEachMs < 100,
+    note: `back to back with one read: ${round(apply.applyBatchMs, 1)} ms; initial 100k-row load ${round(apply.initialMs, 1)} ms; raw = bare JSON.parse + Map.set`
+  })
+
+  log("7 bundle size")
+  const bundle = await bundleSize()
+  detail.bundle = bundle
+  rows.push({
+    scenario: "7. bundle size", metric: "effect-partysync/react, min+gz", unit: "KB",
+    ours: round(bundle.gzipped / 1e3, 1), raw: null, target: "<= 40 KB gz", pass: bundle.gzipped <= 40_000,
+    note: `minified ${fmtBytes(bundle.minified)}`
+  })
+
+  const report = rows.map((r) => ({ ...r, ratio: ratio(r.ours, r.raw) }))
+  console.log(table(report))
+  const results = {
+    when: new Date().toISOString(),
+    quick: QUICK,
+    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadavgBefore: loadBefore.map((x) => round(x, 2)), loadavgAfter: loadavg().map((x) => round(x, 2)) },
+    durationS: round((Date.now() - started) / 1000, 1),
+    config: C,
+    rows: report,
+    detail
+  }
+  writeFileSync(QUICK ? "bench/results.quick.json" : "bench/results.json", JSON.stringify(results, null, 2) + "\n")
+  console.log(`load average before ${results.machine.loadavgBefore.join(" ")}, after ${results.machine.loadavgAfter.join(" ")}; ${results.durationS} s`)
+}
+
+const table = (report: ReadonlyArray<Row & { ratio: number | null }>) => {
+  const head = ["scenario", "metric", "ours", "ours-wire", "raw", "ours/raw", "target", "pass"]
+  const cells = report.map((r) => [
+    r.scenario, r.metric,
+    r.ours == null ? "-" : `${r.ours} ${r.unit}`, r.oursWire == null ? "-" : `${r.oursWire}`, r.raw == null ? "-" : `${r.raw}`,
+    r.ratio == null ? "-" : `${r.ratio}x`, r.target ?? "", r.pass == null ? "" : r.pass ? "pass" : "MISS"
+  ])
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)))
+  const line = (c: ReadonlyArray<string>) => `| ${c.map((x, i) => x.padEnd(widths[i]!)).join(" | ")} |`
+  const notes = report.filter((r) => r.note !== undefined).map((r) => `- ${r.scenario} (${r.metric}): ${r.note}`)
+  return [line(head), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...cells.map(line), "", ...notes].join("\n")
+}
+
+await main()
+process.exit(0)
