@@ -64,6 +64,12 @@ describe("Todo app in the browser", () => {
     await alice.edit("Buy oat milk", "Buy oat milk and bread")
     await bob.waitForTexts(["Buy oat milk and bread", "Water the plants", "Call the plumber"])
 
+    // Escape abandons an edit: nothing is sent.
+    await alice.todo("Water the plants").getByTestId("todo-text").dblclick()
+    await alice.page.getByLabel("Edit todo").fill("Never mind")
+    await alice.page.getByLabel("Edit todo").press("Escape")
+    await alice.waitForTexts(["Buy oat milk and bread", "Water the plants", "Call the plumber"])
+
     await bob.remove("Call the plumber")
     await alice.waitForTexts(["Buy oat milk and bread", "Water the plants"])
     await bob.waitForTexts(["Buy oat milk and bread", "Water the plants"])
