@@ -1,0 +1,98 @@
+/**
+ * Where the server's time per action goes, in Node: the real ActionDispatch,
+ * Reconciliation and Broadcast over node:sqlite with in-memory connections,
+ * against the raw baseline's work (JSON.parse, INSERT ... RETURNING,
+ * JSON.stringify) on the same engine. Not part of `npm run bench`; run it
+ * with `node --cpu-prof bench/profile-server.ts` to see the hot functions.
+ * node:sqlite is not Durable Object SQL, so only the split matters here.
+ */
+import { DatabaseSync } from "node:sqlite"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import { todos } from "../fixtures/todo-sync/src/shared.ts"
+import * as SyncLayer from "../src/layers/SyncLayer.ts"
+import { ActionDispatch } from "../src/services/ActionDispatch.ts"
+import { ActionHandler, Authorizer } from "../src/services/ActionHandler.ts"
+import { Connections, initialState, type SyncConnection } from "../src/services/Connections.ts"
+import { Reconciliation } from "../src/services/Reconciliation.ts"
+import { Storage } from "../src/services/Storage.ts"
+import { layerNodeSqlite } from "../src/services/StorageSqlite.ts"
+import { Channels, SyncConfig, defaultOptions } from "../src/services/SyncConfig.ts"
+import { now, round } from "./stats.ts"
+
+const N = Number(process.env.N ?? 5000)
+const TABLE = `CREATE TABLE todos (id TEXT PRIMARY KEY NOT NULL, text TEXT NOT NULL, completed INTEGER NOT NULL,
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, deleted_at INTEGER DEFAULT NULL)`
+
+const connection = (id: string): SyncConnection & { frames: number } => {
+  let state = { ...initialState, channels: ["todos"] }
+  return { id, frames: 0, send() { this.frames++ }, get state() { return state }, setState(s) { state = s as typeof state } }
+}
+
+const ours = async (receivers: number) => {
+  const sender = connection("sender")
+  const conns = [sender, ...Array.from({ length: receivers }, (_, i) => connection(`r${i}`))]
+  const storage = layerNodeSqlite()
+  const handler = Layer.effect(ActionHandler, Effect.gen(function*() {
+    const sql = yield* Storage
+    return ActionHandler.of({
+      run: (_channel, action) => {
+        const a = action as { payload: { id: string; text: string; completed: number } }
+        const t = Date.now()
+        return sql.raw("INSERT INTO todos (id, text, completed, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING *", a.payload.id, a.payload.text.trim(), a.payload.completed, t, t)
+      }
+    })
+  }))
+  const layer = SyncLayer.layer.pipe(
+    Layer.provide(Layer.mergeAll(handler, Authorizer.layerAllowAll)),
+    Layer.provideMerge(storage),
+    Layer.provideMerge(Layer.mergeAll(
+      Connections.layerMemory(conns),
+      Layer.succeed(Channels, Channels.fromList([todos])),
+      Layer.succeed(SyncConfig, defaultOptions)
+    ))
+  )
+  const runtime = ManagedRuntime.make(layer)
+  await runtime.runPromise(Effect.gen(function*() {
+    const sql = yield* Storage
+    yield* sql.raw(TABLE)
+    yield* Reconciliation.use((r) => r.install)
+  }))
+  const frames = Array.from({ length: N }, (_, i) =>
+    JSON.stringify({ _tag: "Action", requestId: `r${i}`, channel: "todos", clientId: "bench", seq: i + 1, action: { type: "create", payload: { id: `x${i}`, text: "a todo written by the benchmark", completed: 0 } } }))
+  const t0 = now()
+  for (const f of frames) await runtime.runPromise(ActionDispatch.use((d) => d.receive(sender, f)))
+  const us = ((now() - t0) * 1000) / N
+  await runtime.dispose()
+  return us
+}
+
+const raw = (receivers: number) => {
+  const db = new DatabaseSync(":memory:")
+  db.exec(TABLE)
+  const insert = db.prepare("INSERT INTO todos (id, text, completed, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING *")
+  insert.setReturnArrays(true)
+  const frames = Array.from({ length: N }, (_, i) => JSON.stringify({ t: "create", r: String(i), id: `x${i}`, text: "a todo written by the benchmark", completed: 0 }))
+  let sent = 0
+  const t0 = now()
+  for (const f of frames) {
+    const m = JSON.parse(f)
+    const t = Date.now()
+    // partyserver's storage.sql.exec prepares per call too
+    const row = db.prepare("INSERT INTO todos (id, text, completed, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING *").all(m.id, m.text.trim(), m.completed, t, t)[0]
+    const ack = JSON.stringify({ t: "ack", r: m.r, row })
+    const out = JSON.stringify({ t: "row", row })
+    sent += ack.length + out.length * receivers
+  }
+  const us = ((now() - t0) * 1000) / N
+  db.close()
+  return sent > 0 ? us : NaN
+}
+
+for (const receivers of [0, 100]) {
+  raw(receivers)
+  const r = raw(receivers)
+  const o = await ours(receivers)
+  console.log(`${receivers} receivers: ours ${round(o, 1)} us/action, raw ${round(r, 1)} us/action, ours/raw ${round(o / r, 2)}x`)
+}
