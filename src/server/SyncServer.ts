@@ -20,7 +20,7 @@ import type * as Channel from "../services/Channel.ts"
 import { type ConnectionState, Connections, initialState, type SyncConnection } from "../services/Connections.ts"
 import { NotAuthorized } from "../services/Errors.ts"
 import { type GcResult, Reconciliation } from "../services/Reconciliation.ts"
-import { DurableObjectStorage, Storage } from "../services/Storage.ts"
+import { type DurableObjectSql, DurableObjectStorage, Storage } from "../services/Storage.ts"
 import { Channels, defaultOptions, SyncConfig, type SyncOptions } from "../services/SyncConfig.ts"
 
 /** What `onAction` may return. */
@@ -80,6 +80,54 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
   #runtime: ManagedRuntime.ManagedRuntime<ActionDispatch | Reconciliation | Storage | R, unknown> | undefined
   #ready: Promise<void> | undefined
   readonly #adapters = new WeakMap<Connection, SyncConnection>()
+  /** The library's own view of the storage: its statements do not schedule a publish. */
+  readonly #storage: DurableObjectSql
+  #publishScheduled = false
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env)
+    this.#storage = this.#watchWrites()
+  }
+
+  /**
+   * Makes every `ctx.storage.sql.exec` of the subclass (in a method called
+   * over RPC, `onConnect`, `onClose`, ...) schedule a publish, so rows it
+   * changes reach subscribers without a call to `publishChanges()`. Returns
+   * an unwatched storage for the library itself.
+   */
+  #watchWrites(): DurableObjectSql {
+    const storage = this.ctx.storage
+    const sql = storage.sql
+    const exec = sql.exec.bind(sql) as DurableObjectSql["sql"]["exec"]
+    const schedule = () => this.#schedulePublish()
+    try {
+      Object.defineProperty(sql, "exec", {
+        configurable: true,
+        writable: true,
+        value: (query: string, ...bindings: Array<unknown>) => {
+          const cursor = exec(query, ...bindings)
+          schedule()
+          return cursor
+        }
+      })
+    } catch {
+      // a runtime that refuses the override: such writes are published by the next flush
+    }
+    return { sql: { exec }, transaction: (closure) => storage.transaction(closure) }
+  }
+
+  #schedulePublish() {
+    if (this.#publishScheduled) return
+    this.#publishScheduled = true
+    setTimeout(() => {
+      this.#publishScheduled = false
+      const started = this.#ready !== undefined
+      this.publishChanges().catch((error) => {
+        // before the services first started (tables still being created in onStart) the next event retries
+        if (started) console.error("effect-partysync: publishing changes failed", error)
+      })
+    }, 0)
+  }
 
   #adapt(connection: Connection): SyncConnection {
     let adapter = this.#adapters.get(connection)
@@ -108,7 +156,7 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
   #build() {
     const options = { ...defaultOptions, ...this.syncOptions }
     const base = Layer.mergeAll(
-      Layer.succeed(DurableObjectStorage, this.ctx.storage),
+      Layer.succeed(DurableObjectStorage, this.#storage),
       Layer.succeed(Connections, Connections.of({ all: () => Array.from(this.getConnections(), (c) => this.#adapt(c)) })),
       Layer.succeed(Channels, Channels.fromList(this.channels)),
       Layer.succeed(SyncConfig, options)

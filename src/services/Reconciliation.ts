@@ -49,6 +49,9 @@ const q = (identifier: string) => `"${identifier}"`
 const META = [
   `CREATE TABLE IF NOT EXISTS _psync_meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL)`,
   `INSERT OR IGNORE INTO _psync_meta (key, value) VALUES ('version', 0), ('horizon', 0)`,
+  // the last version sent to live connections: changes committed after it (by code that did not
+  // publish before the object was evicted or hibernated) are sent on the next flush after a wake
+  `INSERT OR IGNORE INTO _psync_meta (key, value) SELECT 'published', value FROM _psync_meta WHERE key = 'version'`,
   `CREATE TABLE IF NOT EXISTS _psync_changes (channel TEXT NOT NULL, id NOT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL, PRIMARY KEY (channel, id))`,
   `CREATE INDEX IF NOT EXISTS _psync_changes_by_version ON _psync_changes (channel, version)`,
   `CREATE TABLE IF NOT EXISTS _psync_clients (client_id TEXT PRIMARY KEY NOT NULL, seq INTEGER NOT NULL)`
@@ -116,7 +119,7 @@ export class Reconciliation extends Context.Service<Reconciliation, {
       const tables = new Map<string, TableInfo>()
       let published = 0
 
-      const meta = (key: "version" | "horizon") =>
+      const meta = (key: "version" | "horizon" | "published") =>
         Effect.map(storage.raw(`SELECT value FROM _psync_meta WHERE key = ?`, key), (rows) => Number(rows[0]?.[0] ?? 0))
 
       const describe = Effect.fnUntraced(function*(channel: Channel.Any) {
@@ -160,7 +163,7 @@ export class Reconciliation extends Context.Service<Reconciliation, {
             channel.name
           )
         }
-        published = yield* meta("version")
+        published = yield* meta("published")
       })).pipe(Effect.withSpan("Reconciliation.install"))
 
       const tableOf = (channel: string) => {
@@ -206,6 +209,7 @@ export class Reconciliation extends Context.Service<Reconciliation, {
           },
           catch: (cause) => new StorageError({ message: String(cause), cause })
         })
+        yield* storage.raw(`UPDATE _psync_meta SET value = ? WHERE key = 'published'`, version)
         published = version
         return out
       })
@@ -272,6 +276,8 @@ export class Reconciliation extends Context.Service<Reconciliation, {
               horizon = Math.max(horizon, Number(stats?.[1] ?? 0))
             }
             yield* storage.raw(`UPDATE _psync_meta SET value = ? WHERE key = 'horizon'`, horizon)
+            // the purge itself is not published: mark its versions as sent
+            yield* storage.raw(`UPDATE _psync_meta SET value = (SELECT value FROM _psync_meta WHERE key = 'version') WHERE key = 'published'`)
             return horizon
           }))
           published = yield* meta("version")

@@ -23,6 +23,16 @@ export const hooks = (workerUrl: string, room: string) => ({
   clients: () => call<Array<{ client_id: string; seq: number }>>(workerUrl, room, "clients"),
   /** Inserts a row with raw SQL from an HTTP handler, outside any action. */
   rawWrite: (id: string, text: string) => call<{ ok: true }>(workerUrl, room, "raw-write", { id, text }),
+  /** Inserts a row with raw SQL from a method called over RPC (no fetch of the object involved). */
+  rpcRawWrite: async (id: string, text: string) => {
+    const response = await fetch(`${workerUrl.replace(/\/$/, "")}/rpc/raw-write/${encodeURIComponent(room)}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ id, text })
+    })
+    if (!response.ok) throw new Error(`rpc raw-write answered ${response.status}: ${await response.text()}`)
+    return (await response.json()) as { ok: true }
+  },
   /** Schedules an alarm (~10 ms later) that inserts a row. */
   alarmWrite: (id: string, text: string) => call<{ ok: true }>(workerUrl, room, "alarm-write", { id, text }),
   /** An id of the object's in-memory instance: it changes when the object is evicted or hibernates. */

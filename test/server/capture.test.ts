@@ -36,6 +36,17 @@ describe("writes outside onAction reach subscribers", () => {
     expect(idsOf((await late.subscribe("todos", sync.version)).rows)).toEqual(["raw-1"])
   })
 
+  it("a row inserted with raw SQL by a method called over RPC is sent as a Change", async () => {
+    const room = freshRoom("rpc")
+    const c = await connect(room)
+    const sync = await c.subscribe("todos", null)
+    await hooks(workerUrl(), room).rpcRawWrite("rpc-1", "written by an RPC method")
+    const change = await c.next<Change>((m) => m._tag === "Change" && m.rows.some((r) => r[0] === "rpc-1"), {
+      what: "the Change for a row written over RPC"
+    })
+    expect(change.version).toBeGreaterThan(sync.version)
+  })
+
   it("a row inserted by an alarm is sent as a Change", async () => {
     const room = freshRoom("alarm")
     const c = await connect(room)

@@ -85,6 +85,24 @@ describe("forced hibernation", () => {
     await watcher.close()
     await actor.close()
   })
+
+  it("a row written over RPC by the object that woke up for it reaches hibernated subscribers", async () => {
+    const { url, hibernate } = harness!
+    const room = freshRoom("hib-rpc")
+    const watcher = await ProtocolClient.connect(roomUrl(url, room))
+    const sync = await watcher.subscribe("todos", null)
+    const instanceBefore = await hooks(url, room).instance()
+    await hibernate(room)
+    // the RPC wakes a fresh instance whose first act is the raw write
+    await hooks(url, room).rpcRawWrite("woken", "written by the woken object")
+    const change = await watcher.next(
+      (m) => m._tag === "Change" && m.rows.some((r) => r[0] === "woken"),
+      { what: "the Change for the row written after the wake-up" }
+    )
+    expect(change._tag === "Change" && change.version).toBeGreaterThan(sync.version)
+    expect(await hooks(url, room).instance()).not.toBe(instanceBefore)
+    await watcher.close()
+  })
 })
 
 /** Unsubscribe has no reply: it is in force once a later frame on the same socket was answered. */
