@@ -83,11 +83,13 @@ export interface ServicesOptions {
   readonly setup?: ReadonlyArray<string>
   readonly handler?: Layer.Layer<ActionHandler, never, Storage>
   readonly authorizer?: Layer.Layer<Authorizer>
+  /** A database file to reuse across layers (a restart); default: a fresh in-memory database. */
+  readonly path?: string
 }
 
 /** ActionDispatch, Reconciliation, Broadcast and Storage over a fresh in-memory database, installed. */
 export const servicesLayer = (options: ServicesOptions) => {
-  const storage = layerNodeSqlite()
+  const storage = layerNodeSqlite(options.path)
   const tables = Layer.effectDiscard(Effect.gen(function*() {
     const sql = yield* Storage
     for (const statement of options.setup ?? [TODO_TABLE]) yield* sql.raw(statement)

@@ -5,6 +5,9 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { initialState, makeMemoryConnection } from "../../src/services/Connections.ts"
 import type { SyncRows } from "../../src/services/Protocol.ts"
 import { Reconciliation } from "../../src/services/Reconciliation.ts"
@@ -215,6 +218,30 @@ describe("Reconciliation", () => {
         const next = yield* r.write(insert("b"))
         assert.strictEqual(next.version, 2)
       })))
+
+  it.effect("changes committed but not published before a restart are published after the next install", () => {
+    const dir = mkdtempSync(join(tmpdir(), "psync-recon-"))
+    const path = join(dir, "db.sqlite")
+    // a connection that stayed subscribed through the restart (a hibernated socket keeps its state)
+    const survivor = makeMemoryConnection("survivor", { ...initialState, channels: ["todos"] })
+    const before = Effect.gen(function*() {
+      const r = yield* Reconciliation
+      yield* r.write(Storage.use((sql) => sql.raw("INSERT INTO todos VALUES ('sent', 's', 0, 1, 1, NULL)")))
+      // committed by code that never flushed, then the object went away
+      yield* Storage.use((sql) => sql.raw("INSERT INTO todos VALUES ('unsent', 'u', 0, 1, 1, NULL)"))
+    }).pipe(Effect.provide(servicesLayer({ connections: [], path })))
+    const after = Effect.gen(function*() {
+      const r = yield* Reconciliation
+      yield* r.flush
+      const changes = changesOf(survivor)
+      assert.deepStrictEqual(changes.flatMap((c) => c.rows.map((row) => row[0])), ["unsent"])
+      assert.deepStrictEqual(changes.map((c) => c.version), [2])
+      // and only once
+      yield* r.flush
+      assert.strictEqual(changesOf(survivor).length, 1)
+    }).pipe(Effect.provide(servicesLayer({ connections: [survivor], path })))
+    return Effect.andThen(before, after).pipe(Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
+  })
 
   it.effect("rows that existed before install are part of a reset", () => {
     const connection = makeMemoryConnection("c", initialState)
