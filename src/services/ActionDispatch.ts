@@ -115,15 +115,16 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
           )
         }
         const action = decoded.value
-        yield* authorizer.authorizeAction(connection.state.principal, channel, action).pipe(
-          Effect.mapError((e) => fail("NotAuthorized", e.message, message.requestId, channel.name))
-        )
+        // counted from authorization on: an authorizer that awaits (an auth service) lets actions pile up before the write lock
         const count = inFlight.get(connection.id) ?? 0
         if (count >= config.maxInFlightPerConnection) {
           return yield* fail("TooManyInFlight", `more than ${config.maxInFlightPerConnection} actions in flight`, message.requestId, channel.name)
         }
         inFlight.set(connection.id, count + 1)
-        const result = yield* reconciliation.write(Effect.gen(function*() {
+        const authorize = authorizer.authorizeAction(connection.state.principal, channel, action).pipe(
+          Effect.mapError((e) => fail("NotAuthorized", e.message, message.requestId, channel.name))
+        )
+        const write = reconciliation.write(Effect.gen(function*() {
           const last = yield* reconciliation.lastSeq(message.clientId)
           if (message.seq <= last) return { rows: [], duplicate: true }
           const rows = yield* handler.run(channel, action)
@@ -137,7 +138,9 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
               Effect.logWarning("effect-partysync: action failed", cause),
               Effect.fail(fail("HandlerFailed", reason, message.requestId, channel.name))
             )
-          }),
+          })
+        )
+        const result = yield* Effect.andThen(authorize, write).pipe(
           Effect.ensuring(Effect.sync(() => {
             const n = (inFlight.get(connection.id) ?? 1) - 1
             if (n <= 0) inFlight.delete(connection.id)
