@@ -126,19 +126,28 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
         )
         const write = reconciliation.write(Effect.gen(function*() {
           const last = yield* reconciliation.lastSeq(message.clientId)
-          if (message.seq <= last) return { rows: [], duplicate: true }
+          if (message.seq <= last) {
+            return { rows: [], duplicate: true, refused: yield* reconciliation.refusal(message.clientId, message.seq) }
+          }
           const rows = yield* handler.run(channel, action)
           yield* reconciliation.recordSeq(message.clientId, message.seq)
-          return { rows, duplicate: false }
+          return { rows, duplicate: false, refused: undefined }
         })).pipe(
           Effect.catchCause((cause) => {
             const error = Cause.findErrorOption(cause)
             const reason = error._tag === "Some" ? messageOf(error.value) : messageOf(Cause.squash(cause))
-            return Effect.andThen(
-              Effect.logWarning("effect-partysync: action failed", cause),
-              Effect.fail(fail("HandlerFailed", reason, message.requestId, channel.name))
+            return Effect.logWarning("effect-partysync: action failed", cause).pipe(
+              Effect.andThen(reconciliation.recordRefusal(message.clientId, message.seq, reason)),
+              Effect.ignore,
+              Effect.andThen(Effect.fail(fail("HandlerFailed", reason, message.requestId, channel.name)))
             )
-          })
+          }),
+          // a re-sent action refused the first time gets the same refusal, not a duplicate Ack
+          Effect.flatMap((result) =>
+            result.value.refused === undefined
+              ? Effect.succeed(result)
+              : Effect.fail(fail("HandlerFailed", result.value.refused, message.requestId, channel.name))
+          )
         )
         const result = yield* Effect.andThen(authorize, write).pipe(
           Effect.ensuring(Effect.sync(() => {

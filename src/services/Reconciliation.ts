@@ -54,8 +54,13 @@ const META = [
   `INSERT OR IGNORE INTO _psync_meta (key, value) SELECT 'published', value FROM _psync_meta WHERE key = 'version'`,
   `CREATE TABLE IF NOT EXISTS _psync_changes (channel TEXT NOT NULL, id NOT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL, PRIMARY KEY (channel, id))`,
   `CREATE INDEX IF NOT EXISTS _psync_changes_by_version ON _psync_changes (channel, version)`,
-  `CREATE TABLE IF NOT EXISTS _psync_clients (client_id TEXT PRIMARY KEY NOT NULL, seq INTEGER NOT NULL)`
+  `CREATE TABLE IF NOT EXISTS _psync_clients (client_id TEXT PRIMARY KEY NOT NULL, seq INTEGER NOT NULL)`,
+  // refused actions, so that one re-sent after a later seq was applied is refused again, not taken for a duplicate
+  `CREATE TABLE IF NOT EXISTS _psync_refused (client_id TEXT NOT NULL, seq INTEGER NOT NULL, message TEXT NOT NULL, PRIMARY KEY (client_id, seq))`
 ]
+
+/** Refusals remembered per client (the newest); a client re-sends only its few unanswered actions. */
+const REFUSALS_KEPT = 256
 
 const bump = `UPDATE _psync_meta SET value = value + 1 WHERE key = 'version';`
 const record = (channel: string, id: string, deleted: 0 | 1, where = "") =>
@@ -104,6 +109,10 @@ export class Reconciliation extends Context.Service<Reconciliation, {
   readonly lastSeq: (clientId: string) => Effect.Effect<number, StorageError>
   /** Records the last applied sequence for a client; call inside `write`. */
   readonly recordSeq: (clientId: string, seq: number) => Effect.Effect<void, StorageError>
+  /** The message an action (clientId, seq) was refused with earlier, if it was. */
+  readonly refusal: (clientId: string, seq: number) => Effect.Effect<string | undefined, StorageError>
+  /** Remembers that an action was refused (outside `write`: the refused write was rolled back). */
+  readonly recordRefusal: (clientId: string, seq: number, message: string) => Effect.Effect<void, StorageError>
   /** Removes tombstones whose `deleted_at` is older than `now - retention`. */
   readonly gc: (now: number) => Effect.Effect<GcResult, StorageError>
 }>()("effect-partysync/Reconciliation") {
@@ -294,6 +303,22 @@ export class Reconciliation extends Context.Service<Reconciliation, {
           seq
         ))
 
+      const refusal = (clientId: string, seq: number) =>
+        Effect.map(
+          storage.raw(`SELECT message FROM _psync_refused WHERE client_id = ? AND seq = ?`, clientId, seq),
+          (rows) => (rows.length === 0 ? undefined : String(rows[0]![0]))
+        )
+      const recordRefusal = (clientId: string, seq: number, message: string) =>
+        Effect.andThen(
+          storage.raw(`INSERT OR REPLACE INTO _psync_refused (client_id, seq, message) VALUES (?, ?, ?)`, clientId, seq, message),
+          storage.raw(
+            `DELETE FROM _psync_refused WHERE client_id = ? AND seq <= (SELECT seq FROM _psync_refused WHERE client_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
+            clientId,
+            clientId,
+            REFUSALS_KEPT
+          )
+        ).pipe(Effect.asVoid)
+
       return Reconciliation.of({
         install,
         version: meta("version"),
@@ -302,6 +327,8 @@ export class Reconciliation extends Context.Service<Reconciliation, {
         subscribe,
         lastSeq,
         recordSeq,
+        refusal,
+        recordRefusal,
         gc
       })
     })
