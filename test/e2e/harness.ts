@@ -27,8 +27,14 @@ export interface ServedApp {
 export const serveApp = async (): Promise<ServedApp> => {
   const outDir = mkdtempSync(join(tmpdir(), "todo-e2e-"))
   const { createBuilder } = await import("vite")
-  const builder = await createBuilder(todoViteConfig({ outDir, persist: false }))
-  await builder.buildApp()
+  // vitest sets NODE_ENV=test, which would make Vite build React's development bundle: test what users get.
+  const nodeEnv = process.env.NODE_ENV
+  process.env.NODE_ENV = "production"
+  try {
+    await (await createBuilder(todoViteConfig({ outDir, persist: false }))).buildApp()
+  } finally {
+    process.env.NODE_ENV = nodeEnv
+  }
   // The build leaves a redirect for wrangler commands run in the app folder; it would point at our temp folder.
   rmSync(join(appRoot, ".wrangler", "deploy"), { recursive: true, force: true })
   let worker: StartedWorker
@@ -166,6 +172,28 @@ export class User {
       const dump = await this.page.evaluate(dumpIndexedDb)
       if (texts.every((text) => dump.includes(JSON.stringify(text).slice(1, -1)))) return
       if (Date.now() > deadline) throw new Error(`${this.name}'s local cache never held ${JSON.stringify(texts)}: ${dump.slice(0, 500)}`)
+      await this.page.waitForTimeout(100)
+    }
+  }
+
+  /** Waits until the service worker controls the page and has cached the page and everything it loaded. */
+  async waitForOfflineReady(): Promise<void> {
+    await this.page.waitForFunction(() => navigator.serviceWorker.controller !== null, undefined, { timeout: WAIT_MS })
+    const deadline = Date.now() + WAIT_MS
+    for (;;) {
+      const missing = await this.page.evaluate(async () => {
+        const urls = [location.href, ...performance.getEntriesByType("resource").map((entry) => entry.name)]
+          .map((url) => new URL(url, location.href))
+          .filter((url) => url.origin === location.origin && !url.pathname.startsWith("/parties/"))
+        const absent: Array<string> = []
+        for (const url of urls) {
+          const key = url.pathname === "/" ? "/" : url.href
+          if ((await caches.match(key)) === undefined) absent.push(key)
+        }
+        return absent
+      })
+      if (missing.length === 0) return
+      if (Date.now() > deadline) throw new Error(`${this.name}'s offline cache still lacks ${missing.join(", ")}`)
       await this.page.waitForTimeout(100)
     }
   }

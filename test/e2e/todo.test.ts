@@ -181,6 +181,32 @@ describe("Todo app in the browser", () => {
     await alice.waitForTexts(["Renew passport", "Plan the trip", "Pack adapters"])
   })
 
+  it("opens from its caches when reloaded offline, then syncs when back online", async () => {
+    const room = freshRoom("e2e-offline-reload")
+    const alice = await open(room, "alice")
+    const bob = await open(room, "bob")
+    await alice.add("Water the ferns")
+    await alice.add("Recycle the bottles")
+    await alice.waitForConnection("live", 0)
+    await alice.waitForCached(["Water the ferns", "Recycle the bottles"])
+    await alice.waitForOfflineReady()
+
+    await alice.setOffline(true)
+    await alice.waitForConnection("offline")
+    await bob.add("Fix the bike light")
+    await bob.waitForConnection("live", 0)
+
+    // No network: the service worker serves the app, the local cache the todos.
+    await alice.page.reload()
+    await alice.waitForTexts(["Water the ferns", "Recycle the bottles"])
+    await alice.waitForConnection("offline")
+    await alice.screenshot("reload-offline-cached")
+
+    await alice.setOffline(false)
+    await alice.waitForConnection("live")
+    await alice.waitForTexts(["Water the ferns", "Recycle the bottles", "Fix the bike light"])
+  })
+
   it("shows the server's refusal and rolls the change back", async () => {
     const room = freshRoom("e2e-reject")
     const alice = await open(room, "alice")
