@@ -220,10 +220,13 @@ describe("Todo app in the browser", () => {
     expect(await alice.error.innerText()).toContain("text must be 1 to 200 characters")
     await alice.waitForTexts(["Feed the cat"])
     await alice.waitForConnection("live", 0)
+    await alice.error.getByRole("button", { name: "Dismiss" }).click()
+    await alice.error.waitFor({ state: "detached" })
 
     // Too long, as an edit: the row goes back to its old text.
     await alice.edit("Feed the cat", "x".repeat(201))
     await alice.error.waitFor()
+    expect(await alice.error.innerText()).toContain("text must be 1 to 200 characters")
     await alice.waitForTexts(["Feed the cat"])
     await alice.waitForConnection("live", 0)
     await alice.screenshot("reject-rolled-back")
