@@ -9,12 +9,12 @@
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import { KeyValueStore } from "effect/persistence"
+import * as KeyValueStore from "effect/persistence/KeyValueStore"
 import * as Scope from "effect/Scope"
 import type * as Channel from "../services/Channel.ts"
 import { ActionRejected, type InvalidAction } from "./Errors.ts"
 import { layerIndexedDb } from "./IndexedDbStore.ts"
-import { type ClientOptions, make, type Optimistic, type SyncClient, type SyncStatus } from "./SyncClient.ts"
+import { type ClientOptions, make, type OpenSocket, type Optimistic, type SyncClient, type SyncStatus } from "./SyncClient.ts"
 
 /** Where the facade keeps its local cache. */
 export type StoreOption =
@@ -56,7 +56,7 @@ const storeLayer = (store: StoreOption | undefined): Layer.Layer<KeyValueStore.K
     : Layer.succeed(KeyValueStore.KeyValueStore, store as KeyValueStore.KeyValueStore)
 
 /** Creates a sync client outside Effect. */
-export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C>): PlainSyncClient<C> => {
+export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C>, open?: OpenSocket): PlainSyncClient<C> => {
   const scope = Scope.makeUnsafe()
   let client: SyncClient<C> | undefined
   let closed = false
@@ -69,7 +69,7 @@ export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C
   const ready = Effect.runPromise(
     Effect.gen(function*() {
       const context = yield* Layer.buildWithScope(storeLayer(store), scope)
-      const c = yield* make(clientOptions as ClientOptions<C>).pipe(Effect.provideContext(context), Scope.provide(scope))
+      const c = yield* make(clientOptions as ClientOptions<C>, open).pipe(Effect.provideContext(context), Scope.provide(scope))
       c.setOptimistic(reducer)
       c.subscribe(fire)
       client = c

@@ -7,7 +7,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { KeyValueStore } from "effect/persistence"
+import * as KeyValueStore from "effect/persistence/KeyValueStore"
 
 /** Options of the IndexedDB store. */
 export interface IndexedDbOptions {

@@ -18,7 +18,7 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import { KeyValueStore } from "effect/persistence"
+import * as KeyValueStore from "effect/persistence/KeyValueStore"
 
 /** One persisted pending action. */
 export interface StoredAction {

@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import { KeyValueStore } from "effect/persistence"
+import * as KeyValueStore from "effect/persistence/KeyValueStore"
 
 /** Makes an empty in-memory KeyValueStore. */
 export const makeMemoryStore = (): KeyValueStore.KeyValueStore => {

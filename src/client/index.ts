@@ -6,8 +6,9 @@
  * @since 0.1.0
  */
 export { ActionRejected, InvalidAction, RejectionReason } from "./Errors.ts"
-export { createSyncClient, defaultStore, type FacadeOptions, type PlainSyncClient, type StoreOption } from "./Facade.ts"
+export { createSyncClient, make, openPartySocket } from "./Connect.ts"
+export { defaultStore, type FacadeOptions, type PlainSyncClient, type StoreOption } from "./Facade.ts"
 export { makeMemoryStore } from "./MemoryStore.ts"
 export { IndexedDbStore, type IndexedDbOptions, layerIndexedDb, makeIndexedDb } from "./IndexedDbStore.ts"
-export { type ClientOptions, make, type Optimistic, type SocketLike, type SyncClient, type SyncStatus } from "./SyncClient.ts"
+export { type ClientOptions, type OpenSocket, type Optimistic, type SocketLike, type SyncClient, type SyncStatus } from "./SyncClient.ts"
 export { SyncEngine } from "./SyncEngine.ts"
