@@ -112,12 +112,12 @@ export class User {
   }
 
   /** Opens the app in a new context, in `room`, and waits until it is live. */
-  static async open(browser: Browser, app: ServedApp, room: string, name: string): Promise<User> {
+  static async open(browser: Browser, app: ServedApp, room: string, name: string, token?: string): Promise<User> {
     const context = await browser.newContext({ viewport: { width: 760, height: 640 }, deviceScaleFactor: 1 })
     context.setDefaultTimeout(WAIT_MS)
     const page = await context.newPage()
     const user = new User(name, context, page)
-    await page.goto(`${app.url}/?room=${encodeURIComponent(room)}`)
+    await page.goto(`${app.url}/?room=${encodeURIComponent(room)}${token === undefined ? "" : `&token=${encodeURIComponent(token)}`}`)
     await user.waitForConnection("live")
     return user
   }

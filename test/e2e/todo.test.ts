@@ -33,8 +33,8 @@ afterAll(async () => {
   await app?.stop()
 })
 
-const open = async (room: string, name: string) => {
-  const user = await User.open(browser, app, room, name)
+const open = async (room: string, name: string, token?: string) => {
+  const user = await User.open(browser, app, room, name, token)
   users.push(user)
   return user
 }
@@ -207,7 +207,7 @@ describe("Todo app in the browser", () => {
     await alice.waitForTexts(["Water the ferns", "Recycle the bottles", "Fix the bike light"])
   })
 
-  it("shows the server's refusal and rolls the change back", async () => {
+  it("shows the server's refusal of an add, an edit and a delete and rolls each back", async () => {
     const room = freshRoom("e2e-reject")
     const alice = await open(room, "alice")
     const bob = await open(room, "bob")
@@ -231,8 +231,18 @@ describe("Todo app in the browser", () => {
     await alice.waitForConnection("live", 0)
     await alice.screenshot("reject-rolled-back")
 
+    // A guest may not delete (the fixture's demo authorization): the row comes back.
+    const guest = await open(room, "guest", "guest")
+    await guest.waitForTexts(["Feed the cat"])
+    await guest.remove("Feed the cat")
+    await guest.error.waitFor()
+    expect(await guest.error.innerText()).toContain("guests may not delete todos")
+    await guest.waitForTexts(["Feed the cat"])
+    await guest.waitForConnection("live", 0)
+    await guest.screenshot("reject-guest-delete")
+
     const rows = await hooks(app.url, room).rows()
-    expect(rows.map((row) => row[1])).toEqual(["Feed the cat"])
+    expect(rows.map((row) => [row[1], row[5]])).toEqual([["Feed the cat", null]])
     expect(await bob.texts()).toEqual(["Feed the cat"])
   })
 
