@@ -113,7 +113,7 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     } catch {
       // a runtime that refuses the override: such writes are published by the next flush
     }
-    return { sql: { exec }, transaction: (closure) => storage.transaction(closure) }
+    return { sql: { exec }, transaction: (closure) => storage.transaction(closure), transactionSync: (closure) => storage.transactionSync(closure) }
   }
 
   #schedulePublish() {

@@ -125,12 +125,10 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
           Effect.mapError((e) => fail("NotAuthorized", e.message, message.requestId, channel.name))
         )
         const write = reconciliation.write(Effect.gen(function*() {
-          const last = yield* reconciliation.lastSeq(message.clientId)
-          if (message.seq <= last) {
+          if (!(yield* reconciliation.claim(message.clientId, message.seq))) {
             return { rows: [], duplicate: true, refused: yield* reconciliation.refusal(message.clientId, message.seq) }
           }
           const rows = yield* handler.run(channel, action)
-          yield* reconciliation.recordSeq(message.clientId, message.seq)
           return { rows, duplicate: false, refused: undefined }
         })).pipe(
           Effect.catchCause((cause) => {

@@ -105,6 +105,12 @@ export class Reconciliation extends Context.Service<Reconciliation, {
     channel: Channel.Any,
     since: number | null
   ) => Effect.Effect<{ readonly reset: boolean; readonly version: number }, StorageError>
+  /**
+   * Claims sequence number `seq` for a client in one statement: true when it
+   * is newer than the last one applied (and is now recorded), false for a
+   * re-sent action. Call inside `write`, so a refused action releases it.
+   */
+  readonly claim: (clientId: string, seq: number) => Effect.Effect<boolean, StorageError>
   /** The last sequence number applied for a client (0 when none). */
   readonly lastSeq: (clientId: string) => Effect.Effect<number, StorageError>
   /** Records the last applied sequence for a client; call inside `write`. */
@@ -205,30 +211,39 @@ export class Reconciliation extends Context.Service<Reconciliation, {
         return { channel: info.channel.name, rows, rowVersions, deleted, deletedVersions }
       }
 
-      const pendingChanges = Effect.gen(function*() {
-        const version = yield* meta("version")
-        if (version === published) return []
-        const out: Array<ChannelChanges> = []
-        yield* Effect.try({
-          try: () => {
-            for (const info of tables.values()) {
-              const changes = changesSince(info, published)
-              if (changes.rows.length + changes.deleted.length > 0) out.push({ ...changes, version })
-            }
-          },
-          catch: (cause) => new StorageError({ message: String(cause), cause })
-        })
-        yield* storage.raw(`UPDATE _psync_meta SET value = ? WHERE key = 'published'`, version)
-        published = version
-        return out
+      /**
+       * Reads every change after `published` and marks it published, in one
+       * pass: no counter read (the highest version found is the new mark).
+       * Inside a writer's transaction the mark commits with the writes.
+       */
+      const collect = Effect.try({
+        try: () => {
+          const changes: Array<ChannelChanges> = []
+          let version = published
+          for (const info of tables.values()) {
+            const found = changesSince(info, published)
+            const last = Math.max(found.rowVersions[found.rowVersions.length - 1] ?? 0, found.deletedVersions[found.deletedVersions.length - 1] ?? 0)
+            if (last === 0) continue
+            changes.push({ ...found, version: last })
+            version = Math.max(version, last)
+          }
+          if (version !== published) storage.rawUnsafe(`UPDATE _psync_meta SET value = ? WHERE key = 'published'`, version)
+          return { changes, version }
+        },
+        catch: (cause) => new StorageError({ message: String(cause), cause })
       })
 
-      const flushUnlocked = Effect.flatMap(pendingChanges, broadcast.publish)
+      const publishCollected = (collected: { readonly changes: ReadonlyArray<ChannelChanges>; readonly version: number }) => {
+        published = collected.version
+        return broadcast.publish(collected.changes)
+      }
+
+      const flushUnlocked = Effect.flatMap(collect, publishCollected)
 
       const write = <A, E, R>(self: Effect.Effect<A, E, R>) =>
         lock.withPermits(1)(Effect.gen(function*() {
-          const value = yield* storage.transaction(self)
-          yield* flushUnlocked
+          const [value, collected] = yield* storage.transaction(Effect.all([self, collect]))
+          yield* publishCollected(collected)
           return { value, version: published }
         }))
 
@@ -303,6 +318,17 @@ export class Reconciliation extends Context.Service<Reconciliation, {
           seq
         ))
 
+      const claim = (clientId: string, seq: number) =>
+        Effect.map(
+          storage.raw(
+            `INSERT INTO _psync_clients (client_id, seq) VALUES (?, ?) ON CONFLICT (client_id) ` +
+              `DO UPDATE SET seq = excluded.seq WHERE excluded.seq > _psync_clients.seq RETURNING seq`,
+            clientId,
+            seq
+          ),
+          (rows) => rows.length > 0
+        )
+
       const refusal = (clientId: string, seq: number) =>
         Effect.map(
           storage.raw(`SELECT message FROM _psync_refused WHERE client_id = ? AND seq = ?`, clientId, seq),
@@ -325,6 +351,7 @@ export class Reconciliation extends Context.Service<Reconciliation, {
         write,
         flush: lock.withPermits(1)(flushUnlocked),
         subscribe,
+        claim,
         lastSeq,
         recordSeq,
         refusal,

@@ -14,7 +14,7 @@ const bind = (params: ReadonlyArray<SqlValue>): Array<SQLInputValue> =>
   params.map((p) => (p instanceof ArrayBuffer ? new Uint8Array(p) : p))
 
 /** A Storage over a fresh in-memory `node:sqlite` database (or the file at `path`). */
-export const layerNodeSqlite = (path = ":memory:") =>
+export const layerNodeSqlite = (path = ":memory:", options: { readonly synchronous?: boolean } = {}) =>
   Layer.effect(
     Storage,
     Effect.acquireRelease(Effect.sync(() => new DatabaseSync(path)), (db) => Effect.sync(() => db.close())).pipe(
@@ -38,6 +38,19 @@ export const layerNodeSqlite = (path = ":memory:") =>
               return []
             }
             return stmt.all(...bind(params)) as Array<Record<string, SqlValue>>
+          },
+          atomicallySync: options.synchronous !== true ? undefined : (body) => {
+            const name = `sp${savepoint++}`
+            db.exec(`SAVEPOINT ${name}`)
+            try {
+              const result = body()
+              db.exec(`RELEASE ${name}`)
+              return result
+            } catch (e) {
+              db.exec(`ROLLBACK TO ${name}`)
+              db.exec(`RELEASE ${name}`)
+              throw e
+            }
           },
           atomically: async (body) => {
             const name = `sp${savepoint++}`

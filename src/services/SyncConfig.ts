@@ -37,6 +37,13 @@ export interface SyncOptions {
   readonly maxOutboundFrameBytes: number
   /** Actions a connection may have queued at once before `TooManyInFlight`. */
   readonly maxInFlightPerConnection: number
+  /**
+   * Run transactions (and so every `onAction`) synchronously inside
+   * `transactionSync`: about twice the action throughput, for servers whose
+   * handlers never await (they only use Storage). A handler that awaits then
+   * fails with `HandlerFailed` and writes nothing. Off by default.
+   */
+  readonly synchronousHandlers: boolean
 }
 
 /** The default tunables. */
@@ -45,7 +52,8 @@ export const defaultOptions: SyncOptions = {
   gcIntervalMs: 60 * 60 * 1000,
   maxInboundFrameBytes: DEFAULT_MAX_INBOUND_FRAME_BYTES,
   maxOutboundFrameBytes: MAX_OUTBOUND_FRAME_BYTES,
-  maxInFlightPerConnection: 64
+  maxInFlightPerConnection: 64,
+  synchronousHandlers: false
 }
 
 /** The tunables in force. */
