@@ -190,8 +190,8 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
               reason: e.reason,
               message: e.message
             })),
-          Effect.catchCause((cause) => Effect.logError("effect-partysync: frame handling failed", cause)),
-          Effect.withSpan("ActionDispatch.receive")
+          // no span here: this runs per frame, and the span and its stack trace cost more than a small action
+          Effect.catchCause((cause) => Effect.logError("effect-partysync: frame handling failed", cause))
         )
 
       return ActionDispatch.of({ receive })

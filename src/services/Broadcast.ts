@@ -10,7 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { Connections, type SyncConnection } from "./Connections.ts"
 import { changeFrames, type ChannelChanges, syncFrames } from "./Frames.ts"
-import { encodeServerMessage, type ServerMessage } from "./Protocol.ts"
+import { encodeServerFrame, type ServerMessage } from "./Protocol.ts"
 import { SyncConfig } from "./SyncConfig.ts"
 
 /** The Broadcast service. */
@@ -49,7 +49,8 @@ export class Broadcast extends Context.Service<Broadcast, {
         connection.setState({ ...state, channels: state.channels.filter((c) => c !== channel) })
       })
 
-      const publish = Effect.fn("Broadcast.publish")(function*(changes: ReadonlyArray<ChannelChanges>) {
+      // untraced: it runs for every committed action, and a span costs more than the fan-out of a small change
+      const publish = Effect.fnUntraced(function*(changes: ReadonlyArray<ChannelChanges>) {
         if (changes.length === 0) return
         const frames = new Map<string, Array<string>>()
         for (const change of changes) frames.set(change.channel, changeFrames(change, limit))
@@ -62,12 +63,12 @@ export class Broadcast extends Context.Service<Broadcast, {
       })
 
       const send = (connection: SyncConnection, message: ServerMessage) =>
-        Effect.sync(() => connection.send(encodeServerMessage(message)))
+        Effect.sync(() => connection.send(encodeServerFrame(message)))
 
       const sendSync = Effect.fn("Broadcast.sendSync")(
         function*(connection: SyncConnection, changes: ChannelChanges, reset: boolean) {
           for (const frame of syncFrames(changes, reset, limit)) connection.send(frame)
-          connection.send(encodeServerMessage({ _tag: "Synced", channel: changes.channel, version: changes.version, reset }))
+          connection.send(encodeServerFrame({ _tag: "Synced", channel: changes.channel, version: changes.version, reset }))
         }
       )
 

@@ -19,7 +19,17 @@ export const layerNodeSqlite = (path = ":memory:", options: { readonly synchrono
     Storage,
     Effect.acquireRelease(Effect.sync(() => new DatabaseSync(path)), (db) => Effect.sync(() => db.close())).pipe(
       Effect.map((db) => {
-        const prepare = (sql: string) => db.prepare(sql)
+        // Durable Object SQL caches prepared statements by text; so does this Layer
+        const statements = new Map<string, ReturnType<DatabaseSync["prepare"]>>()
+        const prepare = (sql: string) => {
+          let stmt = statements.get(sql)
+          if (stmt === undefined) {
+            stmt = db.prepare(sql)
+            if (statements.size > 500) statements.clear()
+            statements.set(sql, stmt)
+          }
+          return stmt
+        }
         let savepoint = 0
         return make({
           raw: (sql, params) => {
@@ -33,6 +43,7 @@ export const layerNodeSqlite = (path = ":memory:", options: { readonly synchrono
           },
           objects: (sql, params) => {
             const stmt = prepare(sql)
+            stmt.setReturnArrays(false)
             if (stmt.columns().length === 0) {
               stmt.run(...bind(params))
               return []

@@ -1,0 +1,47 @@
+/**
+ * The wire protocol: every frame kind survives a Schema round trip, the
+ * server's fast encoder produces exactly the Schema encoding, and decoders
+ * refuse what is not a frame.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Exit from "effect/Exit"
+import {
+  decodeClientMessage,
+  decodeServerMessage,
+  encodeClientMessage,
+  encodeServerFrame,
+  encodeServerMessage,
+  type ServerMessage
+} from "../../src/services/Protocol.ts"
+
+const serverFrames: ReadonlyArray<ServerMessage> = [
+  { _tag: "SyncRows", channel: "todos", reset: true, rows: [["a", "text \u2603 \"quoted\"", 0, 1, 2, null]], deleted: [] },
+  { _tag: "SyncRows", channel: "todos", reset: false, rows: [], deleted: ["x", 7] },
+  { _tag: "Synced", channel: "todos", version: 42, reset: false },
+  { _tag: "Change", channel: "todos", version: 3, rows: [["b", "", 1, 5, 6, 7]], deleted: [] },
+  { _tag: "Ack", requestId: "c:1", version: 9, rows: [["b", "t", 1, 5, 6, null]], duplicate: false },
+  { _tag: "Failure", requestId: null, channel: null, reason: "MalformedJson", message: "frame is not valid JSON" },
+  { _tag: "Failure", requestId: "c:2", channel: "todos", reason: "HandlerFailed", message: "text must be 1 to 200 characters" }
+]
+
+describe("Protocol", () => {
+  it("the server's fast encoder writes exactly the Schema encoding of every frame kind", () => {
+    for (const frame of serverFrames) {
+      const fast = encodeServerFrame(frame)
+      assert.strictEqual(fast, encodeServerMessage(frame))
+      const decoded = decodeServerMessage(fast)
+      assert.isTrue(Exit.isSuccess(decoded))
+      if (Exit.isSuccess(decoded)) assert.deepStrictEqual(decoded.value, frame)
+    }
+  })
+
+  it("client frames round-trip and malformed ones are refused", () => {
+    const frame = { _tag: "Action", requestId: "r", channel: "todos", clientId: "c", seq: 1, action: { type: "delete", payload: { id: "a" } } } as const
+    const decoded = decodeClientMessage(encodeClientMessage(frame))
+    assert.isTrue(Exit.isSuccess(decoded))
+    for (const bad of ["{", "[]", "null", JSON.stringify({ _tag: "Action", requestId: "r", channel: "todos", clientId: "c", seq: 0, action: {} }),
+      JSON.stringify({ _tag: "Subscribe", channel: "", since: null }), JSON.stringify({ _tag: "Subscribe", channel: "todos", since: -1 })]) {
+      assert.isTrue(Exit.isFailure(decodeClientMessage(bad)), bad)
+    }
+  })
+})
