@@ -14,13 +14,14 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import * as Semaphore from "effect/Semaphore"
 import { ActionHandler, Authorizer } from "./ActionHandler.ts"
 import type * as Channel from "./Channel.ts"
 import type { SyncConnection } from "./Connections.ts"
 import { SyncFailure } from "./Errors.ts"
 import { Broadcast } from "./Broadcast.ts"
 import { utf8Length } from "./Frames.ts"
-import { type Action, decodeClientMessage, type ErrorReason } from "./Protocol.ts"
+import { type Action, type ClientMessage, decodeClientMessage, type ErrorReason } from "./Protocol.ts"
 import { Reconciliation } from "./Reconciliation.ts"
 import { Channels, SyncConfig } from "./SyncConfig.ts"
 
@@ -61,7 +62,6 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
       const broadcast = yield* Broadcast
       const handler = yield* ActionHandler
       const authorizer = yield* Authorizer
-      const inFlight = new Map<string, number>()
       const actionDecoders = new Map<string, (u: unknown) => Exit.Exit<unknown, Schema.SchemaError>>()
       for (const channel of channels.values()) actionDecoders.set(channel.name, Schema.decodeUnknownExit(channel.action))
 
@@ -115,12 +115,6 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
           )
         }
         const action = decoded.value
-        // counted from authorization on: an authorizer that awaits (an auth service) lets actions pile up before the write lock
-        const count = inFlight.get(connection.id) ?? 0
-        if (count >= config.maxInFlightPerConnection) {
-          return yield* fail("TooManyInFlight", `more than ${config.maxInFlightPerConnection} actions in flight`, message.requestId, channel.name)
-        }
-        inFlight.set(connection.id, count + 1)
         const authorize = authorizer.authorizeAction(connection.state.principal, channel, action).pipe(
           Effect.mapError((e) => fail("NotAuthorized", e.message, message.requestId, channel.name))
         )
@@ -147,13 +141,7 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
               : Effect.fail(fail("HandlerFailed", result.value.refused, message.requestId, channel.name))
           )
         )
-        const result = yield* Effect.andThen(authorize, write).pipe(
-          Effect.ensuring(Effect.sync(() => {
-            const n = (inFlight.get(connection.id) ?? 1) - 1
-            if (n <= 0) inFlight.delete(connection.id)
-            else inFlight.set(connection.id, n)
-          }))
-        )
+        const result = yield* Effect.andThen(authorize, write)
         yield* broadcast.send(connection, {
           _tag: "Ack",
           requestId: message.requestId,
@@ -163,9 +151,39 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
         })
       })
 
-      const receive = (connection: SyncConnection, frame: string | ArrayBuffer | ArrayBufferView) =>
+      /**
+       * Each connection's frames run one after another, in arrival order: an
+       * authorizer that awaits must not let action n+1 overtake action n (the
+       * sequence check would then take n for a re-send), and a Subscribe sent
+       * on reconnect must be answered before the actions re-sent after it.
+       * Actions are counted from arrival, so a connection cannot queue more
+       * than `maxInFlightPerConnection` of them.
+       */
+      const lanes = new Map<string, { readonly semaphore: Semaphore.Semaphore; frames: number; actions: number }>()
+
+      const inLane = (connection: SyncConnection, message: ClientMessage) => {
+        let lane = lanes.get(connection.id)
+        if (lane === undefined) {
+          lane = { semaphore: Semaphore.makeUnsafe(1), frames: 0, actions: 0 }
+          lanes.set(connection.id, lane)
+        }
+        const isAction = message._tag === "Action"
+        if (isAction && lane.actions >= config.maxInFlightPerConnection) {
+          return Effect.fail(fail("TooManyInFlight", `more than ${config.maxInFlightPerConnection} actions in flight`, message.requestId, message.channel))
+        }
+        const l = lane
+        l.frames++
+        if (isAction) l.actions++
+        return l.semaphore.withPermits(1)(handle(connection, message)).pipe(
+          Effect.ensuring(Effect.sync(() => {
+            if (isAction) l.actions--
+            if (--l.frames === 0 && lanes.get(connection.id) === l) lanes.delete(connection.id)
+          }))
+        )
+      }
+
+      const handle = (connection: SyncConnection, message: ClientMessage) =>
         Effect.gen(function*() {
-          const message = yield* decodeFrame(frame)
           switch (message._tag) {
             case "Subscribe": {
               const channel = yield* channelOf(message.channel, null)
@@ -181,7 +199,10 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
             case "Action":
               return yield* runAction(connection, message)
           }
-        }).pipe(
+        })
+
+      const receive = (connection: SyncConnection, frame: string | ArrayBuffer | ArrayBufferView) =>
+        Effect.flatMap(decodeFrame(frame), (message) => inLane(connection, message)).pipe(
           Effect.catchTag("SyncFailure", (e) =>
             broadcast.send(connection, {
               _tag: "Failure",

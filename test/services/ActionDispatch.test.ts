@@ -6,6 +6,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import { ActionDispatch } from "../../src/services/ActionDispatch.ts"
 import { Authorizer } from "../../src/services/ActionHandler.ts"
@@ -155,6 +156,26 @@ describe("ActionDispatch", () => {
         onlyFailure(yield* receive(c, action("x", 1, create("x", "x"))), "TooManyInFlight")
         assert.deepStrictEqual(yield* snapshot, { rows: [], clients: [], version: 0 })
       }), { options: { maxInFlightPerConnection: 0 } }))
+
+  it.live("a connection's actions are applied in arrival order even when authorizing the first takes longer", () =>
+    run((c) =>
+      Effect.gen(function*() {
+        // both frames arrive before either is authorized; the first one's authorization is slower
+        const first = yield* Effect.forkChild(ActionDispatch.use((d) => d.receive(c, action("o", 1, create("slow", "slow")))), { startImmediately: true })
+        const second = yield* Effect.forkChild(ActionDispatch.use((d) => d.receive(c, action("o", 2, create("fast", "fast")))), { startImmediately: true })
+        yield* Fiber.join(first)
+        yield* Fiber.join(second)
+        const acks = decodedFrames(c).filter((m): m is Ack => m._tag === "Ack")
+        assert.deepStrictEqual(acks.map((a) => [a.requestId, a.duplicate]), [["o-1", false], ["o-2", false]])
+        const { rows, clients } = yield* snapshot
+        assert.deepStrictEqual(rows.map((r) => r[0]), ["fast", "slow"])
+        assert.deepStrictEqual(clients, [["o", 2]])
+      }), {
+      authorizer: Layer.succeed(Authorizer, Authorizer.of({
+        authorizeAction: (_principal, _channel, body) =>
+          Effect.sleep((body as { payload: { id: string } }).payload.id === "slow" ? 30 : 1)
+      }))
+    }))
 
   it.effect("subscribe and unsubscribe to a declared channel", () =>
     run((c) =>
