@@ -65,12 +65,22 @@ const changeFrames = (n: number, changes: number): Array<string> =>
 export interface ApplyResult {
   /** Initial reset sync of `rows` rows into the client, until the snapshot is readable. */
   readonly initialMs: number
-  /** `changes` Change frames applied, with the snapshot read after each one (what a UI does). */
+  /**
+   * `changes` Change frames, each delivered in its own task as a socket does,
+   * with a subscriber that reads the snapshot on every notification (what a UI
+   * does): ms until the last change is in the snapshot.
+   */
+  readonly applyNotifiedMs: number
+  /** The same frames with the snapshot read synchronously after every single one (the worst consumer). */
   readonly applyEachMs: number
   /** The same count of changes applied back to back, the snapshot read once at the end. */
   readonly applyBatchMs: number
+  /** Notifications the subscriber got in the notified run. */
+  readonly notifications: number
   /** The bare minimum: JSON.parse + Map.set of the same frames. */
   readonly baselineMs: number
+  /** The same, one frame per task. */
+  readonly baselineTasksMs: number
 }
 
 const freshClient = async (rows: number) => {
@@ -101,6 +111,25 @@ export const clientApply = async (rows: number, changes: number): Promise<ApplyR
   if (!a.client.getSnapshot().some((r) => r[0] === last[0] && r[1] === last[1])) throw new Error("bench: the last change is not in the snapshot")
   await a.client.close()
 
+  const n = await freshClient(rows)
+  let reads = 0
+  const lastFrame = JSON.parse(frames[frames.length - 1]!).rows[0]
+  const seen = new Promise<void>((resolve) => {
+    n.client.subscribe(() => {
+      reads++
+      const snapshot = n.client.getSnapshot()
+      if (snapshot.some((r) => r[0] === lastFrame[0] && r[1] === lastFrame[1])) resolve()
+    })
+  })
+  t0 = now()
+  for (const f of frames) {
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    n.socket.deliver(f)
+  }
+  await seen
+  const applyNotifiedMs = now() - t0
+  await n.client.close()
+
   const b = await freshClient(rows)
   t0 = now()
   for (const f of frames) b.socket.deliver(f)
@@ -114,7 +143,15 @@ export const clientApply = async (rows: number, changes: number): Promise<ApplyR
   for (const f of frames) for (const r of JSON.parse(f).rows) map.set(r[0], r)
   const baselineMs = now() - t0
 
-  return { initialMs: a.initialMs, applyEachMs, applyBatchMs, baselineMs }
+  // the same delivery, one frame per task, into a bare Map: what the task hops alone cost
+  t0 = now()
+  for (const f of frames) {
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    for (const r of JSON.parse(f).rows) map.set(r[0], r)
+  }
+  const baselineTasksMs = now() - t0
+
+  return { initialMs: a.initialMs, applyNotifiedMs, notifications: reads, applyEachMs, applyBatchMs, baselineMs, baselineTasksMs }
 }
 
 /** What scenario 7 measured. */

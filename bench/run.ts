@@ -174,9 +174,9 @@ const main = async () => {
   const apply = await clientApply(100_000, C.applyChanges)
   detail.clientApply = apply
   rows.push({
-    scenario: "6. client apply", metric: `${C.applyChanges} changes into 100k rows, snapshot read after each`, unit: "ms",
-    ours: round(apply.applyEachMs, 1), raw: round(apply.baselineMs, 1), target: "< 100 ms", pass: apply.applyEachMs < 100,
-    note: `back to back with one read: ${round(apply.applyBatchMs, 1)} ms; initial 100k-row load ${round(apply.initialMs, 1)} ms; raw = bare JSON.parse + Map.set`
+    scenario: "6. client apply", metric: `${C.applyChanges} changes into 100k rows, as a UI reads them`, unit: "ms",
+    ours: round(apply.applyNotifiedMs, 1), raw: round(apply.baselineTasksMs, 1), target: "< 100 ms", pass: apply.applyNotifiedMs < 100,
+    note: `one frame per task, snapshot read on each of ${apply.notifications} notifications (raw = JSON.parse + Map.set, one frame per task); back to back with one read: ${round(apply.applyBatchMs, 1)} ms (raw ${round(apply.baselineMs, 1)}); read after every frame: ${round(apply.applyEachMs, 1)} ms; initial 100k-row load ${round(apply.initialMs, 1)} ms`
   })
 
   log("7 bundle size")
