@@ -5,15 +5,13 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as SyncLayer from "../../src/layers/SyncLayer.ts"
+import { layerTest } from "../../src/testing.ts"
 import { ActionHandler, Authorizer } from "../../src/services/ActionHandler.ts"
 import type * as Channel from "../../src/services/Channel.ts"
-import { Connections, type SyncConnection } from "../../src/services/Connections.ts"
+import type { SyncConnection } from "../../src/services/Connections.ts"
 import { ActionRejected } from "../../src/services/Errors.ts"
-import { Reconciliation } from "../../src/services/Reconciliation.ts"
 import { Storage } from "../../src/services/Storage.ts"
-import { layerNodeSqlite } from "../../src/services/StorageSqlite.ts"
-import { Channels, defaultOptions, SyncConfig, type SyncOptions } from "../../src/services/SyncConfig.ts"
+import type { SyncOptions } from "../../src/services/SyncConfig.ts"
 import { MAX_TEXT, type TodoAction, todos } from "../../fixtures/todo-sync/src/shared.ts"
 
 /** The Todo table, as the fixture's server creates it. */
@@ -88,24 +86,13 @@ export interface ServicesOptions {
 }
 
 /** ActionDispatch, Reconciliation, Broadcast and Storage over a fresh in-memory database, installed. */
-export const servicesLayer = (options: ServicesOptions) => {
-  const storage = layerNodeSqlite(options.path)
-  const tables = Layer.effectDiscard(Effect.gen(function*() {
-    const sql = yield* Storage
-    for (const statement of options.setup ?? [TODO_TABLE]) yield* sql.raw(statement)
-  })).pipe(Layer.orDie)
-  const base = Layer.mergeAll(
-    Connections.layerMemory(options.connections),
-    Layer.succeed(Channels, Channels.fromList(options.channels ?? [todos])),
-    Layer.succeed(SyncConfig, { ...defaultOptions, ...options.options }),
-    options.handler ?? todoHandlerLayer,
-    options.authorizer ?? Authorizer.layerAllowAll
-  )
-  const install = Layer.effectDiscard(Reconciliation.use((r) => r.install)).pipe(Layer.orDie)
-  return install.pipe(
-    Layer.provideMerge(SyncLayer.layer),
-    Layer.provideMerge(base),
-    Layer.provideMerge(tables),
-    Layer.provideMerge(storage)
-  )
-}
+export const servicesLayer = (options: ServicesOptions) =>
+  layerTest({
+    channels: options.channels ?? [todos],
+    handler: options.handler ?? todoHandlerLayer,
+    setup: options.setup ?? [TODO_TABLE],
+    connections: options.connections,
+    authorizer: options.authorizer,
+    options: options.options,
+    path: options.path
+  })

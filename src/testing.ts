@@ -1,0 +1,59 @@
+/**
+ * effect-partysync/testing: run a sync server's services in Node, for unit
+ * tests of your handlers. Storage is `node:sqlite` (in memory by default),
+ * connections are in-memory objects that record the frames they were sent.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as SyncLayer from "./layers/SyncLayer.ts"
+import { ActionHandler, Authorizer } from "./services/ActionHandler.ts"
+import type * as Channel from "./services/Channel.ts"
+import { Connections, type SyncConnection } from "./services/Connections.ts"
+import { Reconciliation } from "./services/Reconciliation.ts"
+import { Storage } from "./services/Storage.ts"
+import { layerNodeSqlite } from "./services/StorageSqlite.ts"
+import { Channels, defaultOptions, SyncConfig, type SyncOptions } from "./services/SyncConfig.ts"
+
+export { Connections, initialState, makeMemoryConnection, type SyncConnection } from "./services/Connections.ts"
+export { layerNodeSqlite } from "./services/StorageSqlite.ts"
+export { ActionHandler, Authorizer } from "./services/ActionHandler.ts"
+
+/** Options of `layerTest`. */
+export interface TestOptions {
+  readonly channels: ReadonlyArray<Channel.Any>
+  /** Runs actions, as `onAction` would (it may use Storage). */
+  readonly handler: Layer.Layer<ActionHandler, never, Storage>
+  /** Statements that create the channel tables, run before change capture is installed. */
+  readonly setup: ReadonlyArray<string>
+  readonly connections?: Array<SyncConnection> | undefined
+  readonly authorizer?: Layer.Layer<Authorizer> | undefined
+  readonly options?: Partial<SyncOptions> | undefined
+  /** A database file, to reuse one database across layers (a restart); default: a fresh in-memory one. */
+  readonly path?: string | undefined
+}
+
+/** ActionDispatch, Reconciliation, Broadcast and Storage over node:sqlite, with change capture installed. */
+export const layerTest = (options: TestOptions) => {
+  const options_ = { ...defaultOptions, ...options.options }
+  const storage = layerNodeSqlite(options.path, { synchronous: options_.synchronousHandlers })
+  const tables = Layer.effectDiscard(Effect.gen(function*() {
+    const sql = yield* Storage
+    for (const statement of options.setup) yield* sql.raw(statement)
+  })).pipe(Layer.orDie)
+  const base = Layer.mergeAll(
+    Connections.layerMemory(options.connections ?? []),
+    Layer.succeed(Channels, Channels.fromList(options.channels)),
+    Layer.succeed(SyncConfig, options_),
+    options.handler,
+    options.authorizer ?? Authorizer.layerAllowAll
+  )
+  const install = Layer.effectDiscard(Reconciliation.use((r) => r.install)).pipe(Layer.orDie)
+  return install.pipe(
+    Layer.provideMerge(SyncLayer.layer),
+    Layer.provideMerge(base),
+    Layer.provideMerge(tables),
+    Layer.provideMerge(storage)
+  )
+}
