@@ -30,49 +30,50 @@ export const layerNodeSqlite = (path = ":memory:", options: { readonly synchrono
           }
           return stmt
         }
-        let savepoint = 0
-        return make({
-          raw: (sql, params) => {
-            const stmt = prepare(sql)
-            stmt.setReturnArrays(true)
-            if (stmt.columns().length === 0) {
-              stmt.run(...bind(params))
-              return []
-            }
-            return stmt.all(...bind(params)) as unknown as Array<Array<SqlValue>>
-          },
-          objects: (sql, params) => {
-            const stmt = prepare(sql)
-            stmt.setReturnArrays(false)
-            if (stmt.columns().length === 0) {
-              stmt.run(...bind(params))
-              return []
-            }
-            return stmt.all(...bind(params)) as Array<Record<string, SqlValue>>
-          },
-          atomicallySync: options.synchronous !== true ? undefined : (body) => {
-            const name = `sp${savepoint++}`
-            db.exec(`SAVEPOINT ${name}`)
-            try {
-              const result = body()
-              db.exec(`RELEASE ${name}`)
-              return result
-            } catch (e) {
+        const all = (sql: string, params: ReadonlyArray<SqlValue>, arrays: boolean) => {
+          const stmt = prepare(sql)
+          stmt.setReturnArrays(arrays)
+          if (stmt.columns().length === 0) {
+            stmt.run(...bind(params))
+            return []
+          }
+          return stmt.all(...bind(params))
+        }
+        // savepoints rather than BEGIN, so that transactions nest like the Durable Object's
+        let savepoints = 0
+        const savepoint = () => {
+          const name = `sp${savepoints++}`
+          db.exec(`SAVEPOINT ${name}`)
+          return {
+            release: () => db.exec(`RELEASE ${name}`),
+            rollback: () => {
               db.exec(`ROLLBACK TO ${name}`)
               db.exec(`RELEASE ${name}`)
+            }
+          }
+        }
+        return make({
+          raw: (sql, params) => all(sql, params, true) as unknown as Array<Array<SqlValue>>,
+          objects: (sql, params) => all(sql, params, false) as Array<Record<string, SqlValue>>,
+          atomicallySync: options.synchronous !== true ? undefined : (body) => {
+            const sp = savepoint()
+            try {
+              const result = body()
+              sp.release()
+              return result
+            } catch (e) {
+              sp.rollback()
               throw e
             }
           },
           atomically: async (body) => {
-            const name = `sp${savepoint++}`
-            db.exec(`SAVEPOINT ${name}`)
+            const sp = savepoint()
             try {
               const result = await body()
-              db.exec(`RELEASE ${name}`)
+              sp.release()
               return result
             } catch (e) {
-              db.exec(`ROLLBACK TO ${name}`)
-              db.exec(`RELEASE ${name}`)
+              sp.rollback()
               throw e
             }
           }

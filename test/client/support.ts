@@ -22,13 +22,8 @@ export const partySocket = (workerUrl: string, room: string, options: { startClo
     ...(options.startClosed === true ? { startClosed: true } : {})
   })
 
-/**
- * A socket that forwards everything to a partysocket, except that while
- * `hold` is set, Action frames are kept back until `release()`.
- */
-export class GatedSocket implements SocketLike {
-  hold = false
-  readonly held: Array<string> = []
+/** A socket that forwards everything to a partysocket; subclasses intercept what they test. */
+export class ForwardingSocket implements SocketLike {
   constructor(readonly inner: PartySocket) {}
   get readyState() {
     return this.inner.readyState
@@ -47,18 +42,27 @@ export class GatedSocket implements SocketLike {
     return this.inner.room
   }
   send(data: string) {
-    if (this.hold && data.includes(`"_tag":"Action"`)) this.held.push(data)
-    else this.inner.send(data)
-  }
-  release() {
-    this.hold = false
-    for (const frame of this.held.splice(0)) this.inner.send(frame)
+    this.inner.send(data)
   }
   addEventListener(type: "open" | "close" | "message" | "error", listener: (event: any) => void) {
     this.inner.addEventListener(type, listener)
   }
   removeEventListener(type: "open" | "close" | "message" | "error", listener: (event: any) => void) {
     this.inner.removeEventListener(type, listener)
+  }
+}
+
+/** Forwards to a partysocket, except that while `hold` is set, Action frames are kept back until `release()`. */
+export class GatedSocket extends ForwardingSocket {
+  hold = false
+  readonly held: Array<string> = []
+  override send(data: string) {
+    if (this.hold && data.includes(`"_tag":"Action"`)) this.held.push(data)
+    else this.inner.send(data)
+  }
+  release() {
+    this.hold = false
+    for (const frame of this.held.splice(0)) this.inner.send(frame)
   }
 }
 

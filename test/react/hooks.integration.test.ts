@@ -13,40 +13,21 @@ import { clientCount, configureSync, useSync, useSyncStatus } from "../../src/re
 import { makeMemoryStore } from "../../src/client/index.ts"
 import { workerUrl } from "../helpers/inject.ts"
 import { freshRoom } from "../helpers/protocol.ts"
-import { eventually, partySocket } from "../client/support.ts"
+import { eventually, ForwardingSocket, partySocket } from "../client/support.ts"
 
 type Todo = typeof todos.record.Type
 type TodoAction = typeof todos.action.Type
 
 /** A partysocket that counts its listeners. */
-class CountingSocket implements SocketLike {
+class CountingSocket extends ForwardingSocket {
   listeners = 0
-  constructor(readonly inner: ReturnType<typeof partySocket>) {}
-  get readyState() {
-    return this.inner.readyState
-  }
-  get url() {
-    return this.inner.url
-  }
-  get host() {
-    return this.inner.host
-  }
-  get name() {
-    return this.inner.name
-  }
-  get room() {
-    return this.inner.room
-  }
-  send(data: string) {
-    this.inner.send(data)
-  }
-  addEventListener(type: "open" | "close" | "message" | "error", listener: (event: any) => void) {
+  override addEventListener(type: "open" | "close" | "message" | "error", listener: (event: any) => void) {
     this.listeners++
-    this.inner.addEventListener(type, listener)
+    super.addEventListener(type, listener)
   }
-  removeEventListener(type: "open" | "close" | "message" | "error", listener: (event: any) => void) {
+  override removeEventListener(type: "open" | "close" | "message" | "error", listener: (event: any) => void) {
     this.listeners--
-    this.inner.removeEventListener(type, listener)
+    super.removeEventListener(type, listener)
   }
 }
 

@@ -7,16 +7,14 @@
  */
 import { request } from "node:http"
 import { randomBytes } from "node:crypto"
-import { afterEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { hooks } from "../helpers/hooks.ts"
+import { protocolClients } from "../helpers/clients.ts"
 import { workerUrl } from "../helpers/inject.ts"
 import { expectAck, expectFailure, freshRoom, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
 import { create, remove, update } from "../helpers/todos.ts"
 
-const open: Array<ProtocolClient> = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((c) => c.close()))
-})
+const { track } = protocolClients()
 
 const withToken = (room: string, token: string | undefined) => {
   const url = roomUrl(workerUrl(), room)
@@ -25,7 +23,7 @@ const withToken = (room: string, token: string | undefined) => {
 
 const connect = async (room: string, token?: string) => {
   const client = await ProtocolClient.connect(withToken(room, token))
-  open.push(client)
+  track(client)
   return client
 }
 

@@ -5,22 +5,14 @@
  * restart, was later confirmed as a "duplicate" because a later seq of the
  * same client had been applied).
  */
-import { afterEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { hooks } from "../helpers/hooks.ts"
+import { protocolClients } from "../helpers/clients.ts"
 import { workerUrl } from "../helpers/inject.ts"
-import { expectAck, expectFailure, freshRoom, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
+import { expectAck, expectFailure, freshRoom } from "../helpers/protocol.ts"
 import { create } from "../helpers/todos.ts"
 
-const open: Array<ProtocolClient> = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((c) => c.close()))
-})
-
-const connect = async (room: string) => {
-  const client = await ProtocolClient.connect(roomUrl(workerUrl(), room))
-  open.push(client)
-  return client
-}
+const { connect } = protocolClients()
 
 describe("re-sent actions get their first answer", () => {
   it("a refused action re-sent after a later seq was applied is refused again, not confirmed as a duplicate", async () => {

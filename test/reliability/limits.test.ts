@@ -4,17 +4,15 @@
  * not a crash; refused actions write nothing, accepted ones are applied
  * exactly once, and the connection keeps working.
  */
-import { afterEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { DEFAULT_MAX_INBOUND_FRAME_BYTES, type Ack, type Failure } from "../../src/services/Protocol.ts"
 import { hooks } from "../helpers/hooks.ts"
+import { protocolClients } from "../helpers/clients.ts"
 import { workerUrl } from "../helpers/inject.ts"
 import { expectAck, freshRoom, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
 import { create } from "../helpers/todos.ts"
 
-const open: Array<ProtocolClient> = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((c) => c.close()))
-})
+const { track } = protocolClients()
 
 /** Test hook: every action of the room's object waits `ms` before writing. */
 const setActionDelay = async (room: string, ms: number) => {
@@ -28,7 +26,7 @@ const setActionDelay = async (room: string, ms: number) => {
 
 const connect = async (room: string) => {
   const client = await ProtocolClient.connect(roomUrl(workerUrl(), room))
-  open.push(client)
+  track(client)
   return client
 }
 

@@ -3,23 +3,21 @@
  * writes nothing (rows and recorded sequence numbers are unchanged), and the
  * connection keeps working afterwards.
  */
-import { afterEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import type { ErrorReason, Failure } from "../../src/services/Protocol.ts"
 import { hooks } from "../helpers/hooks.ts"
+import { protocolClients } from "../helpers/clients.ts"
 import { workerUrl } from "../helpers/inject.ts"
 import { expectAck, expectFailure, freshRoom, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
 import { create } from "../helpers/todos.ts"
 
-const open: Array<ProtocolClient> = []
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((c) => c.close()))
-})
+const { track } = protocolClients()
 
 /** A room with one row and one recorded client, a subscribed connection, and a way to check nothing changed. */
 const setup = async (prefix: string) => {
   const room = freshRoom(prefix)
   const client = await ProtocolClient.connect(roomUrl(workerUrl(), room))
-  open.push(client)
+  track(client)
   const h = hooks(workerUrl(), room)
   const sync0 = await client.subscribe("todos", null)
   expect(sync0.reset).toBe(true)

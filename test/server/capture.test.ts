@@ -3,22 +3,15 @@
  * rows written by an alarm or by raw SQL in a request handler reach
  * subscribers; after GC an old cursor gets a reset.
  */
-import { afterEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import type { Change } from "../../src/services/Protocol.ts"
+import { protocolClients } from "../helpers/clients.ts"
 import { hooks } from "../helpers/hooks.ts"
 import { workerUrl } from "../helpers/inject.ts"
-import { expectAck, freshRoom, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
+import { expectAck, freshRoom } from "../helpers/protocol.ts"
 import { create, idsOf, remove } from "../helpers/todos.ts"
 
-const open: Array<ProtocolClient> = []
-const connect = async (room: string) => {
-  const client = await ProtocolClient.connect(roomUrl(workerUrl(), room))
-  open.push(client)
-  return client
-}
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((c) => c.close()))
-})
+const { connect } = protocolClients()
 
 const DAY = 24 * 60 * 60 * 1000
 

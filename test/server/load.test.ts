@@ -3,22 +3,15 @@
  * reach every subscriber once and in version order, and a sync answer larger
  * than one frame arrives in several `SyncRows` frames below the limit.
  */
-import { afterEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { MAX_OUTBOUND_FRAME_BYTES, type Ack, type Change, type SyncRows } from "../../src/services/Protocol.ts"
+import { protocolClients } from "../helpers/clients.ts"
 import { hooks } from "../helpers/hooks.ts"
 import { workerUrl } from "../helpers/inject.ts"
-import { expectAck, freshRoom, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
+import { expectAck, freshRoom } from "../helpers/protocol.ts"
 import { create, update } from "../helpers/todos.ts"
 
-const open: Array<ProtocolClient> = []
-const connect = async (room: string) => {
-  const client = await ProtocolClient.connect(roomUrl(workerUrl(), room))
-  open.push(client)
-  return client
-}
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((c) => c.close()))
-})
+const { connect } = protocolClients()
 
 /** Applies Change frames to a map the way a client would. */
 const apply = (changes: ReadonlyArray<Change>) => {

@@ -2,21 +2,14 @@
  * Sync against the real worker: clients see each other's actions, a client
  * that was away gets exactly what it missed, and re-sent actions apply once.
  */
-import { afterEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
+import { protocolClients } from "../helpers/clients.ts"
 import { hooks } from "../helpers/hooks.ts"
 import { workerUrl } from "../helpers/inject.ts"
-import { expectAck, freshRoom, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
+import { expectAck, freshRoom } from "../helpers/protocol.ts"
 import { create, idsOf, remove, update } from "../helpers/todos.ts"
 
-const open: Array<ProtocolClient> = []
-const connect = async (room: string) => {
-  const client = await ProtocolClient.connect(roomUrl(workerUrl(), room))
-  open.push(client)
-  return client
-}
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((c) => c.close()))
-})
+const { connect } = protocolClients()
 
 describe("sync between clients", () => {
   it("two clients subscribe, act, and each sees the other's changes", async () => {
