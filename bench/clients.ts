@@ -114,6 +114,9 @@ const oursClient = (ws: WebSocket, side: Side): BenchClient => {
         client.onChange?.()
         return
       case "Ack":
+        // the sender's own changes come inside its Ack
+        for (const change of frame.changes ?? []) apply(change.rows, change.deleted)
+        if (frame.changes?.length) client.onChange?.()
         pending.get(frame.requestId)?.resolve(frame.rows)
         pending.delete(frame.requestId)
         return

@@ -52,6 +52,8 @@ class Hub {
       return
     }
     if (frame._tag === "Ack" || (frame._tag === "Failure" && frame.requestId !== null)) {
+      // an Ack carries the action's changes for its sender: they apply before the action settles
+      if (frame._tag === "Ack" && frame.changes !== undefined) for (const change of frame.changes) this.#toChannel(change)
       const requestId = frame.requestId!
       for (const r of this.#routes) {
         if (r.owns(requestId)) {
@@ -61,6 +63,10 @@ class Hub {
       }
       return
     }
+    this.#toChannel(frame)
+  }
+
+  #toChannel(frame: Exclude<ServerFrame, { readonly _tag: "Ack" }>) {
     const channel = frame.channel
     const targets = channel === null ? this.#routes : this.#byChannel.get(channel)
     if (targets !== undefined) for (const r of [...targets]) r.receive(frame)

@@ -124,7 +124,7 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
           }
           const rows = yield* handler.run(channel, action)
           return { rows, duplicate: false, refused: undefined }
-        })).pipe(
+        }), connection).pipe(
           Effect.catchCause((cause) => {
             const error = Cause.findErrorOption(cause)
             const reason = error._tag === "Some" ? messageOf(error.value) : messageOf(Cause.squash(cause))
@@ -142,13 +142,13 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
           )
         )
         const result = yield* Effect.andThen(authorize, write)
-        yield* broadcast.send(connection, {
+        yield* broadcast.ack(connection, {
           _tag: "Ack",
           requestId: message.requestId,
           version: result.version,
           rows: result.value.rows,
           duplicate: result.value.duplicate
-        })
+        }, result.withheld)
       })
 
       /**

@@ -9,8 +9,8 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { Connections, type SyncConnection } from "./Connections.ts"
-import { changeFrames, type ChannelChanges, syncFrames } from "./Frames.ts"
-import { encodeServerFrame, type ServerMessage } from "./Protocol.ts"
+import { changeFrames, type ChannelChanges, syncFrames, utf8Length } from "./Frames.ts"
+import { type Ack, encodeServerFrame, type ServerMessage } from "./Protocol.ts"
 import { SyncConfig } from "./SyncConfig.ts"
 
 /** The Broadcast service. */
@@ -19,8 +19,17 @@ export class Broadcast extends Context.Service<Broadcast, {
   readonly subscribe: (connection: SyncConnection, channel: string) => Effect.Effect<void>
   /** Stops delivering a channel's live changes to a connection. */
   readonly unsubscribe: (connection: SyncConnection, channel: string) => Effect.Effect<void>
-  /** Sends committed changes to every subscriber of their channel. */
-  readonly publish: (changes: ReadonlyArray<ChannelChanges>) => Effect.Effect<void>
+  /**
+   * Sends committed changes to every subscriber of their channel, except
+   * `withheld`: its frames are returned instead (an action's sender gets them
+   * inside its `Ack`).
+   */
+  readonly publish: (
+    changes: ReadonlyArray<ChannelChanges>,
+    withheld?: SyncConnection | undefined
+  ) => Effect.Effect<ReadonlyArray<string>>
+  /** Sends an `Ack` carrying the `Change` frames `publish` withheld for its sender (separately when too large together). */
+  readonly ack: (connection: SyncConnection, ack: Ack, changes: ReadonlyArray<string>) => Effect.Effect<void>
   /** Sends a sync answer (chunks, then `Synced`) to one connection. */
   readonly sendSync: (
     connection: SyncConnection,
@@ -50,17 +59,37 @@ export class Broadcast extends Context.Service<Broadcast, {
       })
 
       // untraced: it runs for every committed action, and a span costs more than the fan-out of a small change
-      const publish = Effect.fnUntraced(function*(changes: ReadonlyArray<ChannelChanges>) {
-        if (changes.length === 0) return
+      const publish = Effect.fnUntraced(function*(changes: ReadonlyArray<ChannelChanges>, withheld?: SyncConnection) {
+        const kept: Array<string> = []
+        if (changes.length === 0) return kept
         const frames = new Map<string, Array<string>>()
         for (const change of changes) frames.set(change.channel, changeFrames(change, limit))
         for (const connection of connections.all()) {
+          const target = connection.id === withheld?.id ? kept : undefined
           for (const channel of connection.state.channels) {
             const out = frames.get(channel)
-            if (out !== undefined) for (const frame of out) connection.send(frame)
+            if (out === undefined) continue
+            if (target !== undefined) target.push(...out)
+            else for (const frame of out) connection.send(frame)
           }
         }
+        return kept
       })
+
+      // The sender of an action gets its changes inside the Ack: one frame instead of two on the
+      // hot path. The Change frames are embedded as they are (already encoded for the others).
+      const ack = (connection: SyncConnection, message: Ack, changes: ReadonlyArray<string>) =>
+        Effect.sync(() => {
+          const plain = encodeServerFrame(message)
+          if (changes.length === 0) return connection.send(plain)
+          let size = utf8Length(plain)
+          for (const frame of changes) size += utf8Length(frame) + 1
+          if (size + 16 > limit) {
+            for (const frame of changes) connection.send(frame)
+            return connection.send(plain)
+          }
+          connection.send(`${plain.slice(0, -1)},"changes":[${changes.join(",")}]}`)
+        })
 
       const send = (connection: SyncConnection, message: ServerMessage) =>
         Effect.sync(() => connection.send(encodeServerFrame(message)))
@@ -72,7 +101,7 @@ export class Broadcast extends Context.Service<Broadcast, {
         }
       )
 
-      return Broadcast.of({ subscribe, unsubscribe, publish, send, sendSync })
+      return Broadcast.of({ subscribe, unsubscribe, publish, ack, send, sendSync })
     })
   )
 }

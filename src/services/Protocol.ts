@@ -109,12 +109,16 @@ export type Change = typeof Change.Type
  * The reply to an action. `version` is the change feed position after it:
  * once a client has applied changes up to `version`, the action's effects
  * are in its confirmed state. `duplicate` marks an action applied earlier.
+ * `changes` are the action's `Change` frames for the sender's channels
+ * (apply them, in order, before settling the action); when they would make
+ * the reply too large they come as separate `Change` frames before it.
  */
 export const Ack = Schema.TaggedStruct("Ack", {
   requestId: Name,
   version: Version,
   rows: Schema.Array(WireRow),
-  duplicate: Schema.Boolean
+  duplicate: Schema.Boolean,
+  changes: Schema.optionalKey(Schema.Array(Change))
 })
 /** The reply to an action. */
 export type Ack = typeof Ack.Type

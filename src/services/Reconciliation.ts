@@ -92,11 +92,17 @@ export class Reconciliation extends Context.Service<Reconciliation, {
   readonly version: Effect.Effect<number, StorageError>
   /**
    * Runs `self` in a transaction under the write lock, then publishes what
-   * it changed. Returns its value and the version after it.
+   * it changed. Returns its value, the version after it and, when a `sender`
+   * is given, the `Change` frames withheld from it (for its `Ack`).
    */
   readonly write: <A, E, R>(
-    self: Effect.Effect<A, E, R>
-  ) => Effect.Effect<{ readonly value: A; readonly version: number }, E | StorageError, R>
+    self: Effect.Effect<A, E, R>,
+    sender?: SyncConnection
+  ) => Effect.Effect<
+    { readonly value: A; readonly version: number; readonly withheld: ReadonlyArray<string> },
+    E | StorageError,
+    R
+  >
   /** Publishes changes that were committed outside `write` (alarms, raw SQL). */
   readonly flush: Effect.Effect<void, StorageError>
   /** Subscribes a connection to a channel and sends it every change after `since`. */
@@ -233,18 +239,21 @@ export class Reconciliation extends Context.Service<Reconciliation, {
         catch: (cause) => new StorageError({ message: String(cause), cause })
       })
 
-      const publishCollected = (collected: { readonly changes: ReadonlyArray<ChannelChanges>; readonly version: number }) => {
+      const publishCollected = (
+        collected: { readonly changes: ReadonlyArray<ChannelChanges>; readonly version: number },
+        withheld?: SyncConnection
+      ) => {
         published = collected.version
-        return broadcast.publish(collected.changes)
+        return broadcast.publish(collected.changes, withheld)
       }
 
-      const flushUnlocked = Effect.flatMap(collect, publishCollected)
+      const flushUnlocked = Effect.asVoid(Effect.flatMap(collect, (collected) => publishCollected(collected)))
 
-      const write = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+      const write = <A, E, R>(self: Effect.Effect<A, E, R>, sender?: SyncConnection) =>
         lock.withPermits(1)(Effect.gen(function*() {
           const [value, collected] = yield* storage.transaction(Effect.all([self, collect]))
-          yield* publishCollected(collected)
-          return { value, version: published }
+          const withheld = yield* publishCollected(collected, sender)
+          return { value, version: published, withheld }
         }))
 
       const subscribe = Effect.fn("Reconciliation.subscribe")(function*(

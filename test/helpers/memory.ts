@@ -2,12 +2,17 @@
 import * as Exit from "effect/Exit"
 import { type Change, decodeServerMessage, type ServerMessage } from "../../src/services/Protocol.ts"
 
-/** Decodes every frame a memory connection received; a frame that does not decode fails the test. */
+/**
+ * Decodes every frame a memory connection received; a frame that does not
+ * decode fails the test. The Change frames an Ack carries are listed before
+ * it, as separate frames would be.
+ */
 export const decodedFrames = (connection: { readonly sent: ReadonlyArray<string> }): Array<ServerMessage> =>
-  connection.sent.map((frame) => {
+  connection.sent.flatMap((frame): Array<ServerMessage> => {
     const exit = decodeServerMessage(frame)
     if (Exit.isFailure(exit)) throw new Error(`frame does not decode with ServerMessageJson: ${frame.slice(0, 300)}`)
-    return exit.value
+    const message = exit.value
+    return message._tag === "Ack" ? [...(message.changes ?? []), message] : [message]
   })
 
 /** The `Change` frames a memory connection received. */

@@ -95,20 +95,27 @@ export class ProtocolClient {
         this.invalid.push(data)
         return
       }
-      this.messages.push(exit.value)
-      this.frameBytes.push(Buffer.byteLength(data, "utf8"))
-      const index = this.messages.length - 1
-      this.#waiters = this.#waiters.filter((w) => {
-        if (index >= w.from && w.predicate(exit.value)) {
-          w.resolve(index)
-          return false
-        }
-        return true
-      })
+      // an Ack carries its sender's Change frames: list them before it, as separate frames would be
+      const message = exit.value
+      if (message._tag === "Ack") for (const change of message.changes ?? []) this.#push(change, 0)
+      this.#push(message, Buffer.byteLength(data, "utf8"))
     })
     socket.addEventListener("close", (event) => {
       this.closeEvent = { code: event.code, reason: event.reason }
       onClose(this.closeEvent)
+    })
+  }
+
+  #push(message: ServerMessage, bytes: number) {
+    this.messages.push(message)
+    this.frameBytes.push(bytes)
+    const index = this.messages.length - 1
+    this.#waiters = this.#waiters.filter((w) => {
+      if (index >= w.from && w.predicate(message)) {
+        w.resolve(index)
+        return false
+      }
+      return true
     })
   }
 

@@ -54,6 +54,42 @@ describe("Broadcast", () => {
     }).pipe(Effect.provide(layer))
   })
 
+  it.effect("an action's sender gets its changes inside the Ack, the other subscribers as Change frames", () => {
+    const { todos, both, layer } = setup()
+    return Effect.gen(function*() {
+      const b = yield* Broadcast
+      yield* b.subscribe(todos, "todos")
+      yield* b.subscribe(both, "todos")
+      const withheld = yield* b.publish([changes("todos", 1, ["t1"])], todos)
+      assert.deepStrictEqual(todos.sent, [])
+      assert.deepStrictEqual(withheld, both.sent)
+      yield* b.ack(todos, { _tag: "Ack", requestId: "r1", version: 1, rows: [], duplicate: false }, withheld)
+      // one frame for the sender, and its Change is the very text the others got
+      assert.strictEqual(todos.sent.length, 1)
+      assert.include(todos.sent[0]!, both.sent[0]!)
+      const frames = decodedFrames(todos)
+      assert.deepStrictEqual(frames.map((m) => m._tag), ["Change", "Ack"])
+      assert.deepStrictEqual(frames[0], decodedFrames(both)[0])
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("an Ack that would exceed the frame limit with its changes is sent after them, separately", () => {
+    const { todos, layer } = setup(2_000)
+    return Effect.gen(function*() {
+      const b = yield* Broadcast
+      yield* b.subscribe(todos, "todos")
+      const ids = Array.from({ length: 60 }, (_, i) => `row-${i}`)
+      const withheld = yield* b.publish([changes("todos", 60, ids)], todos)
+      assert.isAbove(withheld.length, 1)
+      yield* b.ack(todos, { _tag: "Ack", requestId: "r1", version: 60, rows: [], duplicate: false }, withheld)
+      assert.strictEqual(todos.sent.length, withheld.length + 1)
+      for (const frame of todos.sent) assert.isAtMost(new TextEncoder().encode(frame).length, 2_000)
+      const frames = decodedFrames(todos)
+      assert.strictEqual(frames[frames.length - 1]!._tag, "Ack")
+      assert.strictEqual((frames[frames.length - 1] as { changes?: unknown }).changes, undefined)
+    }).pipe(Effect.provide(layer))
+  })
+
   it.effect("subscribe is idempotent and unsubscribe stops delivery, both recorded in connection state", () => {
     const { todos, layer } = setup()
     return Effect.gen(function*() {

@@ -20,6 +20,10 @@ const serverFrames: ReadonlyArray<ServerMessage> = [
   { _tag: "Synced", channel: "todos", version: 42, reset: false },
   { _tag: "Change", channel: "todos", version: 3, rows: [["b", "", 1, 5, 6, 7]], deleted: [] },
   { _tag: "Ack", requestId: "c:1", version: 9, rows: [["b", "t", 1, 5, 6, null]], duplicate: false },
+  {
+    _tag: "Ack", requestId: "c:3", version: 11, rows: [], duplicate: false,
+    changes: [{ _tag: "Change", channel: "todos", version: 11, rows: [["c", "t", 0, 1, 1, null]], deleted: ["d"] }]
+  },
   { _tag: "Failure", requestId: null, channel: null, reason: "MalformedJson", message: "frame is not valid JSON" },
   { _tag: "Failure", requestId: "c:2", channel: "todos", reason: "HandlerFailed", message: "text must be 1 to 200 characters" }
 ]
