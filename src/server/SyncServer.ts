@@ -20,6 +20,7 @@ import type * as Channel from "../services/Channel.ts"
 import { type ConnectionState, Connections, initialState, type SyncConnection } from "../services/Connections.ts"
 import { NotAuthorized } from "../services/Errors.ts"
 import { type GcResult, Reconciliation } from "../services/Reconciliation.ts"
+import { encodeServerFrame } from "../services/Protocol.ts"
 import { type DurableObjectSql, DurableObjectStorage, Storage } from "../services/Storage.ts"
 import { Channels, defaultOptions, SyncConfig, type SyncOptions } from "../services/SyncConfig.ts"
 
@@ -263,6 +264,19 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     // partyserver does not await this promise: every failure is answered or logged here
     try {
       await this.#ensureReady()
+    } catch (error) {
+      // the services could not start (a channel's table is missing, say): say so rather than stay silent
+      console.error("effect-partysync: the sync server could not start", error)
+      this.#adapt(connection).send(encodeServerFrame({
+        _tag: "Failure",
+        requestId: null,
+        channel: null,
+        reason: "Unavailable",
+        message: `the sync server could not start: ${error instanceof Error ? error.message : String(error)}`
+      }))
+      return
+    }
+    try {
       await this.#runtime!.runPromise(ActionDispatch.use((d) => d.receive(this.#adapt(connection), message)))
     } catch (error) {
       console.error("effect-partysync: message handling failed", error)

@@ -18,7 +18,7 @@ import * as Semaphore from "effect/Semaphore"
 import { ActionHandler, Authorizer } from "./ActionHandler.ts"
 import type * as Channel from "./Channel.ts"
 import type { SyncConnection } from "./Connections.ts"
-import { SyncFailure } from "./Errors.ts"
+import { StorageError, SyncFailure } from "./Errors.ts"
 import { Broadcast } from "./Broadcast.ts"
 import { utf8Length } from "./Frames.ts"
 import { type Action, type ClientMessage, decodeClientMessage, type ErrorReason } from "./Protocol.ts"
@@ -26,6 +26,8 @@ import { Reconciliation } from "./Reconciliation.ts"
 import { Channels, SyncConfig } from "./SyncConfig.ts"
 
 const messageOf = (error: unknown): string => {
+  // a failed statement: the engine's reason goes to the client, the statement's text stays in the server log
+  if (error instanceof StorageError) return `storage error: ${error.cause instanceof Error ? error.cause.message : "the statement failed"}`
   if (typeof error === "object" && error !== null && "message" in error && typeof error.message === "string" && error.message !== "") {
     return error.message
   }
@@ -188,7 +190,7 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
             case "Subscribe": {
               const channel = yield* channelOf(message.channel, null)
               yield* reconciliation.subscribe(connection, channel, message.since).pipe(
-                Effect.mapError((e) => fail("HandlerFailed", e.message, null, channel.name))
+                Effect.mapError((e) => fail("HandlerFailed", messageOf(e), null, channel.name))
               )
               return
             }

@@ -123,7 +123,7 @@ export const Ack = Schema.TaggedStruct("Ack", {
 /** The reply to an action. */
 export type Ack = typeof Ack.Type
 
-/** Why a frame or an action was refused. */
+/** Why a frame or an action was refused (`Unavailable`: the server could not start, e.g. a channel's table is missing). */
 export const ErrorReason = Schema.Literals([
   "MalformedJson",
   "UnknownMessage",
@@ -133,7 +133,8 @@ export const ErrorReason = Schema.Literals([
   "InvalidAction",
   "HandlerFailed",
   "NotAuthorized",
-  "ReadOnly"
+  "ReadOnly",
+  "Unavailable"
 ])
 /** Why a frame or an action was refused. */
 export type ErrorReason = typeof ErrorReason.Type

@@ -128,8 +128,11 @@ describe("ActionDispatch", () => {
     refuses(action("x", 1, create("x", " ")), "HandlerFailed", (f) => assert.strictEqual(f.message, "text must be 1 to 200 characters")))
   it.effect("a handler that fails after writing -> HandlerFailed and its row is rolled back", () =>
     refuses(action("x", 1, create("x", FAIL_AFTER_WRITE)), "HandlerFailed", (f) => assert.strictEqual(f.message, "failed after writing")))
-  it.effect("a handler whose SQL fails -> HandlerFailed", () =>
-    refuses(action("x", 1, create("seed", "duplicate id")), "HandlerFailed"))
+  it.effect("a handler whose SQL fails -> HandlerFailed with the engine's reason, not the statement", () =>
+    refuses(action("x", 1, create("seed", "duplicate id")), "HandlerFailed", (f) => {
+      assert.include(f.message, "UNIQUE constraint failed")
+      assert.notInclude(f.message, "INSERT")
+    }))
 
   it.effect("a read-only connection may subscribe but its actions get ReadOnly", () =>
     run((c) =>
