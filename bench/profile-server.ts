@@ -33,7 +33,8 @@ const connection = (id: string): SyncConnection & { frames: number } => {
 const ours = async (receivers: number) => {
   const sender = connection("sender")
   const conns = [sender, ...Array.from({ length: receivers }, (_, i) => connection(`r${i}`))]
-  const storage = layerNodeSqlite()
+  // synchronous transactions, as the Todo fixture runs them
+  const storage = layerNodeSqlite(":memory:", { synchronous: true })
   const handler = Layer.effect(ActionHandler, Effect.gen(function*() {
     const sql = yield* Storage
     return ActionHandler.of({
@@ -50,7 +51,7 @@ const ours = async (receivers: number) => {
     Layer.provideMerge(Layer.mergeAll(
       Connections.layerMemory(conns),
       Layer.succeed(Channels, Channels.fromList([todos])),
-      Layer.succeed(SyncConfig, defaultOptions)
+      Layer.succeed(SyncConfig, { ...defaultOptions, synchronousHandlers: true })
     ))
   )
   const runtime = ManagedRuntime.make(layer)
