@@ -44,6 +44,10 @@ interface TableInfo {
   readonly hasRowid: boolean
 }
 
+/** How many seqs below a client's highest applied one are told apart (applied or not); older ones count as applied. */
+export const APPLIED_WINDOW = 62
+const APPLIED_MASK = "4611686018427387903" // 2^62 - 1
+
 const q = (identifier: string) => `"${identifier}"`
 
 const META = [
@@ -54,7 +58,8 @@ const META = [
   `INSERT OR IGNORE INTO _psync_meta (key, value) SELECT 'published', value FROM _psync_meta WHERE key = 'version'`,
   `CREATE TABLE IF NOT EXISTS _psync_changes (channel TEXT NOT NULL, id NOT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL, PRIMARY KEY (channel, id))`,
   `CREATE INDEX IF NOT EXISTS _psync_changes_by_version ON _psync_changes (channel, version)`,
-  `CREATE TABLE IF NOT EXISTS _psync_clients (client_id TEXT PRIMARY KEY NOT NULL, seq INTEGER NOT NULL)`,
+  // per client: the highest applied seq, and a bitmask of which of the APPLIED_WINDOW seqs below it were applied
+  `CREATE TABLE IF NOT EXISTS _psync_clients (client_id TEXT PRIMARY KEY NOT NULL, seq INTEGER NOT NULL, applied INTEGER NOT NULL DEFAULT 0)`,
   // refused actions, so that one re-sent after a later seq was applied is refused again, not taken for a duplicate
   `CREATE TABLE IF NOT EXISTS _psync_refused (client_id TEXT NOT NULL, seq INTEGER NOT NULL, message TEXT NOT NULL, PRIMARY KEY (client_id, seq))`
 ]
@@ -113,14 +118,12 @@ export class Reconciliation extends Context.Service<Reconciliation, {
   ) => Effect.Effect<{ readonly reset: boolean; readonly version: number }, StorageError>
   /**
    * Claims sequence number `seq` for a client in one statement: true when it
-   * is newer than the last one applied (and is now recorded), false for a
-   * re-sent action. Call inside `write`, so a refused action releases it.
+   * was not applied before (and is now recorded), false for a re-sent action.
+   * Call inside `write`, so a refused action releases it.
    */
   readonly claim: (clientId: string, seq: number) => Effect.Effect<boolean, StorageError>
   /** The last sequence number applied for a client (0 when none). */
   readonly lastSeq: (clientId: string) => Effect.Effect<number, StorageError>
-  /** Records the last applied sequence for a client; call inside `write`. */
-  readonly recordSeq: (clientId: string, seq: number) => Effect.Effect<void, StorageError>
   /** The message an action (clientId, seq) was refused with earlier, if it was. */
   readonly refusal: (clientId: string, seq: number) => Effect.Effect<string | undefined, StorageError>
   /** Remembers that an action was refused (outside `write`: the refused write was rolled back). */
@@ -165,6 +168,11 @@ export class Reconciliation extends Context.Service<Reconciliation, {
 
       const install = storage.transaction(Effect.gen(function*() {
         for (const statement of META) yield* storage.raw(statement)
+        // objects created before the applied-seq window existed
+        const clientColumns = yield* storage.raw(`SELECT name FROM pragma_table_info('_psync_clients')`)
+        if (!clientColumns.some((c) => c[0] === "applied")) {
+          yield* storage.raw(`ALTER TABLE _psync_clients ADD COLUMN applied INTEGER NOT NULL DEFAULT 0`)
+        }
         for (const channel of channels.values()) {
           const info = yield* describe(channel)
           tables.set(channel.name, info)
@@ -320,18 +328,20 @@ export class Reconciliation extends Context.Service<Reconciliation, {
 
       const lastSeq = (clientId: string) =>
         Effect.map(storage.raw(`SELECT seq FROM _psync_clients WHERE client_id = ?`, clientId), (rows) => Number(rows[0]?.[0] ?? 0))
-      const recordSeq = (clientId: string, seq: number) =>
-        Effect.asVoid(storage.raw(
-          `INSERT INTO _psync_clients (client_id, seq) VALUES (?, ?) ON CONFLICT (client_id) DO UPDATE SET seq = excluded.seq`,
-          clientId,
-          seq
-        ))
-
+      // Bit i of `applied` says seq - 1 - i was applied. A new highest seq shifts the window up; a seq
+      // below the highest is new when its bit is clear (it was refused, or never arrived, before a later
+      // one was applied), a duplicate when set, and taken for a duplicate when older than the window.
       const claim = (clientId: string, seq: number) =>
         Effect.map(
           storage.raw(
-            `INSERT INTO _psync_clients (client_id, seq) VALUES (?, ?) ON CONFLICT (client_id) ` +
-              `DO UPDATE SET seq = excluded.seq WHERE excluded.seq > _psync_clients.seq RETURNING seq`,
+            `INSERT INTO _psync_clients AS c (client_id, seq, applied) VALUES (?, ?, 0) ON CONFLICT (client_id) DO UPDATE SET ` +
+              `applied = CASE WHEN excluded.seq > c.seq THEN ` +
+              `(CASE WHEN excluded.seq - c.seq > ${APPLIED_WINDOW} THEN 0 ` +
+              `ELSE (c.applied << (excluded.seq - c.seq)) | (1 << (excluded.seq - c.seq - 1)) END) & ${APPLIED_MASK} ` +
+              `ELSE c.applied | (1 << (c.seq - 1 - excluded.seq)) END, ` +
+              `seq = max(c.seq, excluded.seq) ` +
+              `WHERE excluded.seq > c.seq OR (excluded.seq < c.seq AND c.seq - 1 - excluded.seq < ${APPLIED_WINDOW} ` +
+              `AND (c.applied & (1 << (c.seq - 1 - excluded.seq))) = 0) RETURNING seq`,
             clientId,
             seq
           ),
@@ -362,7 +372,6 @@ export class Reconciliation extends Context.Service<Reconciliation, {
         subscribe,
         claim,
         lastSeq,
-        recordSeq,
         refusal,
         recordRefusal,
         gc

@@ -48,7 +48,7 @@ const snapshot = Effect.gen(function*() {
   const sql = yield* Storage
   return {
     rows: yield* sql.raw("SELECT * FROM todos ORDER BY id"),
-    clients: yield* sql.raw("SELECT * FROM _psync_clients ORDER BY client_id"),
+    clients: yield* sql.raw("SELECT client_id, seq FROM _psync_clients ORDER BY client_id"),
     version: yield* Reconciliation.use((r) => r.version)
   }
 })

@@ -10,11 +10,11 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { initialState, makeMemoryConnection } from "../../src/services/Connections.ts"
 import type { SyncRows } from "../../src/services/Protocol.ts"
-import { Reconciliation } from "../../src/services/Reconciliation.ts"
+import { APPLIED_WINDOW, Reconciliation } from "../../src/services/Reconciliation.ts"
 import { Storage } from "../../src/services/Storage.ts"
 import { todos } from "../../fixtures/todo-sync/src/shared.ts"
 import { changesOf, decodedFrames } from "../helpers/memory.ts"
-import { servicesLayer } from "../helpers/services.ts"
+import { servicesLayer, TODO_TABLE } from "../helpers/services.ts"
 
 const DAY = 24 * 60 * 60 * 1000
 
@@ -190,20 +190,51 @@ describe("Reconciliation", () => {
         assert.isAbove(next.version, tombstone)
       })))
 
-  it.effect("lastSeq is 0 for an unknown client; recordSeq stores and overwrites it", () =>
+  it.effect("claim takes each seq once: new highest, then lower ones it has not seen, never one it has", () =>
     withRoom(() =>
       Effect.gen(function*() {
         const r = yield* Reconciliation
+        const claim = (client: string, seq: number) => Effect.map(r.write(r.claim(client, seq)), (w) => w.value)
         assert.strictEqual(yield* r.lastSeq("c1"), 0)
-        yield* r.write(r.recordSeq("c1", 3))
-        yield* r.write(r.recordSeq("c2", 1))
+        assert.isTrue(yield* claim("c1", 3))
+        assert.isTrue(yield* claim("c2", 1))
         assert.strictEqual(yield* r.lastSeq("c1"), 3)
-        yield* r.write(r.recordSeq("c1", 4))
-        assert.strictEqual(yield* r.lastSeq("c1"), 4)
+        assert.isFalse(yield* claim("c1", 3))
+        // 1 and 2 were never applied: each may be claimed once, below the highest
+        assert.isTrue(yield* claim("c1", 1))
+        assert.isFalse(yield* claim("c1", 1))
+        assert.isTrue(yield* claim("c1", 10))
+        assert.isTrue(yield* claim("c1", 2))
+        assert.isFalse(yield* claim("c1", 2))
+        assert.isFalse(yield* claim("c1", 3))
+        assert.isTrue(yield* claim("c1", 9))
+        assert.strictEqual(yield* r.lastSeq("c1"), 10)
+        // past the window, lower seqs count as applied
+        assert.isTrue(yield* claim("c1", 10 + APPLIED_WINDOW + 5))
+        assert.isFalse(yield* claim("c1", 4))
         assert.strictEqual(yield* r.lastSeq("c2"), 1)
+        // a claim rolled back with its action leaves the seq free
+        const failed = yield* Effect.exit(r.write(Effect.andThen(r.claim("c3", 1), Effect.fail("refused"))))
+        assert.isTrue(failed._tag === "Failure")
+        assert.isTrue(yield* claim("c3", 1))
         // sequence bookkeeping is not a channel change
         assert.strictEqual(yield* r.version, 0)
       })))
+
+  it.effect("install gives a clients table from before the applied-seq window its column, keeping the seqs", () =>
+    Effect.gen(function*() {
+      const r = yield* Reconciliation
+      assert.strictEqual(yield* r.lastSeq("old"), 7)
+      assert.isFalse(yield* Effect.map(r.write(r.claim("old", 7)), (w) => w.value))
+      assert.isTrue(yield* Effect.map(r.write(r.claim("old", 8)), (w) => w.value))
+    }).pipe(Effect.provide(servicesLayer({
+      connections: [],
+      setup: [
+        TODO_TABLE,
+        "CREATE TABLE _psync_clients (client_id TEXT PRIMARY KEY NOT NULL, seq INTEGER NOT NULL)",
+        "INSERT INTO _psync_clients VALUES ('old', 7)"
+      ]
+    }))))
 
   it.effect("install again (a woken object) keeps versions and does not duplicate triggers", () =>
     withRoom(({ insert }) =>
