@@ -9,8 +9,12 @@ import { eventually } from "../helpers/protocol.ts"
 
 export { eventually }
 
-/** A partysocket to a room of the Todo fixture on the shared worker. */
-export const partySocket = (workerUrl: string, room: string, options: { startClosed?: boolean } = {}) =>
+/** A reconnecting partysocket to a room of the Todo fixture (Node's WebSocket, short reconnection delays). */
+export const partySocket = (
+  workerUrl: string,
+  room: string,
+  options: { startClosed?: boolean; maxReconnectionDelay?: number; connectionTimeout?: number } = {}
+) =>
   new PartySocket({
     host: new URL(workerUrl).host,
     party: "to-dos",
@@ -18,7 +22,8 @@ export const partySocket = (workerUrl: string, room: string, options: { startClo
     protocol: "ws",
     WebSocket: globalThis.WebSocket,
     minReconnectionDelay: 10,
-    maxReconnectionDelay: 200,
+    maxReconnectionDelay: options.maxReconnectionDelay ?? 200,
+    ...(options.connectionTimeout === undefined ? {} : { connectionTimeout: options.connectionTimeout }),
     ...(options.startClosed === true ? { startClosed: true } : {})
   })
 

@@ -12,7 +12,8 @@ import type { SyncConnection } from "../../src/services/Connections.ts"
 import { ActionRejected } from "../../src/services/Errors.ts"
 import { Storage } from "../../src/services/Storage.ts"
 import type { SyncOptions } from "../../src/services/SyncConfig.ts"
-import { MAX_TEXT, type TodoAction, todos } from "../../fixtures/todo-sync/src/shared.ts"
+import { runTodoAction } from "../../fixtures/todo-sync/src/actions.ts"
+import { type TodoAction, todos } from "../../fixtures/todo-sync/src/shared.ts"
 
 /** The Todo table, as the fixture's server creates it. */
 export const TODO_TABLE = `CREATE TABLE IF NOT EXISTS todos (
@@ -27,47 +28,24 @@ export const TODO_TABLE = `CREATE TABLE IF NOT EXISTS todos (
 /** Text that makes the test handler fail after it has inserted its row. */
 export const FAIL_AFTER_WRITE = "fail after write"
 
-/** The Todo handler: the fixture server's rules, plus `FAIL_AFTER_WRITE` to fail after writing. */
+/** The Todo handler: the fixture server's actions on a deterministic clock, plus `FAIL_AFTER_WRITE` to fail after writing. */
 export const todoHandlerLayer = Layer.effect(
   ActionHandler,
   Effect.gen(function*() {
-    const sql = yield* Storage
+    const storage = yield* Storage
     let now = 1_000
-    const checkText = (text: string) => {
-      const trimmed = text.trim()
-      return trimmed.length >= 1 && trimmed.length <= MAX_TEXT
-        ? Effect.succeed(trimmed)
-        : Effect.fail(new ActionRejected({ message: `text must be 1 to ${MAX_TEXT} characters` }))
-    }
     return ActionHandler.of({
-      run: (_channel, input) =>
-        Effect.gen(function*() {
-          const action = input as TodoAction
-          const at = ++now
-          switch (action.type) {
-            case "create": {
-              const text = yield* checkText(action.payload.text)
-              const rows = yield* sql.raw(
-                "INSERT INTO todos (id, text, completed, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING *",
-                action.payload.id, text, action.payload.completed, at, at
-              )
-              if (text === FAIL_AFTER_WRITE) return yield* new ActionRejected({ message: "failed after writing" })
-              return rows
-            }
-            case "update": {
-              const text = action.payload.text === undefined ? null : yield* checkText(action.payload.text)
-              return yield* sql.raw(
-                "UPDATE todos SET text = coalesce(?, text), completed = coalesce(?, completed), updated_at = ? WHERE id = ? AND deleted_at IS NULL RETURNING *",
-                text, action.payload.completed ?? null, at, action.payload.id
-              )
-            }
-            case "delete":
-              return yield* sql.raw(
-                "UPDATE todos SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL RETURNING *",
-                at, at, action.payload.id
-              )
-          }
-        })
+      run: (_channel, input) => {
+        const action = input as TodoAction
+        return runTodoAction(action, ++now).pipe(
+          Effect.flatMap((rows) =>
+            action.type === "create" && action.payload.text.trim() === FAIL_AFTER_WRITE
+              ? Effect.fail(new ActionRejected({ message: "failed after writing" }))
+              : Effect.succeed(rows)
+          ),
+          Effect.provideService(Storage, storage)
+        )
+      }
     })
   })
 )

@@ -7,13 +7,14 @@
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { PartySocket } from "partysocket"
 import { todos } from "../../fixtures/todo-sync/src/shared.ts"
 import { optimisticReducer } from "../../fixtures/todo-sync/src/app/optimistic.ts"
 import { createSyncClient, makeMemoryStore, type PlainSyncClient } from "../../src/client/index.ts"
 import type { KeyValueStore } from "effect/persistence"
 import { eventually } from "../helpers/protocol.ts"
 import { removeDir, tempPersistDir, waitForHttp } from "../helpers/worker.ts"
+import type { PartySocket } from "partysocket"
+import { partySocket as clientPartySocket } from "../client/support.ts"
 
 interface Proc {
   readonly pid: number
@@ -128,19 +129,10 @@ export const startOwnWorker = async (): Promise<OwnWorker> => {
   }
 }
 
-/** A reconnecting partysocket to a room of the Todo fixture. */
+/** A reconnecting partysocket to a room of the Todo fixture, patient enough for worker restarts. */
 export const partySocket = (workerUrl: string, room: string, options: { startClosed?: boolean } = {}) =>
-  new PartySocket({
-    host: new URL(workerUrl).host,
-    party: "to-dos",
-    room,
-    protocol: "ws",
-    WebSocket: globalThis.WebSocket,
-    minReconnectionDelay: 10,
-    maxReconnectionDelay: 250,
-    connectionTimeout: 2_000,
-    ...(options.startClosed === true ? { startClosed: true } : {})
-  })
+  clientPartySocket(workerUrl, room, { ...options, maxReconnectionDelay: 250, connectionTimeout: 2_000 })
+
 
 /** A sync client of the Todo channel with the app's optimistic reducer, on its own partysocket. */
 export interface TodoClient {
