@@ -20,10 +20,9 @@ import { Storage } from "../src/services/Storage.ts"
 import { layerNodeSqlite } from "../src/services/StorageSqlite.ts"
 import { Channels, SyncConfig, defaultOptions } from "../src/services/SyncConfig.ts"
 import { now, round } from "./stats.ts"
+import { TODO_TABLE } from "../fixtures/todo-sync/src/table.ts"
 
 const N = Number(process.env.N ?? 5000)
-const TABLE = `CREATE TABLE todos (id TEXT PRIMARY KEY NOT NULL, text TEXT NOT NULL, completed INTEGER NOT NULL,
-  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, deleted_at INTEGER DEFAULT NULL)`
 
 const connection = (id: string): SyncConnection & { frames: number } => {
   let state = { ...initialState, channels: ["todos"] }
@@ -57,7 +56,7 @@ const ours = async (receivers: number) => {
   const runtime = ManagedRuntime.make(layer)
   await runtime.runPromise(Effect.gen(function*() {
     const sql = yield* Storage
-    yield* sql.raw(TABLE)
+    yield* sql.raw(TODO_TABLE)
     yield* Reconciliation.use((r) => r.install)
   }))
   const frames = Array.from({ length: N }, (_, i) =>
@@ -71,7 +70,7 @@ const ours = async (receivers: number) => {
 
 const raw = (receivers: number) => {
   const db = new DatabaseSync(":memory:")
-  db.exec(TABLE)
+  db.exec(TODO_TABLE)
   const insert = db.prepare("INSERT INTO todos (id, text, completed, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING *")
   insert.setReturnArrays(true)
   const frames = Array.from({ length: N }, (_, i) => JSON.stringify({ t: "create", r: String(i), id: `x${i}`, text: "a todo written by the benchmark", completed: 0 }))

@@ -10,6 +10,7 @@
  * `{from,count}` inserts rows in one transaction (bench setup only).
  */
 import { type Connection, routePartykitRequest, Server, type WSMessage } from "partyserver"
+import { TODO_TABLE } from "../../fixtures/todo-sync/src/table.ts"
 
 interface Env {
   readonly Raw: unknown
@@ -34,14 +35,7 @@ export class Raw extends Server<Env> {
   }
 
   override onStart() {
-    this.#storage.sql.exec(`CREATE TABLE IF NOT EXISTS todos (
-      id TEXT PRIMARY KEY NOT NULL,
-      text TEXT NOT NULL,
-      completed INTEGER NOT NULL,
-      created_at INTEGER NOT NULL,
-      updated_at INTEGER NOT NULL,
-      deleted_at INTEGER DEFAULT NULL
-    )`)
+    this.#storage.sql.exec(TODO_TABLE)
   }
 
   override onMessage(connection: Connection, message: WSMessage) {

@@ -13,17 +13,10 @@ import { ActionRejected } from "../../src/services/Errors.ts"
 import { Storage } from "../../src/services/Storage.ts"
 import type { SyncOptions } from "../../src/services/SyncConfig.ts"
 import { runTodoAction } from "../../fixtures/todo-sync/src/actions.ts"
+import { TODO_TABLE } from "../../fixtures/todo-sync/src/table.ts"
 import { type TodoAction, todos } from "../../fixtures/todo-sync/src/shared.ts"
 
-/** The Todo table, as the fixture's server creates it. */
-export const TODO_TABLE = `CREATE TABLE IF NOT EXISTS todos (
-  id TEXT PRIMARY KEY NOT NULL,
-  text TEXT NOT NULL,
-  completed INTEGER NOT NULL,
-  created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL,
-  deleted_at INTEGER DEFAULT NULL
-)`
+export { TODO_TABLE } from "../../fixtures/todo-sync/src/table.ts"
 
 /** Text that makes the test handler fail after it has inserted its row. */
 export const FAIL_AFTER_WRITE = "fail after write"

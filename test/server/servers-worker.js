@@ -11,6 +11,7 @@
  */
 import { routePartykitRequest, SyncServer } from "../../src/server/index.ts"
 import { todos } from "../../fixtures/todo-sync/src/shared.ts"
+import { TODO_TABLE } from "../../fixtures/todo-sync/src/table.ts"
 
 export class Broken extends SyncServer {
   channels = [todos]
@@ -24,8 +25,7 @@ export class SeedStyle extends SyncServer {
   channels = [todos]
 
   onStart() {
-    this.ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS todos (id TEXT PRIMARY KEY NOT NULL, text TEXT NOT NULL,
-      completed INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, deleted_at INTEGER)`)
+    this.ctx.storage.sql.exec(TODO_TABLE)
   }
 
   /** @param {string} _channel @param {any} action */

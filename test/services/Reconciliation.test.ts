@@ -283,7 +283,7 @@ describe("Reconciliation", () => {
     }).pipe(Effect.provide(servicesLayer({
       connections: [connection],
       setup: [
-        "CREATE TABLE todos (id TEXT PRIMARY KEY NOT NULL, text TEXT NOT NULL, completed INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, deleted_at INTEGER)",
+        TODO_TABLE,
         "INSERT INTO todos VALUES ('pre', 'before install', 0, 1, 1, NULL)"
       ]
     })))
