@@ -35,17 +35,12 @@ const messageOf = (error: unknown): string => {
 }
 
 /** Best effort: the request id and channel of a frame that failed to decode, so the error can name them. */
-const idsOf = (text: string): { requestId: string | null; channel: string | null } => {
-  try {
-    const value: unknown = JSON.parse(text)
-    if (typeof value !== "object" || value === null) return { requestId: null, channel: null }
-    const { requestId, channel } = value as Record<string, unknown>
-    return {
-      requestId: typeof requestId === "string" && requestId.length <= 128 ? requestId : null,
-      channel: typeof channel === "string" && channel.length <= 128 ? channel : null
-    }
-  } catch {
-    return { requestId: null, channel: null }
+const idsOf = (value: unknown): { requestId: string | null; channel: string | null } => {
+  if (typeof value !== "object" || value === null) return { requestId: null, channel: null }
+  const { requestId, channel } = value as Record<string, unknown>
+  return {
+    requestId: typeof requestId === "string" && requestId.length <= 128 ? requestId : null,
+    channel: typeof channel === "string" && channel.length <= 128 ? channel : null
   }
 }
 
@@ -86,12 +81,13 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
         }
         const exit = decodeClientMessage(frame)
         if (Exit.isSuccess(exit)) return Effect.succeed(exit.value)
+        let json: unknown
         try {
-          JSON.parse(frame)
+          json = JSON.parse(frame)
         } catch {
           return Effect.fail(fail("MalformedJson", "frame is not valid JSON"))
         }
-        const ids = idsOf(frame)
+        const ids = idsOf(json)
         const error = Cause.findErrorOption(exit.cause)
         return Effect.fail(fail(
           "UnknownMessage",
