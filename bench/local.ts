@@ -6,7 +6,7 @@ import { build } from "esbuild"
 import { gzipSync } from "node:zlib"
 import { todos } from "../fixtures/todo-sync/src/shared.ts"
 import { createSyncClient } from "../src/client/index.ts"
-import { MAX_OUTBOUND_FRAME_BYTES } from "../src/services/Protocol.ts"
+import { MAX_OUTBOUND_FRAME_BYTES } from "../src/protocol/Protocol.ts"
 import { now, until } from "./stats.ts"
 
 type Listener = (event: { data: unknown }) => void

@@ -14,10 +14,11 @@ import { todos } from "../fixtures/todo-sync/src/shared.ts"
 import * as SyncLayer from "../src/layers/SyncLayer.ts"
 import { ActionDispatch } from "../src/services/ActionDispatch.ts"
 import { ActionHandler, Authorizer } from "../src/services/ActionHandler.ts"
-import { Connections, initialState, type SyncConnection } from "../src/services/Connections.ts"
+import { initialState, type SyncConnection } from "../src/services/Connections.ts"
+import { layerMemoryConnections } from "../src/testing/MemoryConnections.ts"
 import { Reconciliation } from "../src/services/Reconciliation.ts"
 import { Storage } from "../src/services/Storage.ts"
-import { layerNodeSqlite } from "../src/services/StorageSqlite.ts"
+import { layerNodeSqlite } from "../src/testing/StorageSqlite.ts"
 import { Channels, SyncConfig, defaultOptions } from "../src/services/SyncConfig.ts"
 import { now, round } from "./stats.ts"
 import { TODO_TABLE } from "../fixtures/todo-sync/src/table.ts"
@@ -48,7 +49,7 @@ const ours = async (receivers: number) => {
     Layer.provide(Layer.mergeAll(handler, Authorizer.layerAllowAll)),
     Layer.provideMerge(storage),
     Layer.provideMerge(Layer.mergeAll(
-      Connections.layerMemory(conns),
+      layerMemoryConnections(conns),
       Layer.succeed(Channels, Channels.fromList([todos])),
       Layer.succeed(SyncConfig, { ...defaultOptions, synchronousHandlers: true })
     ))

@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as KeyValueStore from "effect/persistence/KeyValueStore"
 import * as Scope from "effect/Scope"
 import { PartySocket } from "partysocket"
-import type * as Channel from "../services/Channel.ts"
+import type * as Channel from "../protocol/Channel.ts"
 import { createSyncClient as createWith, type FacadeOptions, type PlainSyncClient } from "./Facade.ts"
 import { type ClientOptions, make as makeWith, type OpenSocket, type SocketLike, type SyncClient } from "./SyncClient.ts"
 

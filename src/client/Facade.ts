@@ -11,8 +11,8 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as KeyValueStore from "effect/persistence/KeyValueStore"
 import * as Scope from "effect/Scope"
-import type * as Channel from "../services/Channel.ts"
-import { ActionRejected, type InvalidAction } from "./Errors.ts"
+import type * as Channel from "../protocol/Channel.ts"
+import { ActionDiscarded, type SendError } from "../protocol/Errors.ts"
 import { layerIndexedDb } from "./IndexedDbStore.ts"
 import { type ClientOptions, make, type OpenSocket, type Optimistic, type SyncClient, type SyncStatus } from "./SyncClient.ts"
 
@@ -30,7 +30,7 @@ export interface PlainSyncClient<C extends Channel.Any> {
   subscribe(listener: () => void): () => void
   getStatus(): SyncStatus
   subscribeStatus(listener: () => void): () => void
-  /** Resolves with the server's rows; rejects with `ActionRejected` or `InvalidAction`. */
+  /** Resolves with the server's rows; rejects with a `SendError` (`ActionRejected`, `NotAuthorized`, `HandlerFailed`, ...). */
   send(action: Channel.ActionOf<C>): Promise<ReadonlyArray<Channel.RecordOf<C>>>
   clearLocalData(): Promise<void>
   setOptimistic(reducer: Optimistic<C> | undefined): void
@@ -82,11 +82,11 @@ export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C
 
   const send = async (action: Channel.ActionOf<C>) => {
     await ready
-    if (closed || client === undefined) throw new ActionRejected({ reason: "Closed", message: "the client is closed" })
+    if (closed || client === undefined) throw new ActionDiscarded({ reason: "Closed", message: "the client is closed" })
     const exit = await Effect.runPromiseExit(client.send(action))
     if (Exit.isSuccess(exit)) return exit.value
     const error = exit.cause.reasons.find((r) => r._tag === "Fail")
-    throw error !== undefined ? error.error as ActionRejected | InvalidAction : new ActionRejected({ reason: "Closed", message: "interrupted" })
+    throw error !== undefined ? error.error as SendError : new ActionDiscarded({ reason: "Closed", message: "interrupted" })
   }
 
   const subscribe = (listener: () => void) => {

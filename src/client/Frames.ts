@@ -9,7 +9,7 @@
 import * as Cause from "effect/Cause"
 import * as Exit from "effect/Exit"
 import * as Schema from "effect/Schema"
-import * as Protocol from "../services/Protocol.ts"
+import * as Protocol from "../protocol/Protocol.ts"
 
 const Rows = Schema.Array(Schema.Unknown)
 

@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import type { RowId } from "../services/Protocol.ts"
+import type { RowId } from "../protocol/Protocol.ts"
 
 /** A record tuple: id first, `deleted_at` last. */
 export type Row = ReadonlyArray<unknown>

@@ -18,9 +18,9 @@ import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type * as Channel from "../services/Channel.ts"
-import type { RowId } from "../services/Protocol.ts"
-import { ActionRejected, InvalidAction } from "./Errors.ts"
+import type * as Channel from "../protocol/Channel.ts"
+import type { RowId } from "../protocol/Protocol.ts"
+import { ActionDiscarded, InvalidAction, type SendError } from "../protocol/Errors.ts"
 import { encodeFrame, rowDecoder } from "./Frames.ts"
 import * as LocalCache from "./LocalCache.ts"
 import { type PendingAction, SyncEngine, type SyncStatus } from "./SyncEngine.ts"
@@ -77,7 +77,7 @@ export interface SyncClient<C extends Channel.Any> {
   /** The current status first, then every change. */
   readonly status: Stream.Stream<SyncStatus>
   /** Queues an action; succeeds with the server's rows, fails when refused or invalid. */
-  readonly send: (action: Channel.ActionOf<C>) => Effect.Effect<ReadonlyArray<Channel.RecordOf<C>>, ActionRejected | InvalidAction>
+  readonly send: (action: Channel.ActionOf<C>) => Effect.Effect<ReadonlyArray<Channel.RecordOf<C>>, SendError>
   /** Forgets the cached records, cursor and pending actions, then syncs from scratch. */
   readonly clearLocalData: Effect.Effect<void>
   /** The current snapshot, synchronously. */
@@ -296,7 +296,7 @@ export const make = <C extends Channel.Any>(
         // released (heartbeat 0): the next client for this room adopts the queue at once
         yield* writeQueue(0)
         for (const p of engine.pending) {
-          p.waiter?.reject(new ActionRejected({ reason: "Closed", message: "the client closed before the server confirmed the action; it stays queued for the next client of this room" }))
+          p.waiter?.reject(new ActionDiscarded({ reason: "Closed", message: "the client closed before the server confirmed the action; it stays queued for the next client of this room" }))
           p.waiter = undefined
         }
         listeners.clear()
@@ -318,13 +318,13 @@ export const make = <C extends Channel.Any>(
           Stream.changesWith((a, b) => a === b)
         )
 
-    const send = (action: A): Effect.Effect<ReadonlyArray<R>, ActionRejected | InvalidAction> =>
-      Effect.suspend((): Effect.Effect<ReadonlyArray<R>, ActionRejected | InvalidAction> => {
+    const send = (action: A): Effect.Effect<ReadonlyArray<R>, SendError> =>
+      Effect.suspend((): Effect.Effect<ReadonlyArray<R>, SendError> => {
         const encoded = encodeAction(action)
         if (Exit.isFailure(encoded)) return Effect.fail(new InvalidAction({ message: messageOf(encoded.cause) }))
-        return Effect.callback<ReadonlyArray<R>, ActionRejected>((resume) => {
+        return Effect.callback<ReadonlyArray<R>, SendError>((resume) => {
           if (closed) {
-            resume(Effect.fail(new ActionRejected({ reason: "Closed", message: "the client is closed" })))
+            resume(Effect.fail(new ActionDiscarded({ reason: "Closed", message: "the client is closed" })))
             return
           }
           const seq = nextSeq++
@@ -344,7 +344,7 @@ export const make = <C extends Channel.Any>(
       })
 
     const clearLocalData = Effect.gen(function*() {
-      engine.clear((p) => new ActionRejected({ reason: "Cleared", message: `action ${p.seq} was discarded by clearLocalData` }), isOpen())
+      engine.clear((p) => new ActionDiscarded({ reason: "Cleared", message: `action ${p.seq} was discarded by clearLocalData` }), isOpen())
       yield* cache.clear.pipe(Effect.catchCause(persistFailed))
       // the clear may have raced a write: persist the fresh state again
       yield* writeQueue()

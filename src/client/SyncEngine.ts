@@ -14,8 +14,8 @@
  *
  * @since 0.1.0
  */
-import type { ClientMessage, RowId } from "../services/Protocol.ts"
-import { ActionRejected } from "./Errors.ts"
+import type { ClientMessage, RowId } from "../protocol/Protocol.ts"
+import { type ActionDiscarded, fromFailure, type SendError } from "../protocol/Errors.ts"
 import { RecordTable, type Row } from "./RecordTable.ts"
 import type { ServerFrame } from "./Frames.ts"
 
@@ -32,7 +32,7 @@ export interface SyncStatus {
 /** Someone waiting for an action's outcome. */
 export interface Waiter<R> {
   readonly resolve: (rows: ReadonlyArray<R>) => void
-  readonly reject: (error: ActionRejected) => void
+  readonly reject: (error: SendError) => void
 }
 
 /** A queued action. `(clientId, seq)` is its identity on the server, kept across reloads. */
@@ -244,7 +244,7 @@ export class SyncEngine<R extends Row, A> {
   }
 
   /** Forgets every record and the cursor; pending actions are rejected. */
-  clear(reject: (p: PendingAction<A>) => ActionRejected, connected: boolean): void {
+  clear(reject: (p: PendingAction<A>) => ActionDiscarded, connected: boolean): void {
     const dropped = this.pending.splice(0)
     this.#byRequest.clear()
     for (const p of dropped) p.waiter?.reject(reject(p))
@@ -379,7 +379,7 @@ export class SyncEngine<R extends Row, A> {
           this.#lastError = { reason: frame.reason, message: frame.message }
           this.#pump()
           this.#dirty()
-          entry.waiter?.reject(new ActionRejected({ reason: frame.reason, message: frame.message }))
+          entry.waiter?.reject(fromFailure(frame))
           return
         }
         this.report(frame.reason, frame.message)

@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import type { RowId } from "../services/Protocol.ts"
+import type { RowId } from "../protocol/Protocol.ts"
 import { decodeFrame, type ServerFrame } from "./Frames.ts"
 
 /** The part of a WebSocket (or partysocket) the client uses. */

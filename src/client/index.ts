@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-export { ActionRejected, InvalidAction, RejectionReason } from "./Errors.ts"
+export { ActionDiscarded, ActionRejected, HandlerFailed, InvalidAction, NotAuthorized, type SendError, SyncRefused } from "../protocol/Errors.ts"
 export { createSyncClient, make, openPartySocket } from "./Connect.ts"
 export { defaultStore, type FacadeOptions, type PlainSyncClient, type StoreOption } from "./Facade.ts"
 export { makeMemoryStore } from "./MemoryStore.ts"

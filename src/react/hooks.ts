@@ -9,7 +9,7 @@
 import { useCallback, useEffect, useState, useSyncExternalStore } from "react"
 import type { PlainSyncClient } from "../client/Facade.ts"
 import type { Optimistic, SocketLike, SyncStatus } from "../client/SyncClient.ts"
-import type * as Channel from "../services/Channel.ts"
+import type * as Channel from "../protocol/Channel.ts"
 import { type Entry, lookup, release, retain } from "./registry.ts"
 
 const useEntry = <C extends Channel.Any>(channel: C, socket: SocketLike): Entry<C> => {

@@ -8,5 +8,5 @@
 export { useSync, useSyncClient, useSyncStatus } from "./hooks.ts"
 export { clientCount, configureSync, type HookOptions } from "./registry.ts"
 export { IndexedDbStore, layerIndexedDb, makeIndexedDb } from "../client/IndexedDbStore.ts"
-export { ActionRejected, InvalidAction } from "../client/Errors.ts"
+export { ActionDiscarded, ActionRejected, HandlerFailed, InvalidAction, NotAuthorized, type SendError, SyncRefused } from "../protocol/Errors.ts"
 export type { SyncStatus } from "../client/SyncEngine.ts"

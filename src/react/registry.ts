@@ -9,7 +9,7 @@
  */
 import { createSyncClient, type PlainSyncClient, type StoreOption } from "../client/Facade.ts"
 import type { ClientOptions, Optimistic, SocketLike } from "../client/SyncClient.ts"
-import type * as Channel from "../services/Channel.ts"
+import type * as Channel from "../protocol/Channel.ts"
 
 /** Options applied to every client the hooks create. */
 export type HookOptions =

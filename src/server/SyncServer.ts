@@ -16,11 +16,11 @@ import { type Connection, type ConnectionContext, Server, type WSMessage } from 
 import * as SyncLayer from "../layers/SyncLayer.ts"
 import { ActionDispatch } from "../services/ActionDispatch.ts"
 import { ActionHandler, Authorizer, type HandlerRows, toRows } from "../services/ActionHandler.ts"
-import type * as Channel from "../services/Channel.ts"
+import type * as Channel from "../protocol/Channel.ts"
 import { type ConnectionState, Connections, initialState, type SyncConnection } from "../services/Connections.ts"
 import { NotAuthorized } from "../services/Errors.ts"
 import { type GcResult, Reconciliation } from "../services/Reconciliation.ts"
-import { encodeServerFrame } from "../services/Protocol.ts"
+import { encodeServerFrame } from "../protocol/Protocol.ts"
 import { type DurableObjectSql, DurableObjectStorage, Storage } from "../services/Storage.ts"
 import { Channels, defaultOptions, SyncConfig, type SyncOptions } from "../services/SyncConfig.ts"
 

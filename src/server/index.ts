@@ -1,13 +1,16 @@
 /**
- * effect-partysync: keep a Durable Object's SQLite records in sync with
- * every connected client.
+ * effect-partysync/server: `SyncServer` (a partyserver `Server` for
+ * workerd), partyserver's routing helpers, and the services and Layers it
+ * is built from, for handlers and for composing your own.
+ *
+ * This file is what the `workerd` and `worker` export conditions load. Any
+ * other runtime (plain Node, vitest) gets `./node.ts`: the same services,
+ * without partyserver, so a handlers module that imports `Storage` or
+ * `ActionRejected` from here runs in a Node unit test.
  *
  * @since 0.1.0
  */
+export * from "../services/index.ts"
+export * as SyncLayer from "../layers/SyncLayer.ts"
 export { type ActionResult, type Grant, SyncServer } from "./SyncServer.ts"
-export * as Channel from "../services/Channel.ts"
-export { ActionRejected, NotAuthorized, StorageError, SyncFailure } from "../services/Errors.ts"
-export { Storage, type SqlValue } from "../services/Storage.ts"
-export { Reconciliation } from "../services/Reconciliation.ts"
-export type { SyncOptions } from "../services/SyncConfig.ts"
 export { getServerByName, routePartykitRequest } from "partyserver"

@@ -8,9 +8,9 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as Channel from "./Channel.ts"
-import type { NotAuthorized } from "./Errors.ts"
-import type { WireRow } from "./Protocol.ts"
+import type * as Channel from "../protocol/Channel.ts"
+import type { NotAuthorized } from "../protocol/Errors.ts"
+import type { WireRow } from "../protocol/Protocol.ts"
 
 /** Runs a decoded action. Called inside the action's transaction. */
 export class ActionHandler extends Context.Service<ActionHandler, {

@@ -10,7 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { Connections, type SyncConnection } from "./Connections.ts"
 import { changeFrames, type ChannelChanges, syncFrames, utf8Length } from "./Frames.ts"
-import { type Ack, encodeServerFrame, type ServerMessage } from "./Protocol.ts"
+import { type Ack, encodeServerFrame, type ServerMessage } from "../protocol/Protocol.ts"
 import { SyncConfig } from "./SyncConfig.ts"
 
 /** The Broadcast service. */

@@ -1,13 +1,12 @@
 /**
  * The live connections of one Durable Object, as the services see them. The
- * server adapts partyserver's connections to this; unit tests use an
- * in-memory list. Connection state lives in the socket's attachment, so it
+ * server adapts partyserver's connections to this; unit tests use the
+ * in-memory ones of `effect-partysync/testing`. Connection state lives in the socket's attachment, so it
  * survives hibernation.
  *
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
-import * as Layer from "effect/Layer"
 
 /** What the library remembers about a connection. */
 export interface ConnectionState {
@@ -34,25 +33,4 @@ export const initialState: ConnectionState = { channels: [], principal: null, re
 /** Where the services find the connections. */
 export class Connections extends Context.Service<Connections, {
   readonly all: () => Iterable<SyncConnection>
-}>()("effect-partysync/Connections") {
-  /** Connections kept in a plain array, for unit tests. */
-  static readonly layerMemory = (connections: Array<SyncConnection>) =>
-    Layer.succeed(Connections, Connections.of({ all: () => connections }))
-}
-
-/** An in-memory connection that records what it was sent, for unit tests. */
-export const makeMemoryConnection = (id: string, state: ConnectionState = initialState) => {
-  const sent: Array<string> = []
-  const connection: { id: string; sent: Array<string>; state: ConnectionState; send(frame: string): void; setState(next: ConnectionState): void } = {
-    id,
-    sent,
-    state,
-    send: (frame) => {
-      sent.push(frame)
-    },
-    setState(next) {
-      connection.state = next
-    }
-  }
-  return connection
-}
+}>()("effect-partysync/Connections") {}

@@ -1,12 +1,16 @@
 /**
- * Typed failures, one class per failure domain. `SyncFailure` is what a
- * client is told about a refused frame or action; its `reason` is the wire
- * `ErrorReason`.
+ * Server-side failures. `StorageError` is a refused statement or commit;
+ * `SyncFailure` is how the services carry a refusal to the point where it
+ * becomes a wire `Failure` for the client. The errors a client can see
+ * (`ActionRejected`, `NotAuthorized`, ...) are shared with it and live in
+ * `src/protocol/Errors.ts`.
  *
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
-import { ErrorReason } from "./Protocol.ts"
+import { ErrorReason } from "../protocol/Protocol.ts"
+
+export { ActionRejected, HandlerFailed, InvalidAction, NotAuthorized, SyncRefused } from "../protocol/Errors.ts"
 
 /** The SQL engine refused a statement or a transaction failed to commit. */
 export class StorageError extends Schema.TaggedError<StorageError>()("StorageError", {
@@ -20,18 +24,4 @@ export class SyncFailure extends Schema.TaggedError<SyncFailure>()("SyncFailure"
   message: Schema.String,
   requestId: Schema.NullOr(Schema.String),
   channel: Schema.NullOr(Schema.String)
-}) {}
-
-/**
- * Fail an action handler with this to refuse the action with a message the
- * client sees (for example "text must be 1 to 200 characters").
- */
-export class ActionRejected extends Schema.TaggedError<ActionRejected>()("ActionRejected", {
-  message: Schema.String
-}) {}
-
-/** Fail an authorization hook with this to refuse a connection or an action. */
-export class NotAuthorized extends Schema.TaggedError<NotAuthorized>()("NotAuthorized", {
-  message: Schema.String,
-  status: Schema.optional(Schema.Literals([401, 403]))
 }) {}

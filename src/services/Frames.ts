@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import type { RowId, WireRow } from "./Protocol.ts"
+import type { RowId, WireRow } from "../protocol/Protocol.ts"
 
 /** Changes of one channel, in version order. */
 export interface ChannelChanges {

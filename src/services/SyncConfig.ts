@@ -4,8 +4,8 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
-import type * as Channel from "./Channel.ts"
-import { DEFAULT_MAX_INBOUND_FRAME_BYTES, MAX_OUTBOUND_FRAME_BYTES } from "./Protocol.ts"
+import type * as Channel from "../protocol/Channel.ts"
+import { DEFAULT_MAX_INBOUND_FRAME_BYTES, MAX_OUTBOUND_FRAME_BYTES } from "../protocol/Protocol.ts"
 
 /** The channels a server declares, by name. A wire channel name is only ever looked up here. */
 export class Channels extends Context.Service<Channels, ReadonlyMap<string, Channel.Any>>()(

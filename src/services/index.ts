@@ -6,7 +6,7 @@
 export * from "./ActionDispatch.ts"
 export * from "./ActionHandler.ts"
 export * from "./Broadcast.ts"
-export * as Channel from "./Channel.ts"
+export * as Channel from "../protocol/Channel.ts"
 export * from "./Connections.ts"
 export * from "./Errors.ts"
 export * from "./Reconciliation.ts"

@@ -13,8 +13,8 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { afterEach, describe, expect, it } from "vitest"
 import { todos } from "../../fixtures/todo-sync/src/shared.ts"
-import { ActionRejected, createSyncClient, InvalidAction, make, makeMemoryStore, type PlainSyncClient } from "../../src/client/index.ts"
-import * as Channel from "../../src/services/Channel.ts"
+import { createSyncClient, HandlerFailed, InvalidAction, make, makeMemoryStore, type PlainSyncClient } from "../../src/client/index.ts"
+import * as Channel from "../../src/protocol/Channel.ts"
 import { hooks } from "../helpers/hooks.ts"
 import { workerUrl } from "../helpers/inject.ts"
 import { freshRoom, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
@@ -139,7 +139,7 @@ describe("sync client against the real worker", () => {
     )
     await eventually(() => (first.client.getStatus().pending === 2 ? true : undefined))
     await first.client.close()
-    for (const p of lost) expect(await p).toMatchObject({ _tag: "ActionRejected", reason: "Closed" })
+    for (const p of lost) expect(await p).toMatchObject({ _tag: "ActionDiscarded", reason: "Closed" })
 
     const second = setup(room, { store })
     await second.client.ready
@@ -186,8 +186,8 @@ describe("sync client against the real worker", () => {
     await live(a.client)
     await a.client.send(create("ok", "fine"))
     const error = await a.client.send(create("bad", "   ")).then(() => undefined, (e: unknown) => e)
-    expect(error).toBeInstanceOf(ActionRejected)
-    expect(error).toMatchObject({ reason: "HandlerFailed", message: "text must be 1 to 200 characters" })
+    expect(error).toBeInstanceOf(HandlerFailed)
+    expect(error).toMatchObject({ reason: "Failed", message: "text must be 1 to 200 characters" })
     expect(ids(a.client.getSnapshot())).toEqual(["ok"])
     expect(a.client.getStatus()).toMatchObject({ pending: 0, lastError: { reason: "HandlerFailed" } })
     expect(await hooks(workerUrl(), room).rows()).toHaveLength(1)

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest"
 import { todos } from "../../fixtures/todo-sync/src/shared.ts"
 import { rowDecoder } from "../../src/client/Frames.ts"
 import { SyncEngine } from "../../src/client/SyncEngine.ts"
-import type { ClientMessage } from "../../src/services/Protocol.ts"
+import type { ClientMessage } from "../../src/protocol/Protocol.ts"
 
 type Todo = typeof todos.record.Type
 type TodoAction = typeof todos.action.Type

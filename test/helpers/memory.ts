@@ -1,6 +1,6 @@
 /** Reading what an in-memory connection was sent, decoded with the Protocol Schemas. */
 import * as Exit from "effect/Exit"
-import { type Change, decodeServerMessage, type ServerMessage } from "../../src/services/Protocol.ts"
+import { type Change, decodeServerMessage, type ServerMessage } from "../../src/protocol/Protocol.ts"
 
 /**
  * Decodes every frame a memory connection received; a frame that does not

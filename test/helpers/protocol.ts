@@ -16,7 +16,7 @@ import {
   type ServerMessage,
   type Synced,
   type SyncRows
-} from "../../src/services/Protocol.ts"
+} from "../../src/protocol/Protocol.ts"
 
 /** Default wait for a frame: generous, the machine may be loaded. */
 export const DEFAULT_TIMEOUT_MS = 15_000

@@ -5,9 +5,9 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { layerTest } from "../../src/testing.ts"
+import { layerTest } from "../../src/testing/index.ts"
 import { ActionHandler, Authorizer } from "../../src/services/ActionHandler.ts"
-import type * as Channel from "../../src/services/Channel.ts"
+import type * as Channel from "../../src/protocol/Channel.ts"
 import type { SyncConnection } from "../../src/services/Connections.ts"
 import { ActionRejected } from "../../src/services/Errors.ts"
 import { Storage } from "../../src/services/Storage.ts"

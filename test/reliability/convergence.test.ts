@@ -14,7 +14,6 @@
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { MAX_TEXT, type TodoAction } from "../../fixtures/todo-sync/src/shared.ts"
-import { ActionRejected } from "../../src/client/index.ts"
 import { hooks } from "../helpers/hooks.ts"
 import { freshRoom } from "../helpers/protocol.ts"
 import { eventually, liveRowsJson, type OwnWorker, snapshotJson, startOwnWorker, type TodoClient, todoClient, writeFigures } from "./support.ts"
@@ -171,8 +170,8 @@ const runScenario = async (s: Scenario) => {
       const what = `${JSON.stringify(e.action).slice(0, 120)} -> ${e.outcome} ${e.error === undefined ? "" : String(e.error)}`
       expect(e.outcome, what).toBe(e.valid ? "acked" : "rejected")
       if (e.outcome === "rejected") {
-        expect(e.error, what).toBeInstanceOf(ActionRejected)
-        expect((e.error as ActionRejected).reason, what).toBe("HandlerFailed")
+        // the server's text rule refuses with ActionRejected, a duplicate id with HandlerFailed (UNIQUE)
+        expect(["ActionRejected", "HandlerFailed"], what).toContain((e.error as { _tag?: string })._tag)
       }
     }
 

@@ -5,7 +5,7 @@
  * exactly once, and the connection keeps working.
  */
 import { describe, expect, it } from "vitest"
-import { DEFAULT_MAX_INBOUND_FRAME_BYTES, type Ack, type Failure } from "../../src/services/Protocol.ts"
+import { DEFAULT_MAX_INBOUND_FRAME_BYTES, type Ack, type Failure } from "../../src/protocol/Protocol.ts"
 import { hooks } from "../helpers/hooks.ts"
 import { protocolClients } from "../helpers/clients.ts"
 import { workerUrl } from "../helpers/inject.ts"

@@ -4,7 +4,7 @@
  * connection keeps working afterwards.
  */
 import { describe, expect, it } from "vitest"
-import type { ErrorReason, Failure } from "../../src/services/Protocol.ts"
+import type { ErrorReason, Failure } from "../../src/protocol/Protocol.ts"
 import { hooks } from "../helpers/hooks.ts"
 import { protocolClients } from "../helpers/clients.ts"
 import { workerUrl } from "../helpers/inject.ts"

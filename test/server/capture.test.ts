@@ -4,7 +4,7 @@
  * subscribers; after GC an old cursor gets a reset.
  */
 import { describe, expect, it } from "vitest"
-import type { Change } from "../../src/services/Protocol.ts"
+import type { Change } from "../../src/protocol/Protocol.ts"
 import { protocolClients } from "../helpers/clients.ts"
 import { hooks } from "../helpers/hooks.ts"
 import { workerUrl } from "../helpers/inject.ts"

@@ -4,7 +4,7 @@
  * than one frame arrives in several `SyncRows` frames below the limit.
  */
 import { describe, expect, it } from "vitest"
-import { MAX_OUTBOUND_FRAME_BYTES, type Ack, type Change, type SyncRows } from "../../src/services/Protocol.ts"
+import { MAX_OUTBOUND_FRAME_BYTES, type Ack, type Change, type SyncRows } from "../../src/protocol/Protocol.ts"
 import { protocolClients } from "../helpers/clients.ts"
 import { hooks } from "../helpers/hooks.ts"
 import { workerUrl } from "../helpers/inject.ts"

@@ -7,7 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { Broadcast } from "../../src/services/Broadcast.ts"
-import { Connections, makeMemoryConnection } from "../../src/services/Connections.ts"
+import { layerMemoryConnections, makeMemoryConnection } from "../../src/testing/MemoryConnections.ts"
 import type { ChannelChanges } from "../../src/services/Frames.ts"
 import { defaultOptions, SyncConfig } from "../../src/services/SyncConfig.ts"
 import { decodedFrames } from "../helpers/memory.ts"
@@ -27,7 +27,7 @@ const setup = (limit = defaultOptions.maxOutboundFrameBytes) => {
   const both = makeMemoryConnection("both")
   const none = makeMemoryConnection("none")
   const layer = Broadcast.layer.pipe(
-    Layer.provide(Connections.layerMemory([todos, notes, both, none])),
+    Layer.provide(layerMemoryConnections([todos, notes, both, none])),
     Layer.provide(Layer.succeed(SyncConfig, { ...defaultOptions, maxOutboundFrameBytes: limit }))
   )
   return { todos, notes, both, none, layer }

@@ -7,7 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Exit from "effect/Exit"
 import fc from "fast-check"
 import { changeFrames, type ChannelChanges, syncFrames, utf8Length } from "../../src/services/Frames.ts"
-import { decodeServerMessage, type ServerMessage } from "../../src/services/Protocol.ts"
+import { decodeServerMessage, type ServerMessage } from "../../src/protocol/Protocol.ts"
 
 const decode = (frame: string): ServerMessage => {
   const exit = decodeServerMessage(frame)

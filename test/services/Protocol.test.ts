@@ -12,7 +12,7 @@ import {
   encodeServerFrame,
   encodeServerMessage,
   type ServerMessage
-} from "../../src/services/Protocol.ts"
+} from "../../src/protocol/Protocol.ts"
 
 const serverFrames: ReadonlyArray<ServerMessage> = [
   { _tag: "SyncRows", channel: "todos", reset: true, rows: [["a", "text \u2603 \"quoted\"", 0, 1, 2, null]], deleted: [] },

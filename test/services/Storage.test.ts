@@ -7,7 +7,7 @@ import { describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import { Storage } from "../../src/services/Storage.ts"
-import { layerNodeSqlite } from "../../src/services/StorageSqlite.ts"
+import { layerNodeSqlite } from "../../src/testing/StorageSqlite.ts"
 import { cases } from "./StorageContract.ts"
 
 /** Registers every contract case against a Storage Layer (built fresh per case). */

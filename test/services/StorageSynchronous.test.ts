@@ -8,7 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import { Storage } from "../../src/services/Storage.ts"
-import { layerNodeSqlite } from "../../src/services/StorageSqlite.ts"
+import { layerNodeSqlite } from "../../src/testing/StorageSqlite.ts"
 
 const setup = Effect.gen(function*() {
   const sql = yield* Storage

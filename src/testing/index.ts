@@ -7,18 +7,20 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as SyncLayer from "./layers/SyncLayer.ts"
-import { ActionHandler, Authorizer } from "./services/ActionHandler.ts"
-import type * as Channel from "./services/Channel.ts"
-import { Connections, type SyncConnection } from "./services/Connections.ts"
-import { Reconciliation } from "./services/Reconciliation.ts"
-import { Storage } from "./services/Storage.ts"
-import { layerNodeSqlite } from "./services/StorageSqlite.ts"
-import { Channels, defaultOptions, SyncConfig, type SyncOptions } from "./services/SyncConfig.ts"
+import * as SyncLayer from "../layers/SyncLayer.ts"
+import type * as Channel from "../protocol/Channel.ts"
+import { ActionHandler, Authorizer } from "../services/ActionHandler.ts"
+import type { SyncConnection } from "../services/Connections.ts"
+import { Reconciliation } from "../services/Reconciliation.ts"
+import { Storage } from "../services/Storage.ts"
+import { Channels, defaultOptions, SyncConfig, type SyncOptions } from "../services/SyncConfig.ts"
+import { layerMemoryConnections } from "./MemoryConnections.ts"
+import { layerNodeSqlite } from "./StorageSqlite.ts"
 
-export { Connections, initialState, makeMemoryConnection, type SyncConnection } from "./services/Connections.ts"
-export { layerNodeSqlite } from "./services/StorageSqlite.ts"
-export { ActionHandler, Authorizer } from "./services/ActionHandler.ts"
+export { Connections, initialState, type SyncConnection } from "../services/Connections.ts"
+export { layerMemoryConnections, makeMemoryConnection, type MemoryConnection } from "./MemoryConnections.ts"
+export { layerNodeSqlite } from "./StorageSqlite.ts"
+export { ActionHandler, Authorizer } from "../services/ActionHandler.ts"
 
 /** Options of `layerTest`. */
 export interface TestOptions {
@@ -43,7 +45,7 @@ export const layerTest = (options: TestOptions) => {
     for (const statement of options.setup) yield* sql.raw(statement)
   })).pipe(Layer.orDie)
   const base = Layer.mergeAll(
-    Connections.layerMemory(options.connections ?? []),
+    layerMemoryConnections(options.connections ?? []),
     Layer.succeed(Channels, Channels.fromList(options.channels)),
     Layer.succeed(SyncConfig, options_),
     options.handler,

@@ -8,7 +8,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { DatabaseSync, type SQLInputValue } from "node:sqlite"
-import { make, Storage, type SqlValue } from "./Storage.ts"
+import { make, Storage, type SqlValue } from "../services/Storage.ts"
 
 const bind = (params: ReadonlyArray<SqlValue>): Array<SQLInputValue> =>
   params.map((p) => (p instanceof ArrayBuffer ? new Uint8Array(p) : p))

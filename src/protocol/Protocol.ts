@@ -5,7 +5,9 @@
  *
  * Versions are per Durable Object and per row: every committed change to a
  * channel row takes the next value of one counter, so a client's cursor is
- * simply the highest version it has applied.
+ * the highest version it has applied, together with the identity of the
+ * object's history (`history`): a cursor from another history (the object's
+ * storage was wiped) always gets a reset.
  *
  * @since 0.1.0
  */
@@ -29,15 +31,24 @@ export type RowId = typeof RowId.Type
 
 const Version = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 const Name = Schema.String.check(Schema.isBetweenLength(1, 128))
+/** A channel's schema version, declared with the channel. */
+const SchemaVersion = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 
 // ---------------------------------------------------------------------------
 // client -> server
 // ---------------------------------------------------------------------------
 
-/** Start (or resume) receiving a channel: every change after `since`, then live changes. */
+/**
+ * Start (or resume) receiving a channel: every change after `since`, then
+ * live changes. `history` is the one the cursor was taken in (from
+ * `Synced`); without it, or from another history, the answer is a reset.
+ * `schema` is the channel's schema version the client was built with.
+ */
 export const Subscribe = Schema.TaggedStruct("Subscribe", {
   channel: Name,
-  since: Schema.NullOr(Version)
+  since: Schema.NullOr(Version),
+  history: Schema.optionalKey(Name),
+  schema: Schema.optionalKey(SchemaVersion)
 })
 /** Start (or resume) receiving a channel. */
 export type Subscribe = typeof Subscribe.Type
@@ -49,14 +60,20 @@ export type Unsubscribe = typeof Unsubscribe.Type
 
 /**
  * Run an action on the server. `(clientId, seq)` identifies it across
- * retries: the server applies each pair at most once.
+ * retries: the server decides each pair once and answers every re-send with
+ * that outcome. `clientKey` is the client's secret: the first action of a
+ * client id binds the key to it, and only that key may use the id again.
+ * `sentAt` (client clock, ms) is when this action was first sent, on a
+ * re-send; `schema` the channel's schema version the action was encoded with.
  */
 export const Action = Schema.TaggedStruct("Action", {
   requestId: Name,
   channel: Name,
   clientId: Name,
   seq: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)),
-  action: Schema.Unknown
+  action: Schema.Unknown,
+  sentAt: Schema.optionalKey(Schema.Finite),
+  schema: Schema.optionalKey(SchemaVersion)
 })
 /** Run an action on the server. */
 export type Action = typeof Action.Type
@@ -83,7 +100,7 @@ export const SyncRows = Schema.TaggedStruct("SyncRows", {
 /** One chunk of a sync answer. */
 export type SyncRows = typeof SyncRows.Type
 
-/** Ends a sync answer: the client's cursor becomes `version`; live changes follow. */
+/** Ends a sync answer: the client's cursor becomes `version` in `history`; live changes follow. */
 export const Synced = Schema.TaggedStruct("Synced", {
   channel: Name,
   version: Version,
@@ -123,18 +140,54 @@ export const Ack = Schema.TaggedStruct("Ack", {
 /** The reply to an action. */
 export type Ack = typeof Ack.Type
 
-/** Why a frame or an action was refused (`Unavailable`: the server could not start, e.g. a channel's table is missing). */
-export const ErrorReason = Schema.Literals([
+/**
+ * Part of an action's reply: the handler's rows when they do not fit in one
+ * frame come in these chunks, before the `Ack` (whose `rows` is then empty).
+ */
+export const AckRows = Schema.TaggedStruct("AckRows", {
+  requestId: Name,
+  rows: Schema.Array(WireRow)
+})
+/** Part of an action's reply. */
+export type AckRows = typeof AckRows.Type
+
+/**
+ * Protocol refusals: the frame never reached a handler.
+ * - `TooManyInFlight` and `Unavailable` (the server could not start, e.g. a
+ *   migration failed) are temporary: clients retry.
+ * - `ClientMismatch`: the client id is bound to another client key.
+ * - `ClientExpired`: the server no longer remembers the client and the
+ *   action was first sent before that horizon, so it may have been applied.
+ * - `Outdated`: the client was built with an older schema version of the
+ *   channel than the server's; reload it.
+ */
+export const ProtocolReason = Schema.Literals([
   "MalformedJson",
   "UnknownMessage",
   "FrameTooLarge",
   "TooManyInFlight",
   "UnknownChannel",
-  "InvalidAction",
-  "HandlerFailed",
-  "NotAuthorized",
   "ReadOnly",
-  "Unavailable"
+  "Unavailable",
+  "ClientMismatch",
+  "ClientExpired",
+  "Outdated"
+])
+/** Protocol refusals. */
+export type ProtocolReason = typeof ProtocolReason.Type
+
+/** Refusals a client retries on its own: the same frame may succeed later. */
+export const isTransient = (reason: ErrorReason): boolean => reason === "TooManyInFlight" || reason === "Unavailable"
+
+/**
+ * Why a frame or an action was refused: a protocol reason, or the action's
+ * own outcome (`InvalidAction`, `NotAuthorized`, `ActionRejected` by the
+ * handler's rule, `HandlerFailed`, `InvalidRecord` when a row it wrote does
+ * not match the channel's record Schema).
+ */
+export const ErrorReason = Schema.Union([
+  ProtocolReason,
+  Schema.Literals(["InvalidAction", "NotAuthorized", "ActionRejected", "HandlerFailed", "InvalidRecord"])
 ])
 /** Why a frame or an action was refused. */
 export type ErrorReason = typeof ErrorReason.Type
@@ -150,7 +203,7 @@ export const Failure = Schema.TaggedStruct("Failure", {
 export type Failure = typeof Failure.Type
 
 /** Any frame the server may send. */
-export const ServerMessage = Schema.Union([SyncRows, Synced, Change, Ack, Failure])
+export const ServerMessage = Schema.Union([SyncRows, Synced, Change, AckRows, Ack, Failure])
 /** Any frame the server may send. */
 export type ServerMessage = typeof ServerMessage.Type
 
