@@ -13,6 +13,9 @@
 import { bytesOf, now } from "./stats.ts"
 import type { Side } from "./workers.ts"
 
+/** The client key of a benchmark client id (the server binds an id to its key). */
+const keyOf = (clientId: string) => `bench-key-${clientId}`.padEnd(16, "-")
+
 /** What a sync answer cost the client. */
 export interface SyncStats {
   /** From sending the request to the snapshot being complete. */
@@ -146,7 +149,7 @@ const oursClient = (ws: WebSocket, side: Side): BenchClient => {
     new Promise<ReadonlyArray<Row>>((resolve, reject) => {
       const requestId = `${clientId}-${++seq}`
       pending.set(requestId, { resolve, reject })
-      ws.send(JSON.stringify({ _tag: "Action", requestId, channel: "todos", clientId, seq, action }))
+      ws.send(JSON.stringify({ _tag: "Action", requestId, channel: "todos", clientId, clientKey: keyOf(clientId), seq, action }))
     })
 
   const client: BenchClient = {

@@ -23,6 +23,9 @@ import { Channels, SyncConfig, defaultOptions } from "../src/services/SyncConfig
 import { now, round } from "./stats.ts"
 import { TODO_TABLE } from "../fixtures/todo-sync/src/table.ts"
 
+/** The client key of a benchmark client id (the server binds an id to its key). */
+const keyOf = (clientId: string) => `bench-key-${clientId}`.padEnd(16, "-")
+
 const N = Number(process.env.N ?? 5000)
 
 const connection = (id: string): SyncConnection & { frames: number } => {
@@ -61,7 +64,7 @@ const ours = async (receivers: number) => {
     yield* Reconciliation.use((r) => r.install)
   }))
   const frames = Array.from({ length: N }, (_, i) =>
-    JSON.stringify({ _tag: "Action", requestId: `r${i}`, channel: "todos", clientId: "bench", seq: i + 1, action: { type: "create", payload: { id: `x${i}`, text: "a todo written by the benchmark", completed: 0 } } }))
+    JSON.stringify({ _tag: "Action", requestId: `r${i}`, channel: "todos", clientId: "bench", clientKey: keyOf("bench"), seq: i + 1, action: { type: "create", payload: { id: `x${i}`, text: "a todo written by the benchmark", completed: 0 } } }))
   const t0 = now()
   for (const f of frames) await runtime.runPromise(ActionDispatch.use((d) => d.receive(sender, f)))
   const us = ((now() - t0) * 1000) / N

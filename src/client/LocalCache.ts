@@ -23,13 +23,19 @@ import * as KeyValueStore from "effect/persistence/KeyValueStore"
 /** One persisted pending action. */
 export interface StoredAction {
   readonly clientId: string
+  /** The key that binds `clientId` on the server. */
+  readonly clientKey: string
   readonly seq: number
   readonly action: unknown
+  /** When it was first sent (ms), if it was. */
+  readonly firstSentAt?: number | undefined
 }
 
 /** A persisted queue. `heartbeat` 0 means its client closed cleanly. */
 export interface StoredQueue {
   readonly owner: string
+  /** The owner's client key. */
+  readonly key: string
   readonly heartbeat: number
   readonly nextSeq: number
   readonly entries: ReadonlyArray<StoredAction>
@@ -38,6 +44,8 @@ export interface StoredQueue {
 /** The persisted confirmed state. */
 export interface StoredRecords {
   readonly cursor: number | null
+  /** The server history the cursor belongs to. */
+  readonly history?: string | undefined
   readonly rows: ReadonlyArray<unknown>
 }
 
@@ -52,18 +60,21 @@ const parse = (text: string | undefined): unknown => {
 
 const isQueue = (u: unknown): u is StoredQueue =>
   typeof u === "object" && u !== null && typeof (u as StoredQueue).owner === "string" &&
+  typeof (u as StoredQueue).key === "string" &&
   typeof (u as StoredQueue).heartbeat === "number" && Array.isArray((u as StoredQueue).entries) &&
   (u as StoredQueue).entries.every((e) =>
-    typeof e === "object" && e !== null && typeof e.clientId === "string" && Number.isInteger(e.seq) && e.seq >= 1
+    typeof e === "object" && e !== null && typeof e.clientId === "string" && typeof e.clientKey === "string" &&
+    Number.isInteger(e.seq) && e.seq >= 1
   )
 
 const isRecords = (u: unknown): u is StoredRecords =>
   typeof u === "object" && u !== null && Array.isArray((u as StoredRecords).rows) &&
-  ((u as StoredRecords).cursor === null || Number.isInteger((u as StoredRecords).cursor))
+  ((u as StoredRecords).cursor === null || Number.isInteger((u as StoredRecords).cursor)) &&
+  ((u as StoredRecords).history === undefined || typeof (u as StoredRecords).history === "string")
 
 /** The cache namespace of one (location, channel). */
 export const namespace = (location: string, channel: string): string =>
-  `effect-partysync/v1/${encodeURIComponent(location)}/${channel}/`
+  `effect-partysync/v2/${encodeURIComponent(location)}/${channel}/`
 
 /** Access to one namespace of a KeyValueStore. */
 export const make = (kv: KeyValueStore.KeyValueStore, prefix: string) => {

@@ -97,6 +97,9 @@ const messageOf = (cause: Cause.Cause<unknown>) => {
   return e._tag === "Some" && e.value instanceof Error ? e.value.message : Cause.pretty(cause)
 }
 
+/** A fresh client key: 128 random bits as hex. */
+const randomKey = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("")
+
 /** A timer sleep: `Effect.sleep` would bring Duration's parser (5 KB) into browser bundles for two constants. */
 const sleepMs = (ms: number): Effect.Effect<void> =>
   Effect.callback<void>((resume) => {
@@ -133,6 +136,8 @@ export const make = <C extends Channel.Any>(
     const encodeRecords = Schema.encodeUnknownExit(Schema.Array(channel.record))
     const decodeRows = rowDecoder(channel.record as Schema.Codec<R, ReadonlyArray<unknown>>)
     let nextSeq = 1
+    // binds our client id on the server; an explicit id keeps its key in the stored queue
+    let clientKey = randomKey()
     let closed = false
 
     const listeners = new Set<() => void>()
@@ -164,6 +169,7 @@ export const make = <C extends Channel.Any>(
 
     const engine: SyncEngine<R, A> = new SyncEngine<R, A>({
       channel: channel.name,
+      schema: channel.version,
       decodeRows,
       optimistic: options.optimistic,
       idsOf: options.pendingIdsOf,
@@ -182,9 +188,16 @@ export const make = <C extends Channel.Any>(
 
     const queueOf = (heartbeat: number | undefined): LocalCache.StoredQueue => ({
       owner: clientId,
+      key: clientKey,
       heartbeat: heartbeat ?? Date.now(),
       nextSeq,
-      entries: engine.pending.map((p) => ({ clientId: p.clientId, seq: p.seq, action: p.encoded }))
+      entries: engine.pending.map((p) => ({
+        clientId: p.clientId,
+        clientKey: p.clientKey,
+        seq: p.seq,
+        action: p.encoded,
+        ...(p.firstSentAt === undefined ? {} : { firstSentAt: p.firstSentAt })
+      }))
     })
     const writeQueue = (heartbeat?: number) =>
       Effect.suspend(() =>
@@ -196,7 +209,7 @@ export const make = <C extends Channel.Any>(
     const writeRecords = Effect.suspend(() => {
       const rows = encodeRecords(engine.table.array())
       if (Exit.isFailure(rows)) return Effect.sync(() => engine.report("PersistenceFailed", messageOf(rows.cause)))
-      return cache.saveRecords({ cursor: engine.cursor, rows: rows.value })
+      return cache.saveRecords({ cursor: engine.cursor, history: engine.history, rows: rows.value })
     }).pipe(Effect.catchCause(persistFailed))
 
     const toPending = (stored: LocalCache.StoredAction): PendingAction<A> | undefined => {
@@ -207,10 +220,12 @@ export const make = <C extends Channel.Any>(
       }
       return {
         clientId: stored.clientId,
+        clientKey: stored.clientKey,
         seq: stored.seq,
         requestId: `${stored.clientId}:${stored.seq}`,
         action: decoded.value as A,
         encoded: stored.action,
+        firstSentAt: stored.firstSentAt,
         sent: false,
         waiter: undefined
       }
@@ -226,7 +241,10 @@ export const make = <C extends Channel.Any>(
         for (const q of queues) {
           const mine = q.owner === clientId
           if (!mine && q.heartbeat > now - leaseMs) continue
-          if (mine) nextSeq = Math.max(nextSeq, q.nextSeq)
+          if (mine) {
+            nextSeq = Math.max(nextSeq, q.nextSeq)
+            clientKey = q.key
+          }
           owners.push(q.owner)
           for (const e of q.entries) {
             if (e.clientId === clientId) nextSeq = Math.max(nextSeq, e.seq + 1)
@@ -249,7 +267,7 @@ export const make = <C extends Channel.Any>(
     if (stored !== undefined) {
       const { rows, error } = decodeRows(stored.rows)
       if (error !== null) engine.report("InvalidRecord", `cache: ${error}`)
-      engine.load(stored.cursor, rows)
+      engine.load(stored.cursor, stored.history, rows)
     }
     yield* adopt(true)
 
@@ -330,7 +348,9 @@ export const make = <C extends Channel.Any>(
           const seq = nextSeq++
           engine.enqueue({
             clientId,
+            clientKey,
             seq,
+            firstSentAt: undefined,
             requestId: `${clientId}:${seq}`,
             action,
             encoded: encoded.value,

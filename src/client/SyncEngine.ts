@@ -38,12 +38,16 @@ export interface Waiter<R> {
 /** A queued action. `(clientId, seq)` is its identity on the server, kept across reloads. */
 export interface PendingAction<A> {
   readonly clientId: string
+  /** The secret that binds `clientId` on the server; travels with adopted actions. */
+  readonly clientKey: string
   readonly seq: number
   readonly requestId: string
   /** The decoded action, handed to the optimistic reducer. */
   readonly action: A
   /** The action as it travels (and is persisted). */
   readonly encoded: unknown
+  /** When it was first sent (ms), so a re-send can say so; undefined until then. */
+  firstSentAt: number | undefined
   sent: boolean
   waiter: Waiter<any> | undefined
 }
@@ -54,6 +58,8 @@ export type RowDecoder<R> = (rows: ReadonlyArray<unknown>) => { readonly rows: A
 /** What the engine needs from its owner. */
 export interface EngineOptions<R extends Row, A> {
   readonly channel: string
+  /** The channel's schema version this client was built with. */
+  readonly schema: number
   readonly decodeRows: RowDecoder<R>
   readonly optimistic?: ((records: ReadonlyArray<R>, action: A) => ReadonlyArray<R>) | undefined
   /** Ids an action touches, besides those the reducer visibly changes. */
@@ -89,6 +95,8 @@ const sameSet = (a: ReadonlySet<RowId>, b: ReadonlySet<RowId>) => {
 export class SyncEngine<R extends Row, A> {
   readonly table = new RecordTable<R>()
   cursor: number | null = null
+  /** The history the cursor belongs to (from `Synced`). */
+  history: string | undefined = undefined
   readonly pending: Array<PendingAction<A>> = []
   readonly #byRequest = new Map<string, PendingAction<A>>()
   #connection: SyncStatus["connection"] = "connecting"
@@ -210,9 +218,10 @@ export class SyncEngine<R extends Row, A> {
   // ---------------------------------------------------------------- lifecycle
 
   /** Loads the cached confirmed state (before connecting). */
-  load(cursor: number | null, rows: ReadonlyArray<R>): void {
+  load(cursor: number | null, history: string | undefined, rows: ReadonlyArray<R>): void {
     this.table.replace(rows)
     this.cursor = cursor
+    this.history = history
     this.#dirty()
   }
 
@@ -224,7 +233,13 @@ export class SyncEngine<R extends Row, A> {
     this.#syncReset = false
     this.#buffered = []
     this.#connection = "syncing"
-    this.options.transmit({ _tag: "Subscribe", channel: this.options.channel, since: this.cursor })
+    this.options.transmit({
+      _tag: "Subscribe",
+      channel: this.options.channel,
+      since: this.cursor,
+      ...(this.history === undefined ? {} : { history: this.history }),
+      schema: this.options.schema
+    })
     for (const p of this.pending) p.sent = false
     this.#pump()
     this.#statusChanged()
@@ -250,6 +265,7 @@ export class SyncEngine<R extends Row, A> {
     for (const p of dropped) p.waiter?.reject(reject(p))
     this.table.replace([])
     this.cursor = null
+    this.history = undefined
     this.#lastError = null
     this.options.onPending()
     this.options.onConfirmed()
@@ -286,13 +302,18 @@ export class SyncEngine<R extends Row, A> {
       if (p.sent) continue
       p.sent = true
       inFlight++
+      const resent = p.firstSentAt
+      if (resent === undefined) p.firstSentAt = Date.now()
       this.options.transmit({
         _tag: "Action",
         requestId: p.requestId,
         channel: this.options.channel,
         clientId: p.clientId,
+        clientKey: p.clientKey,
         seq: p.seq,
-        action: p.encoded
+        action: p.encoded,
+        ...(resent === undefined ? {} : { sentAt: resent }),
+        schema: this.options.schema
       })
     }
   }
@@ -343,6 +364,7 @@ export class SyncEngine<R extends Row, A> {
           for (const row of this.#syncRows) this.table.apply(row)
         }
         this.cursor = frame.version
+        this.history = frame.history
         this.#syncing = false
         this.#syncRows = []
         this.#syncDeleted = []

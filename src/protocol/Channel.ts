@@ -23,6 +23,8 @@ export interface Channel<
   readonly table: string
   readonly record: R
   readonly action: A
+  /** The channel's schema version (1 unless declared); raise it when the record or action Schema changes. */
+  readonly version: number
 }
 
 /** Any channel. */
@@ -44,12 +46,14 @@ export const isIdentifier = (s: string): boolean => IDENTIFIER.test(s) && !s.toL
  */
 export const make = <const Name extends string, R extends RecordSchema, A extends ActionSchema>(
   name: Name,
-  options: { readonly record: R; readonly action: A; readonly table?: string }
+  options: { readonly record: R; readonly action: A; readonly table?: string; readonly version?: number }
 ): Channel<Name, R, A> => {
   const table = options.table ?? name
   if (!isIdentifier(name)) throw new TypeError(`effect-partysync: invalid channel name ${JSON.stringify(name)}`)
   if (!isIdentifier(table) || table.startsWith("_psync")) {
     throw new TypeError(`effect-partysync: invalid table name ${JSON.stringify(table)}`)
   }
-  return { name, table, record: options.record, action: options.action }
+  const version = options.version ?? 1
+  if (!Number.isInteger(version) || version < 1) throw new TypeError(`effect-partysync: channel ${name}: version must be a positive integer`)
+  return { name, table, record: options.record, action: options.action, version }
 }

@@ -70,6 +70,7 @@ export const Action = Schema.TaggedStruct("Action", {
   requestId: Name,
   channel: Name,
   clientId: Name,
+  clientKey: Schema.String.check(Schema.isBetweenLength(16, 128)),
   seq: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)),
   action: Schema.Unknown,
   sentAt: Schema.optionalKey(Schema.Finite),
@@ -104,7 +105,8 @@ export type SyncRows = typeof SyncRows.Type
 export const Synced = Schema.TaggedStruct("Synced", {
   channel: Name,
   version: Version,
-  reset: Schema.Boolean
+  reset: Schema.Boolean,
+  history: Name
 })
 /** Ends a sync answer. */
 export type Synced = typeof Synced.Type

@@ -7,6 +7,15 @@
  * Inside, one ManagedRuntime per object runs the services wired by
  * `src/layers/SyncLayer.ts` over the object's SQLite.
  *
+ * Changes are published when no transaction can be open: after each action,
+ * and after each event the object handles (a request, an alarm, a WebSocket
+ * message or close). While a storage transaction is open the runtime holds
+ * every other event back, so an event boundary never sees uncommitted rows.
+ * Timers are not held back, which is why nothing is published from a timer.
+ * A method called over RPC is not an event partyserver routes through us:
+ * call `publishChanges()` at its end (or write through `runEffect`), else
+ * its rows go out with the next event.
+ *
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
@@ -14,25 +23,26 @@ import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import { type Connection, type ConnectionContext, Server, type WSMessage } from "partyserver"
 import * as SyncLayer from "../layers/SyncLayer.ts"
+import type * as Channel from "../protocol/Channel.ts"
+import { NotAuthorized } from "../protocol/Errors.ts"
+import { encodeServerFrame } from "../protocol/Protocol.ts"
 import { ActionDispatch } from "../services/ActionDispatch.ts"
 import { ActionHandler, Authorizer, type HandlerRows, toRows } from "../services/ActionHandler.ts"
-import type * as Channel from "../protocol/Channel.ts"
+import { Caller, type CallerShape } from "../services/Caller.ts"
 import { type ConnectionState, Connections, initialState, type SyncConnection } from "../services/Connections.ts"
-import { NotAuthorized } from "../services/Errors.ts"
-import { type GcResult, Reconciliation } from "../services/Reconciliation.ts"
-import { encodeServerFrame } from "../protocol/Protocol.ts"
-import { type DurableObjectSql, DurableObjectStorage, Storage } from "../services/Storage.ts"
+import { type GcResult, type InstallReport, Reconciliation } from "../services/Reconciliation.ts"
+import { DurableObjectStorage, Storage } from "../services/Storage.ts"
 import { Channels, defaultOptions, SyncConfig, type SyncOptions } from "../services/SyncConfig.ts"
 
 /** What `onAction` may return. */
 export type ActionResult<R> =
-  | Effect.Effect<HandlerRows, unknown, Storage | R>
+  | Effect.Effect<HandlerRows, unknown, Storage | Caller | R>
   | Promise<HandlerRows>
   | HandlerRows
 
 /** What `authorizeConnection` grants. */
 export interface Grant {
-  /** Who is connected; handed to `authorizeAction`. */
+  /** Who is connected; handed to `authorizeAction` and to `onAction` as `Caller.principal`. */
   readonly principal: unknown
   /** A read-only connection may subscribe but not act. */
   readonly readOnly?: boolean
@@ -40,7 +50,7 @@ export interface Grant {
 
 const PRINCIPAL_HEADER = "x-effect-partysync-grant"
 
-const toEffect = <R>(result: ActionResult<R>): Effect.Effect<HandlerRows, unknown, Storage | R> => {
+const toEffect = <R>(result: ActionResult<R>): Effect.Effect<HandlerRows, unknown, Storage | Caller | R> => {
   if (Effect.isEffect(result)) return result
   if (result instanceof Promise) return Effect.tryPromise({ try: () => result, catch: (e) => e })
   return Effect.succeed(result)
@@ -59,75 +69,38 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
   /** The channels this object serves; each is backed by its table. */
   abstract readonly channels: ReadonlyArray<C>
 
-  /** Tunables (GC retention, frame and in-flight limits). */
+  /** Tunables (GC retention, frame and in-flight limits, synchronous handlers). */
   readonly syncOptions: Partial<SyncOptions> = {}
 
-  /** Services `onAction` may use besides Storage. */
+  /** Services `onAction` may use besides Storage and Caller (declare them as the third type parameter). */
   readonly layer: Layer.Layer<R, unknown, Storage> | undefined = undefined
 
-  /** Runs an action in a transaction; returns the changed rows. Fail (or throw) to refuse it. */
-  abstract onAction(channel: C["name"], action: Channel.ActionOf<C>): ActionResult<R>
+  /**
+   * Runs an action in a transaction; returns the changed rows. Fail with
+   * `ActionRejected` to refuse it (the client sees your message), or with
+   * anything else (or throw) when it breaks. `caller` is also in the
+   * Effect's context as the `Caller` service.
+   */
+  abstract onAction(channel: C["name"], action: Channel.ActionOf<C>, caller: CallerShape): ActionResult<R>
 
-  /** Decides whether a WebSocket may connect; fail with `NotAuthorized` to answer 401 or 403. */
+  /** Decides whether a WebSocket may connect; fail with `NotAuthorized` to refuse it (the client sees why). */
   authorizeConnection(_request: Request): Effect.Effect<Grant, NotAuthorized> {
     return Effect.succeed({ principal: null })
   }
 
-  /** Decides whether a connection's principal may run an action. */
+  /** Decides whether a connection's principal may run an action; the refusal is final for that action. */
   authorizeAction(_principal: unknown, _channel: C["name"], _action: Channel.ActionOf<C>): Effect.Effect<void, NotAuthorized> {
     return Effect.void
   }
 
   #runtime: ManagedRuntime.ManagedRuntime<ActionDispatch | Reconciliation | Storage | R, unknown> | undefined
   #ready: Promise<void> | undefined
+  #installation: InstallReport | undefined
   readonly #adapters = new WeakMap<Connection, SyncConnection>()
-  /** The library's own view of the storage: its statements do not schedule a publish. */
-  readonly #storage: DurableObjectSql
-  #publishScheduled = false
 
-  constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env)
-    this.#storage = this.#watchWrites()
-  }
-
-  /**
-   * Makes every `ctx.storage.sql.exec` of the subclass (in a method called
-   * over RPC, `onConnect`, `onClose`, ...) schedule a publish, so rows it
-   * changes reach subscribers without a call to `publishChanges()`. Returns
-   * an unwatched storage for the library itself.
-   */
-  #watchWrites(): DurableObjectSql {
-    const storage = this.ctx.storage
-    const sql = storage.sql
-    const exec = sql.exec.bind(sql) as DurableObjectSql["sql"]["exec"]
-    const schedule = () => this.#schedulePublish()
-    try {
-      Object.defineProperty(sql, "exec", {
-        configurable: true,
-        writable: true,
-        value: (query: string, ...bindings: Array<unknown>) => {
-          const cursor = exec(query, ...bindings)
-          schedule()
-          return cursor
-        }
-      })
-    } catch {
-      // a runtime that refuses the override: such writes are published by the next flush
-    }
-    return { sql: { exec }, transaction: (closure) => storage.transaction(closure), transactionSync: (closure) => storage.transactionSync(closure) }
-  }
-
-  #schedulePublish() {
-    if (this.#publishScheduled) return
-    this.#publishScheduled = true
-    setTimeout(() => {
-      this.#publishScheduled = false
-      const started = this.#ready !== undefined
-      this.publishChanges().catch((error) => {
-        // before the services first started (tables still being created in onStart) the next event retries
-        if (started) console.error("effect-partysync: publishing changes failed", error)
-      })
-    }, 0)
+  /** What the last start of the services did and cost (rows read and written); undefined before the first. */
+  get installation(): InstallReport | undefined {
+    return this.#installation
   }
 
   #adapt(connection: Connection): SyncConnection {
@@ -157,7 +130,7 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
   #build() {
     const options = { ...defaultOptions, ...this.syncOptions }
     const base = Layer.mergeAll(
-      Layer.succeed(DurableObjectStorage, this.#storage),
+      Layer.succeed(DurableObjectStorage, this.ctx.storage),
       Layer.succeed(Connections, Connections.of({ all: () => Array.from(this.getConnections(), (c) => this.#adapt(c)) })),
       Layer.succeed(Channels, Channels.fromList(this.channels)),
       Layer.succeed(SyncConfig, options)
@@ -171,10 +144,11 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
         const context = yield* Effect.context<Storage | R>()
         return ActionHandler.of({
           run: (channel, action) =>
-            Effect.suspend(() => toEffect(server.onAction(channel.name, action as Channel.ActionOf<C>))).pipe(
-              Effect.map(toRows),
-              Effect.provideContext(context)
-            )
+            Effect.gen(function*() {
+              const caller = yield* Caller
+              const rows = yield* toEffect(server.onAction(channel.name, action as Channel.ActionOf<C>, caller))
+              return toRows(rows)
+            }).pipe(Effect.provideContext(context))
         })
       })
     )
@@ -193,15 +167,18 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     return ManagedRuntime.make(layer)
   }
 
-  /** Builds the services and installs change capture, once per object lifetime. */
+  /** Builds the services and installs change capture, once per object lifetime (retried after a failure). */
   #ensureReady(): Promise<void> {
     if (this.#ready === undefined) {
-      this.#runtime = this.#build()
-      this.#ready = this.#runtime.runPromise(Reconciliation.use((r) => r.install)).then(() =>
-        this.#scheduleGc()
-      )
+      const runtime = this.#build()
+      this.#runtime = runtime
+      this.#ready = runtime.runPromise(Reconciliation.use((r) => r.install)).then((report) => {
+        this.#installation = report
+        return this.#scheduleGc()
+      })
       this.#ready.catch(() => {
         this.#ready = undefined
+        void runtime.dispose()
       })
     }
     return this.#ready
@@ -226,12 +203,16 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     )
   }
 
-  /** Publishes rows changed outside `onAction` (raw `ctx.storage.sql` writes in a method or alarm). */
+  /**
+   * Publishes rows committed outside `onAction`. The library calls it after
+   * every request, alarm and WebSocket close; call it at the end of a method
+   * reached over RPC that wrote rows, and never inside an open transaction.
+   */
   publishChanges(): Promise<void> {
     return this.runEffect(Effect.void)
   }
 
-  /** Removes tombstones older than the retention now; clients with older cursors will get a reset. */
+  /** Removes tombstones and log entries older than the retention now; clients with older cursors will get a reset. */
   collectGarbage(now = Date.now()): Promise<GcResult> {
     return this.runEffect(Reconciliation.use((r) => r.gc(now)))
   }
@@ -240,16 +221,13 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       const response = await super.fetch(request)
       // onRequest may have written rows with raw SQL
-      await this.publishChanges()
+      await this.publishChanges().catch((error) => console.error("effect-partysync: publishing changes failed", error))
       return response
     }
     const headers = new Headers(request.headers)
     headers.delete(PRINCIPAL_HEADER)
     const outcome = await Effect.runPromise(Effect.result(Effect.suspend(() => this.authorizeConnection(request))))
-    if (outcome._tag === "Failure") {
-      const error = outcome.failure
-      return new Response(error.message, { status: error instanceof NotAuthorized ? (error.status ?? 403) : 403 })
-    }
+    if (outcome._tag === "Failure") return refuseSocket(outcome.failure)
     headers.set(PRINCIPAL_HEADER, JSON.stringify({ principal: outcome.success.principal ?? null, readOnly: outcome.success.readOnly ?? false }))
     return super.fetch(new Request(request, { headers }))
   }
@@ -283,7 +261,13 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     }
   }
 
-  // Runs the subclass's onAlarm first, then publishes what it wrote and collects tombstones.
+  // Runs the subclass's onClose, then publishes what it wrote.
+  override async webSocketClose(ws: WebSocket, code: number, reason: string, wasClean: boolean): Promise<void> {
+    await super.webSocketClose(ws, code, reason, wasClean)
+    if (this.#ready !== undefined) await this.publishChanges().catch((error) => console.error("effect-partysync: publishing changes failed", error))
+  }
+
+  // Runs the subclass's onAlarm first, then publishes what it wrote and collects garbage.
   override async alarm(): Promise<void> {
     await super.alarm()
     const interval = this.syncOptions.gcIntervalMs ?? defaultOptions.gcIntervalMs
@@ -295,10 +279,36 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     }
   }
 
+  /**
+   * Starts the services again from what storage holds now. Call it after
+   * `ctx.storage.deleteAll()` (once your tables exist again): a new history
+   * begins and every client resets.
+   */
+  async restartSync(): Promise<void> {
+    await this.dispose()
+    await this.#ensureReady()
+  }
+
   /** Closes the services (layer finalizers run). */
   async dispose(): Promise<void> {
     await this.#runtime?.dispose()
     this.#runtime = undefined
     this.#ready = undefined
   }
+}
+
+/**
+ * Refuses a WebSocket so that the client can tell why: a browser never sees
+ * the status of a refused upgrade, so the socket is accepted, told
+ * `NotAuthorized` with the reason, and closed with 4401 or 4403.
+ */
+const refuseSocket = (error: NotAuthorized): Response => {
+  const status = error instanceof NotAuthorized ? (error.status ?? 403) : 403
+  const message = error instanceof NotAuthorized ? error.message : "not authorized"
+  const pair = new WebSocketPair()
+  const socket = pair[1]
+  socket.accept()
+  socket.send(encodeServerFrame({ _tag: "Failure", requestId: null, channel: null, reason: "NotAuthorized", message }))
+  socket.close(4000 + status, message.slice(0, 120))
+  return new Response(null, { status: 101, webSocket: pair[0] })
 }

@@ -6,23 +6,31 @@
  * replies with an `Ack` or a typed `Failure`. Bad input never reaches SQL,
  * writes nothing and leaves the connection usable.
  *
+ * An action's outcome is decided once: an applied action's re-send gets a
+ * duplicate `Ack`, a refused one (by authorization or by its handler) the
+ * same refusal, from the client ledger. The reply is sent under the write
+ * lock, so no later change can reach the sender before it.
+ *
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Semaphore from "effect/Semaphore"
-import { ActionHandler, Authorizer } from "./ActionHandler.ts"
 import type * as Channel from "../protocol/Channel.ts"
+import { ActionRejected, NotAuthorized } from "../protocol/Errors.ts"
+import { type Action, type ClientMessage, decodeClientMessage, type ErrorReason, type Subscribe, type WireRow } from "../protocol/Protocol.ts"
+import { ActionHandler, Authorizer } from "./ActionHandler.ts"
+import { Broadcast } from "./Broadcast.ts"
+import { Caller } from "./Caller.ts"
 import type { SyncConnection } from "./Connections.ts"
 import { StorageError, SyncFailure } from "./Errors.ts"
-import { Broadcast } from "./Broadcast.ts"
 import { utf8Length } from "./Frames.ts"
-import { type Action, type ClientMessage, decodeClientMessage, type ErrorReason } from "../protocol/Protocol.ts"
-import { Reconciliation } from "./Reconciliation.ts"
+import { type ActionKey, type Claim, Reconciliation } from "./Reconciliation.ts"
 import { Channels, SyncConfig } from "./SyncConfig.ts"
 
 const messageOf = (error: unknown): string => {
@@ -42,6 +50,29 @@ const idsOf = (value: unknown): { requestId: string | null; channel: string | nu
     requestId: typeof requestId === "string" && requestId.length <= 128 ? requestId : null,
     channel: typeof channel === "string" && channel.length <= 128 ? channel : null
   }
+}
+
+/** How a failed handler is reported: business refusals and denials are expected, the rest is logged with its cause. */
+const classify = (cause: Cause.Cause<unknown>): { readonly reason: ErrorReason; readonly message: string; readonly expected: boolean } => {
+  const found = Cause.findErrorOption(cause)
+  const error = found._tag === "Some" ? found.value : Cause.squash(cause)
+  if (error instanceof ActionRejected) return { reason: "ActionRejected", message: error.message, expected: true }
+  if (error instanceof NotAuthorized) return { reason: "NotAuthorized", message: error.message, expected: true }
+  if (error instanceof SyncFailure) return { reason: error.reason, message: error.message, expected: false }
+  return { reason: "HandlerFailed", message: messageOf(error), expected: false }
+}
+
+/** Sync answers a connection gets per channel before `minSyncIntervalMs` applies. */
+const SYNC_BURST = 2
+
+/** One connection's queue of frames. */
+interface Lane {
+  readonly semaphore: Semaphore.Semaphore
+  frames: number
+  actions: number
+  syncs: number
+  /** Subscribes waiting in the lane, by channel: a later one merges into the waiting one. */
+  readonly waiting: Map<string, { since: number | null; history: string | undefined }>
 }
 
 /** The ActionDispatch service. */
@@ -97,106 +128,216 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
         ))
       }
 
+      /** The reply to an action whose seq was already decided (or is not this client's to use). */
+      const answer = (
+        connection: SyncConnection,
+        message: Action,
+        claim: Exclude<Claim, { _tag: "New" }>,
+        withheld: ReadonlyArray<string>
+      ): Effect.Effect<void, SyncFailure | StorageError> => {
+        const { requestId, channel } = message
+        let failure: SyncFailure
+        switch (claim._tag) {
+          case "Decided": {
+            const decision = claim.decision
+            if (decision._tag === "Applied") {
+              return Effect.flatMap(reconciliation.version, (version) =>
+                broadcast.ack(connection, { _tag: "Ack", requestId, version, rows: [], duplicate: true }, withheld))
+            }
+            failure = fail(decision.reason, decision.message, requestId, channel)
+            break
+          }
+          case "Mismatch":
+            failure = fail("ClientMismatch", `client id ${JSON.stringify(message.clientId)} belongs to another client (its key differs)`, requestId, channel)
+            break
+          case "Expired":
+            failure = fail(
+              "ClientExpired",
+              `the server no longer remembers client ${JSON.stringify(message.clientId)} and this action was first sent before it forgot: it may have been applied, so it is not applied again`,
+              requestId,
+              channel
+            )
+        }
+        return Effect.suspend(() => {
+          for (const frame of withheld) connection.send(frame)
+          return Effect.fail(failure)
+        })
+      }
+
       const runAction = Effect.fnUntraced(function*(connection: SyncConnection, message: Action) {
         const channel: Channel.Any = yield* channelOf(message.channel, message.requestId)
-        if (connection.state.readOnly) {
+        const state = connection.state
+        if (state.readOnly) {
           return yield* fail("ReadOnly", "this connection is read-only", message.requestId, channel.name)
         }
         const decoded = actionDecoders.get(channel.name)!(message.action)
         if (Exit.isFailure(decoded)) {
           const error = Cause.findErrorOption(decoded.cause)
-          return yield* fail(
-            "InvalidAction",
-            error._tag === "Some" ? error.value.message : "invalid action",
-            message.requestId,
-            channel.name
-          )
+          return yield* fail("InvalidAction", error._tag === "Some" ? error.value.message : "invalid action", message.requestId, channel.name)
         }
         const action = decoded.value
-        const authorize = authorizer.authorizeAction(connection.state.principal, channel, action).pipe(
-          Effect.mapError((e) => fail("NotAuthorized", e.message, message.requestId, channel.name))
-        )
-        const write = reconciliation.write(Effect.gen(function*() {
-          if (!(yield* reconciliation.claim(message.clientId, message.seq))) {
-            return { rows: [], duplicate: true, refused: yield* reconciliation.refusal(message.clientId, message.seq) }
+        const key: ActionKey = { clientId: message.clientId, clientKey: message.clientKey, seq: message.seq, sentAt: message.sentAt }
+        const now = yield* Clock.currentTimeMillis
+        const authorized = yield* Effect.exit(authorizer.authorizeAction(state.principal, channel, action))
+        const caller = Caller.of({
+          principal: state.principal,
+          connectionId: connection.id,
+          clientId: message.clientId,
+          seq: message.seq,
+          requestId: message.requestId
+        })
+
+        const refuse = (reason: ErrorReason, text: string): Effect.Effect<void, SyncFailure | StorageError> =>
+          Effect.flatMap(reconciliation.refuse(key, reason, text, now), (claim) =>
+            claim._tag === "New"
+              ? Effect.fail(fail(reason, text, message.requestId, channel.name))
+              : answer(connection, message, claim, []))
+        type Outcome = { readonly claim: Claim; readonly rows: ReadonlyArray<WireRow> }
+        const body: Effect.Effect<Outcome, unknown> = Effect.flatMap(reconciliation.claim(key, now), (claim): Effect.Effect<Outcome, unknown> => {
+          if (claim._tag !== "New") return Effect.succeed({ claim, rows: [] })
+          return Effect.flatMap(Effect.provideService(handler.run(channel, action), Caller, caller), (rows) => {
+            const problem = reconciliation.checkRows(channel, rows)
+            return problem === undefined
+              ? Effect.succeed({ claim, rows })
+              : Effect.fail(fail("InvalidRecord", `onAction returned a row that does not match the channel's record: ${problem}`))
+          })
+        })
+
+        yield* reconciliation.exclusive(Effect.gen(function*() {
+          if (Exit.isFailure(authorized)) {
+            const { message: text } = classify(authorized.cause)
+            return yield* refuse("NotAuthorized", text)
           }
-          const rows = yield* handler.run(channel, action)
-          return { rows, duplicate: false, refused: undefined }
-        }), connection).pipe(
-          Effect.catchCause((cause) => {
-            const error = Cause.findErrorOption(cause)
-            const reason = error._tag === "Some" ? messageOf(error.value) : messageOf(Cause.squash(cause))
-            return Effect.logWarning("effect-partysync: action failed", cause).pipe(
-              Effect.andThen(reconciliation.recordRefusal(message.clientId, message.seq, reason)),
-              Effect.ignore,
-              Effect.andThen(Effect.fail(fail("HandlerFailed", reason, message.requestId, channel.name)))
-            )
-          }),
-          // a re-sent action refused the first time gets the same refusal, not a duplicate Ack
-          Effect.flatMap((result) =>
-            result.value.refused === undefined
-              ? Effect.succeed(result)
-              : Effect.fail(fail("HandlerFailed", result.value.refused, message.requestId, channel.name))
-          )
-        )
-        const result = yield* Effect.andThen(authorize, write)
-        yield* broadcast.ack(connection, {
-          _tag: "Ack",
-          requestId: message.requestId,
-          version: result.version,
-          rows: result.value.rows,
-          duplicate: result.value.duplicate
-        }, result.withheld)
+          const exit = yield* Effect.exit(reconciliation.commit(body, connection))
+          if (Exit.isSuccess(exit)) {
+            const { value: { claim, rows }, version, withheld } = exit.value
+            if (claim._tag !== "New") return yield* answer(connection, message, claim, withheld)
+            return yield* broadcast.ack(connection, { _tag: "Ack", requestId: message.requestId, version, rows, duplicate: false }, withheld)
+          }
+          const outcome = classify(exit.cause)
+          // business refusals are part of the app: no stack trace for them
+          if (!outcome.expected) yield* Effect.logWarning(`effect-partysync: action ${message.requestId} failed`, exit.cause)
+          return yield* refuse(outcome.reason, outcome.message)
+        }))
       })
+
+      const syncLimit = Math.max(2, 2 * channels.size)
+
+      /**
+       * Sync answers are the expensive frames (a reset reads the whole table), so
+       * each connection gets `SYNC_BURST` per channel at once, then one per
+       * `minSyncIntervalMs`; a Subscribe over that is refused as `TooManyInFlight`,
+       * which clients retry after a pause. Keyed by the connection itself.
+       */
+      const syncsSent = new WeakMap<SyncConnection, Map<string, { count: number; last: number }>>()
+      const rateLimited = (connection: SyncConnection, channel: string): string | undefined => {
+        let byChannel = syncsSent.get(connection)
+        if (byChannel === undefined) syncsSent.set(connection, (byChannel = new Map()))
+        const now = Date.now()
+        const seen = byChannel.get(channel)
+        if (seen === undefined) {
+          byChannel.set(channel, { count: 1, last: now })
+          return undefined
+        }
+        if (seen.count < SYNC_BURST || now - seen.last >= config.minSyncIntervalMs) {
+          seen.count++
+          seen.last = now
+          return undefined
+        }
+        return `sync answers for ${channel} are limited to one per ${config.minSyncIntervalMs} ms on a connection; retry later`
+      }
 
       /**
        * Each connection's frames run one after another, in arrival order: an
-       * authorizer that awaits must not let action n+1 overtake action n (the
-       * sequence check would then take n for a re-send), and a Subscribe sent
-       * on reconnect must be answered before the actions re-sent after it.
-       * Actions are counted from arrival, so a connection cannot queue more
-       * than `maxInFlightPerConnection` of them.
+       * authorizer that awaits must not let action n+1 overtake action n, and a
+       * Subscribe sent on reconnect must be answered before the actions re-sent
+       * after it. Actions are counted from arrival (at most
+       * `maxInFlightPerConnection`); a Subscribe for a channel that already has
+       * one waiting merges into it, and at most two per declared channel wait.
+       * Lanes are keyed by the connection itself: ids are the client's choice.
        */
-      const lanes = new Map<string, { readonly semaphore: Semaphore.Semaphore; frames: number; actions: number }>()
+      const lanes = new Map<SyncConnection, Lane>()
 
       const inLane = (connection: SyncConnection, message: ClientMessage) => {
-        let lane = lanes.get(connection.id)
+        let lane = lanes.get(connection)
         if (lane === undefined) {
-          lane = { semaphore: Semaphore.makeUnsafe(1), frames: 0, actions: 0 }
-          lanes.set(connection.id, lane)
-        }
-        const isAction = message._tag === "Action"
-        if (isAction && lane.actions >= config.maxInFlightPerConnection) {
-          return Effect.fail(fail("TooManyInFlight", `more than ${config.maxInFlightPerConnection} actions in flight`, message.requestId, message.channel))
+          lane = { semaphore: Semaphore.makeUnsafe(1), frames: 0, actions: 0, syncs: 0, waiting: new Map() }
+          lanes.set(connection, lane)
         }
         const l = lane
+        let counted: "action" | "sync" | undefined
+        let run: Effect.Effect<void, SyncFailure>
+        switch (message._tag) {
+          case "Action": {
+            if (l.actions >= config.maxInFlightPerConnection) {
+              return Effect.fail(fail("TooManyInFlight", `more than ${config.maxInFlightPerConnection} actions in flight`, message.requestId, message.channel))
+            }
+            counted = "action"
+            // the ledger itself failed: nothing was decided, so the client may send it again
+            run = runAction(connection, message).pipe(Effect.catchTag("StorageError", (e) =>
+              Effect.fail(fail("Unavailable", messageOf(e), message.requestId, message.channel))))
+            break
+          }
+          case "Subscribe": {
+            const waiting = l.waiting.get(message.channel)
+            if (waiting !== undefined) {
+              // the waiting one will answer for both: from the older cursor, or a reset when they disagree
+              if (message.since === null || waiting.since === null || message.history !== waiting.history) {
+                waiting.since = null
+                waiting.history = undefined
+              } else waiting.since = Math.min(waiting.since, message.since)
+              return Effect.void
+            }
+            if (l.syncs >= syncLimit) {
+              return Effect.fail(fail("TooManyInFlight", `more than ${syncLimit} subscriptions waiting`, null, message.channel))
+            }
+            const limited = rateLimited(connection, message.channel)
+            if (limited !== undefined) return Effect.fail(fail("TooManyInFlight", limited, null, message.channel))
+            const request = { since: message.since, history: message.history }
+            l.waiting.set(message.channel, request)
+            counted = "sync"
+            run = subscribe(connection, message, l, request)
+            break
+          }
+          case "Unsubscribe": {
+            // a later Subscribe must not merge into one from before this Unsubscribe
+            l.waiting.delete(message.channel)
+            run = Effect.flatMap(channelOf(message.channel, null), (channel) => broadcast.unsubscribe(connection, channel.name))
+            break
+          }
+        }
         l.frames++
-        if (isAction) l.actions++
-        return l.semaphore.withPermits(1)(handle(connection, message)).pipe(
+        if (counted === "action") l.actions++
+        else if (counted === "sync") l.syncs++
+        return l.semaphore.withPermits(1)(run).pipe(
           Effect.ensuring(Effect.sync(() => {
-            if (isAction) l.actions--
-            if (--l.frames === 0 && lanes.get(connection.id) === l) lanes.delete(connection.id)
+            if (counted === "action") l.actions--
+            else if (counted === "sync") l.syncs--
+            if (--l.frames === 0 && lanes.get(connection) === l) lanes.delete(connection)
           }))
         )
       }
 
-      const handle = (connection: SyncConnection, message: ClientMessage) =>
+      const subscribe = (
+        connection: SyncConnection,
+        message: Subscribe,
+        lane: Lane,
+        request: { since: number | null; history: string | undefined }
+      ) =>
         Effect.gen(function*() {
-          switch (message._tag) {
-            case "Subscribe": {
-              const channel = yield* channelOf(message.channel, null)
-              yield* reconciliation.subscribe(connection, channel, message.since).pipe(
-                Effect.mapError((e) => fail("HandlerFailed", messageOf(e), null, channel.name))
-              )
-              return
-            }
-            case "Unsubscribe": {
-              const channel = yield* channelOf(message.channel, null)
-              return yield* broadcast.unsubscribe(connection, channel.name)
-            }
-            case "Action":
-              return yield* runAction(connection, message)
+          if (lane.waiting.get(message.channel) === request) lane.waiting.delete(message.channel)
+          const channel = yield* channelOf(message.channel, null)
+          if (message.schema !== undefined && message.schema < channel.version) {
+            return yield* fail(
+              "Outdated",
+              `this client was built for version ${message.schema} of channel ${channel.name}; the server has version ${channel.version}: reload the app`,
+              null,
+              channel.name
+            )
           }
+          yield* reconciliation.subscribe(connection, channel, request.since, request.history).pipe(
+            Effect.mapError((e) => fail("Unavailable", messageOf(e), null, channel.name))
+          )
         })
 
       const receive = (connection: SyncConnection, frame: string | ArrayBuffer | ArrayBufferView) =>

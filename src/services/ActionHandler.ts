@@ -10,11 +10,12 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Channel from "../protocol/Channel.ts"
 import type { NotAuthorized } from "../protocol/Errors.ts"
+import type { Caller } from "./Caller.ts"
 import type { WireRow } from "../protocol/Protocol.ts"
 
-/** Runs a decoded action. Called inside the action's transaction. */
+/** Runs a decoded action. Called inside the action's transaction, with its `Caller`. */
 export class ActionHandler extends Context.Service<ActionHandler, {
-  readonly run: (channel: Channel.Any, action: unknown) => Effect.Effect<ReadonlyArray<WireRow>, unknown>
+  readonly run: (channel: Channel.Any, action: unknown) => Effect.Effect<ReadonlyArray<WireRow>, unknown, Caller>
 }>()("effect-partysync/ActionHandler") {}
 
 /** Decides whether a connection's principal may run an action. */

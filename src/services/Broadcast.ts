@@ -9,7 +9,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { Connections, type SyncConnection } from "./Connections.ts"
-import { changeFrames, type ChannelChanges, syncFrames, utf8Length } from "./Frames.ts"
+import { ackRowFrames, changeFrames, type ChannelChanges, syncFrames, utf8Length } from "./Frames.ts"
 import { type Ack, encodeServerFrame, type ServerMessage } from "../protocol/Protocol.ts"
 import { SyncConfig } from "./SyncConfig.ts"
 
@@ -28,13 +28,18 @@ export class Broadcast extends Context.Service<Broadcast, {
     changes: ReadonlyArray<ChannelChanges>,
     withheld?: SyncConnection | undefined
   ) => Effect.Effect<ReadonlyArray<string>>
-  /** Sends an `Ack` carrying the `Change` frames `publish` withheld for its sender (separately when too large together). */
+  /**
+   * Sends an `Ack` carrying the `Change` frames `publish` withheld for its
+   * sender. What does not fit in one frame goes before it: the changes as
+   * they are, the handler's rows as `AckRows` chunks.
+   */
   readonly ack: (connection: SyncConnection, ack: Ack, changes: ReadonlyArray<string>) => Effect.Effect<void>
-  /** Sends a sync answer (chunks, then `Synced`) to one connection. */
+  /** Sends a sync answer (chunks, then `Synced` with the history) to one connection. */
   readonly sendSync: (
     connection: SyncConnection,
     changes: ChannelChanges,
-    reset: boolean
+    reset: boolean,
+    history: string
   ) => Effect.Effect<void>
   /** Sends one message to one connection. */
   readonly send: (connection: SyncConnection, message: ServerMessage) => Effect.Effect<void>
@@ -65,7 +70,8 @@ export class Broadcast extends Context.Service<Broadcast, {
         const frames = new Map<string, Array<string>>()
         for (const change of changes) frames.set(change.channel, changeFrames(change, limit))
         for (const connection of connections.all()) {
-          const target = connection.id === withheld?.id ? kept : undefined
+          // by identity: two sockets may share an id (partyserver takes it from the client's `_pk`)
+          const target = connection === withheld ? kept : undefined
           for (const channel of connection.state.channels) {
             const out = frames.get(channel)
             if (out === undefined) continue
@@ -80,9 +86,14 @@ export class Broadcast extends Context.Service<Broadcast, {
       // hot path. The Change frames are embedded as they are (already encoded for the others).
       const ack = (connection: SyncConnection, message: Ack, changes: ReadonlyArray<string>) =>
         Effect.sync(() => {
-          const plain = encodeServerFrame(message)
-          if (changes.length === 0) return connection.send(plain)
+          let plain = encodeServerFrame(message)
           let size = utf8Length(plain)
+          if (size > limit) {
+            for (const frame of ackRowFrames(message.requestId, message.rows, limit)) connection.send(frame)
+            plain = encodeServerFrame({ ...message, rows: [] })
+            size = utf8Length(plain)
+          }
+          if (changes.length === 0) return connection.send(plain)
           for (const frame of changes) size += utf8Length(frame) + 1
           if (size + 16 > limit) {
             for (const frame of changes) connection.send(frame)
@@ -95,9 +106,9 @@ export class Broadcast extends Context.Service<Broadcast, {
         Effect.sync(() => connection.send(encodeServerFrame(message)))
 
       const sendSync = Effect.fn("Broadcast.sendSync")(
-        function*(connection: SyncConnection, changes: ChannelChanges, reset: boolean) {
+        function*(connection: SyncConnection, changes: ChannelChanges, reset: boolean, history: string) {
           for (const frame of syncFrames(changes, reset, limit)) connection.send(frame)
-          connection.send(encodeServerFrame({ _tag: "Synced", channel: changes.channel, version: changes.version, reset }))
+          connection.send(encodeServerFrame({ _tag: "Synced", channel: changes.channel, version: changes.version, reset, history }))
         }
       )
 

@@ -1,383 +1,478 @@
 /**
- * Reconciliation: change capture and versions.
+ * Reconciliation: change capture, versions, histories and the client ledger.
  *
- * Triggers that the library installs on every channel table record each
- * committed insert, update and delete in `_psync_changes` with the next value
- * of a per-object counter, inside the writer's own transaction. Capture
- * therefore does not depend on handlers returning rows: a write from an
- * alarm, a method or raw SQL reaches clients too.
+ * Triggers on every channel table append each committed change to the change
+ * log (`ChangeLog.ts`) in the writer's own transaction, so a write from an
+ * alarm, a method or raw SQL reaches clients too. Changes are published only
+ * at points where no transaction can be open: after the library's own
+ * writes commit, and when the server flushes after an event (a request, an
+ * alarm, a WebSocket message or close) or on `publishChanges()`. The
+ * published mark is stored, and moves in the same transaction as the reads
+ * that justify it, so it never gets ahead of what is durable.
  *
- * Writes, publishing and sync answers run one at a time under one lock, so
- * clients see changes in version order and a sync answer never sees a
- * transaction that is still open.
+ * Writes, publishing and sync answers run one at a time under one lock:
+ * clients see changes in version order, a sync answer never sees an open
+ * transaction, and an action's reply is sent before any later change.
  *
- * Tombstone GC removes soft-deleted rows older than the retention and moves
- * the horizon: a client whose cursor is older than the horizon, or newer
- * than the current version (another object's cursor), gets a reset.
+ * Each object's history has an identity. Cursors carry it; a cursor from
+ * another history (the storage was wiped, or capture had to be rebuilt),
+ * older than the horizon, or newer than the object, gets a reset.
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
 import * as Semaphore from "effect/Semaphore"
-import { Broadcast } from "./Broadcast.ts"
 import type * as Channel from "../protocol/Channel.ts"
+import type { ErrorReason, WireRow } from "../protocol/Protocol.ts"
+import { Broadcast } from "./Broadcast.ts"
+import * as ChangeLog from "./ChangeLog.ts"
+import * as Ledger from "./ClientLedger.ts"
 import type { SyncConnection } from "./Connections.ts"
-import { StorageError } from "./Errors.ts"
+import { StorageError, SyncFailure } from "./Errors.ts"
 import type { ChannelChanges } from "./Frames.ts"
-import type { RowId, WireRow } from "../protocol/Protocol.ts"
-import { type SqlValue, Storage } from "./Storage.ts"
+import { type SqlValue, Storage, type StorageShape, type StorageUsage } from "./Storage.ts"
 import { Channels, SyncConfig } from "./SyncConfig.ts"
 
 /** What a GC pass did. */
 export interface GcResult {
+  /** Soft-deleted rows removed. */
   readonly purged: number
+  /** Cursors at or below this version get a reset. */
   readonly horizon: number
+  /** Clients forgotten after being idle past the retention. */
+  readonly clientsPruned: number
 }
 
-/** A channel table's shape, read from SQLite at install time. */
-interface TableInfo {
-  readonly channel: Channel.Any
-  readonly id: string
-  readonly deletedAt: string
-  readonly hasRowid: boolean
+/** What install did, and what it cost. */
+export interface InstallReport {
+  readonly history: string
+  /** A new history started (first start, wiped storage, or capture rebuilt): every client resets. */
+  readonly newHistory: boolean
+  readonly usage: StorageUsage
 }
 
-/** How many seqs below a client's highest applied one are told apart (applied or not); older ones count as applied. */
-export const APPLIED_WINDOW = 62
-const APPLIED_MASK = "4611686018427387903" // 2^62 - 1
-
-const q = (identifier: string) => `"${identifier}"`
-
-const META = [
-  `CREATE TABLE IF NOT EXISTS _psync_meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL)`,
-  `INSERT OR IGNORE INTO _psync_meta (key, value) VALUES ('version', 0), ('horizon', 0)`,
-  // the last version sent to live connections: changes committed after it (by code that did not
-  // publish before the object was evicted or hibernated) are sent on the next flush after a wake
-  `INSERT OR IGNORE INTO _psync_meta (key, value) SELECT 'published', value FROM _psync_meta WHERE key = 'version'`,
-  `CREATE TABLE IF NOT EXISTS _psync_changes (channel TEXT NOT NULL, id NOT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL, PRIMARY KEY (channel, id))`,
-  `CREATE INDEX IF NOT EXISTS _psync_changes_by_version ON _psync_changes (channel, version)`,
-  // per client: the highest applied seq, and a bitmask of which of the APPLIED_WINDOW seqs below it were applied
-  `CREATE TABLE IF NOT EXISTS _psync_clients (client_id TEXT PRIMARY KEY NOT NULL, seq INTEGER NOT NULL, applied INTEGER NOT NULL DEFAULT 0)`,
-  // refused actions, so that one re-sent after a later seq was applied is refused again, not taken for a duplicate
-  `CREATE TABLE IF NOT EXISTS _psync_refused (client_id TEXT NOT NULL, seq INTEGER NOT NULL, message TEXT NOT NULL, PRIMARY KEY (client_id, seq))`
-]
-
-/** Refusals remembered per client (the newest); a client re-sends only its few unanswered actions. */
-const REFUSALS_KEPT = 256
-
-const bump = `UPDATE _psync_meta SET value = value + 1 WHERE key = 'version';`
-const record = (channel: string, id: string, deleted: 0 | 1, where = "") =>
-  `INSERT INTO _psync_changes (channel, id, version, deleted) SELECT '${channel}', ${id}, ` +
-  `(SELECT value FROM _psync_meta WHERE key = 'version'), ${deleted} WHERE true ${where} ` +
-  `ON CONFLICT (channel, id) DO UPDATE SET version = excluded.version, deleted = excluded.deleted;`
-
-/** The trigger statements for one channel (names are checked identifiers). */
-export const triggerSql = (info: Pick<TableInfo, "channel" | "id">): Array<string> => {
-  const { name, table } = info.channel
-  const t = q(table)
-  const id = q(info.id)
-  return [
-    `DROP TRIGGER IF EXISTS _psync_${table}_insert`,
-    `DROP TRIGGER IF EXISTS _psync_${table}_update`,
-    `DROP TRIGGER IF EXISTS _psync_${table}_delete`,
-    `CREATE TRIGGER _psync_${table}_insert AFTER INSERT ON ${t} BEGIN ${bump} ${record(name, `NEW.${id}`, 0)} END`,
-    `CREATE TRIGGER _psync_${table}_update AFTER UPDATE ON ${t} BEGIN ${bump} ` +
-    `${record(name, `OLD.${id}`, 1, `AND OLD.${id} IS NOT NEW.${id}`)} ${record(name, `NEW.${id}`, 0)} END`,
-    `CREATE TRIGGER _psync_${table}_delete AFTER DELETE ON ${t} BEGIN ${bump} ${record(name, `OLD.${id}`, 1)} END`
-  ]
+/** An action's identity in the client ledger. */
+export interface ActionKey {
+  readonly clientId: string
+  readonly clientKey: string
+  readonly seq: number
+  /** When it was first sent (client clock, ms), on a re-send. */
+  readonly sentAt?: number | undefined
 }
 
-/** The Reconciliation service. */
-export class Reconciliation extends Context.Service<Reconciliation, {
-  /** Creates the bookkeeping tables and the triggers on every channel table. */
-  readonly install: Effect.Effect<void, StorageError>
-  /** The current version of the change feed. */
+/** Whether an action may run now. */
+export type Claim =
+  | { readonly _tag: "New" }
+  | { readonly _tag: "Decided"; readonly decision: Ledger.Decision }
+  | { readonly _tag: "Mismatch" }
+  | { readonly _tag: "Expired" }
+
+/** What a committed write produced. */
+export interface WriteResult<A> {
+  readonly value: A
+  /** The feed's version after it. */
+  readonly version: number
+  /** The `Change` frames withheld from the sender (they belong in its reply). */
+  readonly withheld: ReadonlyArray<string>
+}
+
+const NEW: Claim = { _tag: "New" }
+
+const storageError = (cause: unknown) =>
+  cause instanceof StorageError ? cause : new StorageError({ message: cause instanceof Error ? cause.message : String(cause), cause })
+
+/** A random history id: 16 hex characters. */
+const newHistoryId = () => {
+  const bytes = crypto.getRandomValues(new Uint8Array(8))
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")
+}
+
+/** The Reconciliation interface. */
+export interface ReconciliationShape {
+  /** Creates the bookkeeping tables and the triggers on every channel table; runs on every start. */
+  readonly install: Effect.Effect<InstallReport, StorageError>
+  /** The identity of this object's history (after install). */
+  readonly history: () => string
+  /** The feed's current (published) version. */
   readonly version: Effect.Effect<number, StorageError>
+  /** Runs `self` holding the write lock (not re-entrant: never nest it). */
+  readonly exclusive: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /**
-   * Runs `self` in a transaction under the write lock, then publishes what
-   * it changed. Returns its value, the version after it and, when a `sender`
-   * is given, the `Change` frames withheld from it (for its `Ack`).
+   * Runs `self` in a transaction, checks every captured row against its
+   * channel's record Schema (a row that does not decode fails the write with
+   * `InvalidRecord` and rolls it back), then publishes the changes, withholding
+   * the sender's. Call it inside `exclusive`.
    */
+  readonly commit: <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    sender?: SyncConnection
+  ) => Effect.Effect<WriteResult<A>, E | StorageError | SyncFailure, R>
+  /** `commit` inside `exclusive`. */
   readonly write: <A, E, R>(
     self: Effect.Effect<A, E, R>,
     sender?: SyncConnection
-  ) => Effect.Effect<
-    { readonly value: A; readonly version: number; readonly withheld: ReadonlyArray<string> },
-    E | StorageError,
-    R
-  >
-  /** Publishes changes that were committed outside `write` (alarms, raw SQL). */
+  ) => Effect.Effect<WriteResult<A>, E | StorageError | SyncFailure, R>
+  /** Publishes changes committed outside `write` (alarms, requests, raw SQL). */
   readonly flush: Effect.Effect<void, StorageError>
-  /** Subscribes a connection to a channel and sends it every change after `since`. */
+  /** Subscribes a connection to a channel and sends it every change after its cursor. */
   readonly subscribe: (
     connection: SyncConnection,
     channel: Channel.Any,
-    since: number | null
+    since: number | null,
+    history: string | undefined
   ) => Effect.Effect<{ readonly reset: boolean; readonly version: number }, StorageError>
+  /** Claims an action's seq, inside the action's transaction (a refused action releases it). */
+  readonly claim: (key: ActionKey, now: number) => Effect.Effect<Claim, StorageError>
   /**
-   * Claims sequence number `seq` for a client in one statement: true when it
-   * was not applied before (and is now recorded), false for a re-sent action.
-   * Call inside `write`, so a refused action releases it.
+   * Records that an action was refused, in its own transaction, so every
+   * re-send gets the same refusal. When the seq was decided meanwhile (or
+   * the key does not match), returns that instead and records nothing.
+   * Call it inside `exclusive`.
    */
-  readonly claim: (clientId: string, seq: number) => Effect.Effect<boolean, StorageError>
-  /** The last sequence number applied for a client (0 when none). */
-  readonly lastSeq: (clientId: string) => Effect.Effect<number, StorageError>
-  /** The message an action (clientId, seq) was refused with earlier, if it was. */
-  readonly refusal: (clientId: string, seq: number) => Effect.Effect<string | undefined, StorageError>
-  /** Remembers that an action was refused (outside `write`: the refused write was rolled back). */
-  readonly recordRefusal: (clientId: string, seq: number, message: string) => Effect.Effect<void, StorageError>
-  /** Removes tombstones whose `deleted_at` is older than `now - retention`. */
+  readonly refuse: (key: ActionKey, reason: ErrorReason, message: string, now: number) => Effect.Effect<Claim, StorageError>
+  /** Removes old tombstones and log entries, compacts the log and forgets idle clients. */
   readonly gc: (now: number) => Effect.Effect<GcResult, StorageError>
-}>()("effect-partysync/Reconciliation") {
-  /** Reconciliation over Storage, publishing through Broadcast. */
-  static readonly layer = Layer.effect(
-    Reconciliation,
-    Effect.gen(function*() {
-      const storage = yield* Storage
-      const channels = yield* Channels
-      const broadcast = yield* Broadcast
-      const config = yield* SyncConfig
-      const lock = yield* Semaphore.make(1)
-      const tables = new Map<string, TableInfo>()
-      let published = 0
+  /** Checks rows against a channel's record Schema; the message names the column. */
+  readonly checkRows: (channel: Channel.Any, rows: ReadonlyArray<WireRow>) => string | undefined
+}
 
-      const meta = (key: "version" | "horizon" | "published") =>
-        Effect.map(storage.raw(`SELECT value FROM _psync_meta WHERE key = ?`, key), (rows) => Number(rows[0]?.[0] ?? 0))
+/** Builds Reconciliation over Storage, publishing through Broadcast. */
+const make = Effect.gen(function*() {
+  const storage = yield* Storage
+  const channels = yield* Channels
+  const broadcast = yield* Broadcast
+  const config = yield* SyncConfig
+  const lock = yield* Semaphore.make(1)
+  const tables = new Map<string, ChannelLog>()
+  let history = ""
+  let published = 0
+  let horizon = 0
 
-      const describe = Effect.fnUntraced(function*(channel: Channel.Any) {
-        const columns = yield* storage.raw(`SELECT name FROM pragma_table_info(?) ORDER BY cid`, channel.table)
-        if (columns.length < 2) {
-          return yield* new StorageError({
-            message: `table ${channel.table} for channel ${channel.name} must exist (with the id first and deleted_at last) before the server starts`,
-            cause: null
-          })
-        }
-        const hasRowid = yield* storage.raw(`SELECT rowid FROM ${q(channel.table)} LIMIT 0`).pipe(
-          Effect.as(true),
-          Effect.catch(() => Effect.succeed(false))
-        )
-        return {
-          channel,
-          id: String(columns[0]![0]),
-          deletedAt: String(columns[columns.length - 1]![0]),
-          hasRowid
-        } satisfies TableInfo
-      })
+  const exclusive = <A, E, R>(self: Effect.Effect<A, E, R>) => lock.withPermits(1)(self)
 
-      const install = storage.transaction(Effect.gen(function*() {
-        for (const statement of META) yield* storage.raw(statement)
-        // objects created before the applied-seq window existed
-        const clientColumns = yield* storage.raw(`SELECT name FROM pragma_table_info('_psync_clients')`)
-        if (!clientColumns.some((c) => c[0] === "applied")) {
-          yield* storage.raw(`ALTER TABLE _psync_clients ADD COLUMN applied INTEGER NOT NULL DEFAULT 0`)
-        }
-        for (const channel of channels.values()) {
-          const info = yield* describe(channel)
-          tables.set(channel.name, info)
-          // a woken object re-runs install: only rewrite triggers whose text changed
-          const wanted = triggerSql(info).filter((statement) => statement.startsWith("CREATE"))
-          const existing = yield* storage.raw(
-            `SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? AND name LIKE '_psync_%' ORDER BY name`,
-            channel.table
-          )
-          const have = new Set(existing.map((row) => String(row[0])))
-          if (existing.length !== wanted.length || wanted.some((statement) => !have.has(statement))) {
-            for (const statement of triggerSql(info)) yield* storage.raw(statement)
-          }
-          // rows that predate the triggers enter the feed at version 0: resets include them
-          yield* storage.raw(
-            `INSERT OR IGNORE INTO _psync_changes (channel, id, version, deleted) SELECT ?, ${q(info.id)}, 0, 0 FROM ${q(channel.table)}`,
-            channel.name
-          )
-        }
-        published = yield* meta("published")
-      })).pipe(Effect.withSpan("Reconciliation.install"))
-
-      const tableOf = (channel: string) => {
-        const info = tables.get(channel)
-        if (info === undefined) throw new Error(`effect-partysync: Reconciliation.install has not run for ${channel}`)
-        return info
-      }
-
-      /** Changes to one channel after `since`, in version order, with the rows' current values. */
-      const changesSince = (info: TableInfo, since: number): Omit<ChannelChanges, "version"> => {
-        const result = storage.rawUnsafe(
-          `SELECT c.version, c.deleted, c.id, t.* FROM _psync_changes c LEFT JOIN ${q(info.channel.table)} t ` +
-            `ON t.${q(info.id)} = c.id WHERE c.channel = ? AND c.version > ? ORDER BY c.version`,
-          info.channel.name,
-          since
-        )
-        const rows: Array<WireRow> = []
-        const rowVersions: Array<number> = []
-        const deleted: Array<RowId> = []
-        const deletedVersions: Array<number> = []
-        for (const r of result) {
-          if (r[1] === 1 || r[3] === null) {
-            deleted.push(r[2] as RowId)
-            deletedVersions.push(r[0] as number)
-          } else {
-            rows.push(r.slice(3))
-            rowVersions.push(r[0] as number)
-          }
-        }
-        return { channel: info.channel.name, rows, rowVersions, deleted, deletedVersions }
-      }
-
-      /**
-       * Reads every change after `published` and marks it published, in one
-       * pass: no counter read (the highest version found is the new mark).
-       * Inside a writer's transaction the mark commits with the writes.
-       */
-      const collect = Effect.try({
-        try: () => {
-          const changes: Array<ChannelChanges> = []
-          let version = published
-          for (const info of tables.values()) {
-            const found = changesSince(info, published)
-            const last = Math.max(found.rowVersions[found.rowVersions.length - 1] ?? 0, found.deletedVersions[found.deletedVersions.length - 1] ?? 0)
-            if (last === 0) continue
-            changes.push({ ...found, version: last })
-            version = Math.max(version, last)
-          }
-          if (version !== published) storage.rawUnsafe(`UPDATE _psync_meta SET value = ? WHERE key = 'published'`, version)
-          return { changes, version }
-        },
-        catch: (cause) => new StorageError({ message: String(cause), cause })
-      })
-
-      const publishCollected = (
-        collected: { readonly changes: ReadonlyArray<ChannelChanges>; readonly version: number },
-        withheld?: SyncConnection
-      ) => {
-        published = collected.version
-        return broadcast.publish(collected.changes, withheld)
-      }
-
-      const flushUnlocked = Effect.asVoid(Effect.flatMap(collect, (collected) => publishCollected(collected)))
-
-      const write = <A, E, R>(self: Effect.Effect<A, E, R>, sender?: SyncConnection) =>
-        lock.withPermits(1)(Effect.gen(function*() {
-          const [value, collected] = yield* storage.transaction(Effect.all([self, collect]))
-          const withheld = yield* publishCollected(collected, sender)
-          return { value, version: published, withheld }
-        }))
-
-      const subscribe = Effect.fn("Reconciliation.subscribe")(function*(
-        connection: SyncConnection,
-        channel: Channel.Any,
-        since: number | null
-      ) {
-        return yield* lock.withPermits(1)(Effect.gen(function*() {
-          yield* flushUnlocked
-          const info = tableOf(channel.name)
-          const version = published
-          const horizon = yield* meta("horizon")
-          const reset = since === null || since < horizon || since > version
-          const changes: ChannelChanges = yield* Effect.try({
-            try: () => {
-              if (!reset) return { ...changesSince(info, since!), version }
-              const rows = storage.rawUnsafe(
-                `SELECT * FROM ${q(channel.table)} WHERE ${q(info.deletedAt)} IS NULL${info.hasRowid ? " ORDER BY rowid" : ""}`
-              ) as Array<WireRow>
-              return { channel: channel.name, rows, rowVersions: rows.map(() => version), deleted: [], deletedVersions: [], version }
-            },
-            catch: (cause) => new StorageError({ message: String(cause), cause })
-          })
-          yield* broadcast.subscribe(connection, channel.name)
-          yield* broadcast.sendSync(connection, changes, reset)
-          return { reset, version }
-        }))
-      })
-
-      const gc = Effect.fn("Reconciliation.gc")(function*(now: number) {
-        return yield* lock.withPermits(1)(Effect.gen(function*() {
-          yield* flushUnlocked
-          const cutoff = now - config.tombstoneRetentionMs
-          let purged = 0
-          const result = yield* storage.transaction(Effect.gen(function*() {
-            let horizon = yield* meta("horizon")
-            for (const info of tables.values()) {
-              const t = q(info.channel.table)
-              const d = q(info.deletedAt)
-              const [stats] = yield* storage.raw(
-                `SELECT COUNT(*), MAX(c.version) FROM ${t} t JOIN _psync_changes c ON c.channel = ? AND c.id = t.${q(info.id)} ` +
-                  `WHERE t.${d} IS NOT NULL AND t.${d} < ?`,
-                info.channel.name,
-                cutoff
-              )
-              const count = Number(stats?.[0] ?? 0)
-              if (count === 0) continue
-              const before = yield* meta("version")
-              yield* storage.raw(`DELETE FROM ${t} WHERE ${d} IS NOT NULL AND ${d} < ?`, cutoff)
-              // the purge itself is not a change clients need: they dropped these rows when they were soft deleted
-              yield* storage.raw(`DELETE FROM _psync_changes WHERE channel = ? AND deleted = 1 AND version > ?`, info.channel.name, before)
-              purged += count
-              horizon = Math.max(horizon, Number(stats?.[1] ?? 0))
-            }
-            yield* storage.raw(`UPDATE _psync_meta SET value = ? WHERE key = 'horizon'`, horizon)
-            // the purge itself is not published: mark its versions as sent
-            yield* storage.raw(`UPDATE _psync_meta SET value = (SELECT value FROM _psync_meta WHERE key = 'version') WHERE key = 'published'`)
-            return horizon
-          }))
-          published = yield* meta("version")
-          return { purged, horizon: result }
-        }))
-      })
-
-      const lastSeq = (clientId: string) =>
-        Effect.map(storage.raw(`SELECT seq FROM _psync_clients WHERE client_id = ?`, clientId), (rows) => Number(rows[0]?.[0] ?? 0))
-      // Bit i of `applied` says seq - 1 - i was applied. A new highest seq shifts the window up; a seq
-      // below the highest is new when its bit is clear (it was refused, or never arrived, before a later
-      // one was applied), a duplicate when set, and taken for a duplicate when older than the window.
-      const claim = (clientId: string, seq: number) =>
-        Effect.map(
-          storage.raw(
-            `INSERT INTO _psync_clients AS c (client_id, seq, applied) VALUES (?, ?, 0) ON CONFLICT (client_id) DO UPDATE SET ` +
-              `applied = CASE WHEN excluded.seq > c.seq THEN ` +
-              `(CASE WHEN excluded.seq - c.seq > ${APPLIED_WINDOW} THEN 0 ` +
-              `ELSE (c.applied << (excluded.seq - c.seq)) | (1 << (excluded.seq - c.seq - 1)) END) & ${APPLIED_MASK} ` +
-              `ELSE c.applied | (1 << (c.seq - 1 - excluded.seq)) END, ` +
-              `seq = max(c.seq, excluded.seq) ` +
-              `WHERE excluded.seq > c.seq OR (excluded.seq < c.seq AND c.seq - 1 - excluded.seq < ${APPLIED_WINDOW} ` +
-              `AND (c.applied & (1 << (c.seq - 1 - excluded.seq))) = 0) RETURNING seq`,
-            clientId,
-            seq
-          ),
-          (rows) => rows.length > 0
-        )
-
-      const refusal = (clientId: string, seq: number) =>
-        Effect.map(
-          storage.raw(`SELECT message FROM _psync_refused WHERE client_id = ? AND seq = ?`, clientId, seq),
-          (rows) => (rows.length === 0 ? undefined : String(rows[0]![0]))
-        )
-      const recordRefusal = (clientId: string, seq: number, message: string) =>
-        Effect.andThen(
-          storage.raw(`INSERT OR REPLACE INTO _psync_refused (client_id, seq, message) VALUES (?, ?, ?)`, clientId, seq, message),
-          storage.raw(
-            `DELETE FROM _psync_refused WHERE client_id = ? AND seq <= (SELECT seq FROM _psync_refused WHERE client_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
-            clientId,
-            clientId,
-            REFUSALS_KEPT
-          )
-        ).pipe(Effect.asVoid)
-
-      return Reconciliation.of({
-        install,
-        version: meta("version"),
-        write,
-        flush: lock.withPermits(1)(flushUnlocked),
-        subscribe,
-        claim,
-        lastSeq,
-        refusal,
-        recordRefusal,
-        gc
-      })
-    })
+  const install = storage.transaction(Effect.try({
+    try: () => installSync(storage, channels),
+    catch: storageError
+  })).pipe(
+    Effect.map(({ report, logs, state }) => {
+      tables.clear()
+      for (const log of logs) tables.set(log.info.channel.name, log)
+      history = state.history
+      published = state.published
+      horizon = state.horizon
+      return report
+    }),
+    Effect.withSpan("Reconciliation.install")
   )
+
+  /**
+   * Every change after `published`, checked against the record Schemas, and
+   * the new mark (stored in the same transaction when inside one).
+   */
+  const collect = (): { readonly changes: Array<ChannelChanges>; readonly version: number; readonly invalid: Array<string> } => {
+    const changes: Array<ChannelChanges> = []
+    const invalid: Array<string> = []
+    let version = published
+    for (const log of tables.values()) {
+      const found = ChangeLog.foldChanges(log.info.channel.name, storage.rawUnsafe(log.query, published))
+      const last = ChangeLog.highest(found)
+      if (last === 0) continue
+      const problem = log.check(found.rows)
+      if (problem !== undefined) invalid.push(problem)
+      changes.push({ ...found, version: last })
+      version = Math.max(version, last)
+    }
+    if (version !== published) storage.rawUnsafe(`UPDATE _psync_meta SET value = ? WHERE key = 'published'`, version)
+    return { changes, version, invalid }
+  }
+
+  const checkRows = (channel: Channel.Any, rows: ReadonlyArray<WireRow>) => tables.get(channel.name)?.check(rows)
+
+  const commit = <A, E, R>(self: Effect.Effect<A, E, R>, sender?: SyncConnection) =>
+    Effect.flatMap(
+      storage.transaction(Effect.flatMap(self, (value) =>
+        Effect.suspend(() => {
+          const collected = collect()
+          return collected.invalid.length > 0
+            ? Effect.fail(new SyncFailure({ reason: "InvalidRecord", message: collected.invalid.join("; "), requestId: null, channel: null }))
+            : Effect.succeed([value, collected] as const)
+        }))),
+      ([value, collected]) =>
+        Effect.map(broadcast.publish(collected.changes, sender), (withheld) => {
+          published = collected.version
+          return { value, version: published, withheld } satisfies WriteResult<A>
+        })
+    )
+
+  // Rows committed outside `commit` cannot be rolled back: one that does not decode is still
+  // published (clients report it), and said loudly here, where it was written.
+  const flushUnlocked = Effect.suspend(() => {
+    const collected = collect()
+    published = collected.version
+    const report = collected.invalid.length === 0
+      ? Effect.void
+      : Effect.logError(`effect-partysync: rows written outside onAction do not match their channel's record: ${collected.invalid.join("; ")}`)
+    return Effect.andThen(report, broadcast.publish(collected.changes))
+  }).pipe(Effect.asVoid, Effect.mapError(storageError))
+
+  const subscribe = Effect.fn("Reconciliation.subscribe")(function*(
+    connection: SyncConnection,
+    channel: Channel.Any,
+    since: number | null,
+    cursorHistory: string | undefined
+  ) {
+    return yield* exclusive(Effect.gen(function*() {
+      yield* flushUnlocked
+      const log = tables.get(channel.name)
+      if (log === undefined) return yield* new StorageError({ message: `channel ${channel.name} is not installed`, cause: null })
+      const version = published
+      const reset = since === null || cursorHistory !== history || since < horizon || since > version
+      const changes: ChannelChanges = yield* Effect.try({
+        try: () => {
+          if (!reset) return { ...ChangeLog.foldChanges(channel.name, storage.rawUnsafe(log.query, since!)), version }
+          const rows = storage.rawUnsafe(log.all) as Array<WireRow>
+          return { channel: channel.name, rows, rowVersions: rows.map(() => version), deleted: [], deletedVersions: [], version }
+        },
+        catch: storageError
+      })
+      yield* broadcast.subscribe(connection, channel.name)
+      yield* broadcast.sendSync(connection, changes, reset, history)
+      return { reset, version }
+    }))
+  })
+
+  // ---------------------------------------------------------------- ledger
+
+  const firstOf = (rows: ReadonlyArray<ReadonlyArray<SqlValue>>) => rows[0]?.[0]
+
+  /** Why a claim found nothing: another key, or a decision (applied, or a recorded refusal). */
+  const explain = (key: ActionKey): Claim => {
+    const owner = firstOf(storage.rawUnsafe(Ledger.KEY_OF, key.clientId))
+    if (owner !== undefined && owner !== key.clientKey) return { _tag: "Mismatch" }
+    return { _tag: "Decided", decision: Ledger.decisionOf(storage.rawUnsafe(Ledger.REFUSAL_OF, key.clientId, key.seq)) }
+  }
+
+  const claimSync = (key: ActionKey, now: number): Claim => {
+    if (key.sentAt !== undefined && key.sentAt < now - config.clientRetentionMs + Ledger.CLOCK_MARGIN_MS) {
+      // a re-send from long ago: if we no longer know its client, it may have been applied before we forgot
+      if (firstOf(storage.rawUnsafe(Ledger.KEY_OF, key.clientId)) === undefined) return { _tag: "Expired" }
+    }
+    const claimed = storage.rawUnsafe(Ledger.CLAIM, key.clientId, key.clientKey, key.seq, now)
+    return claimed.length > 0 ? NEW : explain(key)
+  }
+
+  const claim = (key: ActionKey, now: number) => Effect.try({ try: () => claimSync(key, now), catch: storageError })
+
+  const refuse = (key: ActionKey, reason: ErrorReason, message: string, now: number) =>
+    storage.transaction(Effect.try({
+      try: () => {
+        const claimed = claimSync(key, now)
+        if (claimed._tag !== "New") return claimed
+        storage.rawUnsafe(Ledger.RECORD_REFUSAL, key.clientId, key.seq, reason, message)
+        storage.rawUnsafe(Ledger.TRIM_REFUSALS, key.clientId)
+        return claimed
+      },
+      catch: storageError
+    }))
+
+  // ---------------------------------------------------------------- GC
+
+  const gc = Effect.fn("Reconciliation.gc")(function*(now: number) {
+    return yield* exclusive(Effect.gen(function*() {
+      yield* flushUnlocked
+      const result = yield* storage.transaction(Effect.try({
+        try: () => gcSync(storage, [...tables.values()], config, now, published, horizon),
+        catch: storageError
+      }))
+      horizon = result.horizon
+      return result
+    }))
+  })
+
+  return {
+    install,
+    history: () => history,
+    version: Effect.sync(() => published),
+    exclusive,
+    commit,
+    write: (self, sender) => exclusive(commit(self, sender)),
+    flush: exclusive(flushUnlocked),
+    subscribe,
+    claim,
+    refuse,
+    gc,
+    checkRows
+  } satisfies ReconciliationShape
+})
+
+/** The Reconciliation service. */
+export class Reconciliation extends Context.Service<Reconciliation, ReconciliationShape>()("effect-partysync/Reconciliation") {
+  /** Reconciliation over Storage, publishing through Broadcast. */
+  static readonly layer = Layer.effect(Reconciliation, make)
+}
+
+// ------------------------------------------------------------------ install and GC, synchronous SQL
+
+/** A channel's table, its prepared log query and its record check. */
+interface ChannelLog {
+  readonly info: ChangeLog.TableInfo
+  /** `changesQuery` for this channel. */
+  readonly query: string
+  /** Every live row, in insertion order where the table has one. */
+  readonly all: string
+  readonly check: (rows: ReadonlyArray<WireRow>) => string | undefined
+}
+
+const recordChecker = (info: ChangeLog.TableInfo) => {
+  const decode = Schema.decodeUnknownExit(info.channel.record)
+  return (rows: ReadonlyArray<WireRow>): string | undefined => {
+    for (const row of rows) {
+      const exit = decode(row)
+      if (Exit.isSuccess(exit)) continue
+      const error = Cause.findErrorOption(exit.cause)
+      const message = error._tag === "Some" ? error.value.message : "does not decode"
+      // name the column: Schema reports a tuple position as `at [n]`
+      const named = message.replace(/at \[(\d+)\]/g, (at, n: string) => {
+        const column = info.columns[Number(n)]
+        return column === undefined ? at : `${at} (column ${column})`
+      })
+      return `${info.channel.name} row ${JSON.stringify(row[0])}: ${named.replace(/\s*\n\s*/g, " ")}`
+    }
+    return undefined
+  }
+}
+
+const describe = (storage: StorageShape, channel: Channel.Any, index: number): ChangeLog.TableInfo => {
+  const columns = storage.rawUnsafe(`SELECT name FROM pragma_table_info(?) ORDER BY cid`, channel.table).map((r) => String(r[0]))
+  if (columns.length < 2) {
+    throw new StorageError({
+      message: `table ${channel.table} for channel ${channel.name} must exist (with the id first and deleted_at last) before the server starts`,
+      cause: null
+    })
+  }
+  let hasRowid = true
+  try {
+    storage.rawUnsafe(`SELECT rowid FROM ${ChangeLog.q(channel.table)} LIMIT 0`)
+  } catch {
+    hasRowid = false
+  }
+  return { channel, index, columns, id: columns[0]!, deletedAt: columns[columns.length - 1]!, hasRowid }
+}
+
+const meta = (storage: StorageShape, key: string): SqlValue | undefined =>
+  storage.rawUnsafe(`SELECT value FROM _psync_meta WHERE key = ?`, key)[0]?.[0]
+
+const setMeta = (storage: StorageShape, key: string, value: SqlValue) =>
+  storage.rawUnsafe(`INSERT OR REPLACE INTO _psync_meta (key, value) VALUES (?, ?)`, key, value)
+
+const exists = (storage: StorageShape, table: string) =>
+  storage.rawUnsafe(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`, table).length > 0
+
+/**
+ * Install, inside one transaction. Its cost does not depend on table sizes:
+ * it reads the schema, the channel map and the meta rows, never a table.
+ */
+const installSync = (storage: StorageShape, channels: ReadonlyMap<string, Channel.Any>) => {
+  const before = storage.usage()
+  // the first release's bookkeeping: start over with a new history
+  if (ChangeLog.LEGACY_TABLES.some((t) => exists(storage, t))) {
+    for (const t of [...ChangeLog.LEGACY_TABLES, ...Ledger.LEGACY_TABLES, "_psync_meta"]) storage.rawUnsafe(`DROP TABLE IF EXISTS ${t}`)
+  }
+  for (const statement of [...ChangeLog.SCHEMA, ...Ledger.SCHEMA]) storage.rawUnsafe(statement)
+
+  let rebuilt = false
+  const logs: Array<ChannelLog> = []
+  for (const channel of channels.values()) {
+    const known = storage.rawUnsafe(`SELECT idx FROM _psync_channels WHERE name = ?`, channel.name)[0]?.[0]
+    const index = known === undefined
+      ? Number(storage.rawUnsafe(
+        `INSERT INTO _psync_channels (name, idx) SELECT ?, coalesce(max(idx), 0) + 1 FROM _psync_channels RETURNING idx`,
+        channel.name
+      )[0]![0])
+      : Number(known)
+    const info = describe(storage, channel, index)
+    const wanted = ChangeLog.triggerSql(info)
+    const have = new Set(storage.rawUnsafe(
+      `SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? AND name LIKE '\\_psync\\_%' ESCAPE '\\'`,
+      channel.table
+    ).map((r) => String(r[0])))
+    if (have.size !== wanted.length || wanted.some((statement) => !have.has(statement))) {
+      for (const name of ChangeLog.triggerNames(channel.table)) storage.rawUnsafe(`DROP TRIGGER IF EXISTS ${name}`)
+      for (const statement of wanted) storage.rawUnsafe(statement)
+      // a channel that was captured before lost changes while its triggers were missing or different
+      if (known !== undefined) rebuilt = true
+    }
+    const t = ChangeLog.q(channel.table)
+    logs.push({
+      info,
+      query: ChangeLog.changesQuery(info),
+      all: `SELECT * FROM ${t} WHERE ${ChangeLog.q(info.deletedAt)} IS NULL${info.hasRowid ? " ORDER BY rowid" : ""}`,
+      check: recordChecker(info)
+    })
+  }
+
+  let history = meta(storage, "history")
+  const newHistory = history === undefined || rebuilt
+  if (newHistory) {
+    history = newHistoryId()
+    storage.rawUnsafe(`DELETE FROM _psync_log`)
+    storage.rawUnsafe(`DELETE FROM _psync_checkpoints`)
+    setMeta(storage, "history", history)
+    setMeta(storage, "published", 0)
+    setMeta(storage, "horizon", 0)
+  }
+  const after = storage.usage()
+  return {
+    logs,
+    state: {
+      history: String(history),
+      published: Number(meta(storage, "published") ?? 0),
+      horizon: Number(meta(storage, "horizon") ?? 0)
+    },
+    report: {
+      history: String(history),
+      newHistory,
+      usage: { rowsRead: after.rowsRead - before.rowsRead, rowsWritten: after.rowsWritten - before.rowsWritten }
+    } satisfies InstallReport
+  }
+}
+
+const gcSync = (
+  storage: StorageShape,
+  logs: ReadonlyArray<ChannelLog>,
+  config: { readonly tombstoneRetentionMs: number; readonly clientRetentionMs: number },
+  now: number,
+  published: number,
+  horizon: number
+): GcResult => {
+  const cutoff = now - config.tombstoneRetentionMs
+  let purged = 0
+  for (const { info } of logs) {
+    const d = ChangeLog.q(info.deletedAt)
+    purged += storage.rawUnsafe(`DELETE FROM ${ChangeLog.q(info.channel.table)} WHERE ${d} IS NOT NULL AND ${d} < ? RETURNING 1`, cutoff).length
+  }
+  // the purge is not a change clients need (they dropped these rows when they were soft deleted), and
+  // the soft delete's own entry now finds no row, so a cursor from before it still learns of the delete
+  storage.rawUnsafe(`DELETE FROM _psync_log WHERE version > ?`, published)
+  storage.rawUnsafe(`INSERT OR REPLACE INTO _psync_checkpoints (at, version) VALUES (?, ?)`, now, published)
+  const old = storage.rawUnsafe(`SELECT at, version FROM _psync_checkpoints WHERE at < ? ORDER BY at DESC LIMIT 1`, cutoff)[0]
+  let next = horizon
+  if (old !== undefined) {
+    next = Math.max(horizon, Number(old[1]))
+    storage.rawUnsafe(`DELETE FROM _psync_checkpoints WHERE at < ?`, old[0]!)
+    storage.rawUnsafe(ChangeLog.TRUNCATE, next)
+  }
+  storage.rawUnsafe(ChangeLog.COMPACT)
+  setMeta(storage, "horizon", next)
+  const idleSince = now - config.clientRetentionMs
+  const clientsPruned = Number(storage.rawUnsafe(`SELECT count(*) FROM _psync_clients WHERE seen < ?`, idleSince)[0]?.[0] ?? 0)
+  if (clientsPruned > 0) for (const statement of Ledger.PRUNE) storage.rawUnsafe(statement, idleSince)
+  return { purged, horizon: next, clientsPruned }
 }
 
 /** Row values SQLite may hold, re-exported for handler authors. */

@@ -31,6 +31,9 @@ export interface DurableObjectSql {
     exec(query: string, ...bindings: Array<unknown>): {
       raw(): IterableIterator<Array<SqlValue>>
       toArray(): Array<Record<string, SqlValue>>
+      /** Rows read and written so far by this statement (billed on Cloudflare); final once the cursor is consumed. */
+      readonly rowsRead?: number
+      readonly rowsWritten?: number
     }
   }
   transaction<T>(closure: () => Promise<T>): Promise<T>
@@ -55,6 +58,14 @@ export interface StorageShape {
   readonly rawUnsafe: (sql: string, ...params: ReadonlyArray<SqlValue>) => Array<Array<SqlValue>>
   /** Runs `self` in a transaction: its writes commit together or not at all. */
   readonly transaction: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | StorageError, R>
+  /** Rows read and written by every statement so far, as the engine counts them (zeros where it does not). */
+  readonly usage: () => StorageUsage
+}
+
+/** Rows read and written, as Cloudflare bills them. */
+export interface StorageUsage {
+  readonly rowsRead: number
+  readonly rowsWritten: number
 }
 
 let instances = 0
@@ -70,6 +81,8 @@ export const make = (options: {
    * faster, but a body that awaits fails instead of committing.
    */
   readonly atomicallySync?: (<T>(body: () => T) => T) | undefined
+  /** The engine's running counts of rows read and written, when it keeps them. */
+  readonly usage?: (() => StorageUsage) | undefined
 }): StorageShape => {
   const failed = (sql: string) => (cause: unknown) =>
     new StorageError({ message: `${cause instanceof Error ? cause.message : String(cause)} (in: ${sql.slice(0, 120)})`, cause })
@@ -127,7 +140,9 @@ export const make = (options: {
     }
     return exit!
   }
+  const noUsage: StorageUsage = { rowsRead: 0, rowsWritten: 0 }
   return {
+    usage: options.usage ?? (() => noUsage),
     rawUnsafe: (sql, ...params) => options.raw(sql, params),
     raw: (sql, ...params) => Effect.try({ try: () => options.raw(sql, params), catch: failed(sql) }),
     exec: (sql, ...params) => Effect.try({ try: () => options.objects(sql, params), catch: failed(sql) }),
@@ -150,9 +165,26 @@ export class Storage extends Context.Service<Storage, StorageShape>()("effect-pa
     Effect.gen(function*() {
       const storage = yield* DurableObjectStorage
       const { synchronousHandlers } = yield* SyncConfig
+      let rowsRead = 0
+      let rowsWritten = 0
+      const count = (cursor: { readonly rowsRead?: number; readonly rowsWritten?: number }) => {
+        rowsRead += cursor.rowsRead ?? 0
+        rowsWritten += cursor.rowsWritten ?? 0
+      }
       return make({
-        raw: (sql, params) => Array.from(storage.sql.exec(sql, ...params).raw()),
-        objects: (sql, params) => storage.sql.exec(sql, ...params).toArray(),
+        raw: (sql, params) => {
+          const cursor = storage.sql.exec(sql, ...params)
+          const rows = Array.from(cursor.raw())
+          count(cursor)
+          return rows
+        },
+        objects: (sql, params) => {
+          const cursor = storage.sql.exec(sql, ...params)
+          const rows = cursor.toArray()
+          count(cursor)
+          return rows
+        },
+        usage: () => ({ rowsRead, rowsWritten }),
         atomically: (body) => storage.transaction(body),
         atomicallySync: synchronousHandlers ? (body) => storage.transactionSync(body) : undefined
       })

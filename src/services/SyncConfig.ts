@@ -29,12 +29,24 @@ export class Channels extends Context.Service<Channels, ReadonlyMap<string, Chan
 export interface SyncOptions {
   /** Soft-deleted rows older than this (by their `deleted_at`, in ms) are removed by the GC alarm. */
   readonly tombstoneRetentionMs: number
+  /**
+   * Clients (their applied and refused sequence numbers) not seen for this
+   * long are forgotten by the GC alarm. A forgotten client's re-sent action
+   * that was first sent before then is refused with `ClientExpired`.
+   */
+  readonly clientRetentionMs: number
   /** How often the GC alarm runs. 0 disables it. */
   readonly gcIntervalMs: number
   /** Inbound frames larger than this are refused with `FrameTooLarge`. */
   readonly maxInboundFrameBytes: number
   /** Outbound frames are split to stay below this. */
   readonly maxOutboundFrameBytes: number
+  /**
+   * After two sync answers for a channel on a connection, further Subscribes
+   * for it are answered at most once per this many ms (more get
+   * `TooManyInFlight`, which clients retry later).
+   */
+  readonly minSyncIntervalMs: number
   /** Actions a connection may have queued at once before `TooManyInFlight`. */
   readonly maxInFlightPerConnection: number
   /**
@@ -49,10 +61,12 @@ export interface SyncOptions {
 /** The default tunables. */
 export const defaultOptions: SyncOptions = {
   tombstoneRetentionMs: 7 * 24 * 60 * 60 * 1000,
+  clientRetentionMs: 30 * 24 * 60 * 60 * 1000,
   gcIntervalMs: 60 * 60 * 1000,
   maxInboundFrameBytes: DEFAULT_MAX_INBOUND_FRAME_BYTES,
   maxOutboundFrameBytes: MAX_OUTBOUND_FRAME_BYTES,
   maxInFlightPerConnection: 64,
+  minSyncIntervalMs: 1_000,
   synchronousHandlers: false
 }
 

@@ -13,11 +13,11 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { afterEach, describe, expect, it } from "vitest"
 import { todos } from "../../fixtures/todo-sync/src/shared.ts"
-import { createSyncClient, HandlerFailed, InvalidAction, make, makeMemoryStore, type PlainSyncClient } from "../../src/client/index.ts"
+import { ActionRejected, createSyncClient, InvalidAction, make, makeMemoryStore, type PlainSyncClient } from "../../src/client/index.ts"
 import * as Channel from "../../src/protocol/Channel.ts"
 import { hooks } from "../helpers/hooks.ts"
 import { workerUrl } from "../helpers/inject.ts"
-import { freshRoom, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
+import { freshRoom, ProtocolClient, roomUrl, keyOf } from "../helpers/protocol.ts"
 import { eventually, GatedSocket, ids, opened, partySocket, texts } from "./support.ts"
 
 type Todo = typeof todos.record.Type
@@ -159,17 +159,18 @@ describe("sync client against the real worker", () => {
     const room = freshRoom("dupe")
     // a previous client delivered seq 1 but crashed before it could forget it
     const raw = await ProtocolClient.connect(roomUrl(workerUrl(), room))
-    raw.send({ _tag: "Action", requestId: "r1", channel: "todos", clientId: "crashed", seq: 1, action: create("1", "once") })
+    raw.send({ _tag: "Action", requestId: "r1", channel: "todos", clientId: "crashed", clientKey: keyOf("crashed"), seq: 1, action: create("1", "once") })
     await raw.next((m) => m._tag === "Ack")
     raw.socket.close()
     const store = makeMemoryStore()
     const url = new URL(workerUrl())
-    const ns = `effect-partysync/v1/${encodeURIComponent(`${url.host}/to-dos/${room}`)}/todos/`
+    const ns = `effect-partysync/v2/${encodeURIComponent(`${url.host}/to-dos/${room}`)}/todos/`
     await Effect.runPromise(store.set(`${ns}pending/crashed`, JSON.stringify({
       owner: "crashed",
+      key: keyOf("crashed"),
       heartbeat: 0,
       nextSeq: 2,
-      entries: [{ clientId: "crashed", seq: 1, action: create("1", "once") }]
+      entries: [{ clientId: "crashed", clientKey: keyOf("crashed"), seq: 1, action: create("1", "once") }]
     })))
 
     const a = setup(room, { store })
@@ -186,10 +187,10 @@ describe("sync client against the real worker", () => {
     await live(a.client)
     await a.client.send(create("ok", "fine"))
     const error = await a.client.send(create("bad", "   ")).then(() => undefined, (e: unknown) => e)
-    expect(error).toBeInstanceOf(HandlerFailed)
-    expect(error).toMatchObject({ reason: "Failed", message: "text must be 1 to 200 characters" })
+    expect(error).toBeInstanceOf(ActionRejected)
+    expect(error).toMatchObject({ message: "text must be 1 to 200 characters" })
     expect(ids(a.client.getSnapshot())).toEqual(["ok"])
-    expect(a.client.getStatus()).toMatchObject({ pending: 0, lastError: { reason: "HandlerFailed" } })
+    expect(a.client.getStatus()).toMatchObject({ pending: 0, lastError: { reason: "ActionRejected" } })
     expect(await hooks(workerUrl(), room).rows()).toHaveLength(1)
   })
 

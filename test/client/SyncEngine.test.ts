@@ -17,6 +17,7 @@ const engine = (optimistic?: (rows: ReadonlyArray<Todo>, a: TodoAction) => Reado
   const sent: Array<ClientMessage> = []
   const e = new SyncEngine<Todo, TodoAction>({
     channel: "todos",
+    schema: 1,
     decodeRows: rowDecoder(todos.record),
     optimistic,
     maxInFlight: 2,
@@ -34,13 +35,13 @@ const change = (version: number, rows: Array<Todo>, deleted: Array<string> = [])
 describe("SyncEngine", () => {
   it("subscribes from its cursor, buffers a sync answer until Synced, then replays what arrived meanwhile", () => {
     const { e, sent } = engine()
-    e.load(5, [row("a", "cached")])
+    e.load(5, "h1", [row("a", "cached")])
     e.connected()
-    expect(sent[0]).toEqual({ _tag: "Subscribe", channel: "todos", since: 5 })
+    expect(sent[0]).toEqual({ _tag: "Subscribe", channel: "todos", since: 5, history: "h1", schema: 1 })
     e.receive({ _tag: "SyncRows", channel: "todos", reset: false, rows: [row("b", "new")], deleted: ["a"] })
     e.receive(change(9, [row("c", "live")]))
     expect(e.snapshot().map((r) => r[0])).toEqual(["a"])
-    e.receive({ _tag: "Synced", channel: "todos", version: 8, reset: false })
+    e.receive({ _tag: "Synced", channel: "todos", version: 8, reset: false, history: "h1" })
     expect(e.snapshot().map((r) => r[0])).toEqual(["b", "c"])
     expect(e.cursor).toBe(9)
     expect(e.status().connection).toBe("live")
@@ -48,10 +49,10 @@ describe("SyncEngine", () => {
 
   it("a reset replaces the state; changes at or below the cursor are skipped", () => {
     const { e } = engine()
-    e.load(3, [row("old", "gone after reset")])
+    e.load(3, "h1", [row("old", "gone after reset")])
     e.connected()
     e.receive({ _tag: "SyncRows", channel: "todos", reset: true, rows: [row("x", "one")], deleted: [] })
-    e.receive({ _tag: "Synced", channel: "todos", version: 10, reset: true })
+    e.receive({ _tag: "Synced", channel: "todos", version: 10, reset: true, history: "h1" })
     e.receive(change(10, [row("x", "stale")]))
     e.receive(change(11, [], ["x"]))
     e.receive(change(12, [row("y", "two"), row("z", "tomb", 5)]))
@@ -62,9 +63,9 @@ describe("SyncEngine", () => {
   it("keeps creation order when a row is updated, and one row per id when a reducer re-adds a confirmed row", () => {
     const { e, sent } = engine((rows, a) => a.type === "create" ? [...rows, row(a.payload.id, a.payload.text)] : rows)
     e.connected()
-    e.receive({ _tag: "Synced", channel: "todos", version: 1, reset: true })
+    e.receive({ _tag: "Synced", channel: "todos", version: 1, reset: true, history: "h1" })
     e.receive(change(2, [row("a", "A"), row("b", "B")]))
-    e.enqueue({ clientId: "c", seq: 1, requestId: "c:1", action: { type: "create", payload: { id: "n", text: "mine", completed: 0 } }, encoded: null, sent: false, waiter: undefined }, true)
+    e.enqueue({ clientId: "c", clientKey: "key-key-key-key-c", firstSentAt: undefined, seq: 1, requestId: "c:1", action: { type: "create", payload: { id: "n", text: "mine", completed: 0 } }, encoded: null, sent: false, waiter: undefined }, true)
     expect(sent.at(-1)).toMatchObject({ _tag: "Action", seq: 1 })
     expect([...e.status().pendingIds]).toEqual(["n"])
     // its Change arrives before its Ack: no duplicate, no flicker
@@ -80,11 +81,11 @@ describe("SyncEngine", () => {
     const { e, sent } = engine()
     e.connected()
     for (let seq = 1; seq <= 4; seq++) {
-      e.enqueue({ clientId: "c", seq, requestId: `c:${seq}`, action: { type: "delete", payload: { id: String(seq) } }, encoded: null, sent: false, waiter: undefined }, true)
+      e.enqueue({ clientId: "c", clientKey: "key-key-key-key-c", firstSentAt: undefined, seq, requestId: `c:${seq}`, action: { type: "delete", payload: { id: String(seq) } }, encoded: null, sent: false, waiter: undefined }, true)
     }
     const actions = () => sent.filter((m) => m._tag === "Action").map((m) => (m as { seq: number }).seq)
     expect(actions()).toEqual([1, 2])
-    e.receive({ _tag: "Synced", channel: "todos", version: 0, reset: true })
+    e.receive({ _tag: "Synced", channel: "todos", version: 0, reset: true, history: "h1" })
     e.receive({ _tag: "Failure", requestId: "c:1", channel: "todos", reason: "HandlerFailed", message: "no" })
     expect(actions()).toEqual([1, 2, 3])
     e.disconnected()
@@ -96,7 +97,7 @@ describe("SyncEngine", () => {
   it("reports a row that does not decode and applies the others", () => {
     const { e } = engine()
     e.connected()
-    e.receive({ _tag: "Synced", channel: "todos", version: 0, reset: true })
+    e.receive({ _tag: "Synced", channel: "todos", version: 0, reset: true, history: "h1" })
     e.receive(change(1, [row("ok", "fine"), ["bad", 42] as unknown as Todo]))
     expect(e.snapshot().map((r) => r[0])).toEqual(["ok"])
     expect(e.status().lastError?.reason).toBe("InvalidRecord")

@@ -23,12 +23,15 @@ export const hooks = (workerUrl: string, room: string) => ({
   clients: () => call<Array<{ client_id: string; seq: number }>>(workerUrl, room, "clients"),
   /** Inserts a row with raw SQL from an HTTP handler, outside any action. */
   rawWrite: (id: string, text: string) => call<{ ok: true }>(workerUrl, room, "raw-write", { id, text }),
-  /** Inserts a row with raw SQL from a method called over RPC (no fetch of the object involved). */
-  rpcRawWrite: async (id: string, text: string) => {
+  /**
+   * Inserts a row with raw SQL from a method called over RPC (no fetch of the
+   * object involved); the method calls `publishChanges()` unless `publish` is false.
+   */
+  rpcRawWrite: async (id: string, text: string, publish = true) => {
     const response = await fetch(`${workerUrl.replace(/\/$/, "")}/rpc/raw-write/${encodeURIComponent(room)}`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ id, text })
+      body: JSON.stringify({ id, text, publish })
     })
     if (!response.ok) throw new Error(`rpc raw-write answered ${response.status}: ${await response.text()}`)
     return (await response.json()) as { ok: true }
@@ -38,5 +41,17 @@ export const hooks = (workerUrl: string, room: string) => ({
   /** An id of the object's in-memory instance: it changes when the object is evicted or hibernates. */
   instance: () => call<{ instance: string }>(workerUrl, room, "instance").then((r) => r.instance),
   /** Runs tombstone GC as if the time were `now`. */
-  gc: (now: number) => call<{ purged: number; horizon: number }>(workerUrl, room, "gc", { now })
+  gc: (now: number) => call<{ purged: number; horizon: number; clientsPruned: number }>(workerUrl, room, "gc", { now }),
+  /** Slows `authorizeAction` by this many scheduler yields (CPU-bound work). */
+  actionSteps: (steps: number) => call<{ ok: true }>(workerUrl, room, "action-steps", { steps }),
+  /** Writes a row in a user transaction that awaits and then rolls back. */
+  rolledBackWrite: (id: string, text: string) => call<{ outcome: string }>(workerUrl, room, "rolled-back-write", { id, text }),
+  /** Inserts `count` rows in one statement. */
+  seed: (from: number, count: number) => call<{ ok: true }>(workerUrl, room, "seed", { from, count }),
+  /** Wipes the object's storage (deleteAll), recreates the table and restarts sync. */
+  wipe: () => call<{ ok: true }>(workerUrl, room, "wipe", {}),
+  /** What the object's last start of the sync services did and cost. */
+  installation: () => call<{ history: string; newHistory: boolean; usage: { rowsRead: number; rowsWritten: number } } | null>(workerUrl, room, "installation"),
+  /** The change log: [version, id, deleted]. */
+  log: () => call<Array<[number, string, number]>>(workerUrl, room, "log")
 })

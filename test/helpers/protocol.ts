@@ -21,6 +21,9 @@ import {
 /** Default wait for a frame: generous, the machine may be loaded. */
 export const DEFAULT_TIMEOUT_MS = 15_000
 
+/** The client key a test client uses for a client id: stable, so re-sends of that id are accepted. */
+export const keyOf = (clientId: string): string => `test-key-${clientId}`.padEnd(16, "-")
+
 /** A fresh room name, so tests never share a Durable Object. */
 export const freshRoom = (prefix = "t"): string => `${prefix}-${randomUUID()}`
 
@@ -58,6 +61,7 @@ export interface SyncResult {
   readonly deleted: ReadonlyArray<string | number>
   readonly reset: boolean
   readonly version: number
+  readonly history: string
 }
 
 interface Waiter {
@@ -65,6 +69,14 @@ interface Waiter {
   readonly from: number
   readonly resolve: (index: number) => void
 }
+
+/**
+ * The history last seen in a `Synced` for each room and channel, by any
+ * client of this test process: `subscribe` resumes in it by default, as a
+ * client's cache would.
+ */
+const histories = new Map<string, string>()
+const historyKey = (url: string, channel: string) => `${new URL(url).pathname}#${channel}`
 
 /** A WebSocket speaking the protocol, recording every frame it receives. */
 export class ProtocolClient {
@@ -97,6 +109,7 @@ export class ProtocolClient {
       }
       // an Ack carries its sender's Change frames: list them before it, as separate frames would be
       const message = exit.value
+      if (message._tag === "Synced") histories.set(historyKey(url, message.channel), message.history)
       if (message._tag === "Ack") for (const change of message.changes ?? []) this.#push(change, 0)
       this.#push(message, Buffer.byteLength(data, "utf8"))
     })
@@ -198,10 +211,19 @@ export class ProtocolClient {
     })
   }
 
-  /** Subscribes and collects the sync answer (all `SyncRows` chunks up to `Synced`). */
-  async subscribe(channel: string, since: number | null, options: { timeoutMs?: number } = {}): Promise<SyncResult> {
+  /**
+   * Subscribes and collects the sync answer (all `SyncRows` chunks up to
+   * `Synced`). A cursor resumes in `options.history`, by default the last
+   * history any test client saw for this room.
+   */
+  async subscribe(
+    channel: string,
+    since: number | null,
+    options: { timeoutMs?: number; history?: string | undefined } = {}
+  ): Promise<SyncResult> {
     const from = this.mark()
-    this.send({ _tag: "Subscribe", channel, since })
+    const history = options.history ?? histories.get(historyKey(this.url, channel))
+    this.send({ _tag: "Subscribe", channel, since, ...(history === undefined ? {} : { history }) })
     const synced = await this.next<Synced>(
       (m) => m._tag === "Synced" && m.channel === channel,
       { from, what: `Synced for ${channel}`, ...options }
@@ -215,7 +237,8 @@ export class ProtocolClient {
       rows: chunks.flatMap((c) => c.rows),
       deleted: chunks.flatMap((c) => c.deleted),
       reset: synced.reset,
-      version: synced.version
+      version: synced.version,
+      history: synced.history
     }
   }
 
@@ -226,12 +249,21 @@ export class ProtocolClient {
 
   /** Sends an action and waits for its `Ack` or `Failure` (matched by request id). */
   async act(
-    input: { channel?: string; clientId: string; seq: number; action: unknown; requestId?: string },
+    input: { channel?: string; clientId: string; clientKey?: string; seq: number; action: unknown; requestId?: string; sentAt?: number },
     options: { timeoutMs?: number } = {}
   ): Promise<Ack | Failure> {
     const requestId = input.requestId ?? this.nextRequestId()
     const from = this.mark()
-    this.send({ _tag: "Action", requestId, channel: input.channel ?? "todos", clientId: input.clientId, seq: input.seq, action: input.action })
+    this.send({
+      _tag: "Action",
+      requestId,
+      channel: input.channel ?? "todos",
+      clientId: input.clientId,
+      clientKey: input.clientKey ?? keyOf(input.clientId),
+      seq: input.seq,
+      action: input.action,
+      ...(input.sentAt === undefined ? {} : { sentAt: input.sentAt })
+    })
     return this.next<Ack | Failure>(
       (m) => (m._tag === "Ack" || m._tag === "Failure") && m.requestId === requestId,
       { from, what: `Ack or Failure for ${requestId}`, ...options }

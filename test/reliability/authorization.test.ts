@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest"
 import { hooks } from "../helpers/hooks.ts"
 import { protocolClients } from "../helpers/clients.ts"
 import { workerUrl } from "../helpers/inject.ts"
-import { expectAck, expectFailure, freshRoom, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
+import { expectAck, expectFailure, freshRoom, ProtocolClient, roomUrl, keyOf } from "../helpers/protocol.ts"
 import { create, remove, update } from "../helpers/todos.ts"
 
 const { track } = protocolClients()
@@ -59,7 +59,7 @@ const seeded = async (prefix: string) => {
   const room = freshRoom(prefix)
   const owner = await connect(room)
   await owner.subscribe("todos", null)
-  expectAck(await owner.act({ clientId: "owner", seq: 1, action: create("t1", "first") }))
+  expectAck(await owner.act({ clientId: "owner", clientKey: keyOf("owner"), seq: 1, action: create("t1", "first") }))
   const h = hooks(workerUrl(), room)
   const before = { rows: await h.rows(), clients: await h.clients() }
   return {
@@ -78,8 +78,8 @@ describe("authorization on connect", () => {
     const t = await seeded("auth-none")
     const c = await connect(t.room)
     expect((await c.subscribe("todos", null)).rows.map((r) => r[0])).toEqual(["t1"])
-    expectAck(await c.act({ clientId: "anon", seq: 1, action: create("t2", "second") }))
-    expectAck(await c.act({ clientId: "anon", seq: 2, action: remove("t2") }))
+    expectAck(await c.act({ clientId: "anon", clientKey: keyOf("anon"), seq: 1, action: create("t2", "second") }))
+    expectAck(await c.act({ clientId: "anon", clientKey: keyOf("anon"), seq: 2, action: remove("t2") }))
     expect((await t.h.rows()).map((r) => [r[0], r[5] === null])).toEqual([["t1", true], ["t2", false]])
     expect(await upgradeStatus(withToken(t.room, undefined))).toMatchObject({ status: 101 })
   })
@@ -109,7 +109,7 @@ describe("authorization on connect", () => {
       socket.addEventListener("error", () => reject(new Error("forged-header socket failed to open")), { once: true })
       socket.addEventListener("message", (event) => resolve(JSON.parse(String(event.data))), { once: true })
       socket.addEventListener("open", () => {
-        socket.send(JSON.stringify({ _tag: "Action", requestId: "forged", channel: "todos", clientId: "forger", seq: 1, action: remove("t1") }))
+        socket.send(JSON.stringify({ _tag: "Action", requestId: "forged", channel: "todos", clientId: "forger", clientKey: keyOf("forger"), seq: 1, action: remove("t1") }))
       }, { once: true })
     })
     socket.close()
@@ -127,7 +127,7 @@ describe("read-only connections", () => {
 
     const actions = [create("ro", "from a reader"), update("t1", { text: "changed by a reader" }), remove("t1"), { type: "nonsense" }]
     for (const [i, action] of actions.entries()) {
-      const reply = expectFailure(await reader.act({ clientId: "reader", seq: i + 1, action, requestId: `ro-${i}` }))
+      const reply = expectFailure(await reader.act({ clientId: "reader", clientKey: keyOf("reader"), seq: i + 1, action, requestId: `ro-${i}` }))
       expect(reply).toMatchObject({ reason: "ReadOnly", requestId: `ro-${i}`, channel: "todos" })
     }
     expect(reader.changes()).toEqual([])
@@ -135,7 +135,7 @@ describe("read-only connections", () => {
 
     // still subscribed: a writer's change reaches the reader
     const from = reader.mark()
-    const ack = expectAck(await t.owner.act({ clientId: "owner", seq: 2, action: update("t1", { completed: 1 }) }))
+    const ack = expectAck(await t.owner.act({ clientId: "owner", clientKey: keyOf("owner"), seq: 2, action: update("t1", { completed: 1 }) }))
     const change = await reader.next((m) => m._tag === "Change" && m.version === ack.version, { from })
     expect(change).toMatchObject({ rows: [["t1", "first", 1, expect.any(Number), expect.any(Number), null]] })
   })
@@ -146,25 +146,25 @@ describe("authorization per action", () => {
     const t = await seeded("auth-guest")
     const guest = await connect(t.room, "guest")
     await guest.subscribe("todos", null)
-    expectAck(await guest.act({ clientId: "guest-1", seq: 1, action: create("g1", "by a guest") }))
-    expectAck(await guest.act({ clientId: "guest-1", seq: 2, action: update("t1", { completed: 1 }) }))
+    expectAck(await guest.act({ clientId: "guest-1", clientKey: keyOf("guest-1"), seq: 1, action: create("g1", "by a guest") }))
+    expectAck(await guest.act({ clientId: "guest-1", clientKey: keyOf("guest-1"), seq: 2, action: update("t1", { completed: 1 }) }))
     const h = t.h
     const before = { rows: await h.rows(), clients: await h.clients() }
 
     const from = guest.mark()
-    const refused = expectFailure(await guest.act({ clientId: "guest-1", seq: 3, action: remove("g1"), requestId: "del" }))
+    const refused = expectFailure(await guest.act({ clientId: "guest-1", clientKey: keyOf("guest-1"), seq: 3, action: remove("g1"), requestId: "del" }))
     expect(refused).toMatchObject({ reason: "NotAuthorized", requestId: "del", channel: "todos", message: "guests may not delete todos" })
     expect(guest.messages.slice(from).filter((m) => m._tag === "Change")).toEqual([])
     expect(await h.rows()).toEqual(before.rows)
     expect(await h.clients()).toEqual(before.clients)
 
     // seq 3 is still free for an allowed action
-    const next = expectAck(await guest.act({ clientId: "guest-1", seq: 3, action: create("g2", "still a guest") }))
+    const next = expectAck(await guest.act({ clientId: "guest-1", clientKey: keyOf("guest-1"), seq: 3, action: create("g2", "still a guest") }))
     expect(next.duplicate).toBe(false)
     expect((await h.clients()).find((c) => c.client_id === "guest-1")?.seq).toBe(3)
 
     // the rule is per principal: a full-access connection may delete the same row
-    expectAck(await t.owner.act({ clientId: "owner", seq: 2, action: remove("g1") }))
+    expectAck(await t.owner.act({ clientId: "owner", clientKey: keyOf("owner"), seq: 2, action: remove("g1") }))
     expect((await h.rows()).find((r) => r[0] === "g1")?.[5]).not.toBeNull()
   })
 })

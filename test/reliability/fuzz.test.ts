@@ -15,7 +15,7 @@ import { todos } from "../../fixtures/todo-sync/src/shared.ts"
 import { decodeClientMessage, type ErrorReason, type ServerMessage } from "../../src/protocol/Protocol.ts"
 import { hooks } from "../helpers/hooks.ts"
 import { workerUrl } from "../helpers/inject.ts"
-import { expectAck, freshRoom, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
+import { expectAck, freshRoom, ProtocolClient, roomUrl, keyOf } from "../helpers/protocol.ts"
 import { create, remove, update } from "../helpers/todos.ts"
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261126)
@@ -27,7 +27,7 @@ interface Case {
   readonly frame: string | Uint8Array<ArrayBuffer>
   /** Failure reasons that are correct for this frame. */
   readonly reasons: ReadonlyArray<ErrorReason>
-  /** A re-sent (clientId, seq): the correct reply is a duplicate Ack. */
+  /** A re-sent (clientId, clientKey: keyOf(clientId), seq): the correct reply is a duplicate Ack. */
   readonly duplicate?: boolean
 }
 
@@ -62,7 +62,7 @@ const validAction = fc.oneof(
 const validFrames = fc.oneof(
   fc.constant({ _tag: "Subscribe", channel: "todos", since: null } as Record<string, unknown>),
   fc.constant({ _tag: "Unsubscribe", channel: "todos" } as Record<string, unknown>),
-  validAction.map((action) => ({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "fz", seq: 1, action }) as Record<string, unknown>)
+  validAction.map((action) => ({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "fz", clientKey: keyOf("fz"), seq: 1, action }) as Record<string, unknown>)
 )
 const hugeNumber = fc.constantFrom(2 ** 53, 2 ** 53 + 2, 1e308, -1e308, -1, 0, 0.5, 1.000001, Number.MAX_VALUE, Number.MIN_VALUE)
 const nested = (depth: number, leaf: unknown): unknown => {
@@ -106,7 +106,7 @@ const wrongTypes = fc.tuple(
 const hugeLiterals = fc.constantFrom("1e400", "-1e400", "1e-400", "123456789012345678901234567890", "9007199254740993")
   .map((n): Case => ({
     kind: "huge number literal",
-    frame: `{"_tag":"Action","requestId":"rq","channel":"todos","clientId":"fz","seq":${n},"action":{"type":"delete","payload":{"id":"seed"}}}`,
+    frame: `{"_tag":"Action","requestId":"rq","channel":"todos","clientId":"fz","clientKey":"${keyOf("fz")}","seq":${n},"action":{"type":"delete","payload":{"id":"seed"}}}`,
     reasons: ["UnknownMessage"]
   }))
   .filter((c) => !decodes(c.frame as string))
@@ -115,7 +115,7 @@ const deepNesting = fc.oneof(
   // inside the action: the channel's Schema refuses it
   fc.integer({ min: 50, max: 3_000 }).map((depth): Case => ({
     kind: "deep nesting in the action",
-    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "fz", seq: 1, action: nested(depth, "x") }),
+    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "fz", clientKey: keyOf("fz"), seq: 1, action: nested(depth, "x") }),
     reasons: ["InvalidAction"]
   })),
   // a bare deep array: either the parser refuses it or it is no message
@@ -129,7 +129,7 @@ const deepNesting = fc.oneof(
 const bigStrings = fc.oneof(
   fc.constantFrom(1_000_000, 300 * 1024, 2_000_000).map((size): Case => ({
     kind: "string over the frame limit",
-    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "fz", seq: 1, action: create("big", "x".repeat(size)) }),
+    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "fz", clientKey: keyOf("fz"), seq: 1, action: create("big", "x".repeat(size)) }),
     reasons: ["FrameTooLarge"]
   })),
   fc.constantFrom(1_000_000, 300 * 1024).map((size): Case => ({
@@ -140,13 +140,13 @@ const bigStrings = fc.oneof(
   // under the frame limit but over the wire Schema's 10 000 characters
   fc.integer({ min: 10_001, max: 200_000 }).map((size): Case => ({
     kind: "text over the action Schema's limit",
-    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "fz", seq: 1, action: create("big", "y".repeat(size)) }),
+    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "fz", clientKey: keyOf("fz"), seq: 1, action: create("big", "y".repeat(size)) }),
     reasons: ["InvalidAction"]
   })),
   // within the Schema but refused by the server's rule (1 to 200 characters after trimming)
   fc.oneof(fc.integer({ min: 201, max: 10_000 }).map((n) => "z".repeat(n)), fc.constantFrom("", " ", "\t\n ")).map((text): Case => ({
     kind: "text refused by the handler",
-    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "fz", seq: 1, action: create("big", text) }),
+    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "fz", clientKey: keyOf("fz"), seq: 1, action: create("big", text) }),
     reasons: ["HandlerFailed"]
   }))
 )
@@ -163,7 +163,7 @@ const hostileChannels = fc.tuple(channelName, fc.constantFrom("Subscribe", "Unsu
       ? json({ _tag: tag, channel, since: null })
       : tag === "Unsubscribe"
       ? json({ _tag: tag, channel })
-      : json({ _tag: tag, requestId: "rq", channel, clientId: "fz", seq: 1, action }),
+      : json({ _tag: tag, requestId: "rq", channel, clientId: "fz", clientKey: keyOf("fz"), seq: 1, action }),
     reasons: ["UnknownChannel"]
   }))
 
@@ -171,7 +171,7 @@ const spoofed = fc.oneof(
   // another client's id with a sequence number it already used: applied once, never again
   fc.tuple(fc.integer({ min: 1, max: 3 }), validAction).map(([seq, action]): Case => ({
     kind: "spoofed client id with a used sequence number",
-    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "seed", seq, action }),
+    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "seed", clientKey: keyOf("seed"), seq, action }),
     reasons: [],
     duplicate: true
   })),
@@ -183,13 +183,13 @@ const spoofed = fc.oneof(
   ).filter(([, , action]) => !isTodoAction(action))
     .map(([clientId, seq, action]): Case => ({
       kind: "spoofed ids with an invalid action",
-      frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId, seq, action: action ?? null }),
+      frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId, clientKey: keyOf(clientId), seq, action: action ?? null }),
       reasons: ["InvalidAction"]
     })),
   // sequence numbers the protocol refuses
   fc.constantFrom(0, -1, -(2 ** 31), 1.5, 2 ** 53 + 2, 1e300).map((seq): Case => ({
     kind: "impossible sequence number",
-    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "seed", seq, action: remove("seed") }),
+    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "seed", clientKey: keyOf("seed"), seq, action: remove("seed") }),
     reasons: ["UnknownMessage"]
   }))
 )
@@ -220,9 +220,9 @@ beforeAll(async () => {
   client = await ProtocolClient.connect(roomUrl(workerUrl(), room))
   await client.subscribe("todos", null)
   // the "seed" client has applied seq 1..3; "fz" has applied nothing
-  expectAck(await client.act({ clientId: "seed", seq: 1, action: create("seed", "seed") }))
-  expectAck(await client.act({ clientId: "seed", seq: 2, action: update("seed", { text: "seed 2" }) }))
-  expectAck(await client.act({ clientId: "seed", seq: 3, action: create("other", "other") }))
+  expectAck(await client.act({ clientId: "seed", clientKey: keyOf("seed"), seq: 1, action: create("seed", "seed") }))
+  expectAck(await client.act({ clientId: "seed", clientKey: keyOf("seed"), seq: 2, action: update("seed", { text: "seed 2" }) }))
+  expectAck(await client.act({ clientId: "seed", clientKey: keyOf("seed"), seq: 3, action: create("other", "other") }))
 })
 afterAll(async () => {
   await client?.close()
@@ -264,7 +264,7 @@ describe("protocol fuzzing against the real worker", () => {
 
     // the same socket still serves valid frames: an action by a new client, then a new subscription
     const from = client.mark()
-    const ack = expectAck(await client.act({ clientId: "fz", seq: 1, action: create("after", "after the fuzz") }))
+    const ack = expectAck(await client.act({ clientId: "fz", clientKey: keyOf("fz"), seq: 1, action: create("after", "after the fuzz") }))
     expect(ack.duplicate).toBe(false)
     await client.next((m) => m._tag === "Change" && m.rows.some((r) => r[0] === "after"), { from })
     const resync = await client.subscribe("todos", null)
@@ -279,7 +279,7 @@ describe("protocol fuzzing against the real worker", () => {
     const hostile = ["x'); DROP TABLE todos; --", "1 OR 1=1", "\"; DELETE FROM _psync_clients; --", "sqlite_master", "🙂\u0000nul"]
     let seq = 0
     for (const text of hostile) {
-      expectAck(await c.act({ clientId: "'; DROP TABLE _psync_clients; --", seq: ++seq, action: create(text.slice(0, 64), text) }))
+      expectAck(await c.act({ clientId: "'; DROP TABLE _psync_clients; --", clientKey: keyOf("'; DROP TABLE _psync_clients; --"), seq: ++seq, action: create(text.slice(0, 64), text) }))
     }
     const rows = await h.rows()
     expect(rows.map((row) => [row[0], row[1]])).toEqual(hostile.map((t) => [t.slice(0, 64), t.trim()]))

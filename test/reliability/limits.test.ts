@@ -9,7 +9,7 @@ import { DEFAULT_MAX_INBOUND_FRAME_BYTES, type Ack, type Failure } from "../../s
 import { hooks } from "../helpers/hooks.ts"
 import { protocolClients } from "../helpers/clients.ts"
 import { workerUrl } from "../helpers/inject.ts"
-import { expectAck, freshRoom, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
+import { expectAck, freshRoom, ProtocolClient, roomUrl, keyOf } from "../helpers/protocol.ts"
 import { create } from "../helpers/todos.ts"
 
 const { track } = protocolClients()
@@ -33,7 +33,7 @@ const connect = async (room: string) => {
 /** An Action frame padded (in its requestId-free `action`) to exactly `bytes` UTF-8 bytes. */
 const frameOfSize = (bytes: number, id: string) => {
   const shell = (pad: string) =>
-    JSON.stringify({ _tag: "Action", requestId: id, channel: "todos", clientId: "size", seq: 1, action: { type: "create", payload: { id, text: pad, completed: 0 } } })
+    JSON.stringify({ _tag: "Action", requestId: id, channel: "todos", clientId: "size", clientKey: keyOf("size"), seq: 1, action: { type: "create", payload: { id, text: pad, completed: 0 } } })
   const overhead = Buffer.byteLength(shell(""), "utf8")
   const frame = shell("x".repeat(bytes - overhead))
   expect(Buffer.byteLength(frame, "utf8")).toBe(bytes)
@@ -74,7 +74,7 @@ describe("inbound frame size limit", () => {
       expect(failure.reason).toBe("FrameTooLarge")
       expect(c.closeEvent).toBeUndefined()
     }
-    expectAck(await c.act({ clientId: "size", seq: 1, action: create("small", "fits") }))
+    expectAck(await c.act({ clientId: "size", clientKey: keyOf("size"), seq: 1, action: create("small", "fits") }))
     expect((await hooks(workerUrl(), room).rows()).map((r) => r[0])).toEqual(["small"])
   })
 })
@@ -87,7 +87,7 @@ describe("actions in flight per connection", () => {
     const N = 200
     const from = c.mark()
     for (let i = 1; i <= N; i++) {
-      c.send({ _tag: "Action", requestId: `s${i}`, channel: "todos", clientId: "serial", seq: i, action: create(`s${i}`, `serial ${i}`) })
+      c.send({ _tag: "Action", requestId: `s${i}`, channel: "todos", clientId: "serial", clientKey: keyOf("serial"), seq: i, action: create(`s${i}`, `serial ${i}`) })
     }
     const versions: Array<number> = []
     for (let i = 1; i <= N; i++) {
@@ -112,7 +112,7 @@ describe("actions in flight per connection", () => {
     const from = c.mark()
     // each action under its own client id, so a refusal leaves no gap in anyone's sequence
     for (let i = 0; i < N; i++) {
-      c.send({ _tag: "Action", requestId: `p${i}`, channel: "todos", clientId: `pipe-${i}`, seq: 1, action: create(`p${i}`, `pipelined ${i}`) })
+      c.send({ _tag: "Action", requestId: `p${i}`, channel: "todos", clientId: `pipe-${i}`, clientKey: keyOf(`pipe-${i}`), seq: 1, action: create(`p${i}`, `pipelined ${i}`) })
     }
     const replies = new Map<string, Ack | Failure>()
     for (let i = 0; i < N; i++) {

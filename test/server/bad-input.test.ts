@@ -8,7 +8,7 @@ import type { ErrorReason, Failure } from "../../src/protocol/Protocol.ts"
 import { hooks } from "../helpers/hooks.ts"
 import { protocolClients } from "../helpers/clients.ts"
 import { workerUrl } from "../helpers/inject.ts"
-import { expectAck, expectFailure, freshRoom, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
+import { expectAck, expectFailure, freshRoom, ProtocolClient, roomUrl, keyOf } from "../helpers/protocol.ts"
 import { create } from "../helpers/todos.ts"
 
 const { track } = protocolClients()
@@ -21,7 +21,7 @@ const setup = async (prefix: string) => {
   const h = hooks(workerUrl(), room)
   const sync0 = await client.subscribe("todos", null)
   expect(sync0.reset).toBe(true)
-  const seed = expectAck(await client.act({ clientId: "seed", seq: 1, action: create("seed", "seed") }))
+  const seed = expectAck(await client.act({ clientId: "seed", clientKey: keyOf("seed"), seq: 1, action: create("seed", "seed") }))
   const before = { rows: await h.rows(), clients: await h.clients() }
   let seq = 1
   return {
@@ -32,7 +32,7 @@ const setup = async (prefix: string) => {
     unchangedAndUsable: async () => {
       expect(await h.rows()).toEqual(before.rows)
       expect(await h.clients()).toEqual(before.clients)
-      const ok = expectAck(await client.act({ clientId: "seed", seq: ++seq, action: create(`ok-${seq}`, "still works") }))
+      const ok = expectAck(await client.act({ clientId: "seed", clientKey: keyOf("seed"), seq: ++seq, action: create(`ok-${seq}`, "still works") }))
       expect(ok.duplicate).toBe(false)
       await client.waitFor((m) => m._tag === "Change" && m.rows.some((r) => r[0] === `ok-${seq}`))
       expect(client.invalid).toEqual([])
@@ -84,7 +84,7 @@ describe("bad input gets a typed Failure, writes nothing, and the connection sta
     "TODOS"
   ])("unknown channel %j -> UnknownChannel for actions and subscriptions", async (channel) => {
     const t = await setup("bad-channel")
-    const reply = expectFailure(await t.client.act({ channel, clientId: "evil", seq: 1, action: create("evil", "evil") }))
+    const reply = expectFailure(await t.client.act({ channel, clientId: "evil", clientKey: keyOf("evil"), seq: 1, action: create("evil", "evil") }))
     expectReason(reply, "UnknownChannel")
     expect(reply.channel).toBe(channel)
     const from = t.client.mark()
@@ -106,7 +106,7 @@ describe("bad input gets a typed Failure, writes nothing, and the connection sta
     ["not an object", "create x"]
   ])("a schema-invalid action (%s) -> InvalidAction with its request id", async (_, action) => {
     const t = await setup("bad-action")
-    const reply = expectFailure(await t.client.act({ clientId: "inv", seq: 1, action, requestId: "req-invalid" }))
+    const reply = expectFailure(await t.client.act({ clientId: "inv", clientKey: keyOf("inv"), seq: 1, action, requestId: "req-invalid" }))
     expectReason(reply, "InvalidAction")
     expect(reply.requestId).toBe("req-invalid")
     expect(reply.channel).toBe("todos")
@@ -116,15 +116,15 @@ describe("bad input gets a typed Failure, writes nothing, and the connection sta
   it("a frame over 256 KiB -> FrameTooLarge", async () => {
     const t = await setup("bad-size")
     const from = t.client.mark()
-    t.client.send({ _tag: "Action", requestId: "big", channel: "todos", clientId: "big", seq: 1, action: create("big", "x".repeat(300 * 1024)) })
+    t.client.send({ _tag: "Action", requestId: "big", channel: "todos", clientId: "big", clientKey: keyOf("big"), seq: 1, action: create("big", "x".repeat(300 * 1024)) })
     expectReason(await failureAfter(t.client, from, "FrameTooLarge"), "FrameTooLarge")
     // multi-byte text counts in bytes, not characters
     const from2 = t.client.mark()
-    t.client.send({ _tag: "Action", requestId: "big2", channel: "todos", clientId: "big", seq: 1, action: create("big2", "é".repeat(140 * 1024)) })
+    t.client.send({ _tag: "Action", requestId: "big2", channel: "todos", clientId: "big", clientKey: keyOf("big"), seq: 1, action: create("big2", "é".repeat(140 * 1024)) })
     expectReason(await failureAfter(t.client, from2, "FrameTooLarge (UTF-8)"), "FrameTooLarge")
     // astral characters are 2 UTF-16 units but 4 bytes: 160 Ki units, 320 KiB
     const from3 = t.client.mark()
-    t.client.send({ _tag: "Action", requestId: "big3", channel: "todos", clientId: "big", seq: 1, action: create("big3", "😀".repeat(80 * 1024)) })
+    t.client.send({ _tag: "Action", requestId: "big3", channel: "todos", clientId: "big", clientKey: keyOf("big"), seq: 1, action: create("big3", "😀".repeat(80 * 1024)) })
     expectReason(await failureAfter(t.client, from3, "FrameTooLarge (emoji)"), "FrameTooLarge")
     await t.unchangedAndUsable()
   })
@@ -137,25 +137,33 @@ describe("bad input gets a typed Failure, writes nothing, and the connection sta
     await t.unchangedAndUsable()
   })
 
-  it("a handler that refuses the action -> HandlerFailed with its message; the sequence number stays free", async () => {
+  it("a handler that refuses the action -> ActionRejected with its message; every re-send of that seq gets the same answer", async () => {
     const t = await setup("bad-handler")
+    const h = hooks(workerUrl(), t.room)
     const reply = expectFailure(await t.client.act({ clientId: "h", seq: 1, action: create("blank", "   ") }))
-    expectReason(reply, "HandlerFailed")
+    expectReason(reply, "ActionRejected")
     expect(reply.message).toBe("text must be 1 to 200 characters")
     expect(reply.channel).toBe("todos")
-    const tooLong = expectFailure(await t.client.act({ clientId: "h", seq: 1, action: create("long", "y".repeat(201)) }))
-    expectReason(tooLong, "HandlerFailed")
-    await t.unchangedAndUsable()
-    // a refused action recorded nothing, so the same seq can carry the next action
-    expectAck(await t.client.act({ clientId: "h", seq: 1, action: create("fine", "fine") }))
+    // decided once: the same seq with an action that would pass gets the same refusal, twice
+    for (let i = 0; i < 2; i++) {
+      const again = expectFailure(await t.client.act({ clientId: "h", seq: 1, action: create("fine", "fine") }))
+      expect([again.reason, again.message]).toEqual(["ActionRejected", "text must be 1 to 200 characters"])
+    }
+    expect((await h.rows()).map((r) => r[0])).toEqual(["seed"])
+    // the next seq is the client's to use
+    expectAck(await t.client.act({ clientId: "h", seq: 2, action: create("fine", "fine") }))
   })
 
-  it("a handler whose SQL fails (duplicate id) -> HandlerFailed and no change is published", async () => {
+  it("a handler whose SQL fails (duplicate id) -> HandlerFailed, no change is published, and a re-send is refused the same way", async () => {
     const t = await setup("bad-sql")
+    const h = hooks(workerUrl(), t.room)
     const from = t.client.mark()
-    const reply = expectFailure(await t.client.act({ clientId: "seed", seq: 99, action: create("seed", "again") }))
+    const reply = expectFailure(await t.client.act({ clientId: "other", seq: 1, action: create("seed", "again") }))
     expectReason(reply, "HandlerFailed")
+    expect(reply.message).toContain("UNIQUE constraint failed")
     expect(t.client.messages.slice(from).filter((m) => m._tag === "Change")).toEqual([])
-    await t.unchangedAndUsable()
+    const again = expectFailure(await t.client.act({ clientId: "other", seq: 1, action: create("unique", "would pass now") }))
+    expect([again.reason, again.message]).toEqual([reply.reason, reply.message])
+    expect((await h.rows()).map((r) => r[0])).toEqual(["seed"])
   })
 })

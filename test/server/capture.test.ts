@@ -29,13 +29,26 @@ describe("writes outside onAction reach subscribers", () => {
     expect(idsOf((await late.subscribe("todos", sync.version)).rows)).toEqual(["raw-1"])
   })
 
-  it("a row inserted with raw SQL by a method called over RPC is sent as a Change", async () => {
+  it("a row inserted with raw SQL by a method called over RPC that calls publishChanges is sent as a Change", async () => {
     const room = freshRoom("rpc")
     const c = await connect(room)
     const sync = await c.subscribe("todos", null)
     await hooks(workerUrl(), room).rpcRawWrite("rpc-1", "written by an RPC method")
     const change = await c.next<Change>((m) => m._tag === "Change" && m.rows.some((r) => r[0] === "rpc-1"), {
       what: "the Change for a row written over RPC"
+    })
+    expect(change.version).toBeGreaterThan(sync.version)
+  })
+
+  it("a row written over RPC without publishChanges goes out with the object's next event", async () => {
+    const room = freshRoom("rpc-late")
+    const c = await connect(room)
+    const sync = await c.subscribe("todos", null)
+    await hooks(workerUrl(), room).rpcRawWrite("rpc-late", "not published by its method", false)
+    // the next event (here a request to the object) publishes it
+    await hooks(workerUrl(), room).rows()
+    const change = await c.next<Change>((m) => m._tag === "Change" && m.rows.some((r) => r[0] === "rpc-late"), {
+      what: "the Change published by the next event"
     })
     expect(change.version).toBeGreaterThan(sync.version)
   })
@@ -83,8 +96,11 @@ describe("tombstone GC", () => {
     expect(delta.reset).toBe(false)
     expect(delta.rows.map((r) => [r[0], r[5] !== null])).toEqual([["drop", true]])
 
-    // retention is 7 days: a GC "now" that is 8 days ahead purges the tombstone
-    const gc = await hooks(workerUrl(), room).gc(Date.now() + 8 * DAY)
+    // retention is 7 days: a GC pass now notes the version; one 8 days later purges the tombstone
+    // and moves the horizon to the version noted more than 7 days before it
+    const now = Date.now()
+    expect(await hooks(workerUrl(), room).gc(now)).toMatchObject({ purged: 0, horizon: 0 })
+    const gc = await hooks(workerUrl(), room).gc(now + 8 * DAY)
     expect(gc.purged).toBe(1)
     expect(gc.horizon).toBe(deleted.version)
     expect((await hooks(workerUrl(), room).rows()).map((r) => r[0])).toEqual(["stay"])
@@ -103,6 +119,7 @@ describe("tombstone GC", () => {
   it("GC keeps tombstones younger than the retention", async () => {
     const room = freshRoom("gc-young")
     const c = await connect(room)
+    await c.subscribe("todos", null)
     expectAck(await c.act({ clientId: "g", seq: 1, action: create("young", "young") }))
     const created = expectAck(await c.act({ clientId: "g", seq: 2, action: remove("young") }))
     const gc = await hooks(workerUrl(), room).gc(Date.now() + 6 * DAY)

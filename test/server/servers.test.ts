@@ -8,7 +8,7 @@
  *   write leaves nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { expectAck, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
+import { expectAck, ProtocolClient, roomUrl, keyOf } from "../helpers/protocol.ts"
 import { type StartedWorker, startWorker } from "../helpers/worker.ts"
 import { create, remove, update } from "../helpers/todos.ts"
 
@@ -30,7 +30,7 @@ describe("a server that cannot start", () => {
       const first = await client.next((m) => m._tag === "Failure")
       expect(first).toMatchObject({ _tag: "Failure", reason: "Unavailable" })
       expect(first._tag === "Failure" && first.message).toContain("todos")
-      client.send({ _tag: "Action", requestId: "r1", channel: "todos", clientId: "c", seq: 1, action: remove("x") })
+      client.send({ _tag: "Action", requestId: "r1", channel: "todos", clientId: "c", clientKey: keyOf("c"), seq: 1, action: remove("x") })
       expect(await client.next((m) => m._tag === "Failure")).toMatchObject({ reason: "Unavailable" })
     } finally {
       await client.close()
@@ -47,11 +47,11 @@ describe("partysync-style handlers", () => {
         c.send({ _tag: "Subscribe", channel: "todos", since: null })
         await c.next((m) => m._tag === "Synced")
       }
-      const created = expectAck(await a.act({ clientId: "a", seq: 1, action: create("t1", "hello") }))
+      const created = expectAck(await a.act({ clientId: "a", clientKey: keyOf("a"), seq: 1, action: create("t1", "hello") }))
       expect(created.rows.map((r) => r.slice(0, 3))).toEqual([["t1", "hello", 0]])
-      const updated = expectAck(await a.act({ clientId: "a", seq: 2, action: update("t1", { text: "later" }) }))
+      const updated = expectAck(await a.act({ clientId: "a", clientKey: keyOf("a"), seq: 2, action: update("t1", { text: "later" }) }))
       expect(updated.rows.map((r) => r[1])).toEqual(["later"])
-      const deleted = expectAck(await a.act({ clientId: "a", seq: 3, action: remove("t1") }))
+      const deleted = expectAck(await a.act({ clientId: "a", clientKey: keyOf("a"), seq: 3, action: remove("t1") }))
       expect(deleted.rows).toHaveLength(1)
       expect(deleted.rows[0]![5]).not.toBeNull()
       // b saw all three, as captured rows
@@ -67,10 +67,10 @@ describe("partysync-style handlers", () => {
     try {
       a.send({ _tag: "Subscribe", channel: "todos", since: null })
       await a.next((m) => m._tag === "Synced")
-      expectAck(await a.act({ clientId: "a", seq: 1, action: create("kept", "kept") }))
-      expect(await a.act({ clientId: "a", seq: 2, action: create("gone", "throw") }))
+      expectAck(await a.act({ clientId: "a", clientKey: keyOf("a"), seq: 1, action: create("kept", "kept") }))
+      expect(await a.act({ clientId: "a", clientKey: keyOf("a"), seq: 2, action: create("gone", "throw") }))
         .toMatchObject({ _tag: "Failure", reason: "HandlerFailed", message: "the handler threw after writing" })
-      expect(await a.act({ clientId: "a", seq: 3, action: update("kept", { text: "reject" }) }))
+      expect(await a.act({ clientId: "a", clientKey: keyOf("a"), seq: 3, action: update("kept", { text: "reject" }) }))
         .toMatchObject({ _tag: "Failure", reason: "HandlerFailed", message: "the promise rejected after writing" })
       // a fresh subscriber sees only the first row, unchanged
       const fresh = await connect("seed-style", "failing")

@@ -9,7 +9,8 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import { ActionDispatch } from "../../src/services/ActionDispatch.ts"
-import { Authorizer } from "../../src/services/ActionHandler.ts"
+import { ActionHandler, Authorizer } from "../../src/services/ActionHandler.ts"
+import { Caller } from "../../src/services/Caller.ts"
 import { type ConnectionState, initialState } from "../../src/services/Connections.ts"
 import { makeMemoryConnection } from "../../src/testing/MemoryConnections.ts"
 import { NotAuthorized } from "../../src/services/Errors.ts"
@@ -17,13 +18,15 @@ import type { Ack, ErrorReason, Failure, ServerMessage } from "../../src/protoco
 import { Reconciliation } from "../../src/services/Reconciliation.ts"
 import { Storage } from "../../src/services/Storage.ts"
 import type { SyncOptions } from "../../src/services/SyncConfig.ts"
-import { todos } from "../../fixtures/todo-sync/src/shared.ts"
+import { runTodoAction } from "../../fixtures/todo-sync/src/actions.ts"
+import { type TodoAction, todos } from "../../fixtures/todo-sync/src/shared.ts"
 import { decodedFrames } from "../helpers/memory.ts"
 import { FAIL_AFTER_WRITE, servicesLayer } from "../helpers/services.ts"
 import { create, update } from "../helpers/todos.ts"
+import { keyOf } from "../helpers/protocol.ts"
 
 const action = (clientId: string, seq: number, body: unknown, extra: { channel?: string; requestId?: string } = {}) =>
-  JSON.stringify({ _tag: "Action", requestId: extra.requestId ?? `${clientId}-${seq}`, channel: extra.channel ?? "todos", clientId, seq, action: body })
+  JSON.stringify({ _tag: "Action", requestId: extra.requestId ?? `${clientId}-${seq}`, channel: extra.channel ?? "todos", clientId, clientKey: keyOf(clientId), seq, action: body })
 
 const run = <A, E>(
   body: (c: ReturnType<typeof makeMemoryConnection>) => Effect.Effect<A, E, ActionDispatch | Reconciliation | Storage>,
@@ -62,6 +65,48 @@ const onlyFailure = (frames: Array<ServerMessage>, reason: ErrorReason): Failure
   return failure as Failure
 }
 
+/** The Todo handler, except that an action on row `id` runs `broken` instead. */
+const breakingOn = (id: string, broken: Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, unknown, Storage>) =>
+  Layer.effect(ActionHandler, Effect.gen(function*() {
+    const storage = yield* Storage
+    return ActionHandler.of({
+      run: (_channel, input) => {
+        const todo = input as TodoAction
+        return (todo.payload.id === id ? broken : runTodoAction(todo, 1)).pipe(Effect.provideService(Storage, storage))
+      }
+    })
+  }))
+
+/**
+ * Seeds one row, sends an action the server refuses, checks its rows and
+ * version did not change, that the refusal is final (a re-send of the same
+ * seq gets it again, even with an action that would pass) and that the
+ * connection still works.
+ */
+const refusesOnce = (
+  frame: string,
+  reason: ErrorReason,
+  check: (f: Failure) => void = () => {},
+  layers: { handler?: Layer.Layer<ActionHandler, never, Storage>; authorizer?: Layer.Layer<Authorizer> } = {}
+) => {
+  const connection = makeMemoryConnection("c1")
+  return Effect.gen(function*() {
+    const c = connection
+    yield* receive(c, JSON.stringify({ _tag: "Subscribe", channel: "todos", since: null }))
+    yield* receive(c, action("seed", 1, create("seed", "seed")))
+    const before = yield* snapshot
+    check(onlyFailure(yield* receive(c, frame), reason))
+    const after = yield* snapshot
+    assert.deepStrictEqual([after.rows, after.version], [before.rows, before.version])
+    const parsed = JSON.parse(frame) as { clientId: string; seq: number }
+    const again = onlyFailure(yield* receive(c, action(parsed.clientId, parsed.seq, create("fine", "would pass"), { requestId: "again" })), reason)
+    check(again)
+    assert.deepStrictEqual((yield* snapshot).rows, before.rows)
+    const next = yield* receive(c, action("seed", 2, create("next", "next")))
+    assert.deepStrictEqual(next.map((m) => m._tag), ["Change", "Ack"])
+  }).pipe(Effect.provide(servicesLayer({ connections: [connection], ...layers })))
+}
+
 /** Seeds one row, runs `bad`, checks nothing changed and the connection still works. */
 const refuses = (frame: string | ArrayBuffer, reason: ErrorReason, check: (f: Failure) => void = () => {}) =>
   run((c) =>
@@ -92,7 +137,7 @@ describe("ActionDispatch", () => {
         assert.deepStrictEqual(state.clients, [["a", 1]])
       })))
 
-  it.effect("a duplicate (clientId, seq) is not applied twice and is answered as a duplicate", () =>
+  it.effect("a duplicate (clientId, clientKey: keyOf(clientId), seq) is not applied twice and is answered as a duplicate", () =>
     run((c) =>
       Effect.gen(function*() {
         yield* receive(c, action("a", 1, create("t1", "one")))
@@ -125,14 +170,22 @@ describe("ActionDispatch", () => {
     refuses(action("x", 1, { type: "create", payload: { id: "x" } }), "InvalidAction", (f) => assert.strictEqual(f.requestId, "x-1")))
   it.effect("a frame over the inbound limit -> FrameTooLarge", () =>
     refuses(action("x", 1, create("x", "x".repeat(300 * 1024))), "FrameTooLarge"))
-  it.effect("a handler refusal -> HandlerFailed with the handler's message", () =>
-    refuses(action("x", 1, create("x", " ")), "HandlerFailed", (f) => assert.strictEqual(f.message, "text must be 1 to 200 characters")))
-  it.effect("a handler that fails after writing -> HandlerFailed and its row is rolled back", () =>
-    refuses(action("x", 1, create("x", FAIL_AFTER_WRITE)), "HandlerFailed", (f) => assert.strictEqual(f.message, "failed after writing")))
   it.effect("a handler whose SQL fails -> HandlerFailed with the engine's reason, not the statement", () =>
-    refuses(action("x", 1, create("seed", "duplicate id")), "HandlerFailed", (f) => {
+    refusesOnce(action("x", 1, create("seed", "duplicate id")), "HandlerFailed", (f) => {
       assert.include(f.message, "UNIQUE constraint failed")
       assert.notInclude(f.message, "INSERT")
+    }))
+  it.effect("a business refusal (ActionRejected from the handler) -> ActionRejected with the handler's message", () =>
+    refusesOnce(action("x", 1, create("x", " ")), "ActionRejected", (f) => assert.strictEqual(f.message, "text must be 1 to 200 characters")))
+  it.effect("a handler that fails after writing -> its refusal, and its row is rolled back", () =>
+    refusesOnce(action("x", 1, create("x", FAIL_AFTER_WRITE)), "ActionRejected", (f) => assert.strictEqual(f.message, "failed after writing")))
+  it.effect("a handler that returns a row not matching the record Schema -> InvalidRecord naming the column, rolled back", () =>
+    refusesOnce(action("x", 1, create("x", "x")), "InvalidRecord", (f) => assert.include(f.message, "column completed"), {
+      handler: breakingOn("x", Effect.map(Storage.use((sql) => sql.raw("INSERT INTO todos VALUES ('x', 'x', 0, 1, 1, NULL)")), () => [["x", "x", "yes", 1, 1, null]]))
+    }))
+  it.effect("a handler that dies -> HandlerFailed, rolled back", () =>
+    refusesOnce(action("x", 1, create("x", "x")), "HandlerFailed", (f) => assert.include(f.message, "kaboom"), {
+      handler: breakingOn("x", Effect.andThen(Storage.use((sql) => sql.raw("INSERT INTO todos VALUES ('x', 'x', 0, 1, 1, NULL)")), Effect.die(new Error("kaboom"))))
     }))
 
   it.effect("a read-only connection may subscribe but its actions get ReadOnly", () =>
@@ -144,14 +197,12 @@ describe("ActionDispatch", () => {
         assert.deepStrictEqual((yield* snapshot).rows, [])
       }), { state: { ...initialState, readOnly: true } }))
 
-  it.effect("an action the authorizer refuses gets NotAuthorized and writes nothing", () =>
-    run((c) =>
-      Effect.gen(function*() {
-        const failure = onlyFailure(yield* receive(c, action("x", 1, create("x", "x"))), "NotAuthorized")
-        assert.strictEqual(failure.message, "not yours")
-        assert.deepStrictEqual(yield* snapshot, { rows: [], clients: [], version: 0 })
-      }), {
-      authorizer: Layer.succeed(Authorizer, Authorizer.of({ authorizeAction: () => Effect.fail(new NotAuthorized({ message: "not yours" })) }))
+  it.effect("an action the authorizer refuses gets NotAuthorized, writes nothing, and stays refused", () =>
+    refusesOnce(action("x", 1, create("x", "x")), "NotAuthorized", (f) => assert.strictEqual(f.message, "not yours"), {
+      authorizer: Layer.succeed(Authorizer, Authorizer.of({
+        authorizeAction: (_p, _c, body) =>
+          (body as { payload: { id: string } }).payload.id === "x" ? Effect.fail(new NotAuthorized({ message: "not yours" })) : Effect.void
+      }))
     }))
 
   it.effect("over the in-flight limit -> TooManyInFlight", () =>
@@ -191,4 +242,68 @@ describe("ActionDispatch", () => {
         const frames = yield* receive(c, action("x", 1, create("x", "x")))
         assert.deepStrictEqual(frames.map((m) => m._tag), ["Ack"])
       })))
+})
+
+describe("ActionDispatch: identities and limits", () => {
+  it.effect("onAction knows its caller: principal, connection id, client id and seq", () => {
+    const connection = makeMemoryConnection("conn-7", { ...initialState, principal: { user: "ada" } })
+    const seen: Array<unknown> = []
+    const handler = Layer.effect(ActionHandler, Effect.gen(function*() {
+      const storage = yield* Storage
+      return ActionHandler.of({
+        run: (_channel, input) =>
+          Effect.gen(function*() {
+            seen.push(yield* Caller)
+            return yield* runTodoAction(input as TodoAction, 1)
+          }).pipe(Effect.provideService(Storage, storage))
+      })
+    }))
+    return Effect.gen(function*() {
+      yield* receive(connection, action("client-a", 3, create("t", "t")))
+      assert.deepStrictEqual(seen, [{ principal: { user: "ada" }, connectionId: "conn-7", clientId: "client-a", seq: 3, requestId: "client-a-3" }])
+    }).pipe(Effect.provide(servicesLayer({ connections: [connection], handler })))
+  })
+
+  it.effect("a client id used with another key -> ClientMismatch; the owner's sequence space is untouched", () =>
+    run((c) =>
+      Effect.gen(function*() {
+        yield* receive(c, action("victim", 1, create("v1", "mine")))
+        const forged = JSON.stringify({ _tag: "Action", requestId: "forged", channel: "todos", clientId: "victim", clientKey: "attacker-key-0123456", seq: 2 ** 40, action: create("f", "forged") })
+        const failure = onlyFailure(yield* receive(c, forged), "ClientMismatch")
+        assert.strictEqual(failure.requestId, "forged")
+        const next = yield* receive(c, action("victim", 2, create("v2", "still mine")))
+        assert.isFalse((next.find((m) => m._tag === "Ack") as Ack).duplicate)
+        assert.deepStrictEqual((yield* snapshot).rows.map((r) => r[0]), ["v1", "v2"])
+      })))
+
+  it.live("a flood of Subscribes for one channel gets two sync answers; the rest are refused as TooManyInFlight (clients retry)", () =>
+    run((c) =>
+      Effect.gen(function*() {
+        for (let i = 0; i < 20; i++) yield* receive(c, action("w", i + 1, create(`row-${i}`, `row ${i}`)))
+        c.sent.length = 0
+        const senders = Array.from({ length: 300 }, () =>
+          Effect.forkChild(ActionDispatch.use((d) => d.receive(c, JSON.stringify({ _tag: "Subscribe", channel: "todos", since: null }))), { startImmediately: true }))
+        const fibers = yield* Effect.all(senders)
+        for (const fiber of fibers) yield* Fiber.join(fiber)
+        const frames = decodedFrames(c)
+        assert.strictEqual(frames.filter((m) => m._tag === "Synced").length, 2)
+        const refused = frames.filter((m): m is Failure => m._tag === "Failure")
+        assert.strictEqual(refused.length, 298)
+        assert.isTrue(refused.every((f) => f.reason === "TooManyInFlight" && f.channel === "todos"))
+      })))
+
+  it.effect("two connections with the same id are two connections: each gets its own frames", () => {
+    const first = makeMemoryConnection("same-pk")
+    const second = makeMemoryConnection("same-pk")
+    return Effect.gen(function*() {
+      yield* receive(first, JSON.stringify({ _tag: "Subscribe", channel: "todos", since: null }))
+      yield* receive(second, JSON.stringify({ _tag: "Subscribe", channel: "todos", since: null }))
+      first.sent.length = 0
+      second.sent.length = 0
+      const reply = yield* receive(first, action("one", 1, create("a", "from the first socket")))
+      assert.deepStrictEqual(reply.map((m) => m._tag), ["Change", "Ack"])
+      // the second socket gets the change as a Change frame of its own, not folded into the first one's Ack
+      assert.deepStrictEqual(decodedFrames(second).map((m) => m._tag), ["Change"])
+    }).pipe(Effect.provide(servicesLayer({ connections: [first, second] })))
+  })
 })

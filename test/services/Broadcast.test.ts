@@ -126,10 +126,10 @@ describe("Broadcast", () => {
       const b = yield* Broadcast
       yield* b.subscribe(both, "todos")
       const ids = Array.from({ length: 200 }, (_, i) => `row-${i}`)
-      yield* b.sendSync(todos, changes("todos", 200, ids), false)
+      yield* b.sendSync(todos, changes("todos", 200, ids), false, "h1")
       const frames = decodedFrames(todos)
       const last = frames.pop()!
-      assert.deepStrictEqual(last, { _tag: "Synced", channel: "todos", version: 200, reset: false })
+      assert.deepStrictEqual(last, { _tag: "Synced", channel: "todos", version: 200, reset: false, history: "h1" })
       assert.isAbove(frames.length, 1)
       assert.isTrue(frames.every((m) => m._tag === "SyncRows" && !m.reset))
       assert.deepStrictEqual(frames.flatMap((m) => m._tag === "SyncRows" ? m.rows.map((r) => r[0]) : []), ids)

@@ -13,11 +13,13 @@ import {
   encodeServerMessage,
   type ServerMessage
 } from "../../src/protocol/Protocol.ts"
+import { keyOf } from "../helpers/protocol.ts"
 
 const serverFrames: ReadonlyArray<ServerMessage> = [
   { _tag: "SyncRows", channel: "todos", reset: true, rows: [["a", "text \u2603 \"quoted\"", 0, 1, 2, null]], deleted: [] },
   { _tag: "SyncRows", channel: "todos", reset: false, rows: [], deleted: ["x", 7] },
-  { _tag: "Synced", channel: "todos", version: 42, reset: false },
+  { _tag: "Synced", channel: "todos", version: 42, reset: false, history: "0123456789abcdef" },
+  { _tag: "AckRows", requestId: "c:1", rows: [["b", "t", 1, 5, 6, null]] },
   { _tag: "Change", channel: "todos", version: 3, rows: [["b", "", 1, 5, 6, 7]], deleted: [] },
   { _tag: "Ack", requestId: "c:1", version: 9, rows: [["b", "t", 1, 5, 6, null]], duplicate: false },
   {
@@ -40,10 +42,10 @@ describe("Protocol", () => {
   })
 
   it("client frames round-trip and malformed ones are refused", () => {
-    const frame = { _tag: "Action", requestId: "r", channel: "todos", clientId: "c", seq: 1, action: { type: "delete", payload: { id: "a" } } } as const
+    const frame = { _tag: "Action", requestId: "r", channel: "todos", clientId: "c", clientKey: keyOf("c"), seq: 1, action: { type: "delete", payload: { id: "a" } } } as const
     const decoded = decodeClientMessage(encodeClientMessage(frame))
     assert.isTrue(Exit.isSuccess(decoded))
-    for (const bad of ["{", "[]", "null", JSON.stringify({ _tag: "Action", requestId: "r", channel: "todos", clientId: "c", seq: 0, action: {} }),
+    for (const bad of ["{", "[]", "null", JSON.stringify({ _tag: "Action", requestId: "r", channel: "todos", clientId: "c", clientKey: keyOf("c"), seq: 0, action: {} }),
       JSON.stringify({ _tag: "Subscribe", channel: "", since: null }), JSON.stringify({ _tag: "Subscribe", channel: "todos", since: -1 })]) {
       assert.isTrue(Exit.isFailure(decodeClientMessage(bad)), bad)
     }

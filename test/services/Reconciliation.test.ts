@@ -1,43 +1,45 @@
 /**
- * Reconciliation over node:sqlite: trigger capture from any code path,
- * monotonic versions, delta vs reset sync answers, tombstone GC and the
- * horizon, and the per-client sequence numbers.
+ * Reconciliation over node:sqlite: capture from any code path, versions,
+ * histories, delta vs reset answers, GC (tombstones, the log horizon,
+ * compaction, idle clients) and the client ledger (keys, decisions,
+ * refusals that stay refused).
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { initialState } from "../../src/services/Connections.ts"
-import { makeMemoryConnection } from "../../src/testing/MemoryConnections.ts"
 import type { SyncRows } from "../../src/protocol/Protocol.ts"
-import { APPLIED_WINDOW, Reconciliation } from "../../src/services/Reconciliation.ts"
+import { DECIDED_WINDOW } from "../../src/services/ClientLedger.ts"
+import { initialState } from "../../src/services/Connections.ts"
+import { type ActionKey, Reconciliation } from "../../src/services/Reconciliation.ts"
 import { Storage } from "../../src/services/Storage.ts"
+import { defaultOptions } from "../../src/services/SyncConfig.ts"
+import { makeMemoryConnection } from "../../src/testing/MemoryConnections.ts"
 import { todos } from "../../fixtures/todo-sync/src/shared.ts"
 import { changesOf, decodedFrames } from "../helpers/memory.ts"
 import { servicesLayer, TODO_TABLE } from "../helpers/services.ts"
 
 const DAY = 24 * 60 * 60 * 1000
 
-/** A fresh database with one subscribed connection, the services and helpers. */
-const withRoom = <A, E>(body: (room: {
-  readonly watcher: ReturnType<typeof makeMemoryConnection>
-  readonly insert: (id: string, deletedAt?: number | null) => Effect.Effect<void, unknown, Storage>
-}) => Effect.Effect<A, E, Reconciliation | Storage>) => {
+const insertRow = (id: string, deletedAt: number | null = null) =>
+  Storage.use((sql) =>
+    sql.raw("INSERT INTO todos (id, text, completed, created_at, updated_at, deleted_at) VALUES (?, ?, 0, 1, 1, ?)", id, `text ${id}`, deletedAt)
+  )
+const exec = (statement: string, ...params: Array<string | number | null>) => Storage.use((sql) => sql.raw(statement, ...params))
+
+/** A fresh database with one connection that subscribes in the test. */
+const withRoom = <A, E>(body: (watcher: ReturnType<typeof makeMemoryConnection>) => Effect.Effect<A, E, Reconciliation | Storage>) => {
   const watcher = makeMemoryConnection("watcher")
-  const insert = (id: string, deletedAt: number | null = null) =>
-    Storage.use((sql) =>
-      sql.raw("INSERT INTO todos (id, text, completed, created_at, updated_at, deleted_at) VALUES (?, ?, 0, 1, 1, ?)", id, `text ${id}`, deletedAt)
-    )
-  return body({ watcher, insert }).pipe(Effect.provide(servicesLayer({ connections: [watcher] })))
+  return body(watcher).pipe(Effect.provide(servicesLayer({ connections: [watcher] })))
 }
 
-/** Subscribes a new connection and returns its decoded sync answer. */
-const sync = (since: number | null) =>
+/** Subscribes a new connection from a cursor and returns its decoded sync answer. */
+const sync = (since: number | null, history?: string) =>
   Effect.gen(function*() {
     const r = yield* Reconciliation
     const connection = makeMemoryConnection("syncer")
-    const result = yield* r.subscribe(connection, todos, since)
+    const result = yield* r.subscribe(connection, todos, since, history ?? r.history())
     const frames = decodedFrames(connection)
     const chunks = frames.filter((m): m is SyncRows => m._tag === "SyncRows")
     const last = frames[frames.length - 1]!
@@ -47,24 +49,29 @@ const sync = (since: number | null) =>
       synced: last,
       ids: chunks.flatMap((c) => c.rows.map((row) => row[0])),
       rows: chunks.flatMap((c) => c.rows),
-      deleted: chunks.flatMap((c) => c.deleted),
-      connection
+      deleted: chunks.flatMap((c) => c.deleted)
     }
   })
 
-describe("Reconciliation", () => {
+const key = (clientId: string, seq: number, extra: Partial<ActionKey> = {}): ActionKey => ({
+  clientId,
+  clientKey: `key-of-${clientId}-0123456789`,
+  seq,
+  ...extra
+})
+
+describe("Reconciliation: capture and versions", () => {
   it.effect("triggers capture inserts, updates and hard deletes made with plain SQL outside write", () =>
-    withRoom(({ watcher, insert }) =>
+    withRoom((watcher) =>
       Effect.gen(function*() {
         const r = yield* Reconciliation
-        const sql = yield* Storage
-        yield* r.subscribe(watcher, todos, null)
+        yield* r.subscribe(watcher, todos, null, undefined)
         watcher.sent.length = 0
-        yield* insert("a")
+        yield* insertRow("a")
         yield* r.flush
-        yield* sql.raw("UPDATE todos SET text = 'changed' WHERE id = 'a'")
+        yield* exec("UPDATE todos SET text = 'changed' WHERE id = 'a'")
         yield* r.flush
-        yield* sql.raw("DELETE FROM todos WHERE id = 'a'")
+        yield* exec("DELETE FROM todos WHERE id = 'a'")
         yield* r.flush
         const changes = changesOf(watcher)
         assert.deepStrictEqual(changes.map((c) => [c.rows.map((row) => row.slice(0, 2)), c.deleted]), [
@@ -77,67 +84,82 @@ describe("Reconciliation", () => {
       })))
 
   it.effect("an update that changes a row's id reports the old id as deleted", () =>
-    withRoom(({ watcher, insert }) =>
+    withRoom((watcher) =>
       Effect.gen(function*() {
         const r = yield* Reconciliation
-        yield* insert("old")
-        yield* r.subscribe(watcher, todos, null)
+        yield* insertRow("old")
+        yield* r.subscribe(watcher, todos, null, undefined)
         watcher.sent.length = 0
-        yield* r.write(Storage.use((sql) => sql.raw("UPDATE todos SET id = 'new' WHERE id = 'old'")))
+        yield* r.write(exec("UPDATE todos SET id = 'new' WHERE id = 'old'"))
         const [change] = changesOf(watcher)
         assert.deepStrictEqual(change!.deleted, ["old"])
         assert.deepStrictEqual(change!.rows.map((row) => row[0]), ["new"])
       })))
 
-  it.effect("versions increase by one per row change, across writes and transactions", () =>
-    withRoom(({ insert }) =>
+  it.effect("versions increase by one per row change, across writes and transactions; a row changed twice is sent once", () =>
+    withRoom((watcher) =>
       Effect.gen(function*() {
         const r = yield* Reconciliation
+        yield* r.subscribe(watcher, todos, null, undefined)
+        watcher.sent.length = 0
         const seen: Array<number> = [yield* r.version]
-        for (const id of ["a", "b"]) {
-          const result = yield* r.write(insert(id))
-          seen.push(result.version)
-        }
-        const multi = yield* r.write(Effect.all([insert("c"), insert("d"), insert("e")]))
-        seen.push(multi.version)
+        for (const id of ["a", "b"]) seen.push((yield* r.write(insertRow(id))).version)
+        seen.push((yield* r.write(Effect.all([insertRow("c"), insertRow("d"), exec("UPDATE todos SET text = 'c2' WHERE id = 'c'")]))).version)
         assert.deepStrictEqual(seen, [0, 1, 2, 5])
+        const last = changesOf(watcher).at(-1)!
+        assert.deepStrictEqual(last.rows.map((row) => row.slice(0, 2)), [["d", "text d"], ["c", "c2"]])
       })))
 
   it.effect("a failed write publishes nothing and leaves the version where it was", () =>
-    withRoom(({ watcher, insert }) =>
+    withRoom((watcher) =>
       Effect.gen(function*() {
         const r = yield* Reconciliation
-        yield* r.subscribe(watcher, todos, null)
+        yield* r.subscribe(watcher, todos, null, undefined)
         watcher.sent.length = 0
-        const exit = yield* Effect.exit(r.write(Effect.andThen(insert("x"), Effect.fail("no"))))
+        const exit = yield* Effect.exit(r.write(Effect.andThen(insertRow("x"), Effect.fail("no"))))
         assert.strictEqual(exit._tag, "Failure")
         assert.strictEqual(yield* r.version, 0)
         yield* r.flush
         assert.deepStrictEqual(watcher.sent, [])
-        const after = yield* sync(null)
-        assert.deepStrictEqual(after.ids, [])
+        // the rolled-back version is taken by the next write, which is published
+        yield* r.write(insertRow("y"))
+        assert.deepStrictEqual(changesOf(watcher).map((c) => [c.version, c.rows.map((row) => row[0])]), [[1, ["y"]]])
       })))
 
-  it.effect("subscribe without a cursor gets a reset with live rows only; with a cursor, the delta incl. tombstones", () =>
-    withRoom(({ insert }) =>
+  it.effect("a captured row that does not match the record Schema fails the write and names the column", () =>
+    withRoom(() =>
       Effect.gen(function*() {
         const r = yield* Reconciliation
-        yield* r.write(Effect.all([insert("a"), insert("b"), insert("c")]))
+        const exit = yield* Effect.exit(r.write(exec("INSERT INTO todos VALUES ('bad', 'text', 7, 1, 1, NULL)")))
+        assert.strictEqual(exit._tag, "Failure")
+        const error = exit._tag === "Failure" ? String(JSON.stringify(exit.cause)) : ""
+        assert.include(error, "InvalidRecord")
+        assert.include(error, "column completed")
+        assert.deepStrictEqual(yield* exec("SELECT id FROM todos"), [])
+      })))
+})
+
+describe("Reconciliation: sync answers and histories", () => {
+  it.effect("subscribe without a cursor gets a reset with live rows only; with a cursor, the delta incl. tombstones", () =>
+    withRoom(() =>
+      Effect.gen(function*() {
+        const r = yield* Reconciliation
+        yield* r.write(Effect.all([insertRow("a"), insertRow("b"), insertRow("c")]))
         const cursor = yield* r.version
-        yield* r.write(Storage.use((sql) => sql.raw("UPDATE todos SET text = 'b2' WHERE id = 'b'")))
-        yield* r.write(Storage.use((sql) => sql.raw("UPDATE todos SET deleted_at = 5 WHERE id = 'c'")))
-        yield* r.write(Storage.use((sql) => sql.raw("DELETE FROM todos WHERE id = 'a'")))
-        yield* r.write(insert("d"))
+        yield* r.write(exec("UPDATE todos SET text = 'b2' WHERE id = 'b'"))
+        yield* r.write(exec("UPDATE todos SET deleted_at = 5 WHERE id = 'c'"))
+        yield* r.write(exec("DELETE FROM todos WHERE id = 'a'"))
+        yield* r.write(insertRow("d"))
 
         const full = yield* sync(null)
         assert.isTrue(full.reset)
         assert.deepStrictEqual(full.ids.sort(), ["b", "d"])
         assert.deepStrictEqual(full.deleted, [])
         assert.strictEqual(full.version, yield* r.version)
+        assert.deepStrictEqual(full.synced, { _tag: "Synced", channel: "todos", version: full.version, reset: true, history: r.history() })
 
         const delta = yield* sync(cursor)
         assert.isFalse(delta.reset)
-        assert.isFalse(delta.synced._tag === "Synced" && delta.synced.reset)
         assert.deepStrictEqual(delta.ids, ["b", "c", "d"]) // in version order
         assert.strictEqual(delta.rows.find((row) => row[0] === "c")![5], 5) // the tombstone travels
         assert.deepStrictEqual(delta.deleted, ["a"])
@@ -147,135 +169,24 @@ describe("Reconciliation", () => {
         assert.deepStrictEqual([none.ids, none.deleted], [[], []])
       })))
 
-  it.effect("a cursor newer than the current version gets a reset", () =>
-    withRoom(({ insert }) =>
-      Effect.gen(function*() {
-        const r = yield* Reconciliation
-        yield* r.write(insert("a"))
-        const future = yield* sync(50)
-        assert.isTrue(future.reset)
-        assert.deepStrictEqual(future.ids, ["a"])
-        assert.strictEqual(future.version, 1)
-      })))
-
-  it.effect("GC removes old tombstones, moves the horizon, and an older cursor then gets a reset", () =>
-    withRoom(({ watcher, insert }) =>
-      Effect.gen(function*() {
-        const r = yield* Reconciliation
-        const now = 100 * DAY
-        yield* r.write(Effect.all([insert("live"), insert("old"), insert("young")]))
-        const before = yield* r.version // 3
-        yield* r.write(Storage.use((sql) => sql.raw("UPDATE todos SET deleted_at = ? WHERE id = 'old'", now - 8 * DAY)))
-        const tombstone = yield* r.version // 4
-        yield* r.write(Storage.use((sql) => sql.raw("UPDATE todos SET deleted_at = ? WHERE id = 'young'", now - 1 * DAY)))
-        yield* r.subscribe(watcher, todos, null)
-        watcher.sent.length = 0
-
-        const result = yield* r.gc(now)
-        assert.deepStrictEqual(result, { purged: 1, horizon: tombstone })
-        assert.deepStrictEqual((yield* Storage.use((sql) => sql.raw("SELECT id FROM todos ORDER BY id"))).map((row) => row[0]), ["live", "young"])
-        // the purge is not a change for connected clients: they dropped the row when it was soft deleted
-        assert.deepStrictEqual(watcher.sent, [])
-
-        const old = yield* sync(before)
-        assert.isTrue(old.reset)
-        assert.deepStrictEqual(old.ids.sort(), ["live"])
-        const atHorizon = yield* sync(tombstone)
-        assert.isFalse(atHorizon.reset)
-        assert.deepStrictEqual(atHorizon.ids, ["young"])
-
-        // a second pass with nothing to purge keeps the horizon
-        assert.deepStrictEqual(yield* r.gc(now), { purged: 0, horizon: tombstone })
-        // later writes continue above the horizon
-        const next = yield* r.write(insert("next"))
-        assert.isAbove(next.version, tombstone)
-      })))
-
-  it.effect("claim takes each seq once: new highest, then lower ones it has not seen, never one it has", () =>
+  it.effect("a cursor from another history, without one, or newer than the object gets a reset", () =>
     withRoom(() =>
       Effect.gen(function*() {
         const r = yield* Reconciliation
-        const claim = (client: string, seq: number) => Effect.map(r.write(r.claim(client, seq)), (w) => w.value)
-        assert.strictEqual(yield* r.lastSeq("c1"), 0)
-        assert.isTrue(yield* claim("c1", 3))
-        assert.isTrue(yield* claim("c2", 1))
-        assert.strictEqual(yield* r.lastSeq("c1"), 3)
-        assert.isFalse(yield* claim("c1", 3))
-        // 1 and 2 were never applied: each may be claimed once, below the highest
-        assert.isTrue(yield* claim("c1", 1))
-        assert.isFalse(yield* claim("c1", 1))
-        assert.isTrue(yield* claim("c1", 10))
-        assert.isTrue(yield* claim("c1", 2))
-        assert.isFalse(yield* claim("c1", 2))
-        assert.isFalse(yield* claim("c1", 3))
-        assert.isTrue(yield* claim("c1", 9))
-        assert.strictEqual(yield* r.lastSeq("c1"), 10)
-        // past the window, lower seqs count as applied
-        assert.isTrue(yield* claim("c1", 10 + APPLIED_WINDOW + 5))
-        assert.isFalse(yield* claim("c1", 4))
-        assert.strictEqual(yield* r.lastSeq("c2"), 1)
-        // a claim rolled back with its action leaves the seq free
-        const failed = yield* Effect.exit(r.write(Effect.andThen(r.claim("c3", 1), Effect.fail("refused"))))
-        assert.isTrue(failed._tag === "Failure")
-        assert.isTrue(yield* claim("c3", 1))
-        // sequence bookkeeping is not a channel change
-        assert.strictEqual(yield* r.version, 0)
+        yield* r.write(Effect.all([insertRow("a"), insertRow("b")]))
+        assert.match(r.history(), /^[0-9a-f]{16}$/)
+        for (const [since, history] of [[1, "0123456789abcdef"], [1, undefined], [50, r.history()]] as const) {
+          const answer = yield* Effect.gen(function*() {
+            const connection = makeMemoryConnection("other")
+            const result = yield* r.subscribe(connection, todos, since, history)
+            return { result, ids: decodedFrames(connection).flatMap((m) => m._tag === "SyncRows" ? m.rows.map((row) => row[0]) : []) }
+          })
+          assert.isTrue(answer.result.reset, `since ${since} in ${history}`)
+          assert.deepStrictEqual(answer.ids.sort(), ["a", "b"])
+        }
       })))
 
-  it.effect("install gives a clients table from before the applied-seq window its column, keeping the seqs", () =>
-    Effect.gen(function*() {
-      const r = yield* Reconciliation
-      assert.strictEqual(yield* r.lastSeq("old"), 7)
-      assert.isFalse(yield* Effect.map(r.write(r.claim("old", 7)), (w) => w.value))
-      assert.isTrue(yield* Effect.map(r.write(r.claim("old", 8)), (w) => w.value))
-    }).pipe(Effect.provide(servicesLayer({
-      connections: [],
-      setup: [
-        TODO_TABLE,
-        "CREATE TABLE _psync_clients (client_id TEXT PRIMARY KEY NOT NULL, seq INTEGER NOT NULL)",
-        "INSERT INTO _psync_clients VALUES ('old', 7)"
-      ]
-    }))))
-
-  it.effect("install again (a woken object) keeps versions and does not duplicate triggers", () =>
-    withRoom(({ insert }) =>
-      Effect.gen(function*() {
-        const r = yield* Reconciliation
-        yield* r.write(insert("a"))
-        yield* r.install
-        yield* r.install
-        const triggers = yield* Storage.use((sql) => sql.raw("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name"))
-        assert.deepStrictEqual(triggers.map((row) => row[0]), ["_psync_todos_delete", "_psync_todos_insert", "_psync_todos_update"])
-        assert.strictEqual(yield* r.version, 1)
-        const next = yield* r.write(insert("b"))
-        assert.strictEqual(next.version, 2)
-      })))
-
-  it.effect("changes committed but not published before a restart are published after the next install", () => {
-    const dir = mkdtempSync(join(tmpdir(), "psync-recon-"))
-    const path = join(dir, "db.sqlite")
-    // a connection that stayed subscribed through the restart (a hibernated socket keeps its state)
-    const survivor = makeMemoryConnection("survivor", { ...initialState, channels: ["todos"] })
-    const before = Effect.gen(function*() {
-      const r = yield* Reconciliation
-      yield* r.write(Storage.use((sql) => sql.raw("INSERT INTO todos VALUES ('sent', 's', 0, 1, 1, NULL)")))
-      // committed by code that never flushed, then the object went away
-      yield* Storage.use((sql) => sql.raw("INSERT INTO todos VALUES ('unsent', 'u', 0, 1, 1, NULL)"))
-    }).pipe(Effect.provide(servicesLayer({ connections: [], path })))
-    const after = Effect.gen(function*() {
-      const r = yield* Reconciliation
-      yield* r.flush
-      const changes = changesOf(survivor)
-      assert.deepStrictEqual(changes.flatMap((c) => c.rows.map((row) => row[0])), ["unsent"])
-      assert.deepStrictEqual(changes.map((c) => c.version), [2])
-      // and only once
-      yield* r.flush
-      assert.strictEqual(changesOf(survivor).length, 1)
-    }).pipe(Effect.provide(servicesLayer({ connections: [survivor], path })))
-    return Effect.andThen(before, after).pipe(Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
-  })
-
-  it.effect("rows that existed before install are part of a reset", () => {
+  it.effect("rows that existed before the first install are part of a reset", () => {
     const connection = makeMemoryConnection("c", initialState)
     return Effect.gen(function*() {
       const result = yield* sync(null)
@@ -283,10 +194,277 @@ describe("Reconciliation", () => {
       assert.strictEqual(result.version, 0)
     }).pipe(Effect.provide(servicesLayer({
       connections: [connection],
-      setup: [
-        TODO_TABLE,
-        "INSERT INTO todos VALUES ('pre', 'before install', 0, 1, 1, NULL)"
-      ]
+      setup: [TODO_TABLE, "INSERT INTO todos VALUES ('pre', 'before install', 0, 1, 1, NULL)"]
     })))
   })
+})
+
+/** Runs `before`, then `after` on the same database file (a restart of the object). */
+const restart = <A, B>(
+  before: Effect.Effect<A, unknown, Reconciliation | Storage>,
+  after: (a: A) => Effect.Effect<B, unknown, Reconciliation | Storage>,
+  options: { readonly connections?: ReadonlyArray<ReturnType<typeof makeMemoryConnection>>; readonly setupAfter?: ReadonlyArray<string> } = {}
+) => {
+  const dir = mkdtempSync(join(tmpdir(), "psync-recon-"))
+  const path = join(dir, "db.sqlite")
+  return Effect.flatMap(
+    before.pipe(Effect.provide(servicesLayer({ connections: [], path }))),
+    (a) =>
+      after(a).pipe(Effect.provide(servicesLayer({
+        connections: [...(options.connections ?? [])],
+        path,
+        ...(options.setupAfter === undefined ? {} : { setup: options.setupAfter })
+      })))
+  ).pipe(Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
+}
+
+describe("Reconciliation: restarts", () => {
+  it.effect("a restart keeps the history and the versions, and does not rewrite the triggers", () =>
+    restart(
+      Effect.gen(function*() {
+        const r = yield* Reconciliation
+        yield* r.write(insertRow("a"))
+        return r.history()
+      }),
+      (history) =>
+        Effect.gen(function*() {
+          const r = yield* Reconciliation
+          const report = yield* r.install
+          assert.isFalse(report.newHistory)
+          assert.strictEqual(r.history(), history)
+          assert.strictEqual(yield* r.version, 1)
+          const triggers = yield* exec("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
+          assert.deepStrictEqual(triggers.map((row) => row[0]), ["_psync_todos_delete", "_psync_todos_insert", "_psync_todos_update"])
+          assert.strictEqual((yield* r.write(insertRow("b"))).version, 2)
+        })
+    ))
+
+  it.effect("changes committed but not published before a restart are published after it, once", () => {
+    // a connection that stayed subscribed through the restart (a hibernated socket keeps its state)
+    const survivor = makeMemoryConnection("survivor", { ...initialState, channels: ["todos"] })
+    return restart(
+      Effect.gen(function*() {
+        const r = yield* Reconciliation
+        yield* r.write(exec("INSERT INTO todos VALUES ('sent', 's', 0, 1, 1, NULL)"))
+        // committed by code that never flushed, then the object went away
+        yield* exec("INSERT INTO todos VALUES ('unsent', 'u', 0, 1, 1, NULL)")
+      }),
+      () =>
+        Effect.gen(function*() {
+          const r = yield* Reconciliation
+          yield* r.flush
+          assert.deepStrictEqual(changesOf(survivor).map((c) => [c.version, c.rows.map((row) => row[0])]), [[2, ["unsent"]]])
+          yield* r.flush
+          assert.strictEqual(changesOf(survivor).length, 1)
+        }),
+      { connections: [survivor] }
+    )
+  })
+
+  it.effect("a table rebuilt without its triggers (a migration) starts a new history: old cursors reset", () =>
+    restart(
+      Effect.gen(function*() {
+        const r = yield* Reconciliation
+        yield* r.write(Effect.all([insertRow("a"), insertRow("b")]))
+        return { history: r.history(), version: yield* r.version }
+      }),
+      (before) =>
+        Effect.gen(function*() {
+          const r = yield* Reconciliation
+          assert.notStrictEqual(r.history(), before.history)
+          const answer = yield* sync(before.version, before.history)
+          assert.isTrue(answer.reset)
+          assert.deepStrictEqual(answer.ids.sort(), ["a", "c"])
+        }),
+      {
+        // the rebuild ran before capture was installed again, as a migration on wake does
+        setupAfter: [
+          "CREATE TABLE todos_new AS SELECT * FROM todos WHERE id = 'a'",
+          "DROP TABLE todos",
+          TODO_TABLE,
+          "INSERT INTO todos SELECT * FROM todos_new",
+          "INSERT INTO todos VALUES ('c', 'added while capture was gone', 0, 1, 1, NULL)",
+          "DROP TABLE todos_new"
+        ]
+      }
+    ))
+
+  it.effect("a storage wiped and written again passes the old cursor, but the old history gets a reset", () =>
+    restart(
+      Effect.gen(function*() {
+        const r = yield* Reconciliation
+        yield* r.write(insertRow("old"))
+        return { history: r.history(), version: yield* r.version }
+      }),
+      (before) =>
+        Effect.gen(function*() {
+          const r = yield* Reconciliation
+          for (const id of ["n1", "n2", "n3"]) yield* r.write(insertRow(id))
+          assert.isAbove(yield* r.version, before.version)
+          const answer = yield* sync(before.version, before.history)
+          assert.isTrue(answer.reset)
+          assert.deepStrictEqual(answer.ids, ["n1", "n2", "n3"])
+        }),
+      { setupAfter: ["DROP TABLE IF EXISTS todos", ...["_psync_meta", "_psync_log", "_psync_channels", "_psync_checkpoints", "_psync_clients", "_psync_refused"].map((t) => `DROP TABLE IF EXISTS ${t}`), TODO_TABLE] }
+    ))
+
+  it.effect("an object from the first release (the _psync_changes table) starts a new history and drops the old tables", () =>
+    Effect.gen(function*() {
+      const r = yield* Reconciliation
+      const tables = (yield* exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '\\_psync%' ESCAPE '\\' ORDER BY name")).map((row) => row[0])
+      assert.notInclude(tables, "_psync_changes")
+      const answer = yield* sync(3, "anything")
+      assert.isTrue(answer.reset)
+      assert.deepStrictEqual(answer.ids, ["kept"])
+      assert.strictEqual(r.history().length, 16)
+    }).pipe(Effect.provide(servicesLayer({
+      connections: [],
+      setup: [
+        TODO_TABLE,
+        "INSERT INTO todos VALUES ('kept', 'k', 0, 1, 1, NULL)",
+        "CREATE TABLE _psync_meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL)",
+        "INSERT INTO _psync_meta VALUES ('version', 3), ('horizon', 0), ('published', 3)",
+        "CREATE TABLE _psync_changes (channel TEXT NOT NULL, id NOT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL, PRIMARY KEY (channel, id))",
+        "CREATE TABLE _psync_clients (client_id TEXT PRIMARY KEY NOT NULL, seq INTEGER NOT NULL, applied INTEGER NOT NULL DEFAULT 0)"
+      ]
+    }))))
+})
+
+describe("Reconciliation: GC", () => {
+  it.effect("GC purges old tombstones without publishing; a cursor from before the soft delete still learns of it", () =>
+    withRoom((watcher) =>
+      Effect.gen(function*() {
+        const r = yield* Reconciliation
+        const now = 100 * DAY
+        yield* r.write(Effect.all([insertRow("live"), insertRow("old"), insertRow("young")]))
+        const before = yield* r.version
+        yield* r.write(exec("UPDATE todos SET deleted_at = ? WHERE id = 'old'", now - 8 * DAY))
+        yield* r.write(exec("UPDATE todos SET deleted_at = ? WHERE id = 'young'", now - 1 * DAY))
+        yield* r.subscribe(watcher, todos, null, undefined)
+        watcher.sent.length = 0
+
+        const result = yield* r.gc(now)
+        assert.strictEqual(result.purged, 1)
+        assert.deepStrictEqual((yield* exec("SELECT id FROM todos ORDER BY id")).map((row) => row[0]), ["live", "young"])
+        assert.deepStrictEqual(watcher.sent, [])
+
+        const old = yield* sync(before)
+        assert.isFalse(old.reset)
+        assert.deepStrictEqual(old.deleted, ["old"])
+        assert.deepStrictEqual(old.ids, ["young"])
+        // later writes continue above everything published
+        const next = yield* r.write(insertRow("next"))
+        assert.strictEqual(next.version, before + 3)
+      })))
+
+  it.effect("the horizon follows the retention: log entries older than it (hard deletes too) are dropped and older cursors reset", () =>
+    withRoom(() =>
+      Effect.gen(function*() {
+        const r = yield* Reconciliation
+        const t0 = 100 * DAY
+        yield* r.write(Effect.all([insertRow("a"), insertRow("b")]))
+        yield* r.write(exec("DELETE FROM todos WHERE id = 'a'"))
+        const early = yield* r.version // 3
+        assert.deepStrictEqual(yield* r.gc(t0), { purged: 0, horizon: 0, clientsPruned: 0 })
+        yield* r.write(insertRow("c"))
+        // a day later nothing is older than the retention yet
+        assert.strictEqual((yield* r.gc(t0 + DAY)).horizon, 0)
+        assert.isFalse((yield* sync(1)).reset)
+        // past the retention, the checkpoint of t0 becomes the horizon
+        const gc = yield* r.gc(t0 + defaultOptions.tombstoneRetentionMs + DAY / 2)
+        assert.strictEqual(gc.horizon, early)
+        const log = (yield* exec("SELECT version, id, deleted FROM _psync_log ORDER BY version")).map((row) => row.join(":"))
+        assert.deepStrictEqual(log, ["4:c:0"])
+        const stale = yield* sync(1)
+        assert.isTrue(stale.reset)
+        assert.deepStrictEqual(stale.ids.sort(), ["b", "c"])
+        const fresh = yield* sync(early)
+        assert.isFalse(fresh.reset)
+        assert.deepStrictEqual(fresh.ids, ["c"])
+      })))
+
+  it.effect("GC compacts the log to one entry per row; deltas stay the same", () =>
+    withRoom(() =>
+      Effect.gen(function*() {
+        const r = yield* Reconciliation
+        yield* r.write(insertRow("a"))
+        for (let i = 0; i < 20; i++) yield* r.write(exec("UPDATE todos SET text = ? WHERE id = 'a'", `v${i}`))
+        const beforeGc = yield* sync(0)
+        yield* r.gc(100 * DAY)
+        assert.deepStrictEqual(yield* exec("SELECT count(*) FROM _psync_log"), [[1]])
+        const afterGc = yield* sync(0)
+        assert.deepStrictEqual(afterGc.rows, beforeGc.rows)
+        assert.deepStrictEqual(afterGc.rows.map((row) => row[1]), ["v19"])
+      })))
+})
+
+describe("Reconciliation: the client ledger", () => {
+  const claim = (k: ActionKey, now = 1_000) => Effect.map(Reconciliation.use((r) => r.write(r.claim(k, now))), (w) => w.value._tag)
+
+  it.effect("claim takes each seq once: new highest, then lower ones it has not seen, never one it has", () =>
+    withRoom(() =>
+      Effect.gen(function*() {
+        assert.strictEqual(yield* claim(key("c1", 3)), "New")
+        assert.strictEqual(yield* claim(key("c2", 1)), "New")
+        assert.strictEqual(yield* claim(key("c1", 3)), "Decided")
+        // 1 and 2 were never decided: each may be claimed once, below the highest
+        assert.strictEqual(yield* claim(key("c1", 1)), "New")
+        assert.strictEqual(yield* claim(key("c1", 1)), "Decided")
+        assert.strictEqual(yield* claim(key("c1", 10)), "New")
+        assert.strictEqual(yield* claim(key("c1", 2)), "New")
+        assert.strictEqual(yield* claim(key("c1", 2)), "Decided")
+        assert.strictEqual(yield* claim(key("c1", 9)), "New")
+        // past the window, lower seqs count as decided
+        assert.strictEqual(yield* claim(key("c1", 10 + DECIDED_WINDOW + 5)), "New")
+        assert.strictEqual(yield* claim(key("c1", 4)), "Decided")
+        // a claim rolled back with its action leaves the seq free
+        const r = yield* Reconciliation
+        const failed = yield* Effect.exit(r.write(Effect.andThen(r.claim(key("c3", 1), 1_000), Effect.fail("refused"))))
+        assert.strictEqual(failed._tag, "Failure")
+        assert.strictEqual(yield* claim(key("c3", 1)), "New")
+        // bookkeeping is not a channel change
+        assert.strictEqual(yield* r.version, 0)
+      })))
+
+  it.effect("only the key that first used a client id may use it again: a forged claim changes nothing", () =>
+    withRoom(() =>
+      Effect.gen(function*() {
+        assert.strictEqual(yield* claim(key("victim", 1)), "New")
+        assert.strictEqual(yield* claim(key("victim", 2 ** 40, { clientKey: "forged-key-0123456789" })), "Mismatch")
+        assert.strictEqual(yield* claim(key("victim", 2)), "New")
+        assert.deepStrictEqual(yield* exec("SELECT seq FROM _psync_clients WHERE client_id = 'victim'"), [[2]])
+      })))
+
+  it.effect("a refusal is final: every re-send gets it, and a refused seq cannot be applied later", () =>
+    withRoom(() =>
+      Effect.gen(function*() {
+        const r = yield* Reconciliation
+        assert.strictEqual((yield* r.exclusive(r.refuse(key("c", 1), "HandlerFailed", "UNIQUE constraint failed", 1_000)))._tag, "New")
+        for (let i = 0; i < 2; i++) {
+          const again = yield* r.write(r.claim(key("c", 1), 1_000))
+          assert.deepStrictEqual(again.value, { _tag: "Decided", decision: { _tag: "Refused", reason: "HandlerFailed", message: "UNIQUE constraint failed" } })
+        }
+        // refusing an applied seq records nothing and reports the decision
+        assert.strictEqual(yield* claim(key("c", 2)), "New")
+        assert.deepStrictEqual(yield* r.exclusive(r.refuse(key("c", 2), "NotAuthorized", "no", 1_000)), { _tag: "Decided", decision: { _tag: "Applied" } })
+      })))
+
+  it.effect("clients idle past the retention are forgotten; a re-send first sent before then is refused as expired, a new action is not", () =>
+    withRoom(() =>
+      Effect.gen(function*() {
+        const r = yield* Reconciliation
+        const t0 = 10 * DAY
+        assert.strictEqual(yield* claim(key("idle", 1), t0), "New")
+        assert.strictEqual(yield* claim(key("busy", 1), t0 + 29 * DAY), "New")
+        const later = t0 + defaultOptions.clientRetentionMs + DAY
+        const gc = yield* r.gc(later)
+        assert.strictEqual(gc.clientsPruned, 1)
+        assert.deepStrictEqual((yield* exec("SELECT client_id FROM _psync_clients")).map((row) => row[0]), ["busy"])
+        // seq 1 came back: it was first sent long ago, so it may have been applied
+        assert.strictEqual(yield* claim(key("idle", 1, { sentAt: t0 }), later), "Expired")
+        // seq 2 was never sent before: it is applied
+        assert.strictEqual(yield* claim(key("idle", 2), later), "New")
+        // a known client's old re-send is answered from the ledger as usual
+        assert.strictEqual(yield* claim(key("busy", 1, { sentAt: t0 }), later), "Decided")
+      })))
 })
