@@ -22,7 +22,7 @@ import {
 export const DEFAULT_TIMEOUT_MS = 15_000
 
 /** The client key a test client uses for a client id: stable, so re-sends of that id are accepted. */
-export const keyOf = (clientId: string): string => `test-key-${clientId}`.padEnd(16, "-")
+export const keyOf = (clientId: string): string => `test-key-${clientId}`.slice(0, 128).padEnd(16, "-")
 
 /** A fresh room name, so tests never share a Durable Object. */
 export const freshRoom = (prefix = "t"): string => `${prefix}-${randomUUID()}`

@@ -1,9 +1,10 @@
 /**
  * Authorization against the real worker, through the Todo fixture's demo
- * `?token=` rules (fixtures/todo-sync/src/server.ts): connections refused
- * with 401/403 at the upgrade, read-only connections that may subscribe but
+ * `?token=` rules (fixtures/todo-sync/src/server.ts): refused connections are
+ * told why (a `NotAuthorized` frame, then close code 4401 or 4403: a browser
+ * never sees an upgrade's status), read-only connections may subscribe but
  * not act, and a per-action rule (guests may not delete). A refused action
- * writes nothing and burns no sequence number.
+ * writes no row, and its refusal is final.
  */
 import { request } from "node:http"
 import { randomBytes } from "node:crypto"
@@ -84,22 +85,29 @@ describe("authorization on connect", () => {
     expect(await upgradeStatus(withToken(t.room, undefined))).toMatchObject({ status: 101 })
   })
 
-  it("an unknown token is refused with 401 and a banned one with 403, before any socket opens", async () => {
+  it("an unknown token is told NotAuthorized and closed with 4401, a banned one with 4403; nothing it sends is handled", async () => {
     const t = await seeded("auth-refused")
-    const bad = await upgradeStatus(withToken(t.room, "bad"))
-    expect(bad).toEqual({ status: 401, body: "unknown token" })
-    const banned = await upgradeStatus(withToken(t.room, "banned"))
-    expect(banned).toEqual({ status: 403, body: "this token is banned" })
-    // a WebSocket client sees the refusal as a failed open
-    await expect(ProtocolClient.connect(withToken(t.room, "bad"))).rejects.toThrow(/failed to open/)
-    await expect(ProtocolClient.connect(withToken(t.room, "banned"))).rejects.toThrow(/failed to open/)
+    for (const [token, code, message] of [["bad", 4401, "unknown token"], ["banned", 4403, "this token is banned"]] as const) {
+      const c = await connect(t.room, token)
+      // sent before the close arrives: never handled
+      c.send({ _tag: "Action", requestId: "sneak", channel: "todos", clientId: "sneak", clientKey: keyOf("sneak"), seq: 1, action: remove("t1") })
+      const refusal = await c.next((m) => m._tag === "Failure")
+      expect(refusal).toEqual({ _tag: "Failure", requestId: null, channel: null, reason: "NotAuthorized", message })
+      expect(await c.closed).toEqual({ code, reason: message })
+      expect(c.messages).toHaveLength(1)
+    }
     await t.unchanged()
   })
 
   it("a forged grant header does not bypass the connect hook", async () => {
     const t = await seeded("auth-forged")
     const forged = { "x-effect-partysync-grant": JSON.stringify({ principal: "admin", readOnly: false }) }
-    expect(await upgradeStatus(withToken(t.room, "bad"), forged)).toMatchObject({ status: 401 })
+    const refused = new (WebSocket as unknown as new(url: string, init: { headers: Record<string, string> }) => WebSocket)(
+      withToken(t.room, "bad"),
+      { headers: forged }
+    )
+    const closed = await new Promise<number>((resolve) => refused.addEventListener("close", (event) => resolve(event.code), { once: true }))
+    expect(closed).toBe(4401)
     // a read-only token with a forged full grant stays read-only
     const socket = new (WebSocket as unknown as new(url: string, init: { headers: Record<string, string> }) => WebSocket)(
       withToken(t.room, "readonly"),
@@ -142,7 +150,7 @@ describe("read-only connections", () => {
 })
 
 describe("authorization per action", () => {
-  it("a guest may create and update but a delete is refused with NotAuthorized, writes nothing and burns no sequence number", async () => {
+  it("a guest may create and update but a delete is refused with NotAuthorized, writes no row, and stays refused", async () => {
     const t = await seeded("auth-guest")
     const guest = await connect(t.room, "guest")
     await guest.subscribe("todos", null)
@@ -156,12 +164,13 @@ describe("authorization per action", () => {
     expect(refused).toMatchObject({ reason: "NotAuthorized", requestId: "del", channel: "todos", message: "guests may not delete todos" })
     expect(guest.messages.slice(from).filter((m) => m._tag === "Change")).toEqual([])
     expect(await h.rows()).toEqual(before.rows)
-    expect(await h.clients()).toEqual(before.clients)
 
-    // seq 3 is still free for an allowed action
-    const next = expectAck(await guest.act({ clientId: "guest-1", clientKey: keyOf("guest-1"), seq: 3, action: create("g2", "still a guest") }))
+    // the refusal is final: seq 3 re-sent, even with an allowed action, gets the same answer
+    const again = expectFailure(await guest.act({ clientId: "guest-1", clientKey: keyOf("guest-1"), seq: 3, action: create("g2", "still a guest") }))
+    expect(again).toMatchObject({ reason: "NotAuthorized", message: "guests may not delete todos" })
+    const next = expectAck(await guest.act({ clientId: "guest-1", clientKey: keyOf("guest-1"), seq: 4, action: create("g2", "still a guest") }))
     expect(next.duplicate).toBe(false)
-    expect((await h.clients()).find((c) => c.client_id === "guest-1")?.seq).toBe(3)
+    expect((await h.clients()).find((c) => c.client_id === "guest-1")?.seq).toBe(4)
 
     // the rule is per principal: a full-access connection may delete the same row
     expectAck(await t.owner.act({ clientId: "owner", clientKey: keyOf("owner"), seq: 2, action: remove("g1") }))

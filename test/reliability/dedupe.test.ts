@@ -19,14 +19,14 @@ describe("re-sent actions get their first answer", () => {
     const room = freshRoom("dedupe-refused")
     const first = await connect(room)
     const refused = expectFailure(await first.act({ clientId: "c", seq: 1, action: create("bad", " ") }))
-    expect(refused.reason).toBe("HandlerFailed")
+    expect(refused.reason).toBe("ActionRejected")
     expectAck(await first.act({ clientId: "c", seq: 2, action: create("good", "good") }))
     await first.close()
 
     // the client never saw the Failure (the socket dropped): it re-sends seq 1 on a new connection
     const again = await connect(room)
     const reply = await again.act({ clientId: "c", seq: 1, action: create("bad", " ") })
-    expect(reply).toMatchObject({ _tag: "Failure", reason: "HandlerFailed", message: refused.message })
+    expect(reply).toMatchObject({ _tag: "Failure", reason: "ActionRejected", message: refused.message })
     // an applied action re-sent is still a duplicate
     expect(expectAck(await again.act({ clientId: "c", seq: 2, action: create("good", "good") })).duplicate).toBe(true)
     const h = hooks(workerUrl(), room)

@@ -50,3 +50,33 @@ describe("worker restart", () => {
     await after.close()
   })
 })
+
+describe("waking up", () => {
+  it("the cost of starting sync does not grow with the table: rows read on wake are the same for 1k and 100k rows", async () => {
+    const small = freshRoom("wake-1k")
+    const large = freshRoom("wake-100k")
+    await hooks(worker!.url, small).seed(0, 1_000)
+    // 100k rows in chunks of 25k (one statement each), as bulk writes would arrive
+    for (let from = 0; from < 100_000; from += 25_000) await hooks(worker!.url, large).seed(from, 25_000)
+
+    await worker!.dispose()
+    worker = await startWorker({ persist })
+
+    const wake = async (room: string) => {
+      const h = hooks(worker!.url, room)
+      // the first request wakes the object and starts sync after it answers
+      expect(await h.rows().then((rows) => rows.length)).toBeGreaterThan(0)
+      const report = await h.installation()
+      expect(report).not.toBeNull()
+      expect(report!.newHistory).toBe(false)
+      return report!.usage
+    }
+    const a = await wake(small)
+    const b = await wake(large)
+    console.log(`[wake] 1k rows: ${JSON.stringify(a)}; 100k rows: ${JSON.stringify(b)}`)
+    expect(b.rowsRead).toBe(a.rowsRead)
+    expect(b.rowsWritten).toBe(a.rowsWritten)
+    // and it reads a handful of rows (schema and bookkeeping), not the table
+    expect(b.rowsRead).toBeLessThan(100)
+  })
+})

@@ -136,4 +136,21 @@ describe("Broadcast", () => {
       assert.deepStrictEqual(both.sent, [])
     }).pipe(Effect.provide(layer))
   })
+
+  it.effect("an Ack whose rows exceed the frame limit sends them first as AckRows chunks below the limit, then the Ack", () => {
+    const limit = 2_000
+    const { todos, layer } = setup(limit)
+    return Effect.gen(function*() {
+      const b = yield* Broadcast
+      const rows = Array.from({ length: 300 }, (_, i) => [`row-${i}`, "x".repeat(20), 0, 1, 1, null])
+      yield* b.ack(todos, { _tag: "Ack", requestId: "big", version: 7, rows, duplicate: false }, [])
+      assert.isTrue(todos.sent.every((frame) => new TextEncoder().encode(frame).length <= limit))
+      const frames = decodedFrames(todos)
+      const last = frames.pop()!
+      assert.deepStrictEqual(last, { _tag: "Ack", requestId: "big", version: 7, rows: [], duplicate: false })
+      assert.isAbove(frames.length, 1)
+      assert.isTrue(frames.every((m) => m._tag === "AckRows" && m.requestId === "big"))
+      assert.deepStrictEqual(frames.flatMap((m) => m._tag === "AckRows" ? m.rows : []), rows)
+    }).pipe(Effect.provide(layer))
+  })
 })
