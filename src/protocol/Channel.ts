@@ -3,6 +3,12 @@
  * server and client. The record is a tuple whose first element is the row id
  * and whose last is `deleted_at` (null while the row is live), as in partysync.
  *
+ * A channel has a schema version. Raise it whenever the record or the action
+ * Schema changes: clients built for an older version are told they are
+ * outdated, caches written under another version are rebuilt, and actions
+ * queued under an older version are upgraded by the channel's `upgrade`
+ * functions (one per version step, on the encoded action) or refused.
+ *
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
@@ -25,6 +31,11 @@ export interface Channel<
   readonly action: A
   /** The channel's schema version (1 unless declared); raise it when the record or action Schema changes. */
   readonly version: number
+  /**
+   * Upgrades of queued actions: `upgrade[n]` turns an action encoded for
+   * version n into one encoded for version n + 1.
+   */
+  readonly upgrade: Readonly<Record<number, (action: unknown) => unknown>>
 }
 
 /** Any channel. */
@@ -46,7 +57,13 @@ export const isIdentifier = (s: string): boolean => IDENTIFIER.test(s) && !s.toL
  */
 export const make = <const Name extends string, R extends RecordSchema, A extends ActionSchema>(
   name: Name,
-  options: { readonly record: R; readonly action: A; readonly table?: string; readonly version?: number }
+  options: {
+    readonly record: R
+    readonly action: A
+    readonly table?: string
+    readonly version?: number
+    readonly upgrade?: Readonly<Record<number, (action: unknown) => unknown>>
+  }
 ): Channel<Name, R, A> => {
   const table = options.table ?? name
   if (!isIdentifier(name)) throw new TypeError(`effect-partysync: invalid channel name ${JSON.stringify(name)}`)
@@ -55,5 +72,32 @@ export const make = <const Name extends string, R extends RecordSchema, A extend
   }
   const version = options.version ?? 1
   if (!Number.isInteger(version) || version < 1) throw new TypeError(`effect-partysync: channel ${name}: version must be a positive integer`)
-  return { name, table, record: options.record, action: options.action, version }
+  return { name, table, record: options.record, action: options.action, version, upgrade: options.upgrade ?? {} }
+}
+
+/** Why an action encoded for an older version could not be upgraded. */
+export class UpgradeFailed {
+  readonly _tag = "UpgradeFailed"
+  constructor(readonly message: string) {}
+}
+
+/**
+ * Brings an action encoded for version `from` up to the channel's version,
+ * one declared step at a time; an `UpgradeFailed` says which step is
+ * missing or threw.
+ */
+export const upgradeAction = (channel: Any, from: number, action: unknown): unknown => {
+  let value = action
+  for (let v = from; v < channel.version; v++) {
+    const step = channel.upgrade[v]
+    if (step === undefined) {
+      return new UpgradeFailed(`channel ${channel.name} declares no upgrade of actions from version ${v} to ${v + 1}`)
+    }
+    try {
+      value = step(value)
+    } catch (error) {
+      return new UpgradeFailed(`upgrading an action of channel ${channel.name} from version ${v} failed: ${error instanceof Error ? error.message : String(error)}`)
+    }
+  }
+  return value
 }

@@ -21,22 +21,25 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import type { SqlClient } from "effect/sql"
 import { type Connection, type ConnectionContext, Server, type WSMessage } from "partyserver"
 import * as SyncLayer from "../layers/SyncLayer.ts"
 import type * as Channel from "../protocol/Channel.ts"
 import { NotAuthorized } from "../protocol/Errors.ts"
 import { encodeServerFrame } from "../protocol/Protocol.ts"
 import { ActionDispatch } from "../services/ActionDispatch.ts"
-import { ActionHandler, Authorizer, type HandlerRows, toRows } from "../services/ActionHandler.ts"
+import { ActionHandler, Authorizer, type HandlerRows } from "../services/ActionHandler.ts"
 import { Caller, type CallerShape } from "../services/Caller.ts"
 import { type ConnectionState, Connections, initialState, type SyncConnection } from "../services/Connections.ts"
 import { type GcResult, type InstallReport, Reconciliation } from "../services/Reconciliation.ts"
+import { type MigrationRecord, run as runMigrations } from "../services/Migrations.ts"
 import { DurableObjectStorage, Storage } from "../services/Storage.ts"
+import * as StorageSqlClient from "../services/StorageSqlClient.ts"
 import { Channels, defaultOptions, SyncConfig, type SyncOptions } from "../services/SyncConfig.ts"
 
 /** What `onAction` may return. */
 export type ActionResult<R> =
-  | Effect.Effect<HandlerRows, unknown, Storage | Caller | R>
+  | Effect.Effect<HandlerRows, unknown, SqlClient.SqlClient | Storage | Caller | R>
   | Promise<HandlerRows>
   | HandlerRows
 
@@ -50,7 +53,7 @@ export interface Grant {
 
 const PRINCIPAL_HEADER = "x-effect-partysync-grant"
 
-const toEffect = <R>(result: ActionResult<R>): Effect.Effect<HandlerRows, unknown, Storage | Caller | R> => {
+const toEffect = <R>(result: ActionResult<R>): Effect.Effect<HandlerRows, unknown, SqlClient.SqlClient | Storage | Caller | R> => {
   if (Effect.isEffect(result)) return result
   if (result instanceof Promise) return Effect.tryPromise({ try: () => result, catch: (e) => e })
   return Effect.succeed(result)
@@ -72,8 +75,16 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
   /** Tunables (GC retention, frame and in-flight limits, synchronous handlers). */
   readonly syncOptions: Partial<SyncOptions> = {}
 
-  /** Services `onAction` may use besides Storage and Caller (declare them as the third type parameter). */
-  readonly layer: Layer.Layer<R, unknown, Storage> | undefined = undefined
+  /** Services `onAction` may use besides SqlClient, Storage and Caller (declare them as the third type parameter). */
+  readonly layer: Layer.Layer<R, unknown, SqlClient.SqlClient | Storage> | undefined = undefined
+
+  /**
+   * The object's table migrations, keyed `"<n>_<name>"`: run on wake, before
+   * change capture, pending ones in one transaction. A failure leaves the
+   * object answering `Unavailable` with the reason until a later event
+   * migrates it.
+   */
+  readonly migrations: MigrationRecord | undefined = undefined
 
   /**
    * Runs an action in a transaction; returns the changed rows. Fail with
@@ -93,13 +104,13 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     return Effect.void
   }
 
-  #runtime: ManagedRuntime.ManagedRuntime<ActionDispatch | Reconciliation | Storage | R, unknown> | undefined
+  #runtime: ManagedRuntime.ManagedRuntime<ActionDispatch | Reconciliation | SqlClient.SqlClient | Storage | R, unknown> | undefined
   #ready: Promise<void> | undefined
-  #installation: InstallReport | undefined
+  #installation: (InstallReport & { readonly migrated: ReadonlyArray<readonly [number, string]> }) | undefined
   readonly #adapters = new WeakMap<Connection, SyncConnection>()
 
-  /** What the last start of the services did and cost (rows read and written); undefined before the first. */
-  get installation(): InstallReport | undefined {
+  /** What the last start of the services did (migrations run, history) and cost (rows read and written); undefined before the first. */
+  get installation(): (InstallReport & { readonly migrated: ReadonlyArray<readonly [number, string]> }) | undefined {
     return this.#installation
   }
 
@@ -135,20 +146,18 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
       Layer.succeed(Channels, Channels.fromList(this.channels)),
       Layer.succeed(SyncConfig, options)
     )
-    const storage = Storage.layer.pipe(Layer.provide(base))
-    const app = ((this.layer ?? Layer.empty) as Layer.Layer<R, unknown, Storage>).pipe(Layer.provideMerge(storage))
+    const storage = StorageSqlClient.layer.pipe(Layer.provideMerge(Storage.layer.pipe(Layer.provide(base))))
+    const app = ((this.layer ?? Layer.empty) as Layer.Layer<R, unknown, SqlClient.SqlClient | Storage>).pipe(Layer.provideMerge(storage))
     const server = this
     const handler = Layer.effect(
       ActionHandler,
       Effect.gen(function*() {
-        const context = yield* Effect.context<Storage | R>()
+        const context = yield* Effect.context<SqlClient.SqlClient | Storage | R>()
         return ActionHandler.of({
           run: (channel, action) =>
-            Effect.gen(function*() {
-              const caller = yield* Caller
-              const rows = yield* toEffect(server.onAction(channel.name, action as Channel.ActionOf<C>, caller))
-              return toRows(rows)
-            }).pipe(Effect.provideContext(context))
+            Effect.flatMap(Caller, (caller) => toEffect(server.onAction(channel.name, action as Channel.ActionOf<C>, caller))).pipe(
+              Effect.provideContext(context)
+            )
         })
       })
     )
@@ -172,7 +181,12 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     if (this.#ready === undefined) {
       const runtime = this.#build()
       this.#runtime = runtime
-      this.#ready = runtime.runPromise(Reconciliation.use((r) => r.install)).then((report) => {
+      const migrations = this.migrations
+      this.#ready = runtime.runPromise(Effect.gen(function*() {
+        const migrated = migrations === undefined ? [] : yield* runMigrations(migrations)
+        const report = yield* Reconciliation.use((r) => r.install)
+        return { ...report, migrated }
+      })).then((report) => {
         this.#installation = report
         return this.#scheduleGc()
       })
@@ -191,7 +205,7 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
   }
 
   /** Runs an Effect with this object's services, then publishes any rows it changed. */
-  async runEffect<A, E>(effect: Effect.Effect<A, E, Storage | Reconciliation | R>): Promise<A> {
+  async runEffect<A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient | Storage | Reconciliation | R>): Promise<A> {
     await this.#ensureReady()
     const runtime = this.#runtime!
     return runtime.runPromise(

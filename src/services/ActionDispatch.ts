@@ -21,7 +21,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Semaphore from "effect/Semaphore"
-import type * as Channel from "../protocol/Channel.ts"
+import * as Channel from "../protocol/Channel.ts"
 import { ActionRejected, NotAuthorized } from "../protocol/Errors.ts"
 import { type Action, type ClientMessage, decodeClientMessage, type ErrorReason, type Subscribe, type WireRow } from "../protocol/Protocol.ts"
 import { ActionHandler, Authorizer } from "./ActionHandler.ts"
@@ -170,7 +170,17 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
         if (state.readOnly) {
           return yield* fail("ReadOnly", "this connection is read-only", message.requestId, channel.name)
         }
-        const decoded = actionDecoders.get(channel.name)!(message.action)
+        let encoded = message.action
+        if (message.schema !== undefined && message.schema !== channel.version) {
+          if (message.schema > channel.version) {
+            // a client newer than this server: a deploy is on its way, the client retries
+            return yield* fail("Unavailable", `this client was built for version ${message.schema} of channel ${channel.name}; the server still runs version ${channel.version}`, message.requestId, channel.name)
+          }
+          const upgraded = Channel.upgradeAction(channel, message.schema, message.action)
+          if (upgraded instanceof Channel.UpgradeFailed) return yield* fail("Outdated", upgraded.message, message.requestId, channel.name)
+          encoded = upgraded
+        }
+        const decoded = actionDecoders.get(channel.name)!(encoded)
         if (Exit.isFailure(decoded)) {
           const error = Cause.findErrorOption(decoded.cause)
           return yield* fail("InvalidAction", error._tag === "Some" ? error.value.message : "invalid action", message.requestId, channel.name)
@@ -195,8 +205,8 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
         type Outcome = { readonly claim: Claim; readonly rows: ReadonlyArray<WireRow> }
         const body: Effect.Effect<Outcome, unknown> = Effect.flatMap(reconciliation.claim(key, now), (claim): Effect.Effect<Outcome, unknown> => {
           if (claim._tag !== "New") return Effect.succeed({ claim, rows: [] })
-          return Effect.flatMap(Effect.provideService(handler.run(channel, action), Caller, caller), (rows) => {
-            const problem = reconciliation.checkRows(channel, rows)
+          return Effect.flatMap(Effect.provideService(handler.run(channel, action), Caller, caller), (result) => {
+            const { rows, problem } = reconciliation.wireRows(channel, result)
             return problem === undefined
               ? Effect.succeed({ claim, rows })
               : Effect.fail(fail("InvalidRecord", `onAction returned a row that does not match the channel's record: ${problem}`))
@@ -331,6 +341,15 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
             return yield* fail(
               "Outdated",
               `this client was built for version ${message.schema} of channel ${channel.name}; the server has version ${channel.version}: reload the app`,
+              null,
+              channel.name
+            )
+          }
+          if (message.schema !== undefined && message.schema > channel.version) {
+            // a client newer than this server: the deploy is on its way, the client retries
+            return yield* fail(
+              "Unavailable",
+              `this client was built for version ${message.schema} of channel ${channel.name}; the server still runs version ${channel.version}`,
               null,
               channel.name
             )

@@ -13,9 +13,12 @@ import type { NotAuthorized } from "../protocol/Errors.ts"
 import type { Caller } from "./Caller.ts"
 import type { WireRow } from "../protocol/Protocol.ts"
 
-/** Runs a decoded action. Called inside the action's transaction, with its `Caller`. */
+/**
+ * Runs a decoded action. Called inside the action's transaction, with its
+ * `Caller`; returns the rows it changed, in any shape `HandlerRows` allows.
+ */
 export class ActionHandler extends Context.Service<ActionHandler, {
-  readonly run: (channel: Channel.Any, action: unknown) => Effect.Effect<ReadonlyArray<WireRow>, unknown, Caller>
+  readonly run: (channel: Channel.Any, action: unknown) => Effect.Effect<HandlerRows, unknown, Caller>
 }>()("effect-partysync/ActionHandler") {}
 
 /** Decides whether a connection's principal may run an action. */
@@ -39,8 +42,13 @@ export type HandlerRows =
   | undefined
   | null
 
-/** Normalises a handler's result to rows as arrays. */
-export const toRows = (result: HandlerRows): ReadonlyArray<WireRow> => {
+/**
+ * Normalises a handler's result to wire rows. Rows as objects (SqlClient
+ * results, `cursor.toArray()`) are laid out in the channel's wire order by
+ * column name, so a column added by a migration lands before `deleted_at`;
+ * rows as arrays are taken as they are.
+ */
+export const toRows = (result: HandlerRows, columns: ReadonlyArray<string>): ReadonlyArray<WireRow> => {
   if (result === undefined || result === null) return []
   if (!Array.isArray(result)) {
     if (typeof (result as { raw?: unknown }).raw === "function") {
@@ -48,7 +56,9 @@ export const toRows = (result: HandlerRows): ReadonlyArray<WireRow> => {
     }
     return []
   }
-  return (result as ReadonlyArray<unknown>).map((row) =>
-    Array.isArray(row) ? row : Object.values(row as Record<string, unknown>)
-  )
+  return (result as ReadonlyArray<unknown>).map((row) => {
+    if (Array.isArray(row)) return row
+    const record = row as Record<string, unknown>
+    return columns.map((column) => record[column])
+  })
 }

@@ -25,11 +25,24 @@ export interface TableInfo {
   readonly channel: Channel.Any
   /** The channel's number in the log (`_psync_channels.idx`). */
   readonly index: number
+  /**
+   * The columns in wire order: the table's order, except that `deleted_at`
+   * comes last (a column a migration adds with ALTER TABLE lands after it in
+   * the table, before it on the wire).
+   */
   readonly columns: ReadonlyArray<string>
   readonly id: string
   readonly deletedAt: string
   readonly hasRowid: boolean
 }
+
+/** The wire order of a table's columns: `deleted_at` (or else the last column) moves to the end. */
+export const wireColumns = (tableColumns: ReadonlyArray<string>): { readonly columns: ReadonlyArray<string>; readonly deletedAt: string } => {
+  const deletedAt = tableColumns.includes("deleted_at") ? "deleted_at" : tableColumns[tableColumns.length - 1]!
+  return { columns: [...tableColumns.filter((c) => c !== deletedAt), deletedAt], deletedAt }
+}
+
+const selectList = (info: TableInfo, alias: string) => info.columns.map((c) => `${alias}.${q(c)}`).join(", ")
 
 /** Quotes a checked identifier. */
 export const q = (identifier: string): string => `"${identifier}"`
@@ -72,8 +85,12 @@ export const triggerSql = (info: Pick<TableInfo, "channel" | "index" | "id">): R
 
 /** The statement that reads a channel's changes after a version, with each row's current values. */
 export const changesQuery = (info: TableInfo): string =>
-  `SELECT l.version, l.deleted, l.id, t.* FROM _psync_log l LEFT JOIN ${q(info.channel.table)} t ` +
+  `SELECT l.version, l.deleted, l.id, ${selectList(info, "t")} FROM _psync_log l LEFT JOIN ${q(info.channel.table)} t ` +
   `ON t.${q(info.id)} = l.id WHERE l.version > ? AND l.channel = ${info.index} ORDER BY l.version`
+
+/** The statement that reads every live row of a channel, in insertion order where the table has one. */
+export const allQuery = (info: TableInfo): string =>
+  `SELECT ${selectList(info, "t")} FROM ${q(info.channel.table)} t WHERE t.${q(info.deletedAt)} IS NULL${info.hasRowid ? " ORDER BY t.rowid" : ""}`
 
 /**
  * Folds the result of `changesQuery` into changes: each row once, at its

@@ -29,6 +29,7 @@ import * as Schema from "effect/Schema"
 import * as Semaphore from "effect/Semaphore"
 import type * as Channel from "../protocol/Channel.ts"
 import type { ErrorReason, WireRow } from "../protocol/Protocol.ts"
+import { type HandlerRows, toRows } from "./ActionHandler.ts"
 import { Broadcast } from "./Broadcast.ts"
 import * as ChangeLog from "./ChangeLog.ts"
 import * as Ledger from "./ClientLedger.ts"
@@ -137,8 +138,11 @@ export interface ReconciliationShape {
   readonly refuse: (key: ActionKey, reason: ErrorReason, message: string, now: number) => Effect.Effect<Claim, StorageError>
   /** Removes old tombstones and log entries, compacts the log and forgets idle clients. */
   readonly gc: (now: number) => Effect.Effect<GcResult, StorageError>
-  /** Checks rows against a channel's record Schema; the message names the column. */
-  readonly checkRows: (channel: Channel.Any, rows: ReadonlyArray<WireRow>) => string | undefined
+  /**
+   * A handler's result as wire rows (objects laid out by column name), or the
+   * reason one does not match the channel's record Schema (naming the column).
+   */
+  readonly wireRows: (channel: Channel.Any, result: HandlerRows) => { readonly rows: ReadonlyArray<WireRow>; readonly problem: string | undefined }
 }
 
 /** Builds Reconciliation over Storage, publishing through Broadcast. */
@@ -191,7 +195,12 @@ const make = Effect.gen(function*() {
     return { changes, version, invalid }
   }
 
-  const checkRows = (channel: Channel.Any, rows: ReadonlyArray<WireRow>) => tables.get(channel.name)?.check(rows)
+  const wireRows = (channel: Channel.Any, result: HandlerRows) => {
+    const log = tables.get(channel.name)
+    if (log === undefined) return { rows: [], problem: `channel ${channel.name} is not installed` }
+    const rows = toRows(result, log.info.columns)
+    return { rows, problem: log.check(rows) }
+  }
 
   const commit = <A, E, R>(self: Effect.Effect<A, E, R>, sender?: SyncConnection) =>
     Effect.flatMap(
@@ -306,7 +315,7 @@ const make = Effect.gen(function*() {
     claim,
     refuse,
     gc,
-    checkRows
+    wireRows
   } satisfies ReconciliationShape
 })
 
@@ -348,8 +357,8 @@ const recordChecker = (info: ChangeLog.TableInfo) => {
 }
 
 const describe = (storage: StorageShape, channel: Channel.Any, index: number): ChangeLog.TableInfo => {
-  const columns = storage.rawUnsafe(`SELECT name FROM pragma_table_info(?) ORDER BY cid`, channel.table).map((r) => String(r[0]))
-  if (columns.length < 2) {
+  const tableColumns = storage.rawUnsafe(`SELECT name FROM pragma_table_info(?) ORDER BY cid`, channel.table).map((r) => String(r[0]))
+  if (tableColumns.length < 2) {
     throw new StorageError({
       message: `table ${channel.table} for channel ${channel.name} must exist (with the id first and deleted_at last) before the server starts`,
       cause: null
@@ -361,7 +370,8 @@ const describe = (storage: StorageShape, channel: Channel.Any, index: number): C
   } catch {
     hasRowid = false
   }
-  return { channel, index, columns, id: columns[0]!, deletedAt: columns[columns.length - 1]!, hasRowid }
+  const { columns, deletedAt } = ChangeLog.wireColumns(tableColumns)
+  return { channel, index, columns, id: tableColumns[0]!, deletedAt, hasRowid }
 }
 
 const meta = (storage: StorageShape, key: string): SqlValue | undefined =>
@@ -407,13 +417,7 @@ const installSync = (storage: StorageShape, channels: ReadonlyMap<string, Channe
       // a channel that was captured before lost changes while its triggers were missing or different
       if (known !== undefined) rebuilt = true
     }
-    const t = ChangeLog.q(channel.table)
-    logs.push({
-      info,
-      query: ChangeLog.changesQuery(info),
-      all: `SELECT * FROM ${t} WHERE ${ChangeLog.q(info.deletedAt)} IS NULL${info.hasRowid ? " ORDER BY rowid" : ""}`,
-      check: recordChecker(info)
-    })
+    logs.push({ info, query: ChangeLog.changesQuery(info), all: ChangeLog.allQuery(info), check: recordChecker(info) })
   }
 
   let history = meta(storage, "history")

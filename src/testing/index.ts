@@ -7,12 +7,15 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type { SqlClient } from "effect/sql"
 import * as SyncLayer from "../layers/SyncLayer.ts"
 import type * as Channel from "../protocol/Channel.ts"
 import { ActionHandler, Authorizer } from "../services/ActionHandler.ts"
 import type { SyncConnection } from "../services/Connections.ts"
 import { Reconciliation } from "../services/Reconciliation.ts"
+import { type MigrationRecord, run as runMigrations } from "../services/Migrations.ts"
 import { Storage } from "../services/Storage.ts"
+import * as StorageSqlClient from "../services/StorageSqlClient.ts"
 import { Channels, defaultOptions, SyncConfig, type SyncOptions } from "../services/SyncConfig.ts"
 import { layerMemoryConnections } from "./MemoryConnections.ts"
 import { layerNodeSqlite } from "./StorageSqlite.ts"
@@ -21,14 +24,17 @@ export { Connections, initialState, type SyncConnection } from "../services/Conn
 export { layerMemoryConnections, makeMemoryConnection, type MemoryConnection } from "./MemoryConnections.ts"
 export { layerNodeSqlite } from "./StorageSqlite.ts"
 export { ActionHandler, Authorizer } from "../services/ActionHandler.ts"
+export * as TestServer from "./TestServer.ts"
 
 /** Options of `layerTest`. */
 export interface TestOptions {
   readonly channels: ReadonlyArray<Channel.Any>
   /** Runs actions, as `onAction` would (it may use Storage). */
-  readonly handler: Layer.Layer<ActionHandler, never, Storage>
+  readonly handler: Layer.Layer<ActionHandler, never, SqlClient.SqlClient | Storage>
   /** Statements that create the channel tables, run before change capture is installed. */
-  readonly setup: ReadonlyArray<string>
+  readonly setup?: ReadonlyArray<string> | undefined
+  /** The server's migrations, run (as on wake) after `setup` and before change capture is installed. */
+  readonly migrations?: MigrationRecord | undefined
   readonly connections?: Array<SyncConnection> | undefined
   readonly authorizer?: Layer.Layer<Authorizer> | undefined
   readonly options?: Partial<SyncOptions> | undefined
@@ -39,10 +45,13 @@ export interface TestOptions {
 /** ActionDispatch, Reconciliation, Broadcast and Storage over node:sqlite, with change capture installed. */
 export const layerTest = (options: TestOptions) => {
   const options_ = { ...defaultOptions, ...options.options }
-  const storage = layerNodeSqlite(options.path, { synchronous: options_.synchronousHandlers })
+  const storage = StorageSqlClient.layer.pipe(
+    Layer.provideMerge(layerNodeSqlite(options.path, { synchronous: options_.synchronousHandlers }))
+  )
   const tables = Layer.effectDiscard(Effect.gen(function*() {
     const sql = yield* Storage
-    for (const statement of options.setup) yield* sql.raw(statement)
+    for (const statement of options.setup ?? []) yield* sql.raw(statement)
+    if (options.migrations !== undefined) yield* runMigrations(options.migrations)
   })).pipe(Layer.orDie)
   const base = Layer.mergeAll(
     layerMemoryConnections(options.connections ?? []),

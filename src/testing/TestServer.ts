@@ -1,0 +1,129 @@
+/**
+ * A sync server's real dispatch path in Node, for unit tests of handlers:
+ * frames go through `ActionDispatch` exactly as in a Durable Object (frame
+ * and action Schemas, the authorizer, the transaction, rollback, the client
+ * ledger, typed refusals), over node:sqlite and in-memory connections. Only
+ * the socket and partyserver are left out.
+ *
+ * @since 0.2.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import type { SqlClient } from "effect/sql"
+import type * as Channel from "../protocol/Channel.ts"
+import { fromFailure, type NotAuthorized, type SendError } from "../protocol/Errors.ts"
+import { decodeServerMessage, encodeClientMessage, type ServerMessage, type WireRow } from "../protocol/Protocol.ts"
+import { ActionDispatch } from "../services/ActionDispatch.ts"
+import { ActionHandler, Authorizer, type HandlerRows } from "../services/ActionHandler.ts"
+import { Caller, type CallerShape } from "../services/Caller.ts"
+import { initialState } from "../services/Connections.ts"
+import type { MigrationRecord } from "../services/Migrations.ts"
+import { Storage } from "../services/Storage.ts"
+import type { SyncOptions } from "../services/SyncConfig.ts"
+import { layerTest } from "./index.ts"
+import { makeMemoryConnection, type MemoryConnection } from "./MemoryConnections.ts"
+
+/** What a test server runs: the same hooks as a `SyncServer` subclass. */
+export interface TestServerOptions<C extends Channel.Any, R = never> {
+  readonly channels: ReadonlyArray<C>
+  /** As `SyncServer.onAction`, as an Effect. */
+  readonly onAction: (channel: C["name"], action: Channel.ActionOf<C>, caller: CallerShape) => Effect.Effect<HandlerRows, unknown, SqlClient.SqlClient | Storage | Caller | R>
+  /** As `SyncServer.authorizeAction` (default: allow). */
+  readonly authorizeAction?: ((principal: unknown, channel: C["name"], action: Channel.ActionOf<C>) => Effect.Effect<void, NotAuthorized>) | undefined
+  /** Your own services for `onAction`, as `SyncServer.layer`. */
+  readonly layer?: Layer.Layer<R, never, SqlClient.SqlClient | Storage> | undefined
+  readonly migrations?: MigrationRecord | undefined
+  /** Statements that create tables, if not done by migrations. */
+  readonly setup?: ReadonlyArray<string> | undefined
+  readonly syncOptions?: Partial<SyncOptions> | undefined
+}
+
+/** A connection to a test server. */
+export interface TestConnection<C extends Channel.Any> {
+  /** Sends an action the way a client does; succeeds with the handler's rows, fails with the typed refusal. */
+  readonly send: (channel: C["name"], action: Channel.ActionOf<C>) => Effect.Effect<ReadonlyArray<WireRow>, SendError>
+  /** Sends any frame (text, as on the wire) and returns the frames it produced. */
+  readonly sendFrame: (frame: string) => Effect.Effect<ReadonlyArray<ServerMessage>>
+  /** Every frame this connection was sent, decoded. */
+  readonly frames: () => ReadonlyArray<ServerMessage>
+  readonly clientId: string
+}
+
+/** A test server. */
+export interface TestServer<C extends Channel.Any> {
+  /** Opens a connection whose principal is `principal` (what `authorizeConnection` would grant). */
+  readonly connect: (principal?: unknown, options?: { readonly readOnly?: boolean }) => TestConnection<C>
+  /** Runs statements or reads rows in the server's database. */
+  readonly storage: Effect.Effect<Storage["Service"]>
+}
+
+const decode = (frames: ReadonlyArray<string>): Array<ServerMessage> =>
+  frames.flatMap((frame): Array<ServerMessage> => {
+    const exit = decodeServerMessage(frame)
+    if (Exit.isFailure(exit)) throw new Error(`effect-partysync/testing: a frame does not decode: ${frame.slice(0, 200)}`)
+    return exit.value._tag === "Ack" ? [...(exit.value.changes ?? []), exit.value] : [exit.value]
+  })
+
+/** Starts a test server for the length of the Scope. */
+export const make = <C extends Channel.Any, R = never>(
+  options: TestServerOptions<C, R>
+): Effect.Effect<TestServer<C>, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const connections: Array<MemoryConnection> = []
+    const handler = Layer.effect(ActionHandler, Effect.gen(function*() {
+      const context = yield* Effect.context<SqlClient.SqlClient | Storage | R>()
+      return ActionHandler.of({
+        run: (channel, action) =>
+          Effect.flatMap(Caller, (caller) => options.onAction(channel.name, action as Channel.ActionOf<C>, caller)).pipe(
+            Effect.provideContext(context)
+          )
+      })
+    })).pipe(Layer.provide(options.layer ?? (Layer.empty as unknown as Layer.Layer<R, never, SqlClient.SqlClient | Storage>)))
+    const authorize = options.authorizeAction
+    const authorizer = authorize === undefined ? Authorizer.layerAllowAll : Layer.succeed(Authorizer, Authorizer.of({
+      authorizeAction: (principal, channel, action) => authorize(principal, channel.name, action as Channel.ActionOf<C>)
+    }))
+    const context = yield* Layer.build(layerTest({
+      channels: options.channels,
+      handler: handler as Layer.Layer<ActionHandler, never, SqlClient.SqlClient | Storage>,
+      authorizer,
+      setup: options.setup,
+      migrations: options.migrations,
+      connections,
+      options: options.syncOptions
+    }))
+    const dispatch = Context.get(context, ActionDispatch)
+    let opened = 0
+    const connect = (principal: unknown = null, connectOptions: { readonly readOnly?: boolean } = {}): TestConnection<C> => {
+      const id = `test-${++opened}`
+      const connection = makeMemoryConnection(id, { ...initialState, principal, readOnly: connectOptions.readOnly ?? false })
+      connections.push(connection)
+      const clientId = `${id}-client`
+      const clientKey = `${clientId}-key-0123456789`
+      let seq = 0
+      const sendFrame = (frame: string) =>
+        Effect.suspend(() => {
+          const before = connection.sent.length
+          return Effect.map(dispatch.receive(connection, frame), () => decode(connection.sent.slice(before)))
+        })
+      const send = (channel: C["name"], action: Channel.ActionOf<C>): Effect.Effect<ReadonlyArray<WireRow>, SendError> =>
+        Effect.suspend(() => {
+          const requestId = `${clientId}:${++seq}`
+          const frame = encodeClientMessage({ _tag: "Action", requestId, channel, clientId, clientKey, seq, action })
+          return Effect.flatMap(sendFrame(frame), (frames) => {
+            const reply = frames.find((m) => (m._tag === "Ack" || m._tag === "Failure") && m.requestId === requestId)
+            if (reply?._tag === "Ack") {
+              const chunks = frames.flatMap((m) => m._tag === "AckRows" && m.requestId === requestId ? m.rows : [])
+              return Effect.succeed([...chunks, ...reply.rows])
+            }
+            if (reply?._tag === "Failure") return Effect.fail(fromFailure(reply))
+            return Effect.die(new Error(`effect-partysync/testing: no reply to ${requestId}`))
+          })
+        })
+      return { send, sendFrame, frames: () => decode(connection.sent), clientId }
+    }
+    return { connect, storage: Effect.succeed(Context.get(context, Storage)) }
+  })
