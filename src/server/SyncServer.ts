@@ -233,6 +233,9 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
 
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      // migrations and capture come before any handler of yours reads a table
+      const unavailable = await this.#start()
+      if (unavailable !== undefined) return new Response(unavailable, { status: 503 })
       const response = await super.fetch(request)
       // onRequest may have written rows with raw SQL
       await this.publishChanges().catch((error) => console.error("effect-partysync: publishing changes failed", error))
@@ -246,6 +249,21 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     return super.fetch(new Request(request, { headers }))
   }
 
+  /**
+   * Starts partyserver (your `onStart`), then the sync services (migrations,
+   * capture). Returns why they could not start, if they could not.
+   */
+  async #start(): Promise<string | undefined> {
+    try {
+      await this.__unsafe_ensureInitialized()
+      await this.#ensureReady()
+      return undefined
+    } catch (error) {
+      console.error("effect-partysync: the sync server could not start", error)
+      return `the sync server could not start: ${describeError(error)}`
+    }
+  }
+
   override onConnect(connection: Connection, ctx: ConnectionContext): void {
     const grant = ctx.request.headers.get(PRINCIPAL_HEADER)
     const parsed = grant === null ? { principal: null, readOnly: false } : (JSON.parse(grant) as { principal: unknown; readOnly: boolean })
@@ -254,18 +272,11 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
 
   override async onMessage(connection: Connection, message: WSMessage): Promise<void> {
     // partyserver does not await this promise: every failure is answered or logged here
-    try {
-      await this.#ensureReady()
-    } catch (error) {
-      // the services could not start (a channel's table is missing, say): say so rather than stay silent
-      console.error("effect-partysync: the sync server could not start", error)
-      this.#adapt(connection).send(encodeServerFrame({
-        _tag: "Failure",
-        requestId: null,
-        channel: null,
-        reason: "Unavailable",
-        message: `the sync server could not start: ${error instanceof Error ? error.message : String(error)}`
-      }))
+    const unavailable = this.#ready === undefined || this.#installation === undefined ? await this.#start() : undefined
+    if (unavailable !== undefined) {
+      // the services could not start (a migration failed, a table is missing): answer this frame, by its request id
+      const ids = idsOf(message)
+      this.#adapt(connection).send(encodeServerFrame({ _tag: "Failure", ...ids, reason: "Unavailable", message: unavailable }))
       return
     }
     try {
@@ -308,6 +319,25 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     await this.#runtime?.dispose()
     this.#runtime = undefined
     this.#ready = undefined
+  }
+}
+
+const describeError = (error: unknown): string => {
+  if (typeof error === "object" && error !== null && "message" in error && typeof error.message === "string") return error.message
+  return String(error)
+}
+
+/** The request id and channel of a frame, if it names them (to answer it while the services are down). */
+const idsOf = (message: WSMessage): { requestId: string | null; channel: string | null } => {
+  if (typeof message !== "string" || message.length > 1_000_000) return { requestId: null, channel: null }
+  try {
+    const value = JSON.parse(message) as { requestId?: unknown; channel?: unknown }
+    return {
+      requestId: typeof value.requestId === "string" && value.requestId.length <= 128 ? value.requestId : null,
+      channel: typeof value.channel === "string" && value.channel.length <= 128 ? value.channel : null
+    }
+  } catch {
+    return { requestId: null, channel: null }
   }
 }
 

@@ -249,7 +249,7 @@ export class ProtocolClient {
 
   /** Sends an action and waits for its `Ack` or `Failure` (matched by request id). */
   async act(
-    input: { channel?: string; clientId: string; clientKey?: string; seq: number; action: unknown; requestId?: string; sentAt?: number },
+    input: { channel?: string; clientId: string; clientKey?: string; seq: number; action: unknown; requestId?: string; sentAt?: number; schema?: number },
     options: { timeoutMs?: number } = {}
   ): Promise<Ack | Failure> {
     const requestId = input.requestId ?? this.nextRequestId()
@@ -262,7 +262,8 @@ export class ProtocolClient {
       clientKey: input.clientKey ?? keyOf(input.clientId),
       seq: input.seq,
       action: input.action,
-      ...(input.sentAt === undefined ? {} : { sentAt: input.sentAt })
+      ...(input.sentAt === undefined ? {} : { sentAt: input.sentAt }),
+      ...(input.schema === undefined ? {} : { schema: input.schema })
     })
     return this.next<Ack | Failure>(
       (m) => (m._tag === "Ack" || m._tag === "Failure") && m.requestId === requestId,

@@ -26,6 +26,8 @@ export interface StartWorkerOptions {
   readonly persist?: string | boolean
   /** Sets the `TEST_HOOKS` binding to "1" (default true). */
   readonly hooks?: boolean
+  /** More plain-text bindings (environment variables of the worker). */
+  readonly vars?: Readonly<Record<string, string>>
 }
 
 const quiet = () => {
@@ -70,7 +72,10 @@ export const startWorker = async (options: StartWorkerOptions = {}): Promise<Sta
     : options.persist
   const worker = await unstable_startWorker({
     config: options.config ?? "wrangler.toml",
-    ...(options.hooks === false ? {} : { bindings: { TEST_HOOKS: { type: "plain_text", value: "1" } } }),
+    bindings: {
+      ...(options.hooks === false ? {} : { TEST_HOOKS: { type: "plain_text" as const, value: "1" } }),
+      ...Object.fromEntries(Object.entries(options.vars ?? {}).map(([name, value]) => [name, { type: "plain_text" as const, value }]))
+    },
     dev: {
       server: { hostname: "127.0.0.1", port: 0 },
       inspector: false,
