@@ -2,7 +2,7 @@
 /**
  * `npm test`: the type checks (`tsc --noEmit` on tsconfig.json and on
  * tsconfig.worker.json, each counted as one check), every vitest project
- * (unit, integration, e2e, reliability), then one summary line,
+ * (unit, integration, e2e, reliability, consumer), then one summary line,
  * always the last line printed: `N passed, N failed` (tests and checks).
  * Exits non-zero if any check, test or test file failed, or vitest itself
  * failed.
