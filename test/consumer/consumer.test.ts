@@ -4,13 +4,14 @@
  * worker with a SyncServer subclass, a React client and a shared module of
  * two channels), then each way an app uses it, with the app's own tools:
  * a Vite browser build, plain Node imports, tsc programs without
- * `allowImportingTsExtensions`, vitest, and the worker in local workerd with
- * two clients. The app is deleted afterwards.
+ * `allowImportingTsExtensions`, vitest, the worker in local workerd with two
+ * clients, and the README's code blocks. The app is deleted afterwards.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs"
-import { join, relative } from "node:path"
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { dirname, join, relative } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type ConsumerApp, makeConsumerApp, node, succeeded } from "./app.ts"
+import { type ConsumerApp, makeConsumerApp, node, repoRoot, succeeded } from "./app.ts"
+import { readmeProject } from "./readme.ts"
 
 let app: ConsumerApp
 
@@ -123,5 +124,18 @@ describe("the packed package in a fresh app", () => {
     expect(result.b).toEqual(expected)
     // the handler's ActionRejected reaches the sender as a refusal with its message
     expect(result.refused).toMatch(/: eve has not joined$/)
+  })
+
+  it("README code blocks compile against the package (browser blocks without, server blocks with workers types)", () => {
+    const project = readmeProject(readFileSync(join(repoRoot, "README.md"), "utf8"))
+    expect(project.files.some((f) => f.worker)).toBe(true)
+    expect(project.files.some((f) => !f.worker)).toBe(true)
+    const dir = join(app.dir, "readme")
+    for (const file of project.files) {
+      mkdirSync(dirname(join(dir, file.path)), { recursive: true })
+      writeFileSync(join(dir, file.path), file.code)
+    }
+    tsc("tsconfig.json", dir)
+    tsc("tsconfig.worker.json", dir)
   })
 })
