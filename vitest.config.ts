@@ -6,12 +6,17 @@
  * - `e2e`: browser tests under test/e2e/ (they start what they need themselves).
  * - `reliability`: fuzzing, authorization, limits, convergence under faults, load soak and
  *   multi-tab, under test/reliability/ (the shared worker plus their own where they kill it).
+ * - `consumer`: test/consumer/consumer.test.ts packs the package and installs it into a
+ *   fresh app outside the repository (built from test/consumer/template/, whose own test is
+ *   that app's and never runs here).
  */
 import { defineConfig } from "vitest/config"
 
 const integration = ["test/server/**/*.test.ts", "test/**/*.integration.test.ts"]
 const e2e = ["test/e2e/**/*.test.ts"]
 const reliability = ["test/reliability/**/*.test.ts"]
+const consumer = ["test/consumer/consumer.test.ts"]
+const consumerTemplate = "test/consumer/template/**"
 
 export default defineConfig({
   test: {
@@ -22,7 +27,7 @@ export default defineConfig({
           name: "unit",
           environment: "node",
           include: ["test/**/*.test.ts"],
-          exclude: [...integration, ...e2e, ...reliability, "**/node_modules/**"],
+          exclude: [...integration, ...e2e, ...reliability, ...consumer, consumerTemplate, "**/node_modules/**"],
           testTimeout: 30_000
         }
       },
@@ -60,6 +65,17 @@ export default defineConfig({
           hookTimeout: 120_000,
           // the soak and the convergence test each load both cores
           fileParallelism: false
+        }
+      },
+      {
+        extends: true,
+        test: {
+          name: "consumer",
+          environment: "node",
+          include: consumer,
+          // npm pack + npm install from the cache take most of it
+          testTimeout: 180_000,
+          hookTimeout: 420_000
         }
       }
     ]

@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 /**
- * `npm test`: every vitest project (unit, integration, e2e), then one summary
- * line, always the last line printed: `N passed, N failed` (tests). Exits
- * non-zero if any test or test file failed, or vitest itself failed.
+ * `npm test`: the type checks (`tsc --noEmit` on tsconfig.json and on
+ * tsconfig.worker.json, each counted as one check), every vitest project
+ * (unit, integration, e2e, reliability, consumer), then one summary line,
+ * always the last line printed: `N passed, N failed` (tests and checks).
+ * Exits non-zero if any check, test or test file failed, or vitest itself
+ * failed.
  *
  * The e2e project drives Debian's Chromium. When /usr/bin/chromium is missing
  * it is installed with apt-get if we are root, otherwise the run stops with
@@ -51,6 +54,22 @@ const localNode = join(root, "node_modules", ".bin", "node")
 const nodeBin = existsSync(localNode) ? localNode : process.execPath
 const vitest = join(root, "node_modules", "vitest", "vitest.mjs")
 const out = mkdtempSync(join(tmpdir(), "psync-test-"))
+
+// Type checks first (a few seconds each): vitest strips types without checking them.
+const tsc = join(root, "node_modules", "typescript", "bin", "tsc")
+let checksPassed = 0
+let checksFailed = 0
+for (const project of ["tsconfig.json", "tsconfig.worker.json"]) {
+  const check = spawnSync(nodeBin, [tsc, "--noEmit", "-p", project], { cwd: root, encoding: "utf8" })
+  if (check.status === 0) {
+    checksPassed += 1
+    console.log(`✓ tsc --noEmit -p ${project}`)
+  } else {
+    checksFailed += 1
+    console.error(`✗ tsc --noEmit -p ${project} failed (exit ${check.status ?? check.signal ?? check.error}):`)
+    console.error(`${check.stdout ?? ""}${check.stderr ?? ""}`.trimEnd())
+  }
+}
 const report = join(out, "report.json")
 
 const run = spawnSync(
@@ -87,5 +106,5 @@ if (vitestFailed && failed === 0) {
 }
 // skipped tests are neither passed nor failed: say so rather than hide them
 if (skipped > 0) console.log(`${skipped} skipped (it.skip / it.todo / filtered)`)
-summary(passed, failed)
-process.exit(failed > 0 || vitestFailed ? 1 : 0)
+summary(passed + checksPassed, failed + checksFailed)
+process.exit(failed > 0 || checksFailed > 0 || vitestFailed ? 1 : 0)

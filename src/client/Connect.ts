@@ -25,6 +25,8 @@ export const openPartySocket: OpenSocket = (options) =>
         room: options.room,
         ...(options.party === undefined ? {} : { party: options.party }),
         ...(options.protocol === undefined ? {} : { protocol: options.protocol }),
+        // partysocket calls a function before every (re)connect
+        ...(options.query === undefined ? {} : { query: options.query }),
         ...(options.WebSocket === undefined ? {} : { WebSocket: options.WebSocket as typeof WebSocket })
       }) as unknown as SocketLike & { close(): void }
     }),

@@ -35,11 +35,21 @@ export type Optimistic<C extends Channel.Any> = (
   action: Channel.ActionOf<C>
 ) => ReadonlyArray<Channel.RecordOf<C>>
 
+/** Query parameters of the connection URL (e.g. a token); null and undefined values are left out. */
+export type QueryParams = Readonly<Record<string, string | null | undefined>>
+
+/**
+ * partysocket's `query`: an object, or a function called before every
+ * (re)connect, so a token can be refreshed.
+ */
+export type QueryOption = QueryParams | (() => QueryParams | Promise<QueryParams>)
+
 /** How to reach the server when no socket is given. */
 export interface Connection {
   readonly host: string
   readonly party: string
   readonly room: string
+  readonly query?: QueryOption
   /** A WebSocket constructor where there is no global one. */
   readonly WebSocket?: unknown
   readonly protocol?: "ws" | "wss"
@@ -54,6 +64,8 @@ export interface ClientOptions<C extends Channel.Any> {
   readonly host?: string | undefined
   readonly party?: string | undefined
   readonly room?: string | undefined
+  /** Query parameters of the URL the client opens (partysocket's `query`); not part of the local cache's key. */
+  readonly query?: QueryOption | undefined
   readonly WebSocket?: unknown
   readonly protocol?: "ws" | "wss" | undefined
   /** Applied over the confirmed records for every pending action. */
@@ -109,7 +121,7 @@ const sleepMs = (ms: number): Effect.Effect<void> =>
 
 /** Opens a socket from `host`/`party`/`room` options; `Connect.ts` supplies the partysocket one. */
 export type OpenSocket = (
-  options: Pick<ClientOptions<Channel.Any>, "host" | "party" | "room" | "WebSocket" | "protocol">
+  options: Pick<ClientOptions<Channel.Any>, "host" | "party" | "room" | "query" | "WebSocket" | "protocol">
 ) => Effect.Effect<SocketLike, never, Scope.Scope>
 
 const noOpener: OpenSocket = () =>

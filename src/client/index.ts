@@ -10,5 +10,14 @@ export { createSyncClient, make, openPartySocket } from "./Connect.ts"
 export { defaultStore, type FacadeOptions, type PlainSyncClient, type StoreOption } from "./Facade.ts"
 export { makeMemoryStore } from "./MemoryStore.ts"
 export { IndexedDbStore, type IndexedDbOptions, layerIndexedDb, makeIndexedDb } from "./IndexedDbStore.ts"
-export { type ClientOptions, type OpenSocket, type Optimistic, type SocketLike, type SyncClient, type SyncStatus } from "./SyncClient.ts"
+export {
+  type ClientOptions,
+  type OpenSocket,
+  type Optimistic,
+  type QueryOption,
+  type QueryParams,
+  type SocketLike,
+  type SyncClient,
+  type SyncStatus
+} from "./SyncClient.ts"
 export { SyncEngine } from "./SyncEngine.ts"

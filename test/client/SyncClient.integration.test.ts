@@ -13,7 +13,7 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { afterEach, describe, expect, it } from "vitest"
 import { todos } from "../../fixtures/todo-sync/src/shared.ts"
-import { ActionRejected, createSyncClient, InvalidAction, make, makeMemoryStore, type PlainSyncClient } from "../../src/client/index.ts"
+import { ActionRejected, createSyncClient, InvalidAction, make, makeMemoryStore, NotAuthorized, type PlainSyncClient } from "../../src/client/index.ts"
 import * as Channel from "../../src/protocol/Channel.ts"
 import { hooks } from "../helpers/hooks.ts"
 import { workerUrl } from "../helpers/inject.ts"
@@ -322,5 +322,31 @@ describe("sync client against the real worker", () => {
     await eventually(() => (client.getStatus().lastError?.reason === "InvalidRecord" ? true : undefined), { what: "reported" })
     await eventually(() => (client.getSnapshot().length === 1 ? true : undefined))
     expect(client.getSnapshot()[0]![0]).toBe("short")
+  })
+
+  it("host/party/room with `query` (an object, or a function called on connect) carry a token to the server", async () => {
+    const room = freshRoom("query")
+    let calls = 0
+    const connection = { host: new URL(workerUrl()).host, party: "to-dos", room, protocol: "ws" as const, WebSocket: globalThis.WebSocket }
+    const byObject = createSyncClient({ channel: todos, ...connection, query: { token: "guest", unused: null }, store: makeMemoryStore() })
+    const byFunction = createSyncClient({
+      channel: todos,
+      ...connection,
+      query: async () => {
+        calls += 1
+        return { token: "guest" }
+      },
+      store: makeMemoryStore()
+    })
+    cleanup.push(() => byObject.close(), () => byFunction.close())
+    await Promise.all([live(byObject), live(byFunction)])
+    expect(calls).toBeGreaterThan(0)
+    await byObject.send(create("q1", "by a guest"))
+    // the fixture's demo rule: a `guest` token may create but not delete
+    for (const client of [byObject, byFunction]) {
+      const error = await client.send({ type: "delete", payload: { id: "q1" } }).then(() => undefined, (e: unknown) => e)
+      expect(error).toBeInstanceOf(NotAuthorized)
+    }
+    expect(await hooks(workerUrl(), room).rows()).toHaveLength(1)
   })
 })
