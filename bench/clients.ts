@@ -26,6 +26,8 @@ export interface SyncStats {
   readonly rows: number
   /** ours: the version reached (the resume cursor). */
   readonly version: number
+  /** ours: the history the cursor belongs to. */
+  readonly history?: string | undefined
 }
 
 /** A connected bench client. */
@@ -38,7 +40,7 @@ export interface BenchClient {
   /** Soft-deletes a todo (ours only; the raw baseline has no deletes). */
   remove(id: string): Promise<ReadonlyArray<Row>>
   /** Requests the data: ours subscribes from `since` (null = full), raw asks for the whole table. */
-  sync(since: number | null): Promise<SyncStats>
+  sync(since: number | null, history?: string): Promise<SyncStats>
   /** Called after the snapshot changed. */
   onChange: (() => void) | undefined
   /** Whether the snapshot holds a live row with this id. */
@@ -132,7 +134,7 @@ const oursClient = (ws: WebSocket, side: Side): BenchClient => {
         buffer = []
         const s = syncing!
         syncing = undefined
-        s.done({ ms: now() - s.start, bytes: s.bytes, frames: s.frames, largestFrame: s.largest, rows: rows.size, version: frame.version })
+        s.done({ ms: now() - s.start, bytes: s.bytes, frames: s.frames, largestFrame: s.largest, rows: rows.size, version: frame.version, history: frame.history })
         return
       }
       case "Failure": {
@@ -157,10 +159,10 @@ const oursClient = (ws: WebSocket, side: Side): BenchClient => {
     create: (id, text) => act({ type: "create", payload: { id, text, completed: 0 } }),
     update: (id, text) => act({ type: "update", payload: { id, text } }),
     remove: (id) => act({ type: "delete", payload: { id } }),
-    sync: (since) =>
+    sync: (since, history) =>
       new Promise((done) => {
         syncing = { start: now(), bytes: 0, frames: 0, largest: 0, done }
-        ws.send(JSON.stringify({ _tag: "Subscribe", channel: "todos", since }))
+        ws.send(JSON.stringify({ _tag: "Subscribe", channel: "todos", since, ...(history === undefined ? {} : { history }) }))
       }),
     onChange: undefined,
     has: (id) => rows.has(id),

@@ -162,7 +162,7 @@ export const resumeRound = async (who: Contender, room: string, expectRows: numb
   writer.close()
   if (written.length !== changes) throw new Error(`bench: ${written.length} rows written, expected ${changes}`)
   const back = await who.connect(who.side, room)
-  const resume = await back.sync(full.version)
+  const resume = await back.sync(full.version, full.history)
   back.close()
   if (back.size !== changes - deletes) {
     throw new Error(`bench: resume applied ${back.size} live rows, expected ${changes - deletes}`)

@@ -78,7 +78,10 @@ export const make = <const Name extends string, R extends RecordSchema, A extend
 /** Why an action encoded for an older version could not be upgraded. */
 export class UpgradeFailed {
   readonly _tag = "UpgradeFailed"
-  constructor(readonly message: string) {}
+  readonly message: string
+  constructor(message: string) {
+    this.message = message
+  }
 }
 
 /**

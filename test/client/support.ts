@@ -29,7 +29,10 @@ export const partySocket = (
 
 /** A socket that forwards everything to a partysocket; subclasses intercept what they test. */
 export class ForwardingSocket implements SocketLike {
-  constructor(readonly inner: PartySocket) {}
+  readonly inner: PartySocket
+  constructor(inner: PartySocket) {
+    this.inner = inner
+  }
   get readyState() {
     return this.inner.readyState
   }

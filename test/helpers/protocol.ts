@@ -93,7 +93,12 @@ export class ProtocolClient {
   #cursor = 0
   #requests = 0
 
-  private constructor(readonly socket: WebSocket, readonly url: string) {
+  readonly socket: WebSocket
+  readonly url: string
+
+  private constructor(socket: WebSocket, url: string) {
+    this.socket = socket
+    this.url = url
     let onClose!: (e: { code: number; reason: string }) => void
     this.closed = new Promise((resolve) => (onClose = resolve))
     socket.addEventListener("message", (event) => {

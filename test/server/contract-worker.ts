@@ -23,7 +23,12 @@ interface Env {
 
 /** Runs one contract case per request against its own storage. */
 export class ContractObject {
-  constructor(readonly ctx: { readonly storage: DurableObjectSql }, readonly env: Env) {}
+  readonly ctx: { readonly storage: DurableObjectSql }
+  readonly env: Env
+  constructor(ctx: { readonly storage: DurableObjectSql }, env: Env) {
+    this.ctx = ctx
+    this.env = env
+  }
 
   async fetch(request: Request): Promise<Response> {
     const name = new URL(request.url).searchParams.get("case")
