@@ -51,7 +51,7 @@ const syncFrames = (n: number): Array<string> => {
     size += json.length + 1
   }
   frames.push(`{"_tag":"SyncRows","channel":"todos","reset":true,"rows":[${chunk.join(",")}],"deleted":[]}`)
-  frames.push(`{"_tag":"Synced","channel":"todos","version":${n},"reset":true}`)
+  frames.push(`{"_tag":"Synced","channel":"todos","version":${n},"reset":true,"history":"0123456789abcdef"}`)
   return frames
 }
 
