@@ -279,11 +279,10 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
       this.#adapt(connection).send(encodeServerFrame({ _tag: "Failure", ...ids, reason: "Unavailable", message: unavailable }))
       return
     }
-    try {
-      await this.#runtime!.runPromise(ActionDispatch.use((d) => d.receive(this.#adapt(connection), message)))
-    } catch (error) {
-      console.error("effect-partysync: message handling failed", error)
-    }
+    // receive never fails (refusals are answered, the rest is logged). Most frames finish synchronously
+    // inside the fork; only one that suspends (an awaiting authorizer or handler) keeps the event open.
+    const fiber = this.#runtime!.runFork(ActionDispatch.use((d) => d.receive(this.#adapt(connection), message)))
+    if (fiber.pollUnsafe() === undefined) await new Promise<void>((resolve) => fiber.addObserver(() => resolve()))
   }
 
   // Runs the subclass's onClose, then publishes what it wrote.

@@ -147,13 +147,15 @@ export const make = (options: {
     raw: (sql, ...params) => Effect.try({ try: () => options.raw(sql, params), catch: failed(sql) }),
     exec: (sql, ...params) => Effect.try({ try: () => options.objects(sql, params), catch: failed(sql) }),
     transaction: <A, E, R>(self: Effect.Effect<A, E, R>) =>
-      Effect.flatMap(inTransaction.useSync((flag) => flag), (nested) =>
-        nested
-          ? self
-          : oneAtATime.withPermits(1)(Effect.flatMap(Effect.context<R>(), (context) => {
-            const body = Effect.provideContext(Effect.provideService(self, inTransaction, true), context)
-            return options.atomicallySync === undefined ? run(body) : runSync(body)
-          })))
+      Effect.flatMap(inTransaction.useSync((flag) => flag), (nested) => {
+        if (nested) return self
+        const start = Effect.flatMap(Effect.context<R>(), (context) => {
+          const body = Effect.provideContext(Effect.provideService(self, inTransaction, true), context)
+          return options.atomicallySync === undefined ? run(body) : runSync(body)
+        })
+        // a synchronous body runs to its end in one go: no other fiber can start a transaction meanwhile
+        return options.atomicallySync === undefined ? oneAtATime.withPermits(1)(start) : start
+      })
   }
 }
 
