@@ -2,7 +2,9 @@
  * `createSyncClient`: the client for code that does not use Effect (and for
  * the React hooks). It runs `make` in its own Scope; `close()` ends it.
  * Until the local cache is loaded the snapshot is empty and the status
- * `connecting`; actions sent meanwhile wait for it.
+ * `connecting`; actions sent meanwhile are held in order and handed to the
+ * client as soon as it exists, before a `close()` can run, so that an action
+ * passed to `send` is always recorded (and persisted for the next client).
  *
  * @since 0.1.0
  */
@@ -66,6 +68,8 @@ export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C
     for (const l of [...listeners]) l()
   }
   const { store, ...clientOptions } = options
+  // sends made before the client exists, in order; `close()` waits for them to be handed over
+  const early: Array<() => void> = []
   const ready = Effect.runPromise(
     Effect.gen(function*() {
       const context = yield* Layer.buildWithScope(storeLayer(store), scope)
@@ -75,18 +79,31 @@ export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C
       client = c
     })
   ).then(() => {
+    for (const handOver of early.splice(0)) handOver()
     if (closed) return
     fire()
   })
-  ready.catch(() => {})
+  ready.catch(() => {
+    for (const handOver of early.splice(0)) handOver()
+  })
 
-  const send = async (action: Channel.ActionOf<C>) => {
-    await ready
-    if (closed || client === undefined) throw new ActionDiscarded({ reason: "Closed", message: "the client is closed" })
-    const exit = await Effect.runPromiseExit(client.send(action))
-    if (Exit.isSuccess(exit)) return exit.value
-    const error = exit.cause.reasons.find((r) => r._tag === "Fail")
-    throw error !== undefined ? error.error as SendError : new ActionDiscarded({ reason: "Closed", message: "interrupted" })
+  // the client's `send` records the action synchronously when its Effect starts
+  const run = (c: SyncClient<C>, action: Channel.ActionOf<C>) =>
+    Effect.runPromiseExit(c.send(action)).then((exit) => {
+      if (Exit.isSuccess(exit)) return exit.value
+      const error = exit.cause.reasons.find((r) => r._tag === "Fail")
+      throw error !== undefined ? error.error as SendError : new ActionDiscarded({ reason: "Closed", message: "interrupted" })
+    })
+
+  const send = (action: Channel.ActionOf<C>): Promise<ReadonlyArray<Channel.RecordOf<C>>> => {
+    if (closed) return Promise.reject(new ActionDiscarded({ reason: "Closed", message: "the client is closed" }))
+    if (client !== undefined) return run(client, action)
+    return new Promise((resolve, reject) => {
+      early.push(() => {
+        if (client === undefined) reject(new ActionDiscarded({ reason: "Closed", message: "the client failed to start" }))
+        else run(client, action).then(resolve, reject)
+      })
+    })
   }
 
   const subscribe = (listener: () => void) => {
