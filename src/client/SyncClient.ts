@@ -97,6 +97,9 @@ const messageOf = (cause: Cause.Cause<unknown>) => {
   return e._tag === "Some" && e.value instanceof Error ? e.value.message : Cause.pretty(cause)
 }
 
+/** Seqs a client with a fixed id reserves in storage ahead of the ones it sends. */
+const SEQ_RESERVE = 32
+
 /** A fresh client key: 128 random bits as hex. */
 const randomKey = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("")
 
@@ -136,6 +139,8 @@ export const make = <C extends Channel.Any>(
     const encodeRecords = Schema.encodeUnknownExit(Schema.Array(channel.record))
     const decodeRows = rowDecoder(channel.record as Schema.Codec<R, ReadonlyArray<unknown>>)
     let nextSeq = 1
+    // A fixed client id outlives this instance: the stored queue reserves seqs ahead (see `queueOf`).
+    const fixedId = options.clientId !== undefined
     // binds our client id on the server; an explicit id keeps its key in the stored queue
     let clientKey = randomKey()
     let closed = false
@@ -182,15 +187,20 @@ export const make = <C extends Channel.Any>(
       onConfirmed: () => Queue.offerUnsafe(recordsSignal, undefined),
       onPending: () => Queue.offerUnsafe(pendingSignal, undefined)
     })
+    if (fixedId) engine.allowSeqs(clientId, 1, false)
 
     const persistFailed = (cause: Cause.Cause<unknown>) =>
       Effect.sync(() => engine.report("PersistenceFailed", messageOf(cause)))
 
+    // With a fixed id, the stored `nextSeq` is a reservation SEQ_RESERVE past ours: a reloaded
+    // instance starts there, and we send a seq only once a reservation covering it is stored, so
+    // a crash between sending and saving never makes the next instance reuse a seq (the server
+    // would take the new action for a duplicate). Gaps between seqs are fine on the server.
     const queueOf = (heartbeat: number | undefined): LocalCache.StoredQueue => ({
       owner: clientId,
       key: clientKey,
       heartbeat: heartbeat ?? Date.now(),
-      nextSeq,
+      nextSeq: fixedId ? nextSeq + SEQ_RESERVE : nextSeq,
       entries: engine.pending.map((p) => ({
         clientId: p.clientId,
         clientKey: p.clientKey,
@@ -202,9 +212,14 @@ export const make = <C extends Channel.Any>(
     const writeQueue = (heartbeat?: number) =>
       Effect.suspend(() =>
         // an empty queue of a generated id has nothing for anyone; a given id keeps its key for `nextSeq`
-        engine.pending.length === 0 && options.clientId === undefined
+        engine.pending.length === 0 && !fixedId
           ? cache.removeQueue(clientId)
-          : cache.saveQueue(queueOf(heartbeat))
+          : Effect.suspend(() => {
+            const queue = queueOf(heartbeat)
+            return Effect.andThen(cache.saveQueue(queue), Effect.sync(() => {
+              if (fixedId) engine.allowSeqs(clientId, queue.nextSeq, isOpen())
+            }))
+          })
       ).pipe(Effect.catchCause(persistFailed))
     const writeRecords = Effect.suspend(() => {
       const rows = encodeRecords(engine.table.array())
@@ -240,7 +255,8 @@ export const make = <C extends Channel.Any>(
         const owners: Array<string> = []
         for (const q of queues) {
           const mine = q.owner === clientId
-          if (!mine && q.heartbeat > now - leaseMs) continue
+          // our own queue is ours to load once, at start; later it is only what we wrote
+          if (mine ? !atFront : q.heartbeat > now - leaseMs) continue
           if (mine) {
             nextSeq = Math.max(nextSeq, q.nextSeq)
             clientKey = q.key
@@ -270,6 +286,8 @@ export const make = <C extends Channel.Any>(
       engine.load(stored.cursor, stored.history, rows)
     }
     yield* adopt(true)
+    // seqs below the stored reservation were reserved by the instance that stored it
+    if (fixedId) engine.allowSeqs(clientId, nextSeq, false)
 
     const route = {
       channel: channel.name,

@@ -110,6 +110,8 @@ export class SyncEngine<R extends Row, A> {
   #pendingIds: ReadonlySet<RowId> = EMPTY_IDS
   #status: SyncStatus | undefined
   #optimistic: EngineOptions<R, A>["optimistic"]
+  /** Seqs of this client id at or above `below` are not sent yet: their reservation is not persisted. */
+  #gate: { readonly clientId: string; readonly below: number } | undefined
 
   readonly options: EngineOptions<R, A>
 
@@ -294,12 +296,25 @@ export class SyncEngine<R extends Row, A> {
     this.#dirty()
   }
 
+  /**
+   * Holds back actions of `clientId` from seq `below` on: a client with a
+   * fixed id sends a seq only once storage says a reloaded client starts
+   * past it, or a crash could make that client reuse the seq.
+   */
+  allowSeqs(clientId: string, below: number, open: boolean): void {
+    const raised = this.#gate === undefined || below > this.#gate.below
+    if (raised) this.#gate = { clientId, below }
+    if (raised && open && (this.#connection === "syncing" || this.#connection === "live")) this.#pump()
+  }
+
   #pump() {
     let inFlight = 0
     for (const p of this.pending) if (p.sent) inFlight++
+    const gate = this.#gate
     for (const p of this.pending) {
       if (inFlight >= this.options.maxInFlight) break
       if (p.sent) continue
+      if (gate !== undefined && p.clientId === gate.clientId && p.seq >= gate.below) break
       p.sent = true
       inFlight++
       const resent = p.firstSentAt

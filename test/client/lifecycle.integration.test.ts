@@ -1,8 +1,11 @@
 /**
  * The client's lifecycle against the real Todo worker: an action handed to
  * `send` is recorded before anything can close the client (it survives a
- * `close()` in the same synchronous run).
+ * `close()` in the same synchronous run), and a client with an explicit
+ * `clientId` never reuses a sequence number after a crash, because it
+ * reserves seqs in storage before it transmits them.
  */
+import * as Effect from "effect/Effect"
 import * as KeyValueStore from "effect/persistence/KeyValueStore"
 import { afterEach, describe, expect, it } from "vitest"
 import { todos } from "../../fixtures/todo-sync/src/shared.ts"
@@ -52,4 +55,66 @@ describe("send and close", () => {
       expect(rows.map((r) => r[1])).toEqual(["sent just before close"])
     })
   }
+})
+
+/** A store whose contents can be copied synchronously: the copy is what a crash at that instant would leave. */
+const snapshotStore = () => {
+  const map = new Map<string, string>()
+  const store = KeyValueStore.makeStringOnly({
+    get: (key) => Effect.sync(() => map.get(key)),
+    set: (key, value) => Effect.sync(() => void map.set(key, value)),
+    remove: (key) => Effect.sync(() => void map.delete(key)),
+    clear: Effect.sync(() => map.clear()),
+    size: Effect.sync(() => map.size),
+    keys: Effect.sync(() => Array.from(map.keys()))
+  })
+  const copy = () => {
+    const copied = new Map(map)
+    return KeyValueStore.makeStringOnly({
+      get: (key) => Effect.sync(() => copied.get(key)),
+      set: (key, value) => Effect.sync(() => void copied.set(key, value)),
+      remove: (key) => Effect.sync(() => void copied.delete(key)),
+      clear: Effect.sync(() => copied.clear()),
+      size: Effect.sync(() => copied.size),
+      keys: Effect.sync(() => Array.from(copied.keys()))
+    })
+  }
+  return { store, copy }
+}
+
+/** Calls `onAction` with each Action frame's seq just before it goes out. */
+class WatchingSocket extends ForwardingSocket {
+  onAction: (seq: number) => void = () => {}
+  override send(data: string) {
+    const frame = JSON.parse(data) as { _tag: string; seq?: number }
+    if (frame._tag === "Action") this.onAction(frame.seq!)
+    super.send(data)
+  }
+}
+
+describe("explicit client id", () => {
+  it("a crash right after an action is transmitted never makes the reloaded client reuse its seq", async () => {
+    const room = freshRoom("reserve")
+    const { store, copy } = snapshotStore()
+    const socket = new WatchingSocket(partySocket(workerUrl(), room))
+    const first = open(room, store, { clientId: "device-1", socket })
+    await live(first)
+    await first.send(create("1", "first"))
+    // let every write of the first action land, so that only the second one is in flight at the crash
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    let crashed: KeyValueStore.KeyValueStore | undefined
+    socket.onAction = (seq) => {
+      if (seq > 1 && crashed === undefined) crashed = copy()
+    }
+    await first.send(create("2", "second"))
+    expect(crashed).toBeDefined()
+
+    // the reloaded page starts from what storage held at the crash
+    const reloaded = open(room, crashed!, { clientId: "device-1" })
+    await live(reloaded)
+    await eventually(() => (reloaded.getStatus().pending === 0 ? true : undefined), { what: "queue flushed" })
+    await reloaded.send(create("3", "after the reload"))
+    const rows = await hooks(workerUrl(), room).rows()
+    expect(rows.map((r) => r[1])).toEqual(["first", "second", "after the reload"])
+  })
 })
