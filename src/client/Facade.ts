@@ -16,7 +16,7 @@ import * as Scope from "effect/Scope"
 import type * as Channel from "../protocol/Channel.ts"
 import { ActionDiscarded, type SendError } from "../protocol/Errors.ts"
 import { layerIndexedDb } from "./IndexedDbStore.ts"
-import { type ClientOptions, make, type OpenSocket, type Optimistic, type SyncClient, type SyncStatus } from "./SyncClient.ts"
+import { type ClientOptions, makeCore, type OpenSocket, type Optimistic, type SyncClientCore, type SyncStatus } from "./SyncClient.ts"
 
 /** Where the facade keeps its local cache. */
 export type StoreOption =
@@ -35,7 +35,8 @@ export interface PlainSyncClient<C extends Channel.Any> {
   /** Resolves with the server's rows; rejects with a `SendError` (`ActionRejected`, `NotAuthorized`, `HandlerFailed`, ...). */
   send(action: Channel.ActionOf<C>): Promise<ReadonlyArray<Channel.RecordOf<C>>>
   clearLocalData(): Promise<void>
-  setOptimistic(reducer: Optimistic<C> | undefined): void
+  /** Replaces the optimistic reducer; `quiet` (from a render) rebuilds the snapshot on the next read without calling listeners. */
+  setOptimistic(reducer: Optimistic<C> | undefined, quiet?: boolean): void
   /** Resolves once the local cache is loaded and the client follows the socket. */
   readonly ready: Promise<void>
   /** This instance's client id (known once ready). */
@@ -60,7 +61,7 @@ const storeLayer = (store: StoreOption | undefined): Layer.Layer<KeyValueStore.K
 /** Creates a sync client outside Effect. */
 export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C>, open?: OpenSocket): PlainSyncClient<C> => {
   const scope = Scope.makeUnsafe()
-  let client: SyncClient<C> | undefined
+  let client: SyncClientCore<C> | undefined
   let closed = false
   let reducer = options.optimistic
   const listeners = new Set<() => void>()
@@ -73,7 +74,7 @@ export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C
   const ready = Effect.runPromise(
     Effect.gen(function*() {
       const context = yield* Layer.buildWithScope(storeLayer(store), scope)
-      const c = yield* make(clientOptions as ClientOptions<C>, open).pipe(Effect.provideContext(context), Scope.provide(scope))
+      const c = yield* makeCore(clientOptions as ClientOptions<C>, open).pipe(Effect.provideContext(context), Scope.provide(scope))
       c.setOptimistic(reducer)
       c.subscribe(fire)
       client = c
@@ -88,7 +89,7 @@ export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C
   })
 
   // the client's `send` records the action synchronously when its Effect starts
-  const run = (c: SyncClient<C>, action: Channel.ActionOf<C>) =>
+  const run = (c: SyncClientCore<C>, action: Channel.ActionOf<C>) =>
     Effect.runPromiseExit(c.send(action)).then((exit) => {
       if (Exit.isSuccess(exit)) return exit.value
       const error = exit.cause.reasons.find((r) => r._tag === "Fail")
@@ -123,9 +124,9 @@ export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C
       await ready
       if (client !== undefined) await Effect.runPromise(client.clearLocalData)
     },
-    setOptimistic: (next) => {
+    setOptimistic: (next, quiet) => {
       reducer = next
-      client?.setOptimistic(next)
+      client?.setOptimistic(next, quiet)
     },
     ready,
     get clientId() {
