@@ -31,7 +31,8 @@ export function useSyncClient<C extends Channel.Any>(channel: C, socket: SocketL
 
 /**
  * A channel's records and a function to send actions. The optimistic
- * reducer may be a new closure on every render.
+ * reducer may be a new closure on every render; while actions are pending, a
+ * render with a new one shows what it makes of them.
  */
 export function useSync<C extends Channel.Any>(
   channel: C,
@@ -41,9 +42,9 @@ export function useSync<C extends Channel.Any>(
   ReadonlyArray<Channel.RecordOf<C>>,
   (action: Channel.ActionOf<C>) => Promise<ReadonlyArray<Channel.RecordOf<C>>>
 ] {
-  const entry = useEntry(channel, socket)
-  if (optimisticReducer !== undefined) entry.reducer = optimisticReducer
-  const client = entry.client
+  const client = useEntry(channel, socket).client
+  // quiet: the snapshot read just below is rebuilt with this reducer; no listener runs inside a render
+  if (optimisticReducer !== undefined) client.setOptimistic(optimisticReducer, true)
   const records = useSyncExternalStore(client.subscribe, client.getSnapshot, client.getSnapshot)
   const sendAction = useCallback((action: Channel.ActionOf<C>) => client.send(action), [client])
   return [records, sendAction] as const
