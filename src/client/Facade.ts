@@ -16,6 +16,7 @@ import * as Scope from "effect/Scope"
 import type * as Channel from "../protocol/Channel.ts"
 import { ActionDiscarded, type SendError } from "../protocol/Errors.ts"
 import { layerIndexedDb } from "./IndexedDbStore.ts"
+import { makeMemoryStore } from "./MemoryStore.ts"
 import { type ClientOptions, makeCore, type OpenSocket, type Optimistic, type SyncClientCore, type SyncStatus } from "./SyncClient.ts"
 
 /** Where the facade keeps its local cache. */
@@ -49,7 +50,7 @@ const STARTING: SyncStatus = { connection: "connecting", pending: 0, pendingIds:
 
 /** The default store: IndexedDB where it exists, else memory. */
 export const defaultStore = (): Layer.Layer<KeyValueStore.KeyValueStore> =>
-  typeof indexedDB !== "undefined" ? layerIndexedDb() : KeyValueStore.layerMemory
+  typeof indexedDB !== "undefined" ? layerIndexedDb() : Layer.sync(KeyValueStore.KeyValueStore, makeMemoryStore)
 
 const storeLayer = (store: StoreOption | undefined): Layer.Layer<KeyValueStore.KeyValueStore, unknown> =>
   store === undefined

@@ -16,7 +16,7 @@
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as Latch from "effect/Latch"
+import * as Deferred from "effect/Deferred"
 import * as KeyValueStore from "effect/persistence/KeyValueStore"
 import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
@@ -119,17 +119,30 @@ export type OpenSocket = (
 const noOpener: OpenSocket = () =>
   Effect.die(new TypeError("effect-partysync: pass `socket` (or use `make` from effect-partysync/client with `host` and `room`)"))
 
-/** Runs `write` after `dirty` opens (any number of times), never two at once, always with the latest state. */
-const writer = (dirty: Latch.Latch, write: Effect.Effect<void>, delayMs = 0) =>
-  Effect.forever(
-    dirty.await.pipe(
-      Effect.andThen(delayMs > 0 ? Effect.sleep(delayMs) : Effect.void),
-      Effect.andThen(Effect.suspend(() => {
-        dirty.closeUnsafe()
-        return write
-      }))
-    )
-  )
+/**
+ * A wake-up call for one waiting fiber: `raise` it any number of times, and
+ * `next` waits for it and resets it (a Deferred, replaced after each call).
+ */
+const signal = () => {
+  let raised = Deferred.makeUnsafe<void>()
+  return {
+    raise: () => void Deferred.doneUnsafe(raised, Effect.void),
+    next: Effect.suspend(() => Deferred.await(raised)).pipe(Effect.andThen(Effect.sync(() => {
+      raised = Deferred.makeUnsafe<void>()
+    })))
+  }
+}
+
+/** Runs `write` after each wake-up call (any number of them), never two at once, always with the latest state. */
+const writer = (dirty: ReturnType<typeof signal>, write: Effect.Effect<void>, delayMs = 0) =>
+  Effect.gen(function*() {
+    while (true) {
+      yield* dirty.next
+      // changes during the delay join this write
+      if (delayMs > 0) yield* Effect.sleep(delayMs)
+      yield* write
+    }
+  })
 
 /**
  * Makes a sync client without Streams; it lives as long as the Scope.
@@ -165,9 +178,9 @@ export const makeCore = <C extends Channel.Any>(
     let closed = false
 
     // the writers and the retry fiber wait on these; the engine opens them
-    const recordsDirty = Latch.makeUnsafe()
-    const pendingDirty = Latch.makeUnsafe()
-    const retryDue = Latch.makeUnsafe()
+    const recordsDirty = signal()
+    const pendingDirty = signal()
+    const retryDue = signal()
     let attempt = 0
     let link: Link | undefined
 
@@ -182,11 +195,11 @@ export const makeCore = <C extends Channel.Any>(
       wake: () => link?.pump(),
       backoff: (n) => {
         attempt = n
-        retryDue.openUnsafe()
+        retryDue.raise()
       },
       onChange: notifier.notify,
-      onConfirmed: () => recordsDirty.openUnsafe(),
-      onPending: () => pendingDirty.openUnsafe()
+      onConfirmed: () => recordsDirty.raise(),
+      onPending: () => pendingDirty.raise()
     })
     const pendingStore = PendingStore.make<A>({
       cache,
@@ -215,21 +228,19 @@ export const makeCore = <C extends Channel.Any>(
 
     link = attach(socket, engine)
     if (isOpen()) engine.opened()
-    const nextAttempt = Effect.andThen(retryDue.await, Effect.sync(() => {
-      retryDue.closeUnsafe()
-      return attempt
-    }))
+    const nextAttempt = Effect.andThen(retryDue.next, Effect.sync(() => attempt))
     yield* Effect.forkIn(retryAfterBackoff(nextAttempt, () => engine.retry()), scope)
     const recordsWriter = yield* Effect.forkIn(writer(recordsDirty, writeRecords, options.persistDelayMs ?? 500), scope)
     const pendingWriter = yield* Effect.forkIn(writer(pendingDirty, pendingStore.write()), scope)
     // heartbeat keeps our queue from being adopted while we run; the scan adopts queues of clients that died
     yield* Effect.forkIn(
-      Effect.forever(
-        Effect.sleep(Math.max(50, Math.floor(leaseMs / 3))).pipe(
-          Effect.andThen(Effect.suspend(() => (engine.pending.length > 0 ? pendingStore.write() : Effect.void))),
-          Effect.andThen(pendingStore.adopt(false))
-        )
-      ),
+      Effect.gen(function*() {
+        while (true) {
+          yield* Effect.sleep(Math.max(50, Math.floor(leaseMs / 3)))
+          if (engine.pending.length > 0) yield* pendingStore.write()
+          yield* pendingStore.adopt(false)
+        }
+      }),
       scope
     )
 
