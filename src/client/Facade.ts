@@ -33,7 +33,11 @@ export interface PlainSyncClient<C extends Channel.Any> {
   subscribe(listener: () => void): () => void
   getStatus(): SyncStatus
   subscribeStatus(listener: () => void): () => void
-  /** Resolves with the server's rows; rejects with a `SendError` (`ActionRejected`, `NotAuthorized`, `HandlerFailed`, ...). */
+  /**
+   * Resolves with the server's rows; rejects with a `SendError` (`ActionRejected`, `NotAuthorized`, `HandlerFailed`, ...).
+   * While the status says `unauthorized` (the socket was refused, why in `lastError`), `outdated` or `unavailable`,
+   * the action stays queued (and persisted) rather than failing; while it says `failed`, it fails with `SyncRefused`.
+   */
   send(action: Channel.ActionOf<C>): Promise<ReadonlyArray<Channel.RecordOf<C>>>
   clearLocalData(): Promise<void>
   /** Replaces the optimistic reducer; `quiet` (from a render) rebuilds the snapshot on the next read without calling listeners. */
@@ -59,7 +63,7 @@ const storeLayer = (store: StoreOption | undefined): Layer.Layer<KeyValueStore.K
     ? store as Layer.Layer<KeyValueStore.KeyValueStore, unknown>
     : Layer.succeed(KeyValueStore.KeyValueStore, store as KeyValueStore.KeyValueStore)
 
-/** Creates a sync client outside Effect. */
+/** Creates a sync client outside Effect (see `makeCore` for how the server's refusals surface). */
 export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C>, open?: OpenSocket): PlainSyncClient<C> => {
   const scope = Scope.makeUnsafe()
   let client: SyncClientCore<C> | undefined

@@ -50,7 +50,11 @@ export function useSync<C extends Channel.Any>(
   return [records, sendAction] as const
 }
 
-/** The sync status of a channel on a socket: connection, pending count and ids, last error. */
+/**
+ * The sync status of a channel on a socket: connection, pending count and ids, last error. Besides
+ * `connecting`/`syncing`/`live`/`offline`, `connection` says why the server is not serving the channel:
+ * `unavailable` (retrying), `unauthorized` (actions stay queued), `outdated` (prompt a reload), `failed`.
+ */
 export function useSyncStatus<C extends Channel.Any>(channel: C, socket: SocketLike): SyncStatus {
   const client = useEntry(channel, socket).client
   return useSyncExternalStore(client.subscribeStatus, client.getStatus, client.getStatus)
