@@ -16,7 +16,6 @@
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as Deferred from "effect/Deferred"
 import * as KeyValueStore from "effect/persistence/KeyValueStore"
 import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
@@ -29,6 +28,7 @@ import { encodeFrame, rowDecoder } from "./Frames.ts"
 import * as Listeners from "./Listeners.ts"
 import * as LocalCache from "./LocalCache.ts"
 import * as PendingStore from "./PendingStore.ts"
+import { signal, writer } from "./Signal.ts"
 import { retryAfterBackoff } from "./Retry.ts"
 import { SyncEngine, type SyncStatus } from "./SyncEngine.ts"
 import { attach, DEFAULT_MAX_IN_FLIGHT, type Link, locationOf, OPEN, type SocketLike } from "./Transport.ts"
@@ -118,31 +118,6 @@ export type OpenSocket = (
 
 const noOpener: OpenSocket = () =>
   Effect.die(new TypeError("effect-partysync: pass `socket` (or use `make` from effect-partysync/client with `host` and `room`)"))
-
-/**
- * A wake-up call for one waiting fiber: `raise` it any number of times, and
- * `next` waits for it and resets it (a Deferred, replaced after each call).
- */
-const signal = () => {
-  let raised = Deferred.makeUnsafe<void>()
-  return {
-    raise: () => void Deferred.doneUnsafe(raised, Effect.void),
-    next: Effect.suspend(() => Deferred.await(raised)).pipe(Effect.andThen(Effect.sync(() => {
-      raised = Deferred.makeUnsafe<void>()
-    })))
-  }
-}
-
-/** Runs `write` after each wake-up call (any number of them), never two at once, always with the latest state. */
-const writer = (dirty: ReturnType<typeof signal>, write: Effect.Effect<void>, delayMs = 0) =>
-  Effect.gen(function*() {
-    while (true) {
-      yield* dirty.next
-      // changes during the delay join this write
-      if (delayMs > 0) yield* Effect.sleep(delayMs)
-      yield* write
-    }
-  })
 
 /**
  * Makes a sync client without Streams; it lives as long as the Scope.
