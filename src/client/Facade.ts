@@ -2,7 +2,9 @@
  * `createSyncClient`: the client for code that does not use Effect (and for
  * the React hooks). It runs `make` in its own Scope; `close()` ends it.
  * Until the local cache is loaded the snapshot is empty and the status
- * `connecting`; actions sent meanwhile wait for it.
+ * `connecting`; actions sent meanwhile are held in order and handed to the
+ * client as soon as it exists, before a `close()` can run, so that an action
+ * passed to `send` is always recorded (and persisted for the next client).
  *
  * @since 0.1.0
  */
@@ -14,7 +16,8 @@ import * as Scope from "effect/Scope"
 import type * as Channel from "../protocol/Channel.ts"
 import { ActionDiscarded, type SendError } from "../protocol/Errors.ts"
 import { layerIndexedDb } from "./IndexedDbStore.ts"
-import { type ClientOptions, make, type OpenSocket, type Optimistic, type SyncClient, type SyncStatus } from "./SyncClient.ts"
+import { makeMemoryStore } from "./MemoryStore.ts"
+import { type ClientOptions, makeCore, type OpenSocket, type Optimistic, type SyncClientCore, type SyncStatus } from "./SyncClient.ts"
 
 /** Where the facade keeps its local cache. */
 export type StoreOption =
@@ -30,10 +33,15 @@ export interface PlainSyncClient<C extends Channel.Any> {
   subscribe(listener: () => void): () => void
   getStatus(): SyncStatus
   subscribeStatus(listener: () => void): () => void
-  /** Resolves with the server's rows; rejects with a `SendError` (`ActionRejected`, `NotAuthorized`, `HandlerFailed`, ...). */
+  /**
+   * Resolves with the server's rows; rejects with a `SendError` (`ActionRejected`, `NotAuthorized`, `HandlerFailed`, ...).
+   * While the status says `unauthorized` (the socket was refused, why in `lastError`), `outdated` or `unavailable`,
+   * the action stays queued (and persisted) rather than failing; while it says `failed`, it fails with `SyncRefused`.
+   */
   send(action: Channel.ActionOf<C>): Promise<ReadonlyArray<Channel.RecordOf<C>>>
   clearLocalData(): Promise<void>
-  setOptimistic(reducer: Optimistic<C> | undefined): void
+  /** Replaces the optimistic reducer; `quiet` (from a render) rebuilds the snapshot on the next read without calling listeners. */
+  setOptimistic(reducer: Optimistic<C> | undefined, quiet?: boolean): void
   /** Resolves once the local cache is loaded and the client follows the socket. */
   readonly ready: Promise<void>
   /** This instance's client id (known once ready). */
@@ -46,7 +54,7 @@ const STARTING: SyncStatus = { connection: "connecting", pending: 0, pendingIds:
 
 /** The default store: IndexedDB where it exists, else memory. */
 export const defaultStore = (): Layer.Layer<KeyValueStore.KeyValueStore> =>
-  typeof indexedDB !== "undefined" ? layerIndexedDb() : KeyValueStore.layerMemory
+  typeof indexedDB !== "undefined" ? layerIndexedDb() : Layer.sync(KeyValueStore.KeyValueStore, makeMemoryStore)
 
 const storeLayer = (store: StoreOption | undefined): Layer.Layer<KeyValueStore.KeyValueStore, unknown> =>
   store === undefined
@@ -55,10 +63,10 @@ const storeLayer = (store: StoreOption | undefined): Layer.Layer<KeyValueStore.K
     ? store as Layer.Layer<KeyValueStore.KeyValueStore, unknown>
     : Layer.succeed(KeyValueStore.KeyValueStore, store as KeyValueStore.KeyValueStore)
 
-/** Creates a sync client outside Effect. */
+/** Creates a sync client outside Effect (see `makeCore` for how the server's refusals surface). */
 export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C>, open?: OpenSocket): PlainSyncClient<C> => {
   const scope = Scope.makeUnsafe()
-  let client: SyncClient<C> | undefined
+  let client: SyncClientCore<C> | undefined
   let closed = false
   let reducer = options.optimistic
   const listeners = new Set<() => void>()
@@ -66,27 +74,42 @@ export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C
     for (const l of [...listeners]) l()
   }
   const { store, ...clientOptions } = options
+  // sends made before the client exists, in order; `close()` waits for them to be handed over
+  const early: Array<() => void> = []
   const ready = Effect.runPromise(
     Effect.gen(function*() {
       const context = yield* Layer.buildWithScope(storeLayer(store), scope)
-      const c = yield* make(clientOptions as ClientOptions<C>, open).pipe(Effect.provideContext(context), Scope.provide(scope))
+      const c = yield* makeCore(clientOptions as ClientOptions<C>, open).pipe(Effect.provideContext(context), Scope.provide(scope))
       c.setOptimistic(reducer)
       c.subscribe(fire)
       client = c
     })
   ).then(() => {
+    for (const handOver of early.splice(0)) handOver()
     if (closed) return
     fire()
   })
-  ready.catch(() => {})
+  ready.catch(() => {
+    for (const handOver of early.splice(0)) handOver()
+  })
 
-  const send = async (action: Channel.ActionOf<C>) => {
-    await ready
-    if (closed || client === undefined) throw new ActionDiscarded({ reason: "Closed", message: "the client is closed" })
-    const exit = await Effect.runPromiseExit(client.send(action))
-    if (Exit.isSuccess(exit)) return exit.value
-    const error = exit.cause.reasons.find((r) => r._tag === "Fail")
-    throw error !== undefined ? error.error as SendError : new ActionDiscarded({ reason: "Closed", message: "interrupted" })
+  // the client's `send` records the action synchronously when its Effect starts
+  const run = (c: SyncClientCore<C>, action: Channel.ActionOf<C>) =>
+    Effect.runPromiseExit(c.send(action)).then((exit) => {
+      if (Exit.isSuccess(exit)) return exit.value
+      const error = exit.cause.reasons.find((r) => r._tag === "Fail")
+      throw error !== undefined ? error.error as SendError : new ActionDiscarded({ reason: "Closed", message: "interrupted" })
+    })
+
+  const send = (action: Channel.ActionOf<C>): Promise<ReadonlyArray<Channel.RecordOf<C>>> => {
+    if (closed) return Promise.reject(new ActionDiscarded({ reason: "Closed", message: "the client is closed" }))
+    if (client !== undefined) return run(client, action)
+    return new Promise((resolve, reject) => {
+      early.push(() => {
+        if (client === undefined) reject(new ActionDiscarded({ reason: "Closed", message: "the client failed to start" }))
+        else run(client, action).then(resolve, reject)
+      })
+    })
   }
 
   const subscribe = (listener: () => void) => {
@@ -106,9 +129,9 @@ export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C
       await ready
       if (client !== undefined) await Effect.runPromise(client.clearLocalData)
     },
-    setOptimistic: (next) => {
+    setOptimistic: (next, quiet) => {
       reducer = next
-      client?.setOptimistic(next)
+      client?.setOptimistic(next, quiet)
     },
     ready,
     get clientId() {

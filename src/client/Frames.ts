@@ -40,8 +40,12 @@ export const decodeFrame = (text: string): ServerFrame | string => {
   return error._tag === "Some" ? error.value.message : "not a server frame"
 }
 
-/** Encodes a client frame. */
-export const encodeFrame = Protocol.encodeClientMessage
+/**
+ * Encodes a client frame. No client frame's Schema transforms a field, so
+ * `JSON.stringify` is its Schema encoding (test/services/Protocol.test.ts
+ * checks every kind), and browser bundles leave the Schema JSON codec out.
+ */
+export const encodeFrame = (message: Protocol.ClientMessage): string => JSON.stringify(message)
 
 /**
  * A row decoder for a record Schema: rows that fail are left out and the

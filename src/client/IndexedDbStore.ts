@@ -1,7 +1,18 @@
 /**
- * A `KeyValueStore` over IndexedDB (effect 4.1 has none built in), written
- * on `KeyValueStore.makeStringOnly`. One database, one object store; every
- * call is one IndexedDB transaction, so each write is atomic on its own.
+ * A `KeyValueStore` over IndexedDB (effect 4.1 has none built in). One
+ * database, one object store; every call is one IndexedDB transaction, so
+ * each write is atomic on its own.
+ *
+ * The connection is opened on first use and kept, but never trusted
+ * forever: the browser may close it (site data cleared, storage pressure),
+ * another tab may ask for it (a version change or a deletion), and an open
+ * may wait behind another tab that holds the database. A closed connection
+ * is dropped and the next call opens a new one; a call waits for an open at
+ * most `openTimeoutMs` and then fails with a KeyValueStoreError that says
+ * so, rather than hanging (the open goes on, and later calls use it). The
+ * request's own `blocked` event is no help here: only an open that upgrades
+ * a database other tabs hold fires it, and ours (version 1) never does; it
+ * waits, silently, behind another tab's blocked upgrade or deletion.
  *
  * @since 0.1.0
  */
@@ -17,6 +28,8 @@ export interface IndexedDbOptions {
   readonly store?: string
   /** The IDBFactory (default the global `indexedDB`; tests may pass a fake). */
   readonly factory?: IDBFactory
+  /** How long a call waits for the database to open before it fails (default 10000 ms). */
+  readonly openTimeoutMs?: number
 }
 
 const request = <A>(r: IDBRequest<A>): Promise<A> =>
@@ -29,46 +42,67 @@ const request = <A>(r: IDBRequest<A>): Promise<A> =>
 export const makeIndexedDb = (options: IndexedDbOptions = {}): KeyValueStore.KeyValueStore => {
   const name = options.database ?? "effect-partysync"
   const storeName = options.store ?? "kv"
+  const timeoutMs = options.openTimeoutMs ?? 10_000
   let db: Promise<IDBDatabase> | undefined
-  const open = () => {
+
+  const open = (): Promise<IDBDatabase> => {
     if (db === undefined) {
-      const factory = options.factory ?? globalThis.indexedDB
-      const r = factory.open(name, 1)
+      const r = (options.factory ?? globalThis.indexedDB).open(name, 1)
       r.onupgradeneeded = () => {
         if (!r.result.objectStoreNames.contains(storeName)) r.result.createObjectStore(storeName)
       }
-      db = request(r).then((d) => {
-        // another tab upgrading the database must not be blocked by us
+      const opening: Promise<IDBDatabase> = request(r).then((d) => {
+        const forget = () => {
+          if (db === opening) db = undefined
+        }
+        // another tab upgrading or deleting the database must not be blocked by us
         d.onversionchange = () => {
           d.close()
-          db = undefined
+          forget()
         }
+        // closed by the browser: the next call opens a new connection
+        d.onclose = forget
         return d
       })
-      db.catch(() => {
-        db = undefined
+      opening.catch(() => {
+        if (db === opening) db = undefined
       })
+      db = opening
     }
-    return db
+    const opening = db
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(
+        `the database did not open within ${timeoutMs} ms: blocked by another tab that holds it during an upgrade or deletion`
+      )), timeoutMs)
+      opening.then(resolve, reject).finally(() => clearTimeout(timer))
+    })
   }
-  const run = <A>(
-    method: string,
-    mode: IDBTransactionMode,
-    f: (store: IDBObjectStore) => IDBRequest<A>,
-    key?: string
-  ) =>
+
+  const transaction = async (mode: IDBTransactionMode): Promise<IDBTransaction> => {
+    const d = await open()
+    try {
+      return d.transaction(storeName, mode)
+    } catch (error) {
+      // closing, and its close event not seen yet: open a new connection once
+      if (!(error instanceof DOMException && error.name === "InvalidStateError")) throw error
+      if (db !== undefined && (await db.catch(() => undefined)) === d) db = undefined
+      return (await open()).transaction(storeName, mode)
+    }
+  }
+
+  const run = <A>(method: string, mode: IDBTransactionMode, f: (store: IDBObjectStore) => IDBRequest<A>, key?: string) =>
     Effect.tryPromise({
       try: async () => {
-        const d = await open()
-        const tx = d.transaction(storeName, mode)
-        const result = await request(f(tx.objectStore(storeName)))
-        if (mode === "readwrite") {
-          await new Promise<void>((resolve, reject) => {
+        const tx = await transaction(mode)
+        const done = mode === "readwrite"
+          ? new Promise<void>((resolve, reject) => {
             tx.oncomplete = () => resolve()
             tx.onerror = () => reject(tx.error)
-            tx.onabort = () => reject(tx.error)
+            tx.onabort = () => reject(tx.error ?? new Error("transaction aborted"))
           })
-        }
+          : undefined
+        const result = await request(f(tx.objectStore(storeName)))
+        await done
         return result
       },
       catch: (cause) =>
@@ -79,18 +113,16 @@ export const makeIndexedDb = (options: IndexedDbOptions = {}): KeyValueStore.Key
           ...(key === undefined ? {} : { key })
         })
     })
+
   return KeyValueStore.makeStringOnly({
-    get: (key) =>
-      Effect.map(run("get", "readonly", (s) => s.get(key), key), (v) => (typeof v === "string" ? v : undefined)),
+    get: (key) => Effect.map(run("get", "readonly", (s) => s.get(key), key), (v) => (typeof v === "string" ? v : undefined)),
     set: (key, value) => Effect.asVoid(run("set", "readwrite", (s) => s.put(value, key), key)),
     remove: (key) => Effect.asVoid(run("remove", "readwrite", (s) => s.delete(key), key)),
     clear: Effect.asVoid(run("clear", "readwrite", (s) => s.clear())),
     size: run("size", "readonly", (s) => s.count()),
     keys: Effect.map(run("keys", "readonly", (s) => s.getAllKeys()), (keys) => keys.map(String)),
     clearPrefix: (prefix) =>
-      Effect.asVoid(
-        run("clearPrefix", "readwrite", (s) => s.delete(IDBKeyRange.bound(prefix, prefix + "\uffff", false, false)))
-      )
+      Effect.asVoid(run("clearPrefix", "readwrite", (s) => s.delete(IDBKeyRange.bound(prefix, prefix + "\uffff", false, false))))
   })
 }
 

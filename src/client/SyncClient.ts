@@ -3,13 +3,16 @@
  * loads the local cache (so the cached snapshot is out before the network
  * answers), adopts pending queues left by closed clients, then follows the
  * socket: Subscribe from the cursor on every (re)connect, pending actions
- * re-sent after it, frames fed to the SyncEngine, state persisted (records
- * debounced, pending at once). Closing the scope detaches from the socket,
- * flushes the cache and releases the pending queue for the next client.
+ * sent once synced, frames fed to the SyncEngine, state persisted (records
+ * debounced, pending at once), temporary refusals retried on a backoff
+ * Schedule. Closing the scope detaches from the socket, flushes the cache
+ * and releases the pending queue for the next client.
+ *
+ * `makeCore` is the same client without its Streams: the facade and the
+ * React hooks use it, so browser bundles leave Stream out.
  *
  * @since 0.1.0
  */
-import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -20,11 +23,15 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Channel from "../protocol/Channel.ts"
 import type { RowId } from "../protocol/Protocol.ts"
-import { ActionDiscarded, InvalidAction, type SendError } from "../protocol/Errors.ts"
+import { ActionDiscarded, fromFailure, InvalidAction, type SendError } from "../protocol/Errors.ts"
 import { encodeFrame, rowDecoder } from "./Frames.ts"
+import * as Listeners from "./Listeners.ts"
 import * as LocalCache from "./LocalCache.ts"
-import { type PendingAction, SyncEngine, type SyncStatus } from "./SyncEngine.ts"
-import { attach, locationOf, OPEN, type SocketLike } from "./Transport.ts"
+import * as PendingStore from "./PendingStore.ts"
+import { signal, writer } from "./Signal.ts"
+import { retryAfterBackoff } from "./Retry.ts"
+import { SyncEngine, type SyncStatus } from "./SyncEngine.ts"
+import { attach, DEFAULT_MAX_IN_FLIGHT, type Link, locationOf, OPEN, type SocketLike } from "./Transport.ts"
 
 export type { SyncStatus } from "./SyncEngine.ts"
 export type { SocketLike } from "./Transport.ts"
@@ -74,7 +81,12 @@ export interface ClientOptions<C extends Channel.Any> {
   readonly pendingIdsOf?: ((action: Channel.ActionOf<C>) => Iterable<RowId>) | undefined
   /** This instance's client id (default: a fresh random UUID; must be unique per running instance). */
   readonly clientId?: string | undefined
-  /** Most actions in flight at once (default 16; keep it below the server's `maxInFlightPerConnection`). */
+  /**
+   * The most actions unanswered at once on the socket, shared by every client on it (the
+   * smallest value among them applies). Default 64, the server's default
+   * `maxInFlightPerConnection`; it must not exceed the server's value, or the excess is refused
+   * (`TooManyInFlight`) and retried after a backoff.
+   */
   readonly maxInFlight?: number | undefined
   /** Records and cursor are written at most this often, in ms (default 500). */
   readonly persistDelayMs?: number | undefined
@@ -82,12 +94,8 @@ export interface ClientOptions<C extends Channel.Any> {
   readonly leaseMs?: number | undefined
 }
 
-/** A sync client (Effect API). */
-export interface SyncClient<C extends Channel.Any> {
-  /** The current snapshot first, then every change (latest wins for slow consumers). */
-  readonly records: Stream.Stream<ReadonlyArray<Channel.RecordOf<C>>>
-  /** The current status first, then every change. */
-  readonly status: Stream.Stream<SyncStatus>
+/** A sync client without its Streams (what the facade and the React hooks use). */
+export interface SyncClientCore<C extends Channel.Any> {
   /** Queues an action; succeeds with the server's rows, fails when refused or invalid. */
   readonly send: (action: Channel.ActionOf<C>) => Effect.Effect<ReadonlyArray<Channel.RecordOf<C>>, SendError>
   /** Forgets the cached records, cursor and pending actions, then syncs from scratch. */
@@ -98,26 +106,22 @@ export interface SyncClient<C extends Channel.Any> {
   readonly getStatus: () => SyncStatus
   /** Calls `listener` (batched per microtask) after records or status change; returns the unsubscribe. */
   readonly subscribe: (listener: () => void) => () => void
-  /** Replaces the optimistic reducer. */
-  readonly setOptimistic: (reducer: Optimistic<C> | undefined) => void
+  /**
+   * Replaces the optimistic reducer. `quiet` (from a render): the next read rebuilds the
+   * snapshot with it, and listeners are not called.
+   */
+  readonly setOptimistic: (reducer: Optimistic<C> | undefined, quiet?: boolean) => void
   /** This instance's client id. */
   readonly clientId: string
 }
 
-const messageOf = (cause: Cause.Cause<unknown>) => {
-  const e = Cause.findErrorOption(cause)
-  return e._tag === "Some" && e.value instanceof Error ? e.value.message : Cause.pretty(cause)
+/** A sync client (Effect API). */
+export interface SyncClient<C extends Channel.Any> extends SyncClientCore<C> {
+  /** The current snapshot first, then every change (latest wins for slow consumers). */
+  readonly records: Stream.Stream<ReadonlyArray<Channel.RecordOf<C>>>
+  /** The current status first, then every change. */
+  readonly status: Stream.Stream<SyncStatus>
 }
-
-/** A fresh client key: 128 random bits as hex. */
-const randomKey = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("")
-
-/** A timer sleep: `Effect.sleep` would bring Duration's parser (5 KB) into browser bundles for two constants. */
-const sleepMs = (ms: number): Effect.Effect<void> =>
-  Effect.callback<void>((resume) => {
-    const timer = setTimeout(() => resume(Effect.void), ms)
-    return Effect.sync(() => clearTimeout(timer))
-  })
 
 /** Opens a socket from `host`/`party`/`room` options; `Connect.ts` supplies the partysocket one. */
 export type OpenSocket = (
@@ -127,11 +131,21 @@ export type OpenSocket = (
 const noOpener: OpenSocket = () =>
   Effect.die(new TypeError("effect-partysync: pass `socket` (or use `make` from effect-partysync/client with `host` and `room`)"))
 
-/** Makes a sync client; it lives as long as the Scope. */
-export const make = <C extends Channel.Any>(
+/**
+ * Makes a sync client without Streams; it lives as long as the Scope.
+ *
+ * How refusals surface: a temporary one (`TooManyInFlight`, `Unavailable`)
+ * is retried on a backoff and shows in the status (`unavailable` when the
+ * server cannot serve the channel); a refused socket (401, 403) shows as
+ * `unauthorized`, with the server's reason in `lastError`, and sends stay
+ * queued, as they do while `outdated` (reload the app); a refused channel
+ * (`failed`) fails pending and new sends with `SyncRefused`. A send never
+ * waits without the status saying why.
+ */
+export const makeCore = <C extends Channel.Any>(
   options: ClientOptions<C>,
   open: OpenSocket = noOpener
-): Effect.Effect<SyncClient<C>, never, Scope.Scope | KeyValueStore.KeyValueStore> =>
+): Effect.Effect<SyncClientCore<C> & { readonly listeners: Set<() => void> }, never, Scope.Scope | KeyValueStore.KeyValueStore> =>
   Effect.gen(function*() {
     type R = Channel.RecordOf<C>
     type A = Channel.ActionOf<C>
@@ -144,40 +158,18 @@ export const make = <C extends Channel.Any>(
     const leaseMs = options.leaseMs ?? 10_000
     const cache = LocalCache.make(kv, LocalCache.namespace(locationOf(socket), channel.name))
     const encodeAction = Schema.encodeUnknownExit(channel.action)
-    const decodeAction = Schema.decodeUnknownExit(channel.action)
     const encodeRecords = Schema.encodeUnknownExit(Schema.Array(channel.record))
     const decodeRows = rowDecoder(channel.record as Schema.Codec<R, ReadonlyArray<unknown>>)
-    let nextSeq = 1
-    // binds our client id on the server; an explicit id keeps its key in the stored queue
-    let clientKey = randomKey()
+    const notifier = Listeners.make()
+    const isOpen = () => socket.readyState === OPEN
     let closed = false
 
-    const listeners = new Set<() => void>()
-    let scheduled = false
-    let quietUntil = 0
-    const run = () => {
-      scheduled = false
-      const start = performance.now()
-      for (const l of [...listeners]) l()
-      const cost = performance.now() - start
-      // Listeners that rebuild a large snapshot (0.7 ms for 100k rows) get at most a
-      // quarter of the time, so a burst of frames coalesces into few rebuilds; cheap
-      // listeners are always called at once.
-      quietUntil = cost > 0.25 ? start + cost * 4 : 0
-    }
-    const notify = () => {
-      if (scheduled) return
-      scheduled = true
-      const wait = quietUntil - performance.now()
-      if (wait > 0) setTimeout(run, wait)
-      else queueMicrotask(run)
-    }
-    const isOpen = () => socket.readyState === OPEN
-
-    // Writers: a sliding queue of one signal, drained by one fiber each, so
-    // writes never overlap and always carry the latest state.
-    const recordsSignal = yield* Queue.sliding<void>(1)
-    const pendingSignal = yield* Queue.sliding<void>(1)
+    // the writers and the retry fiber wait on these; the engine opens them
+    const recordsDirty = signal()
+    const pendingDirty = signal()
+    const retryDue = signal()
+    let attempt = 0
+    let link: Link | undefined
 
     const engine: SyncEngine<R, A> = new SyncEngine<R, A>({
       channel: channel.name,
@@ -185,154 +177,130 @@ export const make = <C extends Channel.Any>(
       decodeRows,
       optimistic: options.optimistic,
       idsOf: options.pendingIdsOf,
-      maxInFlight: options.maxInFlight ?? 16,
-      transmit: (message) => {
-        // never hand a closed partysocket a frame: it would queue it ahead of our Subscribe
-        if (isOpen()) socket.send(encodeFrame(message))
+      maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+      transmit: (message) => link?.send(message),
+      wake: () => link?.pump(),
+      backoff: (n) => {
+        attempt = n
+        retryDue.raise()
       },
-      onChange: notify,
-      onConfirmed: () => Queue.offerUnsafe(recordsSignal, undefined),
-      onPending: () => Queue.offerUnsafe(pendingSignal, undefined)
+      onChange: notifier.notify,
+      onConfirmed: () => recordsDirty.raise(),
+      onPending: () => pendingDirty.raise()
     })
-
-    const persistFailed = (cause: Cause.Cause<unknown>) =>
-      Effect.sync(() => engine.report("PersistenceFailed", messageOf(cause)))
-
-    const queueOf = (heartbeat: number | undefined): LocalCache.StoredQueue => ({
-      owner: clientId,
-      key: clientKey,
-      heartbeat: heartbeat ?? Date.now(),
-      nextSeq,
-      entries: engine.pending.map((p) => ({
-        clientId: p.clientId,
-        clientKey: p.clientKey,
-        seq: p.seq,
-        action: p.encoded,
-        ...(p.firstSentAt === undefined ? {} : { firstSentAt: p.firstSentAt })
-      }))
+    const pendingStore = PendingStore.make<A>({
+      cache,
+      engine,
+      clientId,
+      fixedId: options.clientId !== undefined,
+      leaseMs,
+      decodeAction: Schema.decodeUnknownExit(channel.action) as (u: unknown) => Exit.Exit<A, unknown>
     })
-    const writeQueue = (heartbeat?: number) =>
-      Effect.suspend(() =>
-        // an empty queue of a generated id has nothing for anyone; a given id keeps its key for `nextSeq`
-        engine.pending.length === 0 && options.clientId === undefined
-          ? cache.removeQueue(clientId)
-          : cache.saveQueue(queueOf(heartbeat))
-      ).pipe(Effect.catchCause(persistFailed))
     const writeRecords = Effect.suspend(() => {
       const rows = encodeRecords(engine.table.array())
-      if (Exit.isFailure(rows)) return Effect.sync(() => engine.report("PersistenceFailed", messageOf(rows.cause)))
+      if (Exit.isFailure(rows)) return pendingStore.failed(rows.cause)
       return cache.saveRecords({ cursor: engine.cursor, history: engine.history, rows: rows.value })
-    }).pipe(Effect.catchCause(persistFailed))
-
-    const toPending = (stored: LocalCache.StoredAction): PendingAction<A> | undefined => {
-      const decoded = decodeAction(stored.action)
-      if (Exit.isFailure(decoded)) {
-        engine.report("InvalidAction", `dropped a queued action that no longer decodes: ${messageOf(decoded.cause)}`)
-        return undefined
-      }
-      return {
-        clientId: stored.clientId,
-        clientKey: stored.clientKey,
-        seq: stored.seq,
-        requestId: `${stored.clientId}:${stored.seq}`,
-        action: decoded.value as A,
-        encoded: stored.action,
-        firstSentAt: stored.firstSentAt,
-        sent: false,
-        waiter: undefined
-      }
-    }
-
-    /** Takes over the queues of clients that are gone (heartbeat older than the lease). */
-    const adopt = (atFront: boolean) =>
-      Effect.gen(function*() {
-        const now = Date.now()
-        const queues = yield* cache.queues
-        const taken: Array<PendingAction<A>> = []
-        const owners: Array<string> = []
-        for (const q of queues) {
-          const mine = q.owner === clientId
-          if (!mine && q.heartbeat > now - leaseMs) continue
-          if (mine) {
-            nextSeq = Math.max(nextSeq, q.nextSeq)
-            clientKey = q.key
-          }
-          owners.push(q.owner)
-          for (const e of q.entries) {
-            if (e.clientId === clientId) nextSeq = Math.max(nextSeq, e.seq + 1)
-            if (engine.owns(`${e.clientId}:${e.seq}`)) continue
-            const p = toPending(e)
-            if (p !== undefined) taken.push(p)
-          }
-        }
-        if (owners.length === 0) return
-        engine.adopt(taken, atFront, isOpen())
-        // save ours (now holding them) before removing theirs, so a crash in between loses nothing
-        yield* writeQueue()
-        for (const owner of owners) if (owner !== clientId) yield* cache.removeQueue(owner)
-      }).pipe(Effect.catchCause(persistFailed))
+    }).pipe(Effect.catchCause(pendingStore.failed))
 
     // ------------------------------------------------------------ start
     const stored = yield* cache.loadRecords.pipe(
-      Effect.catchCause((cause) => Effect.as(persistFailed(cause), undefined))
+      Effect.catchCause((cause) => Effect.as(pendingStore.failed(cause), undefined))
     )
     if (stored !== undefined) {
       const { rows, error } = decodeRows(stored.rows)
       if (error !== null) engine.report("InvalidRecord", `cache: ${error}`)
       engine.load(stored.cursor, stored.history, rows)
     }
-    yield* adopt(true)
+    yield* pendingStore.adopt(true)
 
-    const route = {
-      channel: channel.name,
-      owns: (requestId: string) => engine.owns(requestId),
-      receive: (frame: Parameters<typeof engine.receive>[0]) => engine.receive(frame),
-      opened: () => engine.connected(),
-      closed: () => engine.disconnected(),
-      garbage: (message: string) => engine.report("UnknownMessage", message)
-    }
-    const detach = attach(socket, route)
-    if (isOpen()) engine.connected()
-
-    const recordsWriter = yield* Effect.forkIn(
-      Effect.forever(
-        Effect.andThen(Queue.take(recordsSignal), Effect.andThen(sleepMs(options.persistDelayMs ?? 500), writeRecords))
-      ),
-      scope
-    )
-    const pendingWriter = yield* Effect.forkIn(
-      Effect.forever(Effect.andThen(Queue.take(pendingSignal), writeQueue())),
-      scope
-    )
+    link = attach(socket, engine)
+    if (isOpen()) engine.opened()
+    const nextAttempt = Effect.andThen(retryDue.next, Effect.sync(() => attempt))
+    yield* Effect.forkIn(retryAfterBackoff(nextAttempt, () => engine.retry()), scope)
+    const recordsWriter = yield* Effect.forkIn(writer(recordsDirty, writeRecords, options.persistDelayMs ?? 500), scope)
+    const pendingWriter = yield* Effect.forkIn(writer(pendingDirty, pendingStore.write()), scope)
     // heartbeat keeps our queue from being adopted while we run; the scan adopts queues of clients that died
     yield* Effect.forkIn(
-      Effect.forever(
-        sleepMs(Math.max(50, Math.floor(leaseMs / 3))).pipe(
-          Effect.andThen(Effect.suspend(() => (engine.pending.length > 0 ? writeQueue() : Effect.void))),
-          Effect.andThen(adopt(false))
-        )
-      ),
+      Effect.gen(function*() {
+        while (true) {
+          yield* Effect.sleep(Math.max(50, Math.floor(leaseMs / 3)))
+          if (engine.pending.length > 0) yield* pendingStore.write()
+          yield* pendingStore.adopt(false)
+        }
+      }),
       scope
     )
 
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         closed = true
-        const last = detach()
+        const last = link!.detach()
         if (last && isOpen()) socket.send(encodeFrame({ _tag: "Unsubscribe", channel: channel.name }))
         yield* Fiber.interrupt(recordsWriter)
         yield* Fiber.interrupt(pendingWriter)
         yield* writeRecords
         // released (heartbeat 0): the next client for this room adopts the queue at once
-        yield* writeQueue(0)
+        yield* pendingStore.write(0)
         for (const p of engine.pending) {
           p.waiter?.reject(new ActionDiscarded({ reason: "Closed", message: "the client closed before the server confirmed the action; it stays queued for the next client of this room" }))
           p.waiter = undefined
         }
-        listeners.clear()
+        notifier.listeners.clear()
       })
     )
 
+    const send = (action: A): Effect.Effect<ReadonlyArray<R>, SendError> =>
+      Effect.suspend((): Effect.Effect<ReadonlyArray<R>, SendError> => {
+        const encoded = encodeAction(action)
+        if (Exit.isFailure(encoded)) return Effect.fail(new InvalidAction({ message: PendingStore.messageOf(encoded.cause) }))
+        // recorded synchronously when the Effect starts: nothing can close the client in between
+        return Effect.callback<ReadonlyArray<R>, SendError>((resume) => {
+          if (closed) return resume(Effect.fail(new ActionDiscarded({ reason: "Closed", message: "the client is closed" })))
+          const refusal = engine.refusal()
+          if (refusal !== undefined) return resume(Effect.fail(fromFailure(refusal)))
+          const { seq, clientKey } = pendingStore.take()
+          engine.enqueue([{
+            clientId,
+            clientKey,
+            seq,
+            firstSentAt: undefined,
+            requestId: `${clientId}:${seq}`,
+            action,
+            encoded: encoded.value,
+            sent: false,
+            waiter: {
+              resolve: (rows) => resume(Effect.succeed(rows)),
+              reject: (error) => resume(Effect.fail(error))
+            }
+          }])
+        })
+      })
+
+    const clearLocalData = Effect.gen(function*() {
+      engine.clear((p) => new ActionDiscarded({ reason: "Cleared", message: `action ${p.seq} was discarded by clearLocalData` }))
+      yield* cache.clear.pipe(Effect.catchCause(pendingStore.failed))
+      // the clear may have raced a write: persist the fresh state again
+      yield* pendingStore.write()
+    })
+
+    return {
+      send,
+      clearLocalData,
+      getSnapshot: () => engine.snapshot(),
+      getStatus: () => engine.status(),
+      subscribe: notifier.subscribe,
+      setOptimistic: (reducer, quiet) => engine.setOptimistic(reducer, quiet),
+      clientId,
+      listeners: notifier.listeners
+    }
+  })
+
+/** Makes a sync client; it lives as long as the Scope. See `makeCore` for how refusals surface. */
+export const make = <C extends Channel.Any>(
+  options: ClientOptions<C>,
+  open: OpenSocket = noOpener
+): Effect.Effect<SyncClient<C>, never, Scope.Scope | KeyValueStore.KeyValueStore> =>
+  Effect.map(makeCore(options, open), ({ listeners, ...core }) => {
     const changes = <X>(read: () => X): Stream.Stream<X> =>
       Stream.callback<void>((queue) =>
         Effect.acquireRelease(
@@ -347,55 +315,5 @@ export const make = <C extends Channel.Any>(
           Stream.map(read),
           Stream.changesWith((a, b) => a === b)
         )
-
-    const send = (action: A): Effect.Effect<ReadonlyArray<R>, SendError> =>
-      Effect.suspend((): Effect.Effect<ReadonlyArray<R>, SendError> => {
-        const encoded = encodeAction(action)
-        if (Exit.isFailure(encoded)) return Effect.fail(new InvalidAction({ message: messageOf(encoded.cause) }))
-        return Effect.callback<ReadonlyArray<R>, SendError>((resume) => {
-          if (closed) {
-            resume(Effect.fail(new ActionDiscarded({ reason: "Closed", message: "the client is closed" })))
-            return
-          }
-          const seq = nextSeq++
-          engine.enqueue({
-            clientId,
-            clientKey,
-            seq,
-            firstSentAt: undefined,
-            requestId: `${clientId}:${seq}`,
-            action,
-            encoded: encoded.value,
-            sent: false,
-            waiter: {
-              resolve: (rows) => resume(Effect.succeed(rows)),
-              reject: (error) => resume(Effect.fail(error))
-            }
-          }, isOpen())
-        })
-      })
-
-    const clearLocalData = Effect.gen(function*() {
-      engine.clear((p) => new ActionDiscarded({ reason: "Cleared", message: `action ${p.seq} was discarded by clearLocalData` }), isOpen())
-      yield* cache.clear.pipe(Effect.catchCause(persistFailed))
-      // the clear may have raced a write: persist the fresh state again
-      yield* writeQueue()
-    })
-
-    return {
-      records: changes(() => engine.snapshot()),
-      status: changes(() => engine.status()),
-      send,
-      clearLocalData,
-      getSnapshot: () => engine.snapshot(),
-      getStatus: () => engine.status(),
-      subscribe: (listener) => {
-        listeners.add(listener)
-        return () => {
-          listeners.delete(listener)
-        }
-      },
-      setOptimistic: (reducer) => engine.setOptimistic(reducer),
-      clientId
-    } satisfies SyncClient<C>
+    return { ...core, records: changes(core.getSnapshot), status: changes(core.getStatus) }
   })

@@ -1,56 +1,41 @@
 /**
  * The client's state machine for one channel, free of I/O so that it is
  * cheap, synchronous and testable: confirmed records and cursor, the sync
- * answer being buffered, the queue of pending actions, and the optimistic
- * snapshot (the reducer applied over the confirmed records for every pending
- * action, in order). Its owner feeds it socket events and decoded frames and
- * persists what it reports.
+ * answer being buffered, the queue of pending actions (Outbox), the
+ * optimistic snapshot (the reducer applied over the confirmed records for
+ * every pending action, in order) and what the UI is told about the
+ * connection. Its owner feeds it socket events and decoded frames (it is the
+ * channel's Route on a shared socket), persists what it reports and calls
+ * `retry()` after a backoff when it asks for one.
  *
  * Ordering rules it relies on (see the Protocol): a sync answer is applied
- * whole at `Synced`; the `Change` frames of an action arrive before its
- * `Ack` on the same socket, so dropping the action at `Ack` never shows an
- * older value; a `Change` whose version is not above the cursor was already
- * applied and is skipped.
+ * whole at `Synced`; actions are sent only once the channel is synced on the
+ * connection, so an outdated or refused client sends none; the `Change`
+ * frames of an action arrive before its `Ack` on the same socket, so
+ * dropping the action at `Ack` never shows an older value; a `Change` whose
+ * version is not above the cursor was already applied and is skipped.
+ *
+ * Refusals: `TooManyInFlight` and `Unavailable` are temporary. A refused
+ * action stays queued and nothing after it is sent until the retry; a
+ * refused Subscribe is sent again on the retry. `Outdated` and a refused
+ * socket (`NotAuthorized`) are shown in the status and keep the queue; any
+ * other refused Subscribe (`UnknownChannel`) fails the queue and every
+ * later send until a sync succeeds.
  *
  * @since 0.1.0
  */
-import type { ClientMessage, RowId } from "../protocol/Protocol.ts"
-import { type ActionDiscarded, fromFailure, type SendError } from "../protocol/Errors.ts"
+import { isTransient, type ClientMessage, type Failure, type RowId } from "../protocol/Protocol.ts"
+import { type ActionDiscarded, fromFailure } from "../protocol/Errors.ts"
+import * as Optimistic from "./Optimistic.ts"
+import { Outbox, type PendingAction } from "./Outbox.ts"
 import { RecordTable, type Row } from "./RecordTable.ts"
+import { type Connection, STICKY, type SyncStatus } from "./Status.ts"
+import { SyncAnswer } from "./SyncAnswer.ts"
 import type { ServerFrame } from "./Frames.ts"
+import type { Route } from "./Transport.ts"
 
-/** The connection and sync state shown to the UI. */
-export interface SyncStatus {
-  readonly connection: "connecting" | "syncing" | "live" | "offline"
-  /** Actions not yet confirmed by the server. */
-  readonly pending: number
-  /** Ids of the records touched by pending actions (the optimistic rows). */
-  readonly pendingIds: ReadonlySet<string | number>
-  readonly lastError: { readonly reason: string; readonly message: string } | null
-}
-
-/** Someone waiting for an action's outcome. */
-export interface Waiter<R> {
-  readonly resolve: (rows: ReadonlyArray<R>) => void
-  readonly reject: (error: SendError) => void
-}
-
-/** A queued action. `(clientId, seq)` is its identity on the server, kept across reloads. */
-export interface PendingAction<A> {
-  readonly clientId: string
-  /** The secret that binds `clientId` on the server; travels with adopted actions. */
-  readonly clientKey: string
-  readonly seq: number
-  readonly requestId: string
-  /** The decoded action, handed to the optimistic reducer. */
-  readonly action: A
-  /** The action as it travels (and is persisted). */
-  readonly encoded: unknown
-  /** When it was first sent (ms), so a re-send can say so; undefined until then. */
-  firstSentAt: number | undefined
-  sent: boolean
-  waiter: Waiter<any> | undefined
-}
+export type { PendingAction, Waiter } from "./Outbox.ts"
+export type { SyncStatus } from "./Status.ts"
 
 /** Decodes wire rows with the channel's record Schema. */
 export type RowDecoder<R> = (rows: ReadonlyArray<unknown>) => { readonly rows: Array<R>; readonly error: string | null }
@@ -64,10 +49,14 @@ export interface EngineOptions<R extends Row, A> {
   readonly optimistic?: ((records: ReadonlyArray<R>, action: A) => ReadonlyArray<R>) | undefined
   /** Ids an action touches, besides those the reducer visibly changes. */
   readonly idsOf?: ((action: A) => Iterable<RowId>) | undefined
-  /** Most actions sent and not yet answered at once (the server refuses more than it allows). */
+  /** The most actions this client allows unanswered on its socket (the socket's clients share one budget). */
   readonly maxInFlight: number
-  /** Writes a frame; only called while the socket is open. */
+  /** Writes a frame (dropped unless the socket is open). */
   readonly transmit: (message: ClientMessage) => void
+  /** An action may be sendable: the socket's hub calls `sendNext` while its budget allows. */
+  readonly wake: () => void
+  /** A temporary refusal: call `retry()` after a backoff; `attempt` is 1 for the first since a success. */
+  readonly backoff: (attempt: number) => void
   /** Called (synchronously) after anything visible changed. */
   readonly onChange: () => void
   /** Called after the confirmed records or cursor changed (persist, debounced). */
@@ -76,46 +65,49 @@ export interface EngineOptions<R extends Row, A> {
   readonly onPending: () => void
 }
 
-const EMPTY_IDS: ReadonlySet<RowId> = new Set()
-
-const defaultIdsOf = (action: unknown): Array<RowId> => {
-  if (typeof action !== "object" || action === null) return []
-  const a = action as { readonly id?: unknown; readonly payload?: { readonly id?: unknown } }
-  const id = a.payload !== null && typeof a.payload === "object" ? a.payload.id : a.id
-  return typeof id === "string" || typeof id === "number" ? [id] : []
-}
-
-const sameSet = (a: ReadonlySet<RowId>, b: ReadonlySet<RowId>) => {
-  if (a.size !== b.size) return false
-  for (const x of a) if (!b.has(x)) return false
-  return true
-}
-
-/** The synchronous core of a sync client. */
-export class SyncEngine<R extends Row, A> {
+/** The synchronous core of a sync client for one channel, and its route on the socket. */
+export class SyncEngine<R extends Row, A> implements Route {
   readonly table = new RecordTable<R>()
   cursor: number | null = null
   /** The history the cursor belongs to (from `Synced`). */
   history: string | undefined = undefined
-  readonly pending: Array<PendingAction<A>> = []
-  readonly #byRequest = new Map<string, PendingAction<A>>()
-  #connection: SyncStatus["connection"] = "connecting"
+  readonly outbox = new Outbox<A>()
+  #connection: Connection = "connecting"
   #lastError: SyncStatus["lastError"] = null
+  #open = false
+  /** No sync answer yet on this connection: frames other than the answer wait, and no action is sent. */
   #syncing = false
-  #syncRows: Array<R> = []
-  #syncDeleted: Array<RowId> = []
-  #syncReset = false
-  #buffered: Array<ServerFrame> = []
+  readonly #answer = new SyncAnswer<R>()
+  /** What `retry()` will do: the backoff after a temporary refusal is running. */
+  #retry: "subscribe" | "actions" | undefined
+  /** Temporary refusals since the last answer that was not one. */
+  #attempts = 0
+  /** The server refused the channel: sends fail with this until a sync succeeds. */
+  #refusal: Failure | undefined
   #snapshot: ReadonlyArray<R> | undefined = []
-  #pendingIds: ReadonlySet<RowId> = EMPTY_IDS
+  #pendingIds: ReadonlySet<RowId> = Optimistic.EMPTY_IDS
   #status: SyncStatus | undefined
   #optimistic: EngineOptions<R, A>["optimistic"]
 
   readonly options: EngineOptions<R, A>
+  readonly channel: string
+  readonly maxInFlight: number
 
   constructor(options: EngineOptions<R, A>) {
     this.options = options
+    this.channel = options.channel
+    this.maxInFlight = options.maxInFlight
     this.#optimistic = options.optimistic
+  }
+
+  /** Actions not yet confirmed, in order. */
+  get pending(): ReadonlyArray<PendingAction<A>> {
+    return this.outbox.pending
+  }
+
+  /** Why the server refused the channel, while it does: sends fail with it. */
+  refusal(): Failure | undefined {
+    return this.#refusal
   }
 
   // ---------------------------------------------------------------- reading
@@ -140,62 +132,30 @@ export class SyncEngine<R extends Row, A> {
     return this.#status
   }
 
-  /** Replaces the optimistic reducer (React passes a new closure each render). */
-  setOptimistic(reducer: EngineOptions<R, A>["optimistic"]): void {
+  /**
+   * Replaces the optimistic reducer. `quiet` (React, during a render): only
+   * the cached snapshot goes, so the next read rebuilds it with the new
+   * reducer; listeners are not called from inside a render.
+   */
+  setOptimistic(reducer: EngineOptions<R, A>["optimistic"], quiet = false): void {
     if (reducer === this.#optimistic) return
     this.#optimistic = reducer
-    if (this.pending.length > 0) this.#dirty()
+    if (this.pending.length === 0) return
+    if (quiet) this.#snapshot = undefined
+    else this.#dirty()
   }
 
   #rebuild() {
-    const base = this.table.array()
-    const reducer = this.#optimistic
-    const idsOf = this.options.idsOf ?? defaultIdsOf
-    const ids = new Set<RowId>()
-    for (const p of this.pending) for (const id of idsOf(p.action)) ids.add(id)
-    let result: ReadonlyArray<R> = base
-    if (reducer !== undefined && this.pending.length > 0) {
-      for (const p of this.pending) {
-        try {
-          result = reducer(result, p.action)
-        } catch (error) {
-          this.#lastError = { reason: "ReducerFailed", message: String(error) }
-        }
-      }
-      if (result !== base) result = this.#settle(result, ids)
+    const view = Optimistic.build(this.table, this.pending, this.#optimistic, this.options.idsOf ?? Optimistic.defaultIdsOf, (error) => {
+      this.#lastError = { reason: "ReducerFailed", message: String(error) }
+      this.#status = undefined
+    })
+    this.#snapshot = view.rows
+    // the status object stays the same unless something in it changed
+    if (!Optimistic.sameSet(view.ids, this.#pendingIds)) {
+      this.#pendingIds = view.ids
+      this.#status = undefined
     }
-    this.#snapshot = result
-    const next = ids.size === 0 ? EMPTY_IDS : ids
-    if (!sameSet(next, this.#pendingIds)) this.#pendingIds = next
-    this.#status = undefined
-  }
-
-  // One id, one row: a reducer that appends a row the server already confirmed
-  // (its Change arrived, its Ack not yet) must not show it twice. The last
-  // value wins at the first position. Rows that differ from the confirmed ones
-  // and confirmed rows that vanished are the optimistic rows.
-  #settle(rows: ReadonlyArray<R>, ids: Set<RowId>): ReadonlyArray<R> {
-    const seen = new Map<RowId, number>()
-    let out: Array<R> | undefined
-    for (let i = 0; i < rows.length; i++) {
-      const row = rows[i]!
-      const id = row[0] as RowId
-      const at = seen.get(id)
-      if (at !== undefined) {
-        out ??= rows.slice(0, i)
-        out[at] = row
-        continue
-      }
-      if (out !== undefined) {
-        seen.set(id, out.length)
-        out.push(row)
-      } else seen.set(id, i)
-      if (this.table.get(id) !== row) ids.add(id)
-    }
-    if (seen.size !== this.table.size || out !== undefined) {
-      for (const row of this.table.array()) if (!seen.has(row[0] as RowId)) ids.add(row[0] as RowId)
-    }
-    return out ?? rows
   }
 
   #dirty() {
@@ -215,6 +175,17 @@ export class SyncEngine<R extends Row, A> {
     this.#statusChanged()
   }
 
+  /** A frame that could not be decoded. */
+  garbage(message: string): void {
+    this.report("UnknownMessage", message)
+  }
+
+  #show(connection: Connection, failure?: Failure) {
+    this.#connection = connection
+    if (failure !== undefined) this.#lastError = { reason: failure.reason, message: failure.message }
+    this.#statusChanged()
+  }
+
   // ---------------------------------------------------------------- lifecycle
 
   /** Loads the cached confirmed state (before connecting). */
@@ -225,44 +196,61 @@ export class SyncEngine<R extends Row, A> {
     this.#dirty()
   }
 
-  /** The socket is open: subscribe from the cursor, then (re)send pending actions in order. */
-  connected(): void {
+  /** The socket is open: subscribe from the cursor; pending actions follow once synced. */
+  opened(): void {
+    this.#open = true
+    this.#answer.restart(true)
+    this.#retry = undefined
+    this.#attempts = 0
+    this.outbox.unsendAll()
+    this.#subscribe()
+    if (!STICKY.has(this.#connection)) this.#connection = "syncing"
+    this.#statusChanged()
+  }
+
+  #subscribe() {
     this.#syncing = true
-    this.#syncRows = []
-    this.#syncDeleted = []
-    this.#syncReset = false
-    this.#buffered = []
-    this.#connection = "syncing"
+    this.#answer.restart(false)
     this.options.transmit({
       _tag: "Subscribe",
-      channel: this.options.channel,
+      channel: this.channel,
       since: this.cursor,
       ...(this.history === undefined ? {} : { history: this.history }),
       schema: this.options.schema
     })
-    for (const p of this.pending) p.sent = false
-    this.#pump()
-    this.#statusChanged()
   }
 
   /** The socket closed: whatever was in flight is sent again on the next connection. */
-  disconnected(): void {
+  closed(): void {
+    this.#open = false
     this.#syncing = false
-    this.#syncRows = []
-    this.#syncDeleted = []
-    this.#buffered = []
-    for (const p of this.pending) p.sent = false
-    if (this.#connection !== "offline") {
-      this.#connection = "offline"
-      this.#statusChanged()
-    }
+    this.#answer.restart(true)
+    this.#retry = undefined
+    this.#attempts = 0
+    this.outbox.unsendAll()
+    if (!STICKY.has(this.#connection) && this.#connection !== "offline") this.#show("offline")
+  }
+
+  /** The backoff after a temporary refusal is over: subscribe again, or let the held actions go. */
+  retry(): void {
+    const what = this.#retry
+    this.#retry = undefined
+    if (what === undefined || !this.#open) return
+    if (what === "subscribe") this.#subscribe()
+    else this.options.wake()
+  }
+
+  // Several refusals in one burst share one backoff; a Subscribe retry also covers held actions.
+  #backoff(what: "subscribe" | "actions") {
+    if (this.#retry === undefined) {
+      this.#retry = what
+      this.options.backoff(++this.#attempts)
+    } else if (what === "subscribe") this.#retry = what
   }
 
   /** Forgets every record and the cursor; pending actions are rejected. */
-  clear(reject: (p: PendingAction<A>) => ActionDiscarded, connected: boolean): void {
-    const dropped = this.pending.splice(0)
-    this.#byRequest.clear()
-    for (const p of dropped) p.waiter?.reject(reject(p))
+  clear(reject: (p: PendingAction<A>) => ActionDiscarded): void {
+    for (const p of this.outbox.clear()) p.waiter?.reject(reject(p))
     this.table.replace([])
     this.cursor = null
     this.history = undefined
@@ -270,67 +258,62 @@ export class SyncEngine<R extends Row, A> {
     this.options.onPending()
     this.options.onConfirmed()
     this.#dirty()
-    if (connected) this.connected()
+    if (this.#open) this.opened()
   }
 
   // ---------------------------------------------------------------- actions
 
-  /** Queues an action; it is sent now if the socket allows. */
-  enqueue(entry: PendingAction<A>, open: boolean): void {
-    this.pending.push(entry)
-    this.#byRequest.set(entry.requestId, entry)
-    this.options.onPending()
-    if (open && (this.#connection === "syncing" || this.#connection === "live")) this.#pump()
-    this.#dirty()
-  }
-
-  /** Takes over queued actions of a client that is gone; at the front when they predate ours. */
-  adopt(entries: ReadonlyArray<PendingAction<A>>, atFront: boolean, open: boolean): void {
+  /** Queues actions (at the front when adopted ones predate ours); they go out as the socket allows. */
+  enqueue(entries: ReadonlyArray<PendingAction<A>>, atFront = false): void {
     if (entries.length === 0) return
-    if (atFront) this.pending.unshift(...entries)
-    else this.pending.push(...entries)
-    for (const e of entries) this.#byRequest.set(e.requestId, e)
-    if (open && (this.#connection === "syncing" || this.#connection === "live")) this.#pump()
+    this.outbox.add(entries, atFront)
+    this.options.onPending()
+    this.options.wake()
     this.#dirty()
   }
 
-  #pump() {
-    let inFlight = 0
-    for (const p of this.pending) if (p.sent) inFlight++
-    for (const p of this.pending) {
-      if (inFlight >= this.options.maxInFlight) break
-      if (p.sent) continue
-      p.sent = true
-      inFlight++
-      const resent = p.firstSentAt
-      if (resent === undefined) p.firstSentAt = Date.now()
-      this.options.transmit({
-        _tag: "Action",
-        requestId: p.requestId,
-        channel: this.options.channel,
-        clientId: p.clientId,
-        clientKey: p.clientKey,
-        seq: p.seq,
-        action: p.encoded,
-        ...(resent === undefined ? {} : { sentAt: resent }),
-        schema: this.options.schema
-      })
-    }
+  /**
+   * Holds back actions of `clientId` from seq `below` on: a client with a
+   * fixed id sends a seq only once storage says a reloaded client starts
+   * past it, or a crash could make that client reuse the seq.
+   */
+  allowSeqs(clientId: string, below: number): void {
+    if (this.outbox.allowSeqs(clientId, below)) this.options.wake()
+  }
+
+  /** Sends the next pending action if one may go now (synced, no backoff running). */
+  sendNext(): boolean {
+    if (!this.#open || this.#syncing || this.#retry !== undefined) return false
+    const p = this.outbox.next()
+    if (p === undefined) return false
+    p.sent = true
+    const resent = p.firstSentAt
+    if (resent === undefined) p.firstSentAt = Date.now()
+    this.options.transmit({
+      _tag: "Action",
+      requestId: p.requestId,
+      channel: this.channel,
+      clientId: p.clientId,
+      clientKey: p.clientKey,
+      seq: p.seq,
+      action: p.encoded,
+      ...(resent === undefined ? {} : { sentAt: resent }),
+      schema: this.options.schema
+    })
+    return true
   }
 
   #settleAction(requestId: string): PendingAction<A> | undefined {
-    const entry = this.#byRequest.get(requestId)
+    const entry = this.outbox.take(requestId)
     if (entry === undefined) return undefined
-    this.#byRequest.delete(requestId)
-    const i = this.pending.indexOf(entry)
-    if (i >= 0) this.pending.splice(i, 1)
+    this.#attempts = 0
     this.options.onPending()
     return entry
   }
 
   /** True when an `Ack` or `Failure` with this request id belongs to this engine. */
   owns(requestId: string): boolean {
-    return this.#byRequest.has(requestId)
+    return this.outbox.owns(requestId)
   }
 
   // ---------------------------------------------------------------- frames
@@ -340,40 +323,27 @@ export class SyncEngine<R extends Row, A> {
     // a refused Subscribe (requestId null) would otherwise wait behind a sync that never ends
     const urgent = frame._tag === "SyncRows" || frame._tag === "Synced" || (frame._tag === "Failure" && frame.requestId === null)
     if (this.#syncing && !urgent) {
-      this.#buffered.push(frame)
+      this.#answer.waiting.push(frame)
       return
     }
     switch (frame._tag) {
       case "SyncRows": {
-        if (!this.#syncing) return
-        if (frame.reset && !this.#syncReset) {
-          this.#syncReset = true
-          this.#syncRows = []
-          this.#syncDeleted = []
-        }
-        const decoded = this.#decode(frame.rows)
-        for (const row of decoded) this.#syncRows.push(row)
-        for (const id of frame.deleted) this.#syncDeleted.push(id)
+        if (this.#syncing) this.#answer.add(frame.reset, this.#decode(frame.rows), frame.deleted)
         return
       }
       case "Synced": {
         if (!this.#syncing) return
-        if (this.#syncReset || frame.reset) this.table.replace(this.#syncRows)
-        else {
-          for (const id of this.#syncDeleted) this.table.remove(id)
-          for (const row of this.#syncRows) this.table.apply(row)
-        }
+        const buffered = this.#answer.apply(this.table, frame.reset)
         this.cursor = frame.version
         this.history = frame.history
         this.#syncing = false
-        this.#syncRows = []
-        this.#syncDeleted = []
         this.#connection = "live"
-        const buffered = this.#buffered
-        this.#buffered = []
+        this.#refusal = undefined
+        this.#attempts = 0
         this.options.onConfirmed()
         this.#dirty()
         for (const f of buffered) this.receive(f)
+        this.options.wake()
         return
       }
       case "Change": {
@@ -389,25 +359,59 @@ export class SyncEngine<R extends Row, A> {
         const entry = this.#settleAction(frame.requestId)
         if (entry === undefined) return
         const rows = this.#decode(frame.rows)
-        this.#pump()
         this.#dirty()
         entry.waiter?.resolve(rows)
         return
       }
-      case "Failure": {
-        if (frame.requestId !== null) {
-          const entry = this.#settleAction(frame.requestId)
-          if (entry === undefined) return
-          this.#lastError = { reason: frame.reason, message: frame.message }
-          this.#pump()
-          this.#dirty()
-          entry.waiter?.reject(fromFailure(frame))
-          return
-        }
-        this.report(frame.reason, frame.message)
-        return
-      }
+      case "Failure":
+        return frame.requestId === null ? this.#refused(frame) : this.#actionFailed(frame, frame.requestId)
     }
+  }
+
+  #actionFailed(frame: Failure, requestId: string) {
+    if (isTransient(frame.reason)) {
+      // not decided on the server: it stays queued, and nothing after it goes before it
+      const entry = this.outbox.get(requestId)
+      if (entry === undefined) return
+      entry.sent = false
+      this.#backoff("actions")
+      this.#show(this.#connection, frame)
+      return
+    }
+    const entry = this.#settleAction(requestId)
+    if (entry === undefined) return
+    this.#lastError = { reason: frame.reason, message: frame.message }
+    this.#dirty()
+    entry.waiter?.reject(fromFailure(frame))
+  }
+
+  // A Failure without a request id: a refused socket, a server that cannot start, or a refused Subscribe.
+  #refused(frame: Failure) {
+    if (frame.channel === null) {
+      if (frame.reason === "NotAuthorized") return this.#show("unauthorized", frame)
+      if (frame.reason !== "Unavailable") return this.report(frame.reason, frame.message)
+      // none of what we sent was run: subscribe again (actions follow the sync) after a backoff
+      this.outbox.unsendAll()
+      this.#syncing = true
+      this.#backoff("subscribe")
+      return this.#show("unavailable", frame)
+    }
+    // Routed by channel, so every client of the channel on this socket hears it: a client that is
+    // synced (by its own answer or by another client's, which reaches it too) has nothing to redo.
+    if (!this.#syncing) return
+    if (isTransient(frame.reason)) {
+      this.#backoff("subscribe")
+      return this.#show(frame.reason === "Unavailable" ? "unavailable" : this.#connection, frame)
+    }
+    if (frame.reason === "Outdated") return this.#show("outdated", frame)
+    // the server will not serve this channel: its queued actions can never apply
+    this.#refusal = frame
+    const error = fromFailure(frame)
+    const dropped = this.outbox.clear()
+    if (dropped.length > 0) this.options.onPending()
+    this.#show("failed", frame)
+    this.#dirty()
+    for (const p of dropped) p.waiter?.reject(error)
   }
 
   #decode(rows: ReadonlyArray<unknown>): Array<R> {

@@ -4,10 +4,15 @@
  * clients (channels) may share one socket: a hub per socket decodes each
  * frame once and routes it by channel, or by request id for replies.
  *
+ * The server limits actions in flight per connection, not per client, so the
+ * hub holds the socket's budget: every client on the socket sends its next
+ * action only when the hub lets it, in turn, while fewer than the budget are
+ * unanswered.
+ *
  * @since 0.1.0
  */
-import type { RowId } from "../protocol/Protocol.ts"
-import { decodeFrame, type ServerFrame } from "./Frames.ts"
+import type { ClientMessage, RowId } from "../protocol/Protocol.ts"
+import { decodeFrame, encodeFrame, type ServerFrame } from "./Frames.ts"
 
 /** The part of a WebSocket (or partysocket) the client uses. */
 export interface SocketLike {
@@ -21,20 +26,46 @@ export interface SocketLike {
 /** WebSocket.OPEN */
 export const OPEN = 1
 
+/**
+ * Actions in flight per socket unless a client asks for fewer: the server's
+ * default `maxInFlightPerConnection`. Never set it above the server's limit.
+ */
+export const DEFAULT_MAX_IN_FLIGHT = 64
+
 /** One client's view of a shared socket. */
 export interface Route {
   readonly channel: string
+  /** The most actions this client allows unanswered on the socket; the smallest among a socket's clients applies. */
+  readonly maxInFlight: number
   owns(requestId: string): boolean
   receive(frame: ServerFrame): void
   opened(): void
   closed(): void
   /** A frame that could not be decoded. */
   garbage(message: string): void
+  /** Sends this client's next action if one may go now (through `Link.send`); false when none may. */
+  sendNext(): boolean
+}
+
+/** A route's handle on its socket. */
+export interface Link {
+  /** Detaches the route; true when it was the last one on its channel (so the caller may unsubscribe). */
+  readonly detach: () => boolean
+  /** Writes a frame if the socket is open (an Action counts against the budget until answered). */
+  readonly send: (message: ClientMessage) => void
+  /** Lets the socket's routes send actions while the budget allows. */
+  readonly pump: () => void
 }
 
 class Hub {
   readonly #byChannel = new Map<string, Set<Route>>()
   readonly #routes = new Set<Route>()
+  /** Request ids sent on this connection and not yet answered. */
+  readonly #inFlight = new Set<string>()
+  #limit = DEFAULT_MAX_IN_FLIGHT
+  #turn = 0
+  #pumping = false
+  #again = false
 
   readonly socket: SocketLike
   readonly release: () => void
@@ -42,6 +73,35 @@ class Hub {
   constructor(socket: SocketLike, release: () => void) {
     this.socket = socket
     this.release = release
+  }
+
+  send(message: ClientMessage): void {
+    // never hand a closed partysocket a frame: it would queue it ahead of our Subscribe
+    if (this.socket.readyState !== OPEN) return
+    this.socket.send(encodeFrame(message))
+    if (message._tag === "Action") this.#inFlight.add(message.requestId)
+  }
+
+  // One action per route per turn, so that a long queue never starves a short one.
+  pump(): void {
+    if (this.#pumping) {
+      this.#again = true
+      return
+    }
+    this.#pumping = true
+    try {
+      do {
+        this.#again = false
+        const routes = [...this.#routes]
+        let idle = 0
+        while (idle < routes.length && this.#inFlight.size < this.#limit) {
+          if (routes[this.#turn++ % routes.length]!.sendNext()) idle = 0
+          else idle++
+        }
+      } while (this.#again)
+    } finally {
+      this.#pumping = false
+    }
   }
 
   readonly #onMessage = (event: { data: unknown }) => {
@@ -55,14 +115,18 @@ class Hub {
       // an Ack carries the action's changes for its sender: they apply before the action settles
       if (frame._tag === "Ack" && frame.changes !== undefined) for (const change of frame.changes) this.#toChannel(change)
       const requestId = frame.requestId!
+      this.#inFlight.delete(requestId)
       for (const r of this.#routes) {
         if (r.owns(requestId)) {
           r.receive(frame)
-          return
+          break
         }
       }
+      this.pump()
       return
     }
+    // a server that cannot start answers every frame this way: none of our actions was run
+    if (frame._tag === "Failure" && frame.channel === null && frame.reason === "Unavailable") this.#inFlight.clear()
     this.#toChannel(frame)
   }
 
@@ -75,7 +139,13 @@ class Hub {
     for (const r of [...this.#routes]) r.opened()
   }
   readonly #onClose = () => {
+    this.#inFlight.clear()
     for (const r of [...this.#routes]) r.closed()
+  }
+
+  #budget() {
+    this.#limit = Infinity
+    for (const r of this.#routes) this.#limit = Math.min(this.#limit, Math.max(1, r.maxInFlight))
   }
 
   add(route: Route): void {
@@ -88,6 +158,7 @@ class Hub {
     let set = this.#byChannel.get(route.channel)
     if (set === undefined) this.#byChannel.set(route.channel, (set = new Set()))
     set.add(route)
+    this.#budget()
   }
 
   /** Removes a route; true when no other route on this socket listens to its channel. */
@@ -97,6 +168,7 @@ class Hub {
     set?.delete(route)
     const last = set === undefined || set.size === 0
     if (last) this.#byChannel.delete(route.channel)
+    this.#budget()
     if (this.#routes.size === 0) {
       this.socket.removeEventListener("message", this.#onMessage)
       this.socket.removeEventListener("open", this.#onOpen)
@@ -109,12 +181,8 @@ class Hub {
 
 const hubs = new WeakMap<SocketLike, Hub>()
 
-/**
- * Attaches a route to a socket. Returns the detach function, which answers
- * whether the route was the channel's last one on this socket (so that the
- * caller may unsubscribe on the server).
- */
-export const attach = (socket: SocketLike, route: Route): () => boolean => {
+/** Attaches a route to a socket's hub (made on first use). */
+export const attach = (socket: SocketLike, route: Route): Link => {
   let hub = hubs.get(socket)
   if (hub === undefined) {
     hub = new Hub(socket, () => hubs.delete(socket))
@@ -122,7 +190,7 @@ export const attach = (socket: SocketLike, route: Route): () => boolean => {
   }
   const h = hub
   h.add(route)
-  return () => h.remove(route)
+  return { detach: () => h.remove(route), send: (message) => h.send(message), pump: () => h.pump() }
 }
 
 /** Where a socket points: host, party and room, for the cache key. */

@@ -20,19 +20,19 @@ export const MAX_OUTBOUND_FRAME_BYTES = 900_000
 export const DEFAULT_MAX_INBOUND_FRAME_BYTES = 256 * 1024
 
 /** A row as it travels: the record tuple before the channel's Schema decodes it. */
-export const WireRow = Schema.Array(Schema.Unknown)
+export const WireRow = /*#__PURE__*/ Schema.Array(Schema.Unknown)
 /** A row as it travels. */
 export type WireRow = typeof WireRow.Type
 
 /** A row id: the record tuple's first element. */
-export const RowId = Schema.Union([Schema.String, Schema.Number])
+export const RowId = /*#__PURE__*/ Schema.Union([Schema.String, Schema.Number])
 /** A row id. */
 export type RowId = typeof RowId.Type
 
-const Version = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
-const Name = Schema.String.check(Schema.isBetweenLength(1, 128))
+const Version = /*#__PURE__*/ Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+const Name = /*#__PURE__*/ Schema.String.check(Schema.isBetweenLength(1, 128))
 /** A channel's schema version, declared with the channel. */
-const SchemaVersion = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+const SchemaVersion = /*#__PURE__*/ Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 
 // ---------------------------------------------------------------------------
 // client -> server
@@ -44,7 +44,7 @@ const SchemaVersion = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
  * `Synced`); without it, or from another history, the answer is a reset.
  * `schema` is the channel's schema version the client was built with.
  */
-export const Subscribe = Schema.TaggedStruct("Subscribe", {
+export const Subscribe = /*#__PURE__*/ Schema.TaggedStruct("Subscribe", {
   channel: Name,
   since: Schema.NullOr(Version),
   history: Schema.optionalKey(Name),
@@ -54,7 +54,7 @@ export const Subscribe = Schema.TaggedStruct("Subscribe", {
 export type Subscribe = typeof Subscribe.Type
 
 /** Stop receiving a channel's live changes. */
-export const Unsubscribe = Schema.TaggedStruct("Unsubscribe", { channel: Name })
+export const Unsubscribe = /*#__PURE__*/ Schema.TaggedStruct("Unsubscribe", { channel: Name })
 /** Stop receiving a channel's live changes. */
 export type Unsubscribe = typeof Unsubscribe.Type
 
@@ -66,7 +66,7 @@ export type Unsubscribe = typeof Unsubscribe.Type
  * `sentAt` (client clock, ms) is when this action was first sent, on a
  * re-send; `schema` the channel's schema version the action was encoded with.
  */
-export const Action = Schema.TaggedStruct("Action", {
+export const Action = /*#__PURE__*/ Schema.TaggedStruct("Action", {
   requestId: Name,
   channel: Name,
   clientId: Name,
@@ -80,7 +80,7 @@ export const Action = Schema.TaggedStruct("Action", {
 export type Action = typeof Action.Type
 
 /** Any frame a client may send. */
-export const ClientMessage = Schema.Union([Subscribe, Unsubscribe, Action])
+export const ClientMessage = /*#__PURE__*/ Schema.Union([Subscribe, Unsubscribe, Action])
 /** Any frame a client may send. */
 export type ClientMessage = typeof ClientMessage.Type
 
@@ -92,7 +92,7 @@ export type ClientMessage = typeof ClientMessage.Type
  * One chunk of a sync answer. A client buffers chunks until `Synced`; when
  * `reset` is set the rows replace its state instead of patching it.
  */
-export const SyncRows = Schema.TaggedStruct("SyncRows", {
+export const SyncRows = /*#__PURE__*/ Schema.TaggedStruct("SyncRows", {
   channel: Name,
   reset: Schema.Boolean,
   rows: Schema.Array(WireRow),
@@ -102,7 +102,7 @@ export const SyncRows = Schema.TaggedStruct("SyncRows", {
 export type SyncRows = typeof SyncRows.Type
 
 /** Ends a sync answer: the client's cursor becomes `version` in `history`; live changes follow. */
-export const Synced = Schema.TaggedStruct("Synced", {
+export const Synced = /*#__PURE__*/ Schema.TaggedStruct("Synced", {
   channel: Name,
   version: Version,
   reset: Schema.Boolean,
@@ -115,7 +115,7 @@ export type Synced = typeof Synced.Type
  * Committed changes to a channel, in version order. `rows` include soft
  * deleted rows (tombstones); `deleted` lists ids of rows removed outright.
  */
-export const Change = Schema.TaggedStruct("Change", {
+export const Change = /*#__PURE__*/ Schema.TaggedStruct("Change", {
   channel: Name,
   version: Version,
   rows: Schema.Array(WireRow),
@@ -132,7 +132,7 @@ export type Change = typeof Change.Type
  * (apply them, in order, before settling the action); when they would make
  * the reply too large they come as separate `Change` frames before it.
  */
-export const Ack = Schema.TaggedStruct("Ack", {
+export const Ack = /*#__PURE__*/ Schema.TaggedStruct("Ack", {
   requestId: Name,
   version: Version,
   rows: Schema.Array(WireRow),
@@ -146,7 +146,7 @@ export type Ack = typeof Ack.Type
  * Part of an action's reply: the handler's rows when they do not fit in one
  * frame come in these chunks, before the `Ack` (whose `rows` is then empty).
  */
-export const AckRows = Schema.TaggedStruct("AckRows", {
+export const AckRows = /*#__PURE__*/ Schema.TaggedStruct("AckRows", {
   requestId: Name,
   rows: Schema.Array(WireRow)
 })
@@ -163,7 +163,7 @@ export type AckRows = typeof AckRows.Type
  * - `Outdated`: the client was built with an older schema version of the
  *   channel than the server's; reload it.
  */
-export const ProtocolReason = Schema.Literals([
+export const ProtocolReason = /*#__PURE__*/ Schema.Literals([
   "MalformedJson",
   "UnknownMessage",
   "FrameTooLarge",
@@ -187,7 +187,7 @@ export const isTransient = (reason: ErrorReason): boolean => reason === "TooMany
  * handler's rule, `HandlerFailed`, `InvalidRecord` when a row it wrote does
  * not match the channel's record Schema).
  */
-export const ErrorReason = Schema.Union([
+export const ErrorReason = /*#__PURE__*/ Schema.Union([
   ProtocolReason,
   Schema.Literals(["InvalidAction", "NotAuthorized", "ActionRejected", "HandlerFailed", "InvalidRecord"])
 ])
@@ -195,7 +195,7 @@ export const ErrorReason = Schema.Union([
 export type ErrorReason = typeof ErrorReason.Type
 
 /** A refused frame or action. Nothing was written. */
-export const Failure = Schema.TaggedStruct("Failure", {
+export const Failure = /*#__PURE__*/ Schema.TaggedStruct("Failure", {
   requestId: Schema.NullOr(Schema.String),
   channel: Schema.NullOr(Schema.String),
   reason: ErrorReason,
@@ -205,19 +205,19 @@ export const Failure = Schema.TaggedStruct("Failure", {
 export type Failure = typeof Failure.Type
 
 /** Any frame the server may send. */
-export const ServerMessage = Schema.Union([SyncRows, Synced, Change, AckRows, Ack, Failure])
+export const ServerMessage = /*#__PURE__*/ Schema.Union([SyncRows, Synced, Change, AckRows, Ack, Failure])
 /** Any frame the server may send. */
 export type ServerMessage = typeof ServerMessage.Type
 
 /** JSON text <-> client frame. */
-export const ClientMessageJson = Schema.fromJsonString(ClientMessage)
+export const ClientMessageJson = /*#__PURE__*/ Schema.fromJsonString(ClientMessage)
 /** JSON text <-> server frame. */
-export const ServerMessageJson = Schema.fromJsonString(ServerMessage)
+export const ServerMessageJson = /*#__PURE__*/ Schema.fromJsonString(ServerMessage)
 
 /** Decodes a client frame from JSON text. */
-export const decodeClientMessage = Schema.decodeUnknownExit(ClientMessageJson)
+export const decodeClientMessage = /*#__PURE__*/ Schema.decodeUnknownExit(ClientMessageJson)
 /** Encodes a client frame as JSON text. */
-export const encodeClientMessage = Schema.encodeSync(ClientMessageJson)
+export const encodeClientMessage = /*#__PURE__*/ Schema.encodeSync(ClientMessageJson)
 /**
  * Encodes a server frame on the server's hot path. No ServerMessage Schema
  * transforms its fields (each encodes to itself), so the Schema encoding is
@@ -226,6 +226,6 @@ export const encodeClientMessage = Schema.encodeSync(ClientMessageJson)
  */
 export const encodeServerFrame = (message: ServerMessage): string => JSON.stringify(message)
 /** Decodes a server frame from JSON text. */
-export const decodeServerMessage = Schema.decodeUnknownExit(ServerMessageJson)
+export const decodeServerMessage = /*#__PURE__*/ Schema.decodeUnknownExit(ServerMessageJson)
 /** Encodes a server frame as JSON text. */
-export const encodeServerMessage = Schema.encodeSync(ServerMessageJson)
+export const encodeServerMessage = /*#__PURE__*/ Schema.encodeSync(ServerMessageJson)

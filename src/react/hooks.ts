@@ -31,7 +31,8 @@ export function useSyncClient<C extends Channel.Any>(channel: C, socket: SocketL
 
 /**
  * A channel's records and a function to send actions. The optimistic
- * reducer may be a new closure on every render.
+ * reducer may be a new closure on every render; while actions are pending, a
+ * render with a new one shows what it makes of them.
  */
 export function useSync<C extends Channel.Any>(
   channel: C,
@@ -41,15 +42,19 @@ export function useSync<C extends Channel.Any>(
   ReadonlyArray<Channel.RecordOf<C>>,
   (action: Channel.ActionOf<C>) => Promise<ReadonlyArray<Channel.RecordOf<C>>>
 ] {
-  const entry = useEntry(channel, socket)
-  if (optimisticReducer !== undefined) entry.reducer = optimisticReducer
-  const client = entry.client
+  const client = useEntry(channel, socket).client
+  // quiet: the snapshot read just below is rebuilt with this reducer; no listener runs inside a render
+  if (optimisticReducer !== undefined) client.setOptimistic(optimisticReducer, true)
   const records = useSyncExternalStore(client.subscribe, client.getSnapshot, client.getSnapshot)
   const sendAction = useCallback((action: Channel.ActionOf<C>) => client.send(action), [client])
   return [records, sendAction] as const
 }
 
-/** The sync status of a channel on a socket: connection, pending count and ids, last error. */
+/**
+ * The sync status of a channel on a socket: connection, pending count and ids, last error. Besides
+ * `connecting`/`syncing`/`live`/`offline`, `connection` says why the server is not serving the channel:
+ * `unavailable` (retrying), `unauthorized` (actions stay queued), `outdated` (prompt a reload), `failed`.
+ */
 export function useSyncStatus<C extends Channel.Any>(channel: C, socket: SocketLike): SyncStatus {
   const client = useEntry(channel, socket).client
   return useSyncExternalStore(client.subscribeStatus, client.getStatus, client.getStatus)

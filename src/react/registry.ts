@@ -8,7 +8,7 @@
  * @since 0.1.0
  */
 import { createSyncClient, type PlainSyncClient, type StoreOption } from "../client/Facade.ts"
-import type { ClientOptions, Optimistic, SocketLike } from "../client/SyncClient.ts"
+import type { ClientOptions, SocketLike } from "../client/SyncClient.ts"
 import type * as Channel from "../protocol/Channel.ts"
 
 /** Options applied to every client the hooks create. */
@@ -23,11 +23,9 @@ export const configureSync = (options: HookOptions): void => {
   defaults = options
 }
 
-/** A shared client and its holders. */
+/** A shared client and its holders (the hooks set its optimistic reducer as they render). */
 export interface Entry<C extends Channel.Any> {
   readonly client: PlainSyncClient<C>
-  /** The reducer the hooks last rendered with; the client calls it through a stable wrapper. */
-  reducer: Optimistic<C> | undefined
   refs: number
   closed: boolean
   timer: ReturnType<typeof setTimeout> | undefined
@@ -55,18 +53,11 @@ export const lookup = <C extends Channel.Any>(channel: C, socket: SocketLike): E
   if (existing !== undefined && !existing.closed) return existing
   const { releaseDelayMs: _, ...options } = defaults
   const entry: Entry<C> = {
-    client: undefined as unknown as PlainSyncClient<C>,
-    reducer: undefined,
+    client: createSyncClient<C>({ ...(options as Omit<ClientOptions<C>, "channel">), channel, socket }),
     refs: 0,
     closed: false,
     timer: undefined
   }
-  ;(entry as { client: PlainSyncClient<C> }).client = createSyncClient<C>({
-    ...(options as Omit<ClientOptions<C>, "channel">),
-    channel,
-    socket,
-    optimistic: (records, action) => (entry.reducer === undefined ? records : entry.reducer(records, action))
-  })
   map.set(channel.name, entry)
   // created during a render that may never commit: close it unless a hook takes it
   schedule(socket, channel.name, entry)

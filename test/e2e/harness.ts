@@ -10,6 +10,7 @@ import { join } from "node:path"
 import { existsSync } from "node:fs"
 import type { Browser, BrowserContext, Locator, Page } from "playwright-core"
 import { appRoot, todoViteConfig } from "../../fixtures/todo-sync/vite.config.ts"
+import type { SyncStatus } from "../../src/client/index.ts"
 import { startWorker, type StartedWorker } from "../helpers/worker.ts"
 
 /** Generous waits: the machine may be a loaded 2-core box. */
@@ -99,6 +100,9 @@ const dumpIndexedDb = async (): Promise<string> => {
   return dump.join("\n")
 }
 
+/** What the status badge can show. */
+type Connection = SyncStatus["connection"]
+
 /** One simulated user: their own browser context (storage, network) and page. */
 export class User {
   readonly name: string
@@ -111,14 +115,21 @@ export class User {
     this.page = page
   }
 
-  /** Opens the app in a new context, in `room`, and waits until it is live. */
-  static async open(browser: Browser, app: ServedApp, room: string, name: string, token?: string): Promise<User> {
+  /** Opens the app in a new context, in `room`, and waits until the badge shows `connection` (default live). */
+  static async open(
+    browser: Browser,
+    app: ServedApp,
+    room: string,
+    name: string,
+    token?: string,
+    connection: Connection = "live"
+  ): Promise<User> {
     const context = await browser.newContext({ viewport: { width: 760, height: 640 }, deviceScaleFactor: 1 })
     context.setDefaultTimeout(WAIT_MS)
     const page = await context.newPage()
     const user = new User(name, context, page)
     await page.goto(`${app.url}/?room=${encodeURIComponent(room)}${token === undefined ? "" : `&token=${encodeURIComponent(token)}`}`)
-    await user.waitForConnection("live")
+    await user.waitForConnection(connection)
     return user
   }
 
@@ -138,7 +149,7 @@ export class User {
   }
 
   /** Waits until the badge shows `connection` (and, if given, that many pending changes). */
-  async waitForConnection(connection: "live" | "offline" | "syncing" | "connecting", pending?: number): Promise<void> {
+  async waitForConnection(connection: Connection, pending?: number): Promise<void> {
     const selector = `[data-testid=status][data-connection=${connection}]${pending === undefined ? "" : `[data-pending="${pending}"]`}`
     await this.page.locator(selector).waitFor({ state: "visible", timeout: WAIT_MS })
   }

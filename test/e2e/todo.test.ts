@@ -2,7 +2,8 @@
  * The Todo app in a real browser: two users (one Chromium context each) on
  * the built app and its worker in local workerd. They see each other's
  * changes live, keep working offline and catch up, reload into their cached
- * list, and see the server refuse a bad change and the list roll back.
+ * list, see the server refuse a bad change and the list roll back, and see
+ * why the server refuses a user's token.
  * Screenshots go to test-results/e2e; UPDATE_SCREENSHOTS=1 also refreshes
  * the README's docs/todo-app.png.
  */
@@ -33,8 +34,8 @@ afterAll(async () => {
   await app?.stop()
 })
 
-const open = async (room: string, name: string, token?: string) => {
-  const user = await User.open(browser, app, room, name, token)
+const open = async (room: string, name: string, token?: string, connection?: Parameters<User["waitForConnection"]>[0]) => {
+  const user = await User.open(browser, app, room, name, token, connection)
   users.push(user)
   return user
 }
@@ -244,6 +245,17 @@ describe("Todo app in the browser", () => {
     const rows = await hooks(app.url, room).rows()
     expect(rows.map((row) => [row[1], row[5]])).toEqual([["Feed the cat", null]])
     expect(await bob.texts()).toEqual(["Feed the cat"])
+  })
+
+  it("tells a user whose token the server refuses why, and keeps their change queued", async () => {
+    const room = freshRoom("e2e-refused")
+    const eve = await open(room, "eve", "nope", "unauthorized")
+    expect(await eve.status.locator(".badge").first().getAttribute("title")).toContain("unknown token")
+    await eve.add("Let me in")
+    await eve.waitForTexts(["Let me in"])
+    await eve.waitForConnection("unauthorized", 1)
+    await eve.screenshot("refused-token")
+    expect(await serverRows(room, "Let me in")).toEqual([])
   })
 
   it("counts the todos left, filters by state, and clears local data without losing the list", async () => {

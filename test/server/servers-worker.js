@@ -4,12 +4,15 @@
  *   start; clients must get a `Failure` with reason `Unavailable`.
  * - `SeedStyle`: partysync-style handlers (a SQL cursor, a Promise, a plain
  *   array, a throw), on the default asynchronous transactions.
+ * - `Versioned`: the Todo channel at schema version 2, so that a client built
+ *   with the fixture's version 1 is told it is `Outdated`.
  *
  * Plain JavaScript: tsconfig.json (DOM types) checks test/ and would follow a
  * TypeScript import into the Workers-typed server; the server itself is
  * typechecked by tsconfig.worker.json.
  */
 import { routePartykitRequest, SyncServer } from "../../src/server/index.ts"
+import * as Channel from "../../src/protocol/Channel.ts"
 import { todos } from "../../fixtures/todo-sync/src/shared.ts"
 import { TODO_TABLE } from "../../fixtures/todo-sync/src/table.ts"
 
@@ -53,6 +56,18 @@ export class SeedStyle extends SyncServer {
         // a plain array of objects
         return sql.exec("UPDATE todos SET deleted_at = ? WHERE id = ? RETURNING *", now, action.payload.id).toArray()
     }
+  }
+}
+
+export class Versioned extends SyncServer {
+  channels = [Channel.make("todos", { record: todos.record, action: todos.action, version: 2 })]
+
+  onStart() {
+    this.ctx.storage.sql.exec(TODO_TABLE)
+  }
+
+  onAction() {
+    return []
   }
 }
 

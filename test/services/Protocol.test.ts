@@ -1,11 +1,13 @@
 /**
  * The wire protocol: every frame kind survives a Schema round trip, the
- * server's fast encoder produces exactly the Schema encoding, and decoders
- * refuse what is not a frame.
+ * server's and the client's fast encoders produce exactly the Schema
+ * encoding, and decoders refuse what is not a frame.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Exit from "effect/Exit"
+import { encodeFrame } from "../../src/client/Frames.ts"
 import {
+  type ClientMessage,
   decodeClientMessage,
   decodeServerMessage,
   encodeClientMessage,
@@ -39,6 +41,17 @@ describe("Protocol", () => {
       assert.isTrue(Exit.isSuccess(decoded))
       if (Exit.isSuccess(decoded)) assert.deepStrictEqual(decoded.value, frame)
     }
+  })
+
+  it("the client's encoder (JSON.stringify) writes exactly the Schema encoding of every client frame kind", () => {
+    const frames: ReadonlyArray<ClientMessage> = [
+      { _tag: "Subscribe", channel: "todos", since: null, schema: 1 },
+      { _tag: "Subscribe", channel: "todos", since: 12, history: "0123456789abcdef", schema: 2 },
+      { _tag: "Unsubscribe", channel: "todos" },
+      { _tag: "Action", requestId: "c:1", channel: "todos", clientId: "c", clientKey: keyOf("c"), seq: 1, action: { type: "create", payload: { id: "a", text: "\u2603 \"q\"", completed: 0 } }, schema: 1 },
+      { _tag: "Action", requestId: "c:2", channel: "todos", clientId: "c", clientKey: keyOf("c"), seq: 2, action: null, sentAt: 1_700_000_000_000, schema: 1 }
+    ]
+    for (const frame of frames) assert.strictEqual(encodeFrame(frame), encodeClientMessage(frame))
   })
 
   it("client frames round-trip and malformed ones are refused", () => {
