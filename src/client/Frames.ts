@@ -18,6 +18,7 @@ export const ServerFrame = Schema.Union([
   Schema.TaggedStruct("SyncRows", { ...Protocol.SyncRows.fields, rows: Rows }),
   Protocol.Synced,
   Schema.TaggedStruct("Change", { ...Protocol.Change.fields, rows: Rows }),
+  Schema.TaggedStruct("AckRows", { ...Protocol.AckRows.fields, rows: Rows }),
   Schema.TaggedStruct("Ack", { ...Protocol.Ack.fields, rows: Rows }),
   Protocol.Failure
 ])

@@ -27,6 +27,8 @@ export interface StoredAction {
   readonly clientKey: string
   readonly seq: number
   readonly action: unknown
+  /** The channel's schema version the action was encoded with. */
+  readonly schema?: number | undefined
   /** When it was first sent (ms), if it was. */
   readonly firstSentAt?: number | undefined
 }
@@ -46,6 +48,8 @@ export interface StoredRecords {
   readonly cursor: number | null
   /** The server history the cursor belongs to. */
   readonly history?: string | undefined
+  /** The channel's schema version the rows were written under: another version's rows are not read. */
+  readonly schema?: number | undefined
   readonly rows: ReadonlyArray<unknown>
 }
 

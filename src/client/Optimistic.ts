@@ -30,17 +30,18 @@ export const sameSet = (a: ReadonlySet<RowId>, b: ReadonlySet<RowId>): boolean =
 /** Builds the view; `onError` hears a reducer that threw (that action is skipped). */
 export const build = <R extends Row, A>(
   table: RecordTable<R>,
-  pending: ReadonlyArray<{ readonly action: A }>,
+  pending: ReadonlyArray<{ readonly action: A | undefined }>,
   reducer: ((records: ReadonlyArray<R>, action: A) => ReadonlyArray<R>) | undefined,
   idsOf: (action: A) => Iterable<RowId>,
   onError: (error: unknown) => void
 ): { readonly rows: ReadonlyArray<R>; readonly ids: ReadonlySet<RowId> } => {
   const base = table.array()
   const ids = new Set<RowId>()
-  for (const p of pending) for (const id of idsOf(p.action)) ids.add(id)
+  for (const p of pending) if (p.action !== undefined) for (const id of idsOf(p.action)) ids.add(id)
   let rows: ReadonlyArray<R> = base
   if (reducer !== undefined && pending.length > 0) {
     for (const p of pending) {
+      if (p.action === undefined) continue
       try {
         rows = reducer(rows, p.action)
       } catch (error) {

@@ -23,10 +23,16 @@ export interface PendingAction<A> {
   readonly clientKey: string
   readonly seq: number
   readonly requestId: string
-  /** The decoded action, handed to the optimistic reducer. */
-  readonly action: A
+  /**
+   * The decoded action, handed to the optimistic reducer; undefined for an
+   * action queued under an older schema that this build cannot read (it is
+   * still sent: the server upgrades it or refuses it with a reason).
+   */
+  readonly action: A | undefined
   /** The action as it travels (and is persisted). */
   readonly encoded: unknown
+  /** The channel's schema version `encoded` is in. */
+  readonly schema: number
   /** When it was first sent (ms), so a re-send can say so; undefined until then. */
   firstSentAt: number | undefined
   sent: boolean

@@ -13,6 +13,7 @@
  * @since 0.2.0
  */
 import type * as Cause from "effect/Cause"
+import * as Channel from "../protocol/Channel.ts"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as LocalCache from "./LocalCache.ts"
@@ -47,6 +48,8 @@ export interface PendingStoreOptions<A> {
   /** A queue whose heartbeat is older than this (ms) is adopted. */
   readonly leaseMs: number
   readonly decodeAction: (encoded: unknown) => Exit.Exit<A, unknown>
+  /** The channel: its version and its upgrades of queued actions. */
+  readonly channel: Channel.Any
 }
 
 /** The persisted queue of one client, and the seqs and key it hands out. */
@@ -70,6 +73,7 @@ export const make = <A>(options: PendingStoreOptions<A>) => {
       clientKey: p.clientKey,
       seq: p.seq,
       action: p.encoded,
+      schema: p.schema,
       ...(p.firstSentAt === undefined ? {} : { firstSentAt: p.firstSentAt })
     }))
   })
@@ -85,19 +89,35 @@ export const make = <A>(options: PendingStoreOptions<A>) => {
       }))
     }).pipe(Effect.catchCause(failed))
 
-  const toPending = (stored: LocalCache.StoredAction): PendingAction<A> | undefined => {
-    const decoded = options.decodeAction(stored.action)
-    if (Exit.isFailure(decoded)) {
-      engine.report("InvalidAction", `dropped a queued action that no longer decodes: ${messageOf(decoded.cause)}`)
-      return undefined
+  /**
+   * A stored action, brought up to this build's schema version when the
+   * channel declares how. One this build cannot read is kept as it is, with
+   * no optimistic effect, and sent all the same: the server upgrades it or
+   * refuses it with a reason the status shows. Nothing queued is dropped here.
+   */
+  const toPending = (stored: LocalCache.StoredAction): PendingAction<A> => {
+    const { channel } = options
+    let encoded = stored.action
+    let schema = stored.schema ?? channel.version
+    if (schema < channel.version) {
+      const upgraded = Channel.upgradeAction(channel, schema, encoded)
+      if (!(upgraded instanceof Channel.UpgradeFailed)) {
+        encoded = upgraded
+        schema = channel.version
+      }
+    }
+    const decoded = schema === channel.version ? options.decodeAction(encoded) : undefined
+    if (decoded !== undefined && Exit.isFailure(decoded)) {
+      engine.report("InvalidAction", `a queued action does not match this version of the channel: ${messageOf(decoded.cause)}`)
     }
     return {
       clientId: stored.clientId,
       clientKey: stored.clientKey,
       seq: stored.seq,
       requestId: `${stored.clientId}:${stored.seq}`,
-      action: decoded.value,
-      encoded: stored.action,
+      action: decoded !== undefined && Exit.isSuccess(decoded) ? decoded.value : undefined,
+      encoded,
+      schema,
       firstSentAt: stored.firstSentAt,
       sent: false,
       waiter: undefined
@@ -123,8 +143,7 @@ export const make = <A>(options: PendingStoreOptions<A>) => {
         for (const e of q.entries) {
           if (e.clientId === clientId) nextSeq = Math.max(nextSeq, e.seq + 1)
           if (engine.owns(`${e.clientId}:${e.seq}`)) continue
-          const p = toPending(e)
-          if (p !== undefined) taken.push(p)
+          taken.push(toPending(e))
         }
       }
       // seqs below a stored reservation were reserved by the instance that stored it

@@ -194,19 +194,21 @@ export const makeCore = <C extends Channel.Any>(
       clientId,
       fixedId: options.clientId !== undefined,
       leaseMs,
-      decodeAction: Schema.decodeUnknownExit(channel.action) as (u: unknown) => Exit.Exit<A, unknown>
+      decodeAction: Schema.decodeUnknownExit(channel.action) as (u: unknown) => Exit.Exit<A, unknown>,
+      channel
     })
     const writeRecords = Effect.suspend(() => {
       const rows = encodeRecords(engine.table.array())
       if (Exit.isFailure(rows)) return pendingStore.failed(rows.cause)
-      return cache.saveRecords({ cursor: engine.cursor, history: engine.history, rows: rows.value })
+      return cache.saveRecords({ cursor: engine.cursor, history: engine.history, schema: channel.version, rows: rows.value })
     }).pipe(Effect.catchCause(pendingStore.failed))
 
     // ------------------------------------------------------------ start
     const stored = yield* cache.loadRecords.pipe(
       Effect.catchCause((cause) => Effect.as(pendingStore.failed(cause), undefined))
     )
-    if (stored !== undefined) {
+    // rows cached under another version of the channel are another shape: sync them again from scratch
+    if (stored !== undefined && (stored.schema ?? 1) === channel.version) {
       const { rows, error } = decodeRows(stored.rows)
       if (error !== null) engine.report("InvalidRecord", `cache: ${error}`)
       engine.load(stored.cursor, stored.history, rows)
@@ -267,6 +269,7 @@ export const makeCore = <C extends Channel.Any>(
             requestId: `${clientId}:${seq}`,
             action,
             encoded: encoded.value,
+            schema: channel.version,
             sent: false,
             waiter: {
               resolve: (rows) => resume(Effect.succeed(rows)),

@@ -111,6 +111,11 @@ class Hub {
       for (const r of [...this.#routes]) r.garbage(frame)
       return
     }
+    if (frame._tag === "AckRows") {
+      // part of a reply: to the route that owns the request, which keeps it for the Ack
+      for (const r of this.#routes) if (r.owns(frame.requestId)) return r.receive(frame)
+      return
+    }
     if (frame._tag === "Ack" || (frame._tag === "Failure" && frame.requestId !== null)) {
       // an Ack carries the action's changes for its sender: they apply before the action settles
       if (frame._tag === "Ack" && frame.changes !== undefined) for (const change of frame.changes) this.#toChannel(change)
@@ -130,7 +135,7 @@ class Hub {
     this.#toChannel(frame)
   }
 
-  #toChannel(frame: Exclude<ServerFrame, { readonly _tag: "Ack" }>) {
+  #toChannel(frame: Exclude<ServerFrame, { readonly _tag: "Ack" | "AckRows" }>) {
     const channel = frame.channel
     const targets = channel === null ? this.#routes : this.#byChannel.get(channel)
     if (targets !== undefined) for (const r of [...targets]) r.receive(frame)

@@ -13,11 +13,11 @@ export { eventually }
 export const partySocket = (
   workerUrl: string,
   room: string,
-  options: { startClosed?: boolean; maxReconnectionDelay?: number; connectionTimeout?: number } = {}
+  options: { startClosed?: boolean; maxReconnectionDelay?: number; connectionTimeout?: number; party?: string } = {}
 ) =>
   new PartySocket({
     host: new URL(workerUrl).host,
-    party: "to-dos",
+    party: options.party ?? "to-dos",
     room,
     protocol: "ws",
     WebSocket: globalThis.WebSocket,

@@ -28,6 +28,8 @@ export interface StartWorkerOptions {
   readonly hooks?: boolean
   /** More plain-text bindings (environment variables of the worker). */
   readonly vars?: Readonly<Record<string, string>>
+  /** A port to listen on (default: any free one); a restart on the same port keeps clients' cache keys. */
+  readonly port?: number
 }
 
 const quiet = () => {
@@ -77,7 +79,7 @@ export const startWorker = async (options: StartWorkerOptions = {}): Promise<Sta
       ...Object.fromEntries(Object.entries(options.vars ?? {}).map(([name, value]) => [name, { type: "plain_text" as const, value }]))
     },
     dev: {
-      server: { hostname: "127.0.0.1", port: 0 },
+      server: { hostname: "127.0.0.1", port: options.port ?? 0 },
       inspector: false,
       persist,
       watch: false,

@@ -8,6 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Channel from "../../src/protocol/Channel.ts"
 import { ActionDispatch } from "../../src/services/ActionDispatch.ts"
 import { ActionHandler, Authorizer } from "../../src/services/ActionHandler.ts"
 import { Caller } from "../../src/services/Caller.ts"
@@ -305,5 +306,21 @@ describe("ActionDispatch: identities and limits", () => {
       // the second socket gets the change as a Change frame of its own, not folded into the first one's Ack
       assert.deepStrictEqual(decodedFrames(second).map((m) => m._tag), ["Change"])
     }).pipe(Effect.provide(servicesLayer({ connections: [first, second] })))
+  })
+
+  it.effect("an action encoded for an older version of the channel is upgraded by the channel's function, or refused as Outdated when none is declared", () => {
+    const v2 = Channel.make("todos", { record: todos.record, action: todos.action, version: 2, upgrade: { 1: (a) => a } })
+    const strict = Channel.make("todos", { record: todos.record, action: todos.action, version: 2 })
+    const frame = (clientId: string) =>
+      JSON.stringify({ _tag: "Action", requestId: `${clientId}-1`, channel: "todos", clientId, clientKey: `${clientId}-key-0123456789`, seq: 1, action: create(clientId, "old"), schema: 1 })
+    const run = (channel: Channel.Any, clientId: string) => {
+      const c = makeMemoryConnection("c")
+      return Effect.flatMap(receive(c, frame(clientId)), (frames) => Effect.succeed(frames.map((m) => m._tag === "Failure" ? m.reason : m._tag)))
+        .pipe(Effect.provide(servicesLayer({ connections: [c], channels: [channel] })))
+    }
+    return Effect.gen(function*() {
+      assert.deepStrictEqual(yield* run(v2, "up"), ["Ack"])
+      assert.deepStrictEqual(yield* run(strict, "no"), ["Outdated"])
+    })
   })
 })
