@@ -4,6 +4,7 @@
  * and by a deadline; rooms are fresh per scenario and side.
  */
 import { type BenchClient, type Contender, type Row, type SyncStats } from "./clients.ts"
+import type { Side } from "./workers.ts"
 import { bytesOf, now } from "./stats.ts"
 
 let roomCounter = 0
@@ -169,4 +170,44 @@ export const resumeRound = async (who: Contender, room: string, expectRows: numb
   }
   const changedBytes = written.reduce((sum, row) => sum + bytesOf(JSON.stringify(row)), 0)
   return { resume, full, changedBytes }
+}
+
+/** Rows read and written so far by a side's room (its `usage` bench hook). */
+export const usageOf = async (side: Side, room: string): Promise<{ rowsRead: number; rowsWritten: number }> => {
+  const path = side.name === "ours" ? "hooks/usage" : "usage"
+  const res = await fetch(`${side.url}${side.party}/${room}/${path}`)
+  if (!res.ok) throw new Error(`bench: usage of ${side.name} failed: ${res.status}`)
+  return (await res.json()) as { rowsRead: number; rowsWritten: number }
+}
+
+/** Rows written and read per create, over `count` sequential creates in a fresh room. */
+export const rowsPerAction = async (who: Contender, count: number): Promise<{ written: number; read: number }> => {
+  const room = freshRoom(`rows-${who.label}`)
+  const [client] = await connectMany(who, room, 1)
+  try {
+    await client!.create("warm", TEXT)
+    const before = await usageOf(who.side, room)
+    for (let i = 0; i < count; i++) await client!.create(`w-${i}`, TEXT)
+    const after = await usageOf(who.side, room)
+    return { written: (after.rowsWritten - before.rowsWritten) / count, read: (after.rowsRead - before.rowsRead) / count }
+  } finally {
+    client!.close()
+  }
+}
+
+/**
+ * 9. Bulk write: one multi-row `INSERT ... SELECT` of `count` rows in a fresh
+ * room, ms from the request to its answer (ours includes capture and the
+ * publish that follows the request).
+ */
+export const bulkWrite = async (who: Contender, count: number): Promise<number> => {
+  const room = freshRoom(`bulk-${who.label}`)
+  const base = `${who.side.url}${who.side.party}/${room}/${who.side.name === "ours" ? "hooks/bulk" : "bulk"}`
+  // wake the object first: its start is not part of the write
+  await (await fetch(base, { method: "POST", body: JSON.stringify({ from: 0, count: 1 }) })).text()
+  const t0 = now()
+  const res = await fetch(base, { method: "POST", body: JSON.stringify({ from: 1, count }) })
+  if (!res.ok) throw new Error(`bench: bulk write on ${who.side.name} failed: ${res.status} ${await res.text()}`)
+  await res.text()
+  return now() - t0
 }

@@ -32,12 +32,13 @@ const workerdChildren = (): Set<number> => {
   )
 }
 
-const start = async (name: Side["name"], config: string, party: string): Promise<Side> => {
+/** Starts one side; `persist` keeps its Durable Objects in a folder (a restart on it keeps the rows). */
+export const start = async (name: Side["name"], config: string, party: string, persist: string | false = false): Promise<Side> => {
   const { unstable_startWorker } = await import("wrangler")
   const before = workerdChildren()
   const worker = await unstable_startWorker({
     config,
-    dev: { server: { hostname: "127.0.0.1", port: 0 }, inspector: false, persist: false, watch: false, logLevel: "warn" }
+    dev: { server: { hostname: "127.0.0.1", port: 0 }, inspector: false, persist, watch: false, logLevel: "warn" }
   })
   await worker.ready
   const url = (await worker.url).href
@@ -58,10 +59,16 @@ const start = async (name: Side["name"], config: string, party: string): Promise
   return { name, url, pid: pids[0]!, party, dispose: () => worker.dispose() }
 }
 
+/** The config and party path of each side. */
+export const SIDES = {
+  ours: { config: "bench/raw/ours.wrangler.toml", party: "parties/to-dos" },
+  raw: { config: "bench/raw/wrangler.toml", party: "parties/raw" }
+} as const
+
 /** Starts ours and raw. */
 export const startWorkers = async (): Promise<{ ours: Side; raw: Side }> => {
-  const ours = await start("ours", "bench/raw/ours.wrangler.toml", "parties/to-dos")
-  const raw = await start("raw", "bench/raw/wrangler.toml", "parties/raw")
+  const ours = await start("ours", SIDES.ours.config, SIDES.ours.party)
+  const raw = await start("raw", SIDES.raw.config, SIDES.raw.party)
   return { ours, raw }
 }
 

@@ -1,25 +1,33 @@
 /**
- * Our side of the benchmarks: the Todo fixture's server unchanged, plus one
- * bench-only HTTP hook that seeds rows in bulk (the fixture's raw-write hook
- * inserts one row per request, far too slow for 100k rows). The seed writes
- * through plain SQL, so the sync layer's triggers version every row exactly
- * as they would any other write.
+ * Our side of the benchmarks: the Todo fixture's server unchanged, plus
+ * bench-only HTTP hooks shared with the raw baseline: `seed` (rows in one
+ * transaction, one statement each), `bulk` (one multi-row INSERT ... SELECT)
+ * and `usage` (rows read and written so far). Seeds and bulk writes go
+ * through plain SQL, so the sync layer's triggers capture every row exactly
+ * as they would any other write, and the request publishes them.
  *
  * Plain JavaScript on purpose: tsconfig.json (DOM types) checks everything
  * under bench/ and would follow this import into the Workers-typed fixture
  * server; the server itself is typechecked by tsconfig.worker.json.
  */
 import fixture, { ToDos as FixtureToDos } from "../../fixtures/todo-sync/src/server.ts"
-import { seedRows } from "./worker.ts"
+import { bulkInsert, seedRows } from "./worker.ts"
 
 export class ToDos extends FixtureToDos {
   /** @param {Request} request */
   async onRequest(request) {
-    if (new URL(request.url).pathname.endsWith("/hooks/seed")) {
+    const path = new URL(request.url).pathname
+    if (path.endsWith("/hooks/seed")) {
       const { from, count } = await request.json()
       seedRows(this.ctx.storage, from, count)
       return Response.json({ ok: true })
     }
+    if (path.endsWith("/hooks/bulk")) {
+      const { from, count } = await request.json()
+      bulkInsert(this.ctx.storage, from, count)
+      return Response.json({ ok: true })
+    }
+    if (path.endsWith("/hooks/usage")) return Response.json(this.storageUsage() ?? null)
     return super.onRequest(request)
   }
 }

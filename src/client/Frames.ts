@@ -62,7 +62,7 @@ export const rowDecoder = <R>(record: Schema.Codec<R, ReadonlyArray<unknown>>) =
       if (Exit.isSuccess(exit)) out.push(exit.value)
       else if (error === null) {
         const e = Cause.findErrorOption(exit.cause)
-        error = `row ${JSON.stringify(rows[i])?.slice(0, 200)} does not match the channel's record: ${e._tag === "Some" ? e.value.message : "invalid"}`
+        error = `row ${JSON.stringify(rows[i])?.slice(0, 200)} does not match the record: ${e._tag === "Some" ? e.value.message : "invalid"}`
       }
     }
     return { rows: out, error }

@@ -72,7 +72,7 @@ export const makeIndexedDb = (options: IndexedDbOptions = {}): KeyValueStore.Key
     const opening = db
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(
-        `the database did not open within ${timeoutMs} ms: blocked by another tab that holds it during an upgrade or deletion`
+        `blocked for ${timeoutMs} ms by another tab (an upgrade or a deletion)`
       )), timeoutMs)
       opening.then(resolve, reject).finally(() => clearTimeout(timer))
     })

@@ -74,7 +74,8 @@ export const make = <A>(options: PendingStoreOptions<A>) => {
       seq: p.seq,
       action: p.encoded,
       schema: p.schema,
-      ...(p.firstSentAt === undefined ? {} : { firstSentAt: p.firstSentAt })
+      // JSON leaves it out while undefined
+      firstSentAt: p.firstSentAt
     }))
   })
 
@@ -100,15 +101,16 @@ export const make = <A>(options: PendingStoreOptions<A>) => {
     let encoded = stored.action
     let schema = stored.schema ?? channel.version
     if (schema < channel.version) {
-      const upgraded = Channel.upgradeAction(channel, schema, encoded)
-      if (!(upgraded instanceof Channel.UpgradeFailed)) {
-        encoded = upgraded
+      try {
+        encoded = Channel.upgradeAction(channel, schema, encoded)
         schema = channel.version
+      } catch {
+        // left for the server, which upgrades it or says why it cannot
       }
     }
     const decoded = schema === channel.version ? options.decodeAction(encoded) : undefined
     if (decoded !== undefined && Exit.isFailure(decoded)) {
-      engine.report("InvalidAction", `a queued action does not match this version of the channel: ${messageOf(decoded.cause)}`)
+      engine.report("InvalidAction", `queued action: ${messageOf(decoded.cause)}`)
     }
     return {
       clientId: stored.clientId,

@@ -154,7 +154,7 @@ export const makeCore = <C extends Channel.Any>(
     const socket: SocketLike = options.socket ?? (yield* open(options))
     const channel = options.channel
     const clientId = options.clientId ?? crypto.randomUUID()
-    if (clientId.length < 1 || clientId.length > 100) throw new TypeError("effect-partysync: clientId must be 1 to 100 characters")
+    if (clientId.length < 1 || clientId.length > 100) throw new TypeError("effect-partysync: clientId needs 1 to 100 characters")
     const leaseMs = options.leaseMs ?? 10_000
     const cache = LocalCache.make(kv, LocalCache.namespace(locationOf(socket), channel.name))
     const encodeAction = Schema.encodeUnknownExit(channel.action)
@@ -244,7 +244,7 @@ export const makeCore = <C extends Channel.Any>(
         // released (heartbeat 0): the next client for this room adopts the queue at once
         yield* pendingStore.write(0)
         for (const p of engine.pending) {
-          p.waiter?.reject(new ActionDiscarded({ reason: "Closed", message: "the client closed before the server confirmed the action; it stays queued for the next client of this room" }))
+          p.waiter?.reject(new ActionDiscarded({ reason: "Closed", message: "closed before the server confirmed it: it stays queued for the room's next client" }))
           p.waiter = undefined
         }
         notifier.listeners.clear()
@@ -280,7 +280,7 @@ export const makeCore = <C extends Channel.Any>(
       })
 
     const clearLocalData = Effect.gen(function*() {
-      engine.clear((p) => new ActionDiscarded({ reason: "Cleared", message: `action ${p.seq} was discarded by clearLocalData` }))
+      engine.clear((p) => new ActionDiscarded({ reason: "Cleared", message: `action ${p.seq}: clearLocalData` }))
       yield* cache.clear.pipe(Effect.catchCause(pendingStore.failed))
       // the clear may have raced a write: persist the fresh state again
       yield* pendingStore.write()

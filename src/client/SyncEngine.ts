@@ -72,8 +72,6 @@ export class SyncEngine<R extends Row, A> implements Route {
   /** The history the cursor belongs to (from `Synced`). */
   history: string | undefined = undefined
   readonly outbox = new Outbox<A>()
-  /** Rows of replies that arrive in chunks, by request id, until their Ack. */
-  readonly #ackRows = new Map<string, Array<unknown>>()
   #connection: Connection = "connecting"
   #lastError: SyncStatus["lastError"] = null
   #open = false
@@ -357,20 +355,10 @@ export class SyncEngine<R extends Row, A> implements Route {
         this.#dirty()
         return
       }
-      case "AckRows": {
-        // the rows of a reply too large for one frame: they come first, the Ack settles the action
-        if (!this.owns(frame.requestId)) return
-        const chunks = this.#ackRows.get(frame.requestId)
-        if (chunks === undefined) this.#ackRows.set(frame.requestId, [...frame.rows])
-        else for (const row of frame.rows) chunks.push(row)
-        return
-      }
       case "Ack": {
         const entry = this.#settleAction(frame.requestId)
-        const chunks = this.#ackRows.get(frame.requestId)
-        this.#ackRows.delete(frame.requestId)
         if (entry === undefined) return
-        const rows = this.#decode(chunks === undefined ? frame.rows : [...chunks, ...frame.rows])
+        const rows = this.#decode(frame.rows)
         this.#dirty()
         entry.waiter?.resolve(rows)
         return

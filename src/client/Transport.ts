@@ -58,6 +58,8 @@ export interface Link {
 }
 
 class Hub {
+  /** Rows of replies too large for one frame, by request id, until their Ack. */
+  readonly #ackRows: Record<string, Array<unknown>> = {}
   readonly #byChannel = new Map<string, Set<Route>>()
   readonly #routes = new Set<Route>()
   /** Request ids sent on this connection and not yet answered. */
@@ -106,15 +108,17 @@ class Hub {
 
   readonly #onMessage = (event: { data: unknown }) => {
     if (typeof event.data !== "string") return
-    const frame = decodeFrame(event.data)
+    let frame = decodeFrame(event.data)
     if (typeof frame === "string") {
       for (const r of [...this.#routes]) r.garbage(frame)
       return
     }
-    if (frame._tag === "AckRows") {
-      // part of a reply: to the route that owns the request, which keeps it for the Ack
-      for (const r of this.#routes) if (r.owns(frame.requestId)) return r.receive(frame)
-      return
+    // the rows of a reply too large for one frame come first; its Ack gets them back
+    if (frame._tag === "AckRows") return void (this.#ackRows[frame.requestId] ??= []).push(...frame.rows)
+    const held = frame._tag === "Ack" ? this.#ackRows[frame.requestId] : undefined
+    if (held !== undefined && frame._tag === "Ack") {
+      delete this.#ackRows[frame.requestId]
+      frame = { ...frame, rows: [...held, ...frame.rows] }
     }
     if (frame._tag === "Ack" || (frame._tag === "Failure" && frame.requestId !== null)) {
       // an Ack carries the action's changes for its sender: they apply before the action settles

@@ -66,41 +66,24 @@ export const make = <const Name extends string, R extends RecordSchema, A extend
   }
 ): Channel<Name, R, A> => {
   const table = options.table ?? name
-  if (!isIdentifier(name)) throw new TypeError(`effect-partysync: invalid channel name ${JSON.stringify(name)}`)
-  if (!isIdentifier(table) || table.startsWith("_psync")) {
-    throw new TypeError(`effect-partysync: invalid table name ${JSON.stringify(table)}`)
-  }
   const version = options.version ?? 1
-  if (!Number.isInteger(version) || version < 1) throw new TypeError(`effect-partysync: channel ${name}: version must be a positive integer`)
-  return { name, table, record: options.record, action: options.action, version, upgrade: options.upgrade ?? {} }
-}
-
-/** Why an action encoded for an older version could not be upgraded. */
-export class UpgradeFailed {
-  readonly _tag = "UpgradeFailed"
-  readonly message: string
-  constructor(message: string) {
-    this.message = message
+  // one message for the three checks: they run once, at declaration, and ship in every browser bundle
+  if (!isIdentifier(name) || !isIdentifier(table) || table.startsWith("_psync") || !(version >= 1 && Number.isInteger(version))) {
+    throw new TypeError(`effect-partysync: channel ${JSON.stringify(name)}: the name and table must be SQL identifiers (not _psync*), the version an integer >= 1`)
   }
+  return { name, table, record: options.record, action: options.action, version, upgrade: options.upgrade ?? {} }
 }
 
 /**
  * Brings an action encoded for version `from` up to the channel's version,
- * one declared step at a time; an `UpgradeFailed` says which step is
- * missing or threw.
+ * one declared step at a time. Throws when a step is missing (or throws).
  */
 export const upgradeAction = (channel: Any, from: number, action: unknown): unknown => {
   let value = action
   for (let v = from; v < channel.version; v++) {
     const step = channel.upgrade[v]
-    if (step === undefined) {
-      return new UpgradeFailed(`channel ${channel.name} declares no upgrade of actions from version ${v} to ${v + 1}`)
-    }
-    try {
-      value = step(value)
-    } catch (error) {
-      return new UpgradeFailed(`upgrading an action of channel ${channel.name} from version ${v} failed: ${error instanceof Error ? error.message : String(error)}`)
-    }
+    if (step === undefined) throw new Error(`no upgrade from version ${v}`)
+    value = step(value)
   }
   return value
 }

@@ -33,7 +33,7 @@ import { Caller, type CallerShape } from "../services/Caller.ts"
 import { type ConnectionState, Connections, initialState, type SyncConnection } from "../services/Connections.ts"
 import { type GcResult, type InstallReport, Reconciliation } from "../services/Reconciliation.ts"
 import { type MigrationRecord, run as runMigrations } from "../services/Migrations.ts"
-import { DurableObjectStorage, Storage } from "../services/Storage.ts"
+import { DurableObjectStorage, Storage, type StorageUsage } from "../services/Storage.ts"
 import * as StorageSqlClient from "../services/StorageSqlClient.ts"
 import { Channels, defaultOptions, SyncConfig, type SyncOptions } from "../services/SyncConfig.ts"
 
@@ -202,6 +202,15 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     const interval = this.syncOptions.gcIntervalMs ?? defaultOptions.gcIntervalMs
     if (interval <= 0) return
     if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + interval)
+  }
+
+  /**
+   * Rows read and written by the library's statements (your `onAction`'s
+   * through Storage or SqlClient included) since the services started, as
+   * Cloudflare bills them; undefined before they start.
+   */
+  storageUsage(): StorageUsage | undefined {
+    return this.#ready === undefined ? undefined : this.#runtime?.runSync(Storage.use((s) => Effect.sync(() => s.usage())))
   }
 
   /** Runs an Effect with this object's services, then publishes any rows it changed. */

@@ -176,9 +176,12 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
             // a client newer than this server: a deploy is on its way, the client retries
             return yield* fail("Unavailable", `this client was built for version ${message.schema} of channel ${channel.name}; the server still runs version ${channel.version}`, message.requestId, channel.name)
           }
-          const upgraded = Channel.upgradeAction(channel, message.schema, message.action)
-          if (upgraded instanceof Channel.UpgradeFailed) return yield* fail("Outdated", upgraded.message, message.requestId, channel.name)
-          encoded = upgraded
+          try {
+            encoded = Channel.upgradeAction(channel, message.schema, message.action)
+          } catch (error) {
+            const why = error instanceof Error ? error.message : String(error)
+            return yield* fail("Outdated", `this action was encoded for version ${message.schema} of channel ${channel.name} and cannot be upgraded to ${channel.version}: ${why}`, message.requestId, channel.name)
+          }
         }
         const decoded = actionDecoders.get(channel.name)!(encoded)
         if (Exit.isFailure(decoded)) {

@@ -15,6 +15,8 @@ import { SyncConfig } from "./SyncConfig.ts"
 
 /** The Broadcast service. */
 export class Broadcast extends Context.Service<Broadcast, {
+  /** The channels some connection receives live changes for. */
+  readonly subscribed: () => ReadonlySet<string>
   /** Starts delivering a channel's live changes to a connection. */
   readonly subscribe: (connection: SyncConnection, channel: string) => Effect.Effect<void>
   /** Stops delivering a channel's live changes to a connection. */
@@ -67,13 +69,24 @@ export class Broadcast extends Context.Service<Broadcast, {
       const publish = Effect.fnUntraced(function*(changes: ReadonlyArray<ChannelChanges>, withheld?: SyncConnection) {
         const kept: Array<string> = []
         if (changes.length === 0) return kept
+        const byChannel = new Map<string, ChannelChanges>()
+        for (const change of changes) byChannel.set(change.channel, change)
+        // encoded once per channel, and only once someone receives it
         const frames = new Map<string, Array<string>>()
-        for (const change of changes) frames.set(change.channel, changeFrames(change, limit))
+        const framesOf = (channel: string) => {
+          let out = frames.get(channel)
+          if (out === undefined) {
+            const change = byChannel.get(channel)
+            if (change === undefined) return undefined
+            frames.set(channel, (out = changeFrames(change, limit)))
+          }
+          return out
+        }
         for (const connection of connections.all()) {
           // by identity: two sockets may share an id (partyserver takes it from the client's `_pk`)
           const target = connection === withheld ? kept : undefined
           for (const channel of connection.state.channels) {
-            const out = frames.get(channel)
+            const out = framesOf(channel)
             if (out === undefined) continue
             if (target !== undefined) target.push(...out)
             else for (const frame of out) connection.send(frame)
@@ -112,7 +125,13 @@ export class Broadcast extends Context.Service<Broadcast, {
         }
       )
 
-      return Broadcast.of({ subscribe, unsubscribe, publish, ack, send, sendSync })
+      const subscribed = () => {
+        const out = new Set<string>()
+        for (const connection of connections.all()) for (const channel of connection.state.channels) out.add(channel)
+        return out
+      }
+
+      return Broadcast.of({ subscribed, subscribe, unsubscribe, publish, ack, send, sendSync })
     })
   )
 }

@@ -176,13 +176,20 @@ const make = Effect.gen(function*() {
 
   /**
    * Every change after `published`, checked against the record Schemas, and
-   * the new mark (stored in the same transaction when inside one).
+   * the new mark (stored in the same transaction when inside one). With
+   * `only`, channels outside it are not read: nobody receives them now, a
+   * later sync answer serves (and checks) their rows, and the mark moves past
+   * them all the same.
    */
-  const collect = (): { readonly changes: Array<ChannelChanges>; readonly version: number; readonly invalid: Array<string> } => {
+  const collect = (only?: ReadonlySet<string>): { readonly changes: Array<ChannelChanges>; readonly version: number; readonly invalid: Array<string> } => {
     const changes: Array<ChannelChanges> = []
     const invalid: Array<string> = []
     let version = published
+    if (only !== undefined && only.size < tables.size) {
+      version = Math.max(version, Number(storage.rawUnsafe(`SELECT coalesce(max(version), 0) FROM _psync_log`)[0]?.[0] ?? 0))
+    }
     for (const log of tables.values()) {
+      if (only !== undefined && !only.has(log.info.channel.name)) continue
       const found = ChangeLog.foldChanges(log.info.channel.name, storage.rawUnsafe(log.query, published))
       const last = ChangeLog.highest(found)
       if (last === 0) continue
@@ -221,7 +228,7 @@ const make = Effect.gen(function*() {
   // Rows committed outside `commit` cannot be rolled back: one that does not decode is still
   // published (clients report it), and said loudly here, where it was written.
   const flushUnlocked = Effect.suspend(() => {
-    const collected = collect()
+    const collected = collect(broadcast.subscribed())
     published = collected.version
     const report = collected.invalid.length === 0
       ? Effect.void
@@ -249,6 +256,11 @@ const make = Effect.gen(function*() {
         },
         catch: storageError
       })
+      // rows written outside onAction while nobody listened are checked here, where they are first served
+      const problem = log.check(changes.rows)
+      if (problem !== undefined) {
+        yield* Effect.logError(`effect-partysync: rows in ${channel.table} do not match the channel's record: ${problem}`)
+      }
       yield* broadcast.subscribe(connection, channel.name)
       yield* broadcast.sendSync(connection, changes, reset, history)
       return { reset, version }

@@ -161,4 +161,21 @@ describe("clients sharing one socket", () => {
     expect(socket.count("Subscribe")).toBe(2)
     expect([a.getStatus().connection, b.getStatus().connection]).toEqual(["live", "live"])
   })
+
+  it("a reply whose rows come in AckRows chunks resolves send with every row, in order; chunks of others' replies are ignored", async () => {
+    const socket = new FakeSocket()
+    const c = await client(socket, 2)
+    socket.open()
+    socket.deliver(synced)
+    let rows: ReadonlyArray<ReadonlyArray<unknown>> | undefined
+    void Effect.runPromise(c.send(remove("x"))).then((r) => (rows = r))
+    const [action] = socket.actions()
+    const row = (id: string) => [id, `text ${id}`, 0, 1, 1, null]
+    socket.deliver({ _tag: "AckRows", requestId: action!.requestId, rows: [row("r1"), row("r2")] })
+    socket.deliver({ _tag: "AckRows", requestId: "someone-else:1", rows: [row("zz")] })
+    socket.deliver({ _tag: "AckRows", requestId: action!.requestId, rows: [row("r3")] })
+    socket.deliver({ _tag: "Ack", requestId: action!.requestId, version: 3, rows: [], duplicate: false })
+    await eventually(() => rows, { what: "send resolved" })
+    expect(rows!.map((r) => r[0])).toEqual(["r1", "r2", "r3"])
+  })
 })

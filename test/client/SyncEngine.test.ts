@@ -128,20 +128,4 @@ describe("SyncEngine", () => {
     expect(e.snapshot().map((r) => r[0])).toEqual(["ok"])
     expect(e.status().lastError?.reason).toBe("InvalidRecord")
   })
-
-  it("an action whose reply comes in AckRows chunks resolves with every row, in order", async () => {
-    const { e } = engine()
-    e.load(null, undefined, [])
-    e.opened()
-    e.receive({ _tag: "Synced", channel: "todos", version: 0, reset: true, history: "h1" })
-    const result = new Promise<ReadonlyArray<Todo>>((resolve, reject) => {
-      e.enqueue([{ ...pending(1, { type: "delete", payload: { id: "x" } }), waiter: { resolve, reject } }])
-    })
-    e.receive({ _tag: "AckRows", requestId: "c:1", rows: [row("r1", "one"), row("r2", "two")] })
-    e.receive({ _tag: "AckRows", requestId: "c:1", rows: [row("r3", "three")] })
-    // chunks of a reply that is not ours are ignored
-    e.receive({ _tag: "AckRows", requestId: "someone-else:1", rows: [row("zz", "not mine")] })
-    e.receive({ _tag: "Ack", requestId: "c:1", version: 3, rows: [], duplicate: false })
-    expect((await result).map((r) => r[0])).toEqual(["r1", "r2", "r3"])
-  })
 })

@@ -1,0 +1,138 @@
+/**
+ * Profiles the server inside workerd, where its cost per action is larger
+ * than in Node: starts our bench worker (or raw, `SIDE=raw`) with the V8
+ * inspector on, drives round trips and pipelined actions over the protocol
+ * client, records a CPU profile through the Chrome DevTools protocol and
+ * prints the functions with the most self time. A development tool, not part
+ * of `npm run bench`. `N` (default 3000) actions are profiled after a warm-up.
+ */
+import { type Contender, connect } from "./clients.ts"
+import { roundTrip, throughput } from "./network.ts"
+
+process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false"
+process.env.WRANGLER_SEND_METRICS = "false"
+process.env.X_LOCAL_OBSERVABILITY = "false"
+
+const N = Number(process.env.N ?? 3000)
+const SIDE = process.env.SIDE === "raw" ? "raw" : "ours"
+const INSPECTOR_PORT = Number(process.env.INSPECTOR_PORT ?? 9331)
+
+interface ProfileNode {
+  readonly id: number
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number; readonly columnNumber: number; readonly scriptId: string }
+  readonly children?: ReadonlyArray<number>
+}
+interface Profile {
+  readonly nodes: ReadonlyArray<ProfileNode>
+  readonly samples: ReadonlyArray<number>
+  readonly timeDeltas: ReadonlyArray<number>
+}
+
+const { unstable_startWorker } = await import("wrangler")
+const config = SIDE === "raw" ? "bench/raw/wrangler.toml" : "bench/raw/ours.wrangler.toml"
+const party = SIDE === "raw" ? "parties/raw" : "parties/to-dos"
+const worker = await unstable_startWorker({
+  config,
+  dev: { server: { hostname: "127.0.0.1", port: 0 }, inspector: { port: INSPECTOR_PORT }, persist: false, watch: false, logLevel: "warn" }
+})
+await worker.ready
+const url = (await worker.url).href
+for (let i = 0; i < 50; i++) {
+  try {
+    await (await fetch(`${url}${party}/warmup`)).text()
+    break
+  } catch {
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+// wrangler's inspector proxy wants an Origin from a local host
+const inspector = new (WebSocket as unknown as new(url: string, init: { headers: Record<string, string> }) => WebSocket)(
+  `ws://127.0.0.1:${INSPECTOR_PORT}/ws`,
+  { headers: { Origin: "http://localhost" } }
+)
+await new Promise((resolve, reject) => {
+  inspector.addEventListener("open", resolve, { once: true })
+  inspector.addEventListener("error", () => reject(new Error("bench: the inspector refused the connection")), { once: true })
+})
+let nextId = 0
+const pending = new Map<number, (result: unknown) => void>()
+inspector.addEventListener("message", (event) => {
+  const message = JSON.parse(String(event.data)) as { id?: number; result?: unknown }
+  if (message.id !== undefined) pending.get(message.id)?.(message.result)
+})
+const call = <A>(method: string, params: Record<string, unknown> = {}) =>
+  new Promise<A>((resolve) => {
+    const id = ++nextId
+    pending.set(id, resolve as (result: unknown) => void)
+    inspector.send(JSON.stringify({ id, method, params }))
+  })
+
+const side = { name: SIDE, url, pid: 0, party, dispose: () => worker.dispose() } as const
+const who: Contender = { label: SIDE, side, connect }
+try {
+  await roundTrip(who, 500, 60_000)
+  await call("Profiler.enable")
+  await call("Profiler.setSamplingInterval", { interval: 50 })
+  await call("Profiler.start")
+  const t0 = performance.now()
+  await roundTrip(who, N, 120_000)
+  await throughput(who, 1, N, 32, 120_000)
+  const ms = performance.now() - t0
+  const { profile } = await call<{ profile: Profile }>("Profiler.stop")
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+  const self = new Map<string, number>()
+  // anonymous functions are named by the start of their source line
+  await call("Debugger.enable")
+  const sources = new Map<string, Array<string>>()
+  const sourceOf = async (scriptId: string) => {
+    if (!sources.has(scriptId)) {
+      const { scriptSource } = await call<{ scriptSource: string }>("Debugger.getScriptSource", { scriptId })
+      sources.set(scriptId, (scriptSource ?? "").split("\n"))
+    }
+    return sources.get(scriptId)!
+  }
+  const names = new Map<number, string>()
+  for (const n of profile.nodes) {
+    const f = n.callFrame
+    if (f.functionName !== "" || f.scriptId === "0" || f.url === "") continue
+    const line = (await sourceOf(f.scriptId))[f.lineNumber] ?? ""
+    names.set(n.id, line.slice(Math.max(0, f.columnNumber - 30), f.columnNumber + 50).trim())
+  }
+  let total = 0
+  profile.samples.forEach((id, i) => {
+    const node = byId.get(id)!
+    const frame = node.callFrame
+    const key = `${frame.functionName || `(anon: ${names.get(id) ?? ""})`} ${frame.url.split("/").slice(-2).join("/")}:${frame.lineNumber + 1}`
+    const dt = profile.timeDeltas[i] ?? 0
+    self.set(key, (self.get(key) ?? 0) + dt)
+    total += dt
+  })
+  const idle = (self.get("(idle) :0") ?? 0)
+  console.log(`${SIDE}: ${2 * N} actions in ${Math.round(ms)} ms; profiled ${Math.round(total / 1000)} ms, idle ${Math.round(idle / 1000)} ms`)
+  console.log(`busy per action: ${Math.round((total - idle) / (2 * N))} us`)
+  for (const [key, us] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 40)) {
+    console.log(`${(us / 1000).toFixed(1).padStart(8)} ms ${((100 * us) / (total - idle)).toFixed(1).padStart(5)}%  ${key}`)
+  }
+  // CALLERS=name prints the call paths (up to 6 frames) that spent the most self time in that function
+  const focus = process.env.CALLERS
+  if (focus !== undefined) {
+    const parent = new Map<number, number>()
+    for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+    const paths = new Map<string, number>()
+    profile.samples.forEach((id, i) => {
+      if (byId.get(id)!.callFrame.functionName !== focus) return
+      const frames: Array<string> = []
+      for (let at = parent.get(id); at !== undefined && frames.length < 6; at = parent.get(at)) {
+        const f = byId.get(at)!.callFrame
+        frames.push(`${f.functionName || "(anon)"}:${f.lineNumber + 1}`)
+      }
+      const key = frames.join(" < ")
+      paths.set(key, (paths.get(key) ?? 0) + (profile.timeDeltas[i] ?? 0))
+    })
+    for (const [path, us] of [...paths.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8)) console.log(`${(us / 1000).toFixed(1).padStart(8)} ms  ${path}`)
+  }
+} finally {
+  inspector.close()
+  await worker.dispose()
+}
