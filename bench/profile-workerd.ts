@@ -114,6 +114,27 @@ try {
   for (const [key, us] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 40)) {
     console.log(`${(us / 1000).toFixed(1).padStart(8)} ms ${((100 * us) / (total - idle)).toFixed(1).padStart(5)}%  ${key}`)
   }
+  // self time by source module: the bundle marks each module's start with a `// path` comment
+  const moduleOf = (scriptId: string, line: number): string => {
+    const lines = sources.get(scriptId)
+    if (lines === undefined) return "(native)"
+    for (let l = line; l >= 0; l--) {
+      const text = lines[l]!
+      if (text.startsWith("// ") && /\.(m?js|ts)$/.test(text.trim())) return text.slice(3).replace(/^.*node_modules\//, "").replace(/^\.\.\/\.\.\//, "")
+    }
+    return "(bundle)"
+  }
+  for (const n of profile.nodes) if (n.callFrame.scriptId !== "0" && n.callFrame.url !== "") await sourceOf(n.callFrame.scriptId)
+  const byModule = new Map<string, number>()
+  profile.samples.forEach((id, i) => {
+    const f = byId.get(id)!.callFrame
+    const key = f.url === "" ? `(native) ${f.functionName}` : moduleOf(f.scriptId, f.lineNumber)
+    byModule.set(key, (byModule.get(key) ?? 0) + (profile.timeDeltas[i] ?? 0))
+  })
+  console.log("\nby module (self time):")
+  for (const [key, us] of [...byModule.entries()].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
+    console.log(`${(us / 1000).toFixed(1).padStart(8)} ms ${((100 * us) / (total - idle)).toFixed(1).padStart(5)}%  ${key}`)
+  }
   // CALLERS=name prints the call paths (up to 6 frames) that spent the most self time in that function
   const focus = process.env.CALLERS
   if (focus !== undefined) {

@@ -108,6 +108,17 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
   #ready: Promise<void> | undefined
   #installation: (InstallReport & { readonly migrated: ReadonlyArray<readonly [number, string]> }) | undefined
   readonly #adapters = new WeakMap<Connection, SyncConnection>()
+  /**
+   * The open connections, kept up to date by connect and close. Built from
+   * partyserver's list once per wake: that list reads every socket's
+   * attachment each time, which cost more than a small action.
+   */
+  #live: Set<SyncConnection> | undefined
+
+  #connections(): Set<SyncConnection> {
+    if (this.#live === undefined) this.#live = new Set(Array.from(this.getConnections(), (c) => this.#adapt(c)))
+    return this.#live
+  }
 
   /** What the last start of the services did (migrations run, history) and cost (rows read and written); undefined before the first. */
   get installation(): (InstallReport & { readonly migrated: ReadonlyArray<readonly [number, string]> }) | undefined {
@@ -142,7 +153,7 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     const options = { ...defaultOptions, ...this.syncOptions }
     const base = Layer.mergeAll(
       Layer.succeed(DurableObjectStorage, this.ctx.storage),
-      Layer.succeed(Connections, Connections.of({ all: () => Array.from(this.getConnections(), (c) => this.#adapt(c)) })),
+      Layer.succeed(Connections, Connections.of({ all: () => this.#connections() })),
       Layer.succeed(Channels, Channels.fromList(this.channels)),
       Layer.succeed(SyncConfig, options)
     )
@@ -277,6 +288,7 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     const grant = ctx.request.headers.get(PRINCIPAL_HEADER)
     const parsed = grant === null ? { principal: null, readOnly: false } : (JSON.parse(grant) as { principal: unknown; readOnly: boolean })
     connection.setState({ ...initialState, principal: parsed.principal, readOnly: parsed.readOnly } satisfies ConnectionState)
+    this.#live?.add(this.#adapt(connection))
   }
 
   override async onMessage(connection: Connection, message: WSMessage): Promise<void> {
@@ -296,8 +308,19 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
 
   // Runs the subclass's onClose, then publishes what it wrote.
   override async webSocketClose(ws: WebSocket, code: number, reason: string, wasClean: boolean): Promise<void> {
+    this.#forget(ws)
     await super.webSocketClose(ws, code, reason, wasClean)
     if (this.#ready !== undefined) await this.publishChanges().catch((error) => console.error("effect-partysync: publishing changes failed", error))
+  }
+
+  override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    this.#forget(ws)
+    await super.webSocketError(ws, error)
+  }
+
+  #forget(ws: WebSocket) {
+    const adapter = this.#adapters.get(ws as unknown as Connection)
+    if (adapter !== undefined) this.#live?.delete(adapter)
   }
 
   // Runs the subclass's onAlarm first, then publishes what it wrote and collects garbage.

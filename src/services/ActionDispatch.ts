@@ -29,7 +29,7 @@ import { Broadcast } from "./Broadcast.ts"
 import { Caller } from "./Caller.ts"
 import type { SyncConnection } from "./Connections.ts"
 import { StorageError, SyncFailure } from "./Errors.ts"
-import { utf8Length } from "./Frames.ts"
+import { fitsIn } from "./Frames.ts"
 import { type ActionKey, type Claim, Reconciliation } from "./Reconciliation.ts"
 import { Channels, SyncConfig } from "./SyncConfig.ts"
 
@@ -107,7 +107,7 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
         if (typeof frame !== "string") {
           return Effect.fail(fail("UnknownMessage", "binary frames are not part of the protocol"))
         }
-        if (frame.length > config.maxInboundFrameBytes || utf8Length(frame) > config.maxInboundFrameBytes) {
+        if (!fitsIn(frame, config.maxInboundFrameBytes)) {
           return Effect.fail(fail("FrameTooLarge", `frame exceeds ${config.maxInboundFrameBytes} bytes`, null, null))
         }
         const exit = decodeClientMessage(frame)

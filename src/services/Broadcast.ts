@@ -100,6 +100,12 @@ export class Broadcast extends Context.Service<Broadcast, {
       const ack = (connection: SyncConnection, message: Ack, changes: ReadonlyArray<string>) =>
         Effect.sync(() => {
           let plain = encodeServerFrame(message)
+          // the common case, a small reply with small changes, fits at 3 bytes per unit: nothing to count
+          let bound = plain.length * 3 + 16
+          for (const frame of changes) bound += frame.length * 3 + 1
+          if (bound <= limit) {
+            return connection.send(changes.length === 0 ? plain : `${plain.slice(0, -1)},"changes":[${changes.join(",")}]}`)
+          }
           let size = utf8Length(plain)
           if (size > limit) {
             for (const frame of ackRowFrames(message.requestId, message.rows, limit)) connection.send(frame)

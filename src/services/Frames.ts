@@ -30,6 +30,9 @@ interface Entry {
   readonly deleted: boolean
 }
 
+/** True when a string's UTF-8 form is at most `limit` bytes; counts only when 3 bytes per unit could exceed it. */
+export const fitsIn = (s: string, limit: number): boolean => s.length * 3 <= limit || utf8Length(s) <= limit
+
 /** UTF-8 byte length of a string, without allocating. */
 export const utf8Length = (s: string): number => {
   let bytes = s.length

@@ -193,7 +193,7 @@ const make = Effect.gen(function*() {
       const found = ChangeLog.foldChanges(log.info.channel.name, storage.rawUnsafe(log.query, published))
       const last = ChangeLog.highest(found)
       if (last === 0) continue
-      const problem = log.check(found.rows)
+      const problem = log.check(found.rows, checked)
       if (problem !== undefined) invalid.push(problem)
       changes.push({ ...found, version: last })
       version = Math.max(version, last)
@@ -202,11 +202,15 @@ const make = Effect.gen(function*() {
     return { changes, version, invalid }
   }
 
+  // rows the running action returned that passed the check, by id: its captured rows equal to them are not decoded again
+  const checked = new Map<unknown, WireRow>()
   const wireRows = (channel: Channel.Any, result: HandlerRows) => {
     const log = tables.get(channel.name)
     if (log === undefined) return { rows: [], problem: `channel ${channel.name} is not installed` }
     const rows = toRows(result, log.info.columns)
-    return { rows, problem: log.check(rows) }
+    const problem = log.check(rows)
+    if (problem === undefined) for (const row of rows) checked.set(row[0], row)
+    return { rows, problem }
   }
 
   const commit = <A, E, R>(self: Effect.Effect<A, E, R>, sender?: SyncConnection) =>
@@ -214,6 +218,7 @@ const make = Effect.gen(function*() {
       storage.transaction(Effect.flatMap(self, (value) =>
         Effect.suspend(() => {
           const collected = collect()
+          checked.clear()
           return collected.invalid.length > 0
             ? Effect.fail(new SyncFailure({ reason: "InvalidRecord", message: collected.invalid.join("; "), requestId: null, channel: null }))
             : Effect.succeed([value, collected] as const)
@@ -346,13 +351,27 @@ interface ChannelLog {
   readonly query: string
   /** Every live row, in insertion order where the table has one. */
   readonly all: string
-  readonly check: (rows: ReadonlyArray<WireRow>) => string | undefined
+  readonly check: (rows: ReadonlyArray<WireRow>, checked?: ReadonlyMap<unknown, WireRow>) => string | undefined
 }
 
+/** Whether two wire rows hold the same values. */
+const sameRow = (a: WireRow, b: WireRow) => {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/**
+ * Checks rows against the channel's record Schema. `checked` holds rows that
+ * passed moments ago (an action's own rows, usually the very rows it then
+ * captures): an equal row is not decoded twice.
+ */
 const recordChecker = (info: ChangeLog.TableInfo) => {
   const decode = Schema.decodeUnknownExit(info.channel.record)
-  return (rows: ReadonlyArray<WireRow>): string | undefined => {
+  return (rows: ReadonlyArray<WireRow>, checked?: ReadonlyMap<unknown, WireRow>): string | undefined => {
     for (const row of rows) {
+      const seen = checked?.get(row[0])
+      if (seen !== undefined && sameRow(seen, row)) continue
       const exit = decode(row)
       if (Exit.isSuccess(exit)) continue
       const error = Cause.findErrorOption(exit.cause)
