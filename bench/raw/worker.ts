@@ -84,10 +84,10 @@ export class Raw extends Server<Env> {
   override async onRequest(request: Request): Promise<Response> {
     const path = new URL(request.url).pathname
     if (path.endsWith("/usage")) return Response.json(this.#usage)
+    const write = path.endsWith("/seed") ? seedRows : path.endsWith("/bulk") ? bulkInsert : undefined
+    if (write === undefined) return new Response("not found", { status: 404 })
     const { from, count } = (await request.json()) as { from: number; count: number }
-    if (path.endsWith("/seed")) seedRows(this.#storage, from, count)
-    else if (path.endsWith("/bulk")) bulkInsert(this.#storage, from, count)
-    else return new Response("not found", { status: 404 })
+    write(this.#storage, from, count)
     return Response.json({ ok: true })
   }
 }

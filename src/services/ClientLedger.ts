@@ -30,7 +30,8 @@ export const REFUSALS_KEPT = 256
 export const SCHEMA: ReadonlyArray<string> = [
   `CREATE TABLE IF NOT EXISTS _psync_clients (client_id TEXT PRIMARY KEY NOT NULL, key TEXT NOT NULL, ` +
   `seq INTEGER NOT NULL, decided INTEGER NOT NULL DEFAULT 0, seen INTEGER NOT NULL) WITHOUT ROWID`,
-  `CREATE INDEX IF NOT EXISTS _psync_clients_by_seen ON _psync_clients (seen)`,
+  // no index on `seen`: it would cost a row written per action for the hourly prune's sake
+  `DROP INDEX IF EXISTS _psync_clients_by_seen`,
   `CREATE TABLE IF NOT EXISTS _psync_refused (client_id TEXT NOT NULL, seq INTEGER NOT NULL, reason TEXT NOT NULL, ` +
   `message TEXT NOT NULL, PRIMARY KEY (client_id, seq)) WITHOUT ROWID`
 ]
