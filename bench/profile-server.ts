@@ -10,6 +10,7 @@ import { DatabaseSync } from "node:sqlite"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import { SqlClient } from "effect/sql"
 import { todos } from "../fixtures/todo-sync/src/shared.ts"
 import * as SyncLayer from "../src/layers/SyncLayer.ts"
 import { ActionDispatch } from "../src/services/ActionDispatch.ts"
@@ -18,6 +19,7 @@ import { initialState, type SyncConnection } from "../src/services/Connections.t
 import { layerMemoryConnections } from "../src/testing/MemoryConnections.ts"
 import { Reconciliation } from "../src/services/Reconciliation.ts"
 import { Storage } from "../src/services/Storage.ts"
+import * as StorageSqlClient from "../src/services/StorageSqlClient.ts"
 import { layerNodeSqlite } from "../src/testing/StorageSqlite.ts"
 import { Channels, SyncConfig, defaultOptions } from "../src/services/SyncConfig.ts"
 import { now, round } from "./stats.ts"
@@ -33,18 +35,23 @@ const connection = (id: string): SyncConnection & { frames: number } => {
   return { id, frames: 0, send() { this.frames++ }, get state() { return state }, setState(s) { state = s as typeof state } }
 }
 
-const ours = async (receivers: number) => {
+const ours = async (receivers: number, handlerSql: "storage" | "sqlclient" = "storage") => {
   const sender = connection("sender")
   const conns = [sender, ...Array.from({ length: receivers }, (_, i) => connection(`r${i}`))]
   // synchronous transactions, as the Todo fixture runs them
-  const storage = layerNodeSqlite(":memory:", { synchronous: true })
+  const storage = StorageSqlClient.layer.pipe(Layer.provideMerge(layerNodeSqlite(":memory:", { synchronous: true })))
   const handler = Layer.effect(ActionHandler, Effect.gen(function*() {
     const sql = yield* Storage
+    const client = yield* SqlClient.SqlClient
     return ActionHandler.of({
       run: (_channel, action) => {
         const a = action as { payload: { id: string; text: string; completed: number } }
         const t = Date.now()
-        return sql.raw("INSERT INTO todos (id, text, completed, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING *", a.payload.id, a.payload.text.trim(), a.payload.completed, t, t)
+        const text = a.payload.text.trim()
+        // the same statement through Storage.raw or through effect/sql's tagged template
+        return (handlerSql === "storage"
+          ? sql.raw("INSERT INTO todos (id, text, completed, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING *", a.payload.id, text, a.payload.completed, t, t)
+          : client`INSERT INTO todos (id, text, completed, created_at, updated_at) VALUES (${a.payload.id}, ${text}, ${a.payload.completed}, ${t}, ${t}) RETURNING *`) as Effect.Effect<ReadonlyArray<unknown>, unknown>
       }
     })
   }))
@@ -98,5 +105,6 @@ for (const receivers of [0, 100]) {
   raw(receivers)
   const r = raw(receivers)
   const o = await ours(receivers)
-  console.log(`${receivers} receivers: ours ${round(o, 1)} us/action, raw ${round(r, 1)} us/action, ours/raw ${round(o / r, 2)}x`)
+  const q = await ours(receivers, "sqlclient")
+  console.log(`${receivers} receivers: ours ${round(o, 1)} us/action (handler through effect/sql: ${round(q, 1)}), raw ${round(r, 1)} us/action, ours/raw ${round(o / r, 2)}x`)
 }
