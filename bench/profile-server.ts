@@ -51,7 +51,7 @@ const ours = async (receivers: number, handlerSql: "storage" | "sqlclient" = "st
         // the same statement through Storage.raw or through effect/sql's tagged template
         return (handlerSql === "storage"
           ? sql.raw("INSERT INTO todos (id, text, completed, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING *", a.payload.id, text, a.payload.completed, t, t)
-          : client`INSERT INTO todos (id, text, completed, created_at, updated_at) VALUES (${a.payload.id}, ${text}, ${a.payload.completed}, ${t}, ${t}) RETURNING *`) as Effect.Effect<ReadonlyArray<unknown>, unknown>
+          : client`INSERT INTO todos (id, text, completed, created_at, updated_at) VALUES (${a.payload.id}, ${text}, ${a.payload.completed}, ${t}, ${t}) RETURNING *`) as Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, unknown>
       }
     })
   }))
