@@ -91,11 +91,6 @@ export const make = (kv: KeyValueStore.KeyValueStore, prefix: string) => {
       return isRecords(value) ? value : undefined
     }),
     saveRecords: (records: StoredRecords) => kv.set(recordsKey, JSON.stringify(records)),
-    loadQueue: (clientId: string) =>
-      Effect.map(kv.get(queuePrefix + clientId), (text) => {
-        const value = parse(text)
-        return isQueue(value) ? value : undefined
-      }),
     saveQueue: (queue: StoredQueue) => kv.set(queuePrefix + queue.owner, JSON.stringify(queue)),
     removeQueue: (clientId: string) => kv.remove(queuePrefix + clientId),
     /** Every queue in the namespace. */

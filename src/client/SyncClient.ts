@@ -244,7 +244,7 @@ export const makeCore = <C extends Channel.Any>(
         // released (heartbeat 0): the next client for this room adopts the queue at once
         yield* pendingStore.write(0)
         for (const p of engine.pending) {
-          p.waiter?.reject(new ActionDiscarded({ reason: "Closed", message: "closed before the server confirmed it: it stays queued for the room's next client" }))
+          p.waiter?.reject(new ActionDiscarded({ reason: "Closed", message: "closed first: it stays queued for the room's next client" }))
           p.waiter = undefined
         }
         notifier.listeners.clear()
