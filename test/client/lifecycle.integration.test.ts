@@ -16,7 +16,7 @@ import { freshRoom } from "../helpers/protocol.ts"
 import { eventually, ForwardingSocket, partySocket, texts } from "./support.ts"
 
 type TodoAction = typeof todos.action.Type
-const create = (id: string, text: string): TodoAction => ({ type: "create", payload: { id, text, completed: 0 } })
+const create = (id: string, text: string): TodoAction => ({ type: "create", payload: { id, text, completed: 0, priority: 1 } })
 
 const cleanup: Array<() => unknown> = []
 afterEach(async () => {

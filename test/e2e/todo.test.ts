@@ -79,7 +79,7 @@ describe("Todo app in the browser", () => {
     await alice.screenshot("live-alice")
     await bob.screenshot("live-bob")
     const rows = await hooks(app.url, room).rows()
-    expect(rows.map((row) => [row[1], row[2], row[5] === null])).toEqual([
+    expect(rows.map((row) => [row[1], row[2], row[6] === null])).toEqual([
       ["Buy oat milk and bread", 0, true],
       ["Water the plants", 1, true],
       ["Call the plumber", 0, false]
@@ -116,7 +116,7 @@ describe("Todo app in the browser", () => {
     await expect.poll(() => serverRows(room, "Buy a map"), poll).toHaveLength(1)
     // Applied exactly once: one row per todo, each change in place.
     const rows = await hooks(app.url, room).rows()
-    expect(rows.map((row) => [row[1], row[2], row[5]])).toEqual([
+    expect(rows.map((row) => [row[1], row[2], row[6]])).toEqual([
       ["Pack the tent", 1, null],
       ["Check the tyre pressure", 0, null],
       ["Buy a map", 0, null]
@@ -140,7 +140,7 @@ describe("Todo app in the browser", () => {
     await bob.waitForConnection("offline")
     await alice.remove("Return library books")
     await alice.waitForTexts(["Book the dentist"])
-    await expect.poll(async () => (await serverRows(room, "Return library books"))[0]?.[5] ?? null, poll).not.toBeNull()
+    await expect.poll(async () => (await serverRows(room, "Return library books"))[0]?.[6] ?? null, poll).not.toBeNull()
     expect(await bob.texts()).toEqual(["Return library books", "Book the dentist"])
 
     await bob.setOffline(false)
@@ -243,7 +243,7 @@ describe("Todo app in the browser", () => {
     await guest.screenshot("reject-guest-delete")
 
     const rows = await hooks(app.url, room).rows()
-    expect(rows.map((row) => [row[1], row[5]])).toEqual([["Feed the cat", null]])
+    expect(rows.map((row) => [row[1], row[6]])).toEqual([["Feed the cat", null]])
     expect(await bob.texts()).toEqual(["Feed the cat"])
   })
 

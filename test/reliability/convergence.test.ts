@@ -13,7 +13,7 @@
  */
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { MAX_TEXT, type TodoAction } from "../../fixtures/todo-sync/src/shared.ts"
+import { MAX_TEXT, type Priority, type TodoAction } from "../../fixtures/todo-sync/src/shared.ts"
 import { hooks } from "../helpers/hooks.ts"
 import { freshRoom } from "../helpers/protocol.ts"
 import { eventually, liveRowsJson, type OwnWorker, snapshotJson, startOwnWorker, type TodoClient, todoClient, writeFigures } from "./support.ts"
@@ -22,8 +22,8 @@ const RUNS = Number(process.env.CONVERGENCE_RUNS ?? 50)
 const SEED = Number(process.env.CONVERGENCE_SEED ?? 424242)
 
 type Cmd =
-  | { readonly t: "create"; readonly c: number; readonly text: string; readonly completed: 0 | 1 }
-  | { readonly t: "update"; readonly c: number; readonly target: number; readonly text?: string; readonly completed?: 0 | 1 }
+  | { readonly t: "create"; readonly c: number; readonly text: string; readonly completed: 0 | 1; readonly priority: Priority }
+  | { readonly t: "update"; readonly c: number; readonly target: number; readonly text?: string; readonly completed?: 0 | 1; readonly priority?: Priority }
   | { readonly t: "delete"; readonly c: number; readonly target: number }
   | { readonly t: "disconnect"; readonly c: number }
   | { readonly t: "reconnect"; readonly c: number }
@@ -48,15 +48,16 @@ const text = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: MAX_TEXT - 2, max: MAX_TEXT }).map((n) => ` ${"y".repeat(n)} `) }
 )
 const bit = fc.constantFrom<0 | 1>(0, 1)
+const priority = fc.constantFrom<Priority>(0, 1, 2)
 
 const scenario: fc.Arbitrary<Scenario> = fc.integer({ min: 2, max: 5 }).chain((clients) => {
   const c = fc.integer({ min: 0, max: clients - 1 })
   const target = fc.nat({ max: 1_000 })
   const command: fc.Arbitrary<Cmd> = fc.oneof(
-    { weight: 10, arbitrary: fc.record({ t: fc.constant("create" as const), c, text, completed: bit }) },
+    { weight: 10, arbitrary: fc.record({ t: fc.constant("create" as const), c, text, completed: bit, priority }) },
     {
       weight: 5,
-      arbitrary: fc.record({ t: fc.constant("update" as const), c, target, text, completed: bit }, { requiredKeys: ["t", "c", "target"] })
+      arbitrary: fc.record({ t: fc.constant("update" as const), c, target, text, completed: bit, priority }, { requiredKeys: ["t", "c", "target"] })
     },
     { weight: 3, arbitrary: fc.record({ t: fc.constant("delete" as const), c, target }) },
     { weight: 2, arbitrary: fc.record({ t: fc.constant("disconnect" as const), c }) },
@@ -106,7 +107,7 @@ const runScenario = async (s: Scenario) => {
           if (cmd.t === "create") {
             const id = `${created.length}`
             created.push(id)
-            action = { type: "create", payload: { id, text: cmd.text, completed: cmd.completed } }
+            action = { type: "create", payload: { id, text: cmd.text, completed: cmd.completed, priority: cmd.priority } }
           } else {
             if (created.length === 0) continue
             const id = created[cmd.target % created.length]!
@@ -114,7 +115,12 @@ const runScenario = async (s: Scenario) => {
               ? { type: "delete", payload: { id } }
               : {
                 type: "update",
-                payload: { id, ...(cmd.text === undefined ? {} : { text: cmd.text }), ...(cmd.completed === undefined ? {} : { completed: cmd.completed }) }
+                payload: {
+                  id,
+                  ...(cmd.text === undefined ? {} : { text: cmd.text }),
+                  ...(cmd.completed === undefined ? {} : { completed: cmd.completed }),
+                  ...(cmd.priority === undefined ? {} : { priority: cmd.priority })
+                }
               }
           }
           const valid = action.type === "delete" || (action.type === "create" ? validText(action.payload.text) : action.payload.text === undefined || validText(action.payload.text))
@@ -182,13 +188,15 @@ const runScenario = async (s: Scenario) => {
     const ackedCreates = acked.filter((a) => a.type === "create")
     expect(rows.map((r) => r[0]).sort()).toEqual(ackedCreates.map((a) => a.payload.id).sort())
     for (const row of rows) {
-      const [id, rowText, completed, , , deletedAt] = row
+      const [id, rowText, completed, , , rowPriority, deletedAt] = row
       const mine = acked.filter((a) => a.payload.id === id)
       // text and completed come from acknowledged actions only: refused updates left no trace
       const texts = mine.flatMap((a) => (a.type === "delete" || a.payload.text === undefined ? [] : [a.payload.text.trim()]))
       expect(texts, `row ${id}`).toContain(rowText)
       const completions = mine.flatMap((a) => (a.type === "delete" || a.payload.completed === undefined ? [] : [a.payload.completed]))
       expect(completions, `row ${id}`).toContain(completed)
+      const priorities = mine.flatMap((a) => (a.type === "delete" || a.payload.priority === undefined ? [] : [a.payload.priority]))
+      expect(priorities, `row ${id}`).toContain(rowPriority)
       // a tombstone only where an acknowledged delete targeted the row; a delete whose Ack carried the row did delete it
       // (a delete that reached the server before the create was a no-op, so the other direction needs the Ack's rows)
       if (deletedAt !== null) expect(mine.some((a) => a.type === "delete"), `row ${id} deleted`).toBe(true)

@@ -164,7 +164,7 @@ export const todoClient = (
 
 /** Server rows without tombstones, sorted by id, as JSON (for comparing with a client snapshot). */
 export const liveRowsJson = (rows: ReadonlyArray<ReadonlyArray<unknown>>): string =>
-  JSON.stringify(rows.filter((r) => r[5] === null).toSorted((a, b) => (String(a[0]) < String(b[0]) ? -1 : 1)))
+  JSON.stringify(rows.filter((r) => r[r.length - 1] === null).toSorted((a, b) => (String(a[0]) < String(b[0]) ? -1 : 1)))
 
 /** A client snapshot, sorted by id, as JSON. */
 export const snapshotJson = (rows: ReadonlyArray<ReadonlyArray<unknown>>): string =>
