@@ -214,11 +214,22 @@ export class User {
     await this.todo(text).and(this.page.locator(done ? ".done" : ":not(.done)")).waitFor({ timeout: WAIT_MS })
   }
 
-  /** Types a new todo and presses Enter. */
-  async add(text: string): Promise<void> {
+  /** Types a new todo (with a priority, if given, picked first) and presses Enter. */
+  async add(text: string, priority?: "Low" | "Normal" | "High"): Promise<void> {
+    if (priority !== undefined) await this.page.getByLabel("Priority", { exact: true }).selectOption({ label: priority })
     const input = this.page.getByLabel("New todo")
     await input.fill(text)
     await input.press("Enter")
+  }
+
+  /** The priorities shown by the visible todos' badges, in list order (none in a schema 1 build). */
+  async priorities(): Promise<Array<string>> {
+    return this.page.getByTestId("priority").allInnerTexts()
+  }
+
+  /** Clicks the priority badge of `text` (low, normal, high, low...). */
+  async cyclePriority(text: string): Promise<void> {
+    await this.todo(text).getByTestId("priority").click()
   }
 
   /** Clicks the checkbox of `text`. */
