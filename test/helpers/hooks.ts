@@ -42,6 +42,8 @@ export const hooks = (workerUrl: string, room: string) => ({
   instance: () => call<{ instance: string }>(workerUrl, room, "instance").then((r) => r.instance),
   /** Runs tombstone GC as if the time were `now`. */
   gc: (now: number) => call<{ purged: number; horizon: number; clientsPruned: number }>(workerUrl, room, "gc", { now }),
+  /** Makes `authorizeAction` wait this many ms (asynchronously) before deciding; 0 turns it off. */
+  actionDelay: (ms: number) => call<{ ok: true }>(workerUrl, room, "action-delay", { ms }),
   /** Slows `authorizeAction` by this many scheduler yields (CPU-bound work). */
   actionSteps: (steps: number) => call<{ ok: true }>(workerUrl, room, "action-steps", { steps }),
   /** Writes a row in a user transaction that awaits and then rolls back. */
