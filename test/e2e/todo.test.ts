@@ -192,13 +192,13 @@ describe("Todo app in the browser", () => {
       if (released) ws.connectToServer()
       else held.push(ws)
     })
-    await bob.add("Pack adapters")
-    await bob.waitForConnection("live", 0)
 
     await alice.page.reload()
-    // Whatever the page shows now came from its local cache.
-    await alice.waitForTexts(["Renew passport", "Plan the trip"])
     await expect.poll(() => held.length, poll).toBeGreaterThan(0)
+    // bob's add reaches the server, not alice, whose socket is held: what her page shows came from its local cache
+    await bob.add("Pack adapters")
+    await bob.waitForConnection("live", 0)
+    await alice.waitForTexts(["Renew passport", "Plan the trip"])
     expect(await alice.status.getAttribute("data-connection")).not.toBe("live")
     await alice.screenshot("reload-cached-before-sync")
 
