@@ -156,7 +156,7 @@ const oursClient = (ws: WebSocket, side: Side): BenchClient => {
 
   const client: BenchClient = {
     side: side.name,
-    create: (id, text) => act({ type: "create", payload: { id, text, completed: 0 } }),
+    create: (id, text) => act({ type: "create", payload: { id, text, completed: 0, priority: 1 } }),
     update: (id, text) => act({ type: "update", payload: { id, text } }),
     remove: (id) => act({ type: "delete", payload: { id } }),
     sync: (since, history) =>

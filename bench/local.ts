@@ -33,7 +33,7 @@ class FakeSocket {
   }
 }
 
-const row = (i: number, text: string, t: number) => [`t${i}`, text, i % 2, t, t, null]
+const row = (i: number, text: string, t: number) => [`t${i}`, text, i % 2, t, t, 1, null]
 
 /** The initial sync frames of `n` rows, chunked like the server does. */
 const syncFrames = (n: number): Array<string> => {

@@ -11,7 +11,8 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import { SqlClient } from "effect/sql"
-import { todos } from "../fixtures/todo-sync/src/shared.ts"
+// the Todo channel as first shipped (schema 1): its RETURNING * rows are its wire rows
+import { todosV1 as todos } from "../fixtures/todo-sync/src/shared.ts"
 import * as SyncLayer from "../src/layers/SyncLayer.ts"
 import { ActionDispatch } from "../src/services/ActionDispatch.ts"
 import { ActionHandler, Authorizer } from "../src/services/ActionHandler.ts"
@@ -23,7 +24,7 @@ import * as StorageSqlClient from "../src/services/StorageSqlClient.ts"
 import { layerNodeSqlite } from "../src/testing/StorageSqlite.ts"
 import { Channels, SyncConfig, defaultOptions } from "../src/services/SyncConfig.ts"
 import { now, round } from "./stats.ts"
-import { TODO_TABLE } from "../fixtures/todo-sync/src/table.ts"
+import { TODO_TABLE_V1 as TODO_TABLE } from "../fixtures/todo-sync/src/table.ts"
 
 /** The client key of a benchmark client id (the server binds an id to its key). */
 const keyOf = (clientId: string) => `bench-key-${clientId}`.padEnd(16, "-")

@@ -35,7 +35,7 @@ export const connectReal = async (side: Side, room: string): Promise<BenchClient
 
   const bench: BenchClient = {
     side: side.name,
-    create: (id, text) => need().send({ type: "create", payload: { id, text, completed: 0 } }) as Promise<ReadonlyArray<Row>>,
+    create: (id, text) => need().send({ type: "create", payload: { id, text, completed: 0, priority: 1 } }) as Promise<ReadonlyArray<Row>>,
     update: (id, text) => need().send({ type: "update", payload: { id, text } }) as Promise<ReadonlyArray<Row>>,
     remove: (id) => need().send({ type: "delete", payload: { id } }) as Promise<ReadonlyArray<Row>>,
     sync: async (since) => {

@@ -5,7 +5,9 @@
  * This is the app as it would be deployed, service worker (offline start)
  * included. `npm start -- --dev` runs the Vite dev server with hot reload
  * instead (same worker and state; no service worker).
- * Environment: PORT (default 5173; a free one if taken), HOST (default 127.0.0.1).
+ * Environment: PORT (default 5173; a free one if taken), HOST (default 127.0.0.1),
+ * VITE_TODO_SCHEMA (the Todo schema version of app and worker: default 2, "1"
+ * for the app as first shipped; see fixtures/todo-sync/README.md).
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { createServer as createNetServer } from "node:net"

@@ -7,7 +7,8 @@
  * forever: the browser may close it (site data cleared, storage pressure),
  * another tab may ask for it (a version change or a deletion), and an open
  * may wait behind another tab that holds the database. A closed connection
- * is dropped and the next call opens a new one; a call waits for an open at
+ * is dropped and the next call opens a new one (a call whose transaction the
+ * closing aborted is tried once more on it); a call waits for an open at
  * most `openTimeoutMs` and then fails with a KeyValueStoreError that says
  * so, rather than hanging (the open goes on, and later calls use it). The
  * request's own `blocked` event is no help here: only an open that upgrades
@@ -78,6 +79,11 @@ export const makeIndexedDb = (options: IndexedDbOptions = {}): KeyValueStore.Key
     })
   }
 
+  /** Drops connection `d` if it is still the one calls use: the next call opens a new one. */
+  const forget = async (d: IDBDatabase) => {
+    if (db !== undefined && (await db.catch(() => undefined)) === d) db = undefined
+  }
+
   const transaction = async (mode: IDBTransactionMode): Promise<IDBTransaction> => {
     const d = await open()
     try {
@@ -85,26 +91,40 @@ export const makeIndexedDb = (options: IndexedDbOptions = {}): KeyValueStore.Key
     } catch (error) {
       // closing, and its close event not seen yet: open a new connection once
       if (!(error instanceof DOMException && error.name === "InvalidStateError")) throw error
-      if (db !== undefined && (await db.catch(() => undefined)) === d) db = undefined
+      await forget(d)
       return (await open()).transaction(storeName, mode)
+    }
+  }
+
+  const isAbort = (error: unknown) => error instanceof DOMException && error.name === "AbortError"
+
+  const attempt = async <A>(mode: IDBTransactionMode, f: (store: IDBObjectStore) => IDBRequest<A>): Promise<A> => {
+    const tx = await transaction(mode)
+    const done = mode === "readwrite"
+      ? new Promise<void>((resolve, reject) => {
+        tx.oncomplete = () => resolve()
+        tx.onerror = () => reject(tx.error)
+        tx.onabort = () => reject(tx.error ?? new Error("transaction aborted"))
+      })
+      : undefined
+    // the request's own failure is the one reported; the transaction's must not go unhandled
+    done?.catch(() => undefined)
+    try {
+      const result = await request(f(tx.objectStore(storeName)))
+      await done
+      return result
+    } catch (error) {
+      // the browser closed the connection under a transaction it had already begun, before its close event reached
+      // us: the transaction wrote nothing, and the connection is of no further use
+      if (isAbort(error)) await forget(tx.db)
+      throw error
     }
   }
 
   const run = <A>(method: string, mode: IDBTransactionMode, f: (store: IDBObjectStore) => IDBRequest<A>, key?: string) =>
     Effect.tryPromise({
-      try: async () => {
-        const tx = await transaction(mode)
-        const done = mode === "readwrite"
-          ? new Promise<void>((resolve, reject) => {
-            tx.oncomplete = () => resolve()
-            tx.onerror = () => reject(tx.error)
-            tx.onabort = () => reject(tx.error ?? new Error("transaction aborted"))
-          })
-          : undefined
-        const result = await request(f(tx.objectStore(storeName)))
-        await done
-        return result
-      },
+      // an aborted transaction changed nothing: one more try, on a new connection if the old one was closed
+      try: () => attempt(mode, f).catch((error: unknown) => (isAbort(error) ? attempt(mode, f) : Promise.reject(error))),
       catch: (cause) =>
         new KeyValueStore.KeyValueStoreError({
           message: `IndexedDB ${method} failed: ${String(cause)}`,

@@ -341,8 +341,15 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
    * begins and every client resets.
    */
   async restartSync(): Promise<void> {
+    const before = this.#installation?.history
     await this.dispose()
     await this.#ensureReady()
+    // A socket that stays open keeps a cursor of the old history, and Change frames carry no history: its client would
+    // skip the new history's lower versions and keep the wiped rows. Close it: the client reconnects, resumes with its
+    // cursor, and the cursor's history tells the server to reset it.
+    if (before !== undefined && this.#installation?.history !== before) {
+      for (const connection of this.getConnections()) connection.close(1012, "the sync history restarted")
+    }
   }
 
   /** Closes the services (layer finalizers run). */

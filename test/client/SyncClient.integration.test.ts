@@ -27,11 +27,11 @@ const optimistic = (rows: ReadonlyArray<Todo>, action: TodoAction): ReadonlyArra
   const now = Date.now()
   switch (action.type) {
     case "create":
-      return [...rows, [action.payload.id, action.payload.text, action.payload.completed, now, now, null]]
+      return [...rows, [action.payload.id, action.payload.text, action.payload.completed, now, now, action.payload.priority, null]]
     case "update":
       return rows.map((r) =>
         r[0] === action.payload.id
-          ? [r[0], action.payload.text ?? r[1], action.payload.completed ?? r[2], r[3], now, r[5]] as const
+          ? [r[0], action.payload.text ?? r[1], action.payload.completed ?? r[2], r[3], now, action.payload.priority ?? r[5], r[6]] as const
           : r
       )
     case "delete":
@@ -39,7 +39,7 @@ const optimistic = (rows: ReadonlyArray<Todo>, action: TodoAction): ReadonlyArra
   }
 }
 
-const create = (id: string, text: string): TodoAction => ({ type: "create", payload: { id, text, completed: 0 } })
+const create = (id: string, text: string): TodoAction => ({ type: "create", payload: { id, text, completed: 0, priority: 1 } })
 
 const cleanup: Array<() => unknown> = []
 afterEach(async () => {
@@ -120,7 +120,7 @@ describe("sync client against the real worker", () => {
     await Promise.all(sends)
     await live(a.client)
     const rows = await hooks(workerUrl(), room).rows()
-    expect(rows.map((r) => [r[0], r[1], r[5] === null])).toEqual([["1", "one, edited", true], ["2", "two", false]])
+    expect(rows.map((r) => [r[0], r[1], r[6] === null])).toEqual([["1", "one, edited", true], ["2", "two", false]])
     const clients = await hooks(workerUrl(), room).clients()
     expect(clients).toHaveLength(1)
     expect(clients[0]!.seq).toBe(4)
@@ -198,7 +198,7 @@ describe("sync client against the real worker", () => {
     const room = freshRoom("invalid")
     const a = setup(room)
     await live(a.client)
-    const error = await a.client.send({ type: "create", payload: { id: "", text: "x", completed: 0 } }).then(
+    const error = await a.client.send({ type: "create", payload: { id: "", text: "x", completed: 0, priority: 1 } }).then(
       () => undefined,
       (e: unknown) => e
     )
@@ -308,9 +308,11 @@ describe("sync client against the real worker", () => {
         Schema.Literals([0, 1]),
         Schema.Number,
         Schema.Number,
+        Schema.Literals([0, 1, 2]),
         Schema.NullOr(Schema.Number)
       ]),
-      action: todos.action
+      action: todos.action,
+      version: todos.version
     })
     const party = partySocket(workerUrl(), room)
     cleanup.push(() => party.close())

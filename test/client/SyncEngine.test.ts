@@ -14,7 +14,7 @@ import type { ClientMessage } from "../../src/protocol/Protocol.ts"
 type Todo = typeof todos.record.Type
 type TodoAction = typeof todos.action.Type
 
-const row = (id: string, text: string, deleted: number | null = null): Todo => [id, text, 0, 1, 1, deleted]
+const row = (id: string, text: string, deleted: number | null = null): Todo => [id, text, 0, 1, 1, 1, deleted]
 
 const engine = (optimistic?: (rows: ReadonlyArray<Todo>, a: TodoAction) => ReadonlyArray<Todo>, budget = 2) => {
   const sent: Array<ClientMessage> = []
@@ -76,7 +76,7 @@ describe("SyncEngine", () => {
     e.opened()
     e.receive({ _tag: "Synced", channel: "todos", version: 1, reset: true, history: "h1" })
     e.receive(change(2, [row("a", "A"), row("b", "B")]))
-    e.enqueue([pending(1, { type: "create", payload: { id: "n", text: "mine", completed: 0 } })])
+    e.enqueue([pending(1, { type: "create", payload: { id: "n", text: "mine", completed: 0, priority: 1 } })])
     expect(sent.at(-1)).toMatchObject({ _tag: "Action", seq: 1 })
     expect([...e.status().pendingIds]).toEqual(["n"])
     // its Change arrives before its Ack: no duplicate, no flicker

@@ -3,7 +3,8 @@
  * `send` is recorded before anything can close the client (it survives a
  * `close()` in the same synchronous run), and a client with an explicit
  * `clientId` never reuses a sequence number after a crash, because it
- * reserves seqs in storage before it transmits them.
+ * reserves seqs in storage before it transmits them; a client connected
+ * while the object's storage is wiped moves to the new history.
  */
 import * as Effect from "effect/Effect"
 import * as KeyValueStore from "effect/persistence/KeyValueStore"
@@ -16,7 +17,7 @@ import { freshRoom } from "../helpers/protocol.ts"
 import { eventually, ForwardingSocket, partySocket, texts } from "./support.ts"
 
 type TodoAction = typeof todos.action.Type
-const create = (id: string, text: string): TodoAction => ({ type: "create", payload: { id, text, completed: 0 } })
+const create = (id: string, text: string): TodoAction => ({ type: "create", payload: { id, text, completed: 0, priority: 1 } })
 
 const cleanup: Array<() => unknown> = []
 afterEach(async () => {
@@ -116,5 +117,22 @@ describe("explicit client id", () => {
     await reloaded.send(create("3", "after the reload"))
     const rows = await hooks(workerUrl(), room).rows()
     expect(rows.map((r) => r[1])).toEqual(["first", "second", "after the reload"])
+  })
+})
+
+describe("a wiped object", () => {
+  it("a client connected through the wipe drops the old rows and shows only the new history's", async () => {
+    const room = freshRoom("wipe-live")
+    const client = open(room, makeMemoryStore())
+    await live(client)
+    await client.send(create("old-1", "before the wipe"))
+    await client.send(create("old-2", "also before"))
+    await hooks(workerUrl(), room).wipe()
+    // the new history's first versions are below the client's cursor: it must not take them for ones it has seen
+    await hooks(workerUrl(), room).rawWrite("new-1", "after the wipe")
+    await eventually(() => (texts(client.getSnapshot()).join() === "after the wipe" ? true : undefined), {
+      what: `only the new history's row (snapshot: ${JSON.stringify(texts(client.getSnapshot()))})`
+    })
+    await live(client)
   })
 })

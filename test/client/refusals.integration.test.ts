@@ -11,7 +11,7 @@
 import * as Effect from "effect/Effect"
 import { PartySocket } from "partysocket"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { todos } from "../../fixtures/todo-sync/src/shared.ts"
+import { todos, todosV1 } from "../../fixtures/todo-sync/src/shared.ts"
 import { createSyncClient, makeMemoryStore, type PlainSyncClient, type SocketLike, SyncRefused } from "../../src/client/index.ts"
 import * as Channel from "../../src/protocol/Channel.ts"
 import { hooks } from "../helpers/hooks.ts"
@@ -21,7 +21,7 @@ import { type StartedWorker, startWorker } from "../helpers/worker.ts"
 import { eventually, ForwardingSocket, partySocket } from "./support.ts"
 
 type TodoAction = typeof todos.action.Type
-const create = (id: string, text: string): TodoAction => ({ type: "create", payload: { id, text, completed: 0 } })
+const create = (id: string, text: string): TodoAction => ({ type: "create", payload: { id, text, completed: 0, priority: 1 } })
 
 const cleanup: Array<() => unknown> = []
 afterEach(async () => {
@@ -179,10 +179,12 @@ describe("a refused Subscribe", () => {
     it("a client built for an older channel version: the status says outdated, the action stays queued and is never sent", async () => {
       const socket = socketTo("versioned")
       const store = makeMemoryStore()
-      const client = track(createSyncClient({ channel: todos, socket, store }), socket.inner)
+      // the fixture's channel as first shipped, against a server of the current version
+      const client = track(createSyncClient({ channel: todosV1, socket, store }), socket.inner)
       await statusIs(client, "outdated")
       expect(client.getStatus().lastError).toMatchObject({ reason: "Outdated" })
-      const sent = outcome(client.send(create("1", "for a newer build")))
+      const queued = { type: "create", payload: { id: "1", text: "for a newer build", completed: 0 } } as const
+      const sent = outcome(client.send(queued))
       await eventually(() => (client.getStatus().pending === 1 ? true : undefined))
       // a reconnect asks again and is told again
       socket.inner.reconnect()
@@ -194,7 +196,7 @@ describe("a refused Subscribe", () => {
       // the queue is kept for a newer build
       const keys = await Effect.runPromise(store.keys)
       const queue = JSON.parse((await Effect.runPromise(store.get(keys.find((k) => k.includes("/pending/"))!)))!) as { entries: Array<{ action: unknown }> }
-      expect(queue.entries.map((e) => e.action)).toEqual([create("1", "for a newer build")])
+      expect(queue.entries.map((e) => e.action)).toEqual([queued])
     })
   })
 })

@@ -1,8 +1,10 @@
 /**
  * What the Todo app's browser tests run on: the app built with Vite (client
- * bundle + worker) and served by the built worker in wrangler's local workerd,
- * Debian's Chromium driven by playwright-core, one browser context per user,
- * and a small page object for the app.
+ * bundle + worker) and served by the built worker in wrangler's local workerd
+ * (either schema version, and on a given port and state, so that a test can
+ * deploy one version over another), Debian's Chromium driven by
+ * playwright-core, one browser context per user, and a small page object for
+ * the app.
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -24,15 +26,25 @@ export interface ServedApp {
   readonly stop: () => Promise<void>
 }
 
-/** Builds the app into a temp folder and serves it (assets + worker, test hooks on, in-memory SQLite). */
-export const serveApp = async (): Promise<ServedApp> => {
+/** Options of `serveApp`: one deploy of the app. */
+export interface ServeOptions {
+  /** The Todo schema version of the build (app and worker); default 2. */
+  readonly schema?: 1 | 2
+  /** A directory for Durable Object state (reuse it to deploy over the same data); default in memory. */
+  readonly persist?: string
+  /** A port (default any free one); a later deploy on the same port keeps the origin, so the browser's caches. */
+  readonly port?: number
+}
+
+/** Builds the app into a temp folder and serves it (assets + worker, test hooks on). */
+export const serveApp = async (options: ServeOptions = {}): Promise<ServedApp> => {
   const outDir = mkdtempSync(join(tmpdir(), "todo-e2e-"))
   const { createBuilder } = await import("vite")
   // vitest sets NODE_ENV=test, which would make Vite build React's development bundle: test what users get.
   const nodeEnv = process.env.NODE_ENV
   process.env.NODE_ENV = "production"
   try {
-    await (await createBuilder(todoViteConfig({ outDir, persist: false }))).buildApp()
+    await (await createBuilder(todoViteConfig({ outDir, persist: false, schema: options.schema ?? 2 }))).buildApp()
   } finally {
     process.env.NODE_ENV = nodeEnv
   }
@@ -40,7 +52,12 @@ export const serveApp = async (): Promise<ServedApp> => {
   rmSync(join(appRoot, ".wrangler", "deploy"), { recursive: true, force: true })
   let worker: StartedWorker
   try {
-    worker = await startWorker({ config: join(outDir, "todo_sync", "wrangler.json"), persist: false, hooks: true })
+    worker = await startWorker({
+      config: join(outDir, "todo_sync", "wrangler.json"),
+      persist: options.persist ?? false,
+      hooks: true,
+      ...(options.port === undefined ? {} : { port: options.port })
+    })
   } catch (error) {
     rmSync(outDir, { recursive: true, force: true })
     throw error
@@ -214,11 +231,27 @@ export class User {
     await this.todo(text).and(this.page.locator(done ? ".done" : ":not(.done)")).waitFor({ timeout: WAIT_MS })
   }
 
-  /** Types a new todo and presses Enter. */
-  async add(text: string): Promise<void> {
+  /** Types a new todo (with a priority, if given, picked first) and presses Enter. */
+  async add(text: string, priority?: "Low" | "Normal" | "High"): Promise<void> {
+    if (priority !== undefined) await this.page.getByLabel("Priority", { exact: true }).selectOption({ label: priority })
     const input = this.page.getByLabel("New todo")
     await input.fill(text)
     await input.press("Enter")
+  }
+
+  /** The priorities shown by the visible todos' badges, in list order (none in a schema 1 build). */
+  async priorities(): Promise<Array<string>> {
+    return this.page.getByTestId("priority").allInnerTexts()
+  }
+
+  /** Clicks the priority badge of `text` (low, normal, high, low...). */
+  async cyclePriority(text: string): Promise<void> {
+    await this.todo(text).getByTestId("priority").click()
+  }
+
+  /** The schema version of the app build the page runs. */
+  async schema(): Promise<string | null> {
+    return this.page.locator(".app").getAttribute("data-schema")
   }
 
   /** Clicks the checkbox of `text`. */

@@ -1,9 +1,9 @@
 /**
  * The Todo app in a real browser: two users (one Chromium context each) on
  * the built app and its worker in local workerd. They see each other's
- * changes live, keep working offline and catch up, reload into their cached
- * list, see the server refuse a bad change and the list roll back, and see
- * why the server refuses a user's token.
+ * changes and priorities live, keep working offline and catch up, reload
+ * into their cached list, see the server refuse a bad change and the list
+ * roll back, and see why the server refuses a user's token.
  * Screenshots go to test-results/e2e; UPDATE_SCREENSHOTS=1 also refreshes
  * the README's docs/todo-app.png.
  */
@@ -79,10 +79,37 @@ describe("Todo app in the browser", () => {
     await alice.screenshot("live-alice")
     await bob.screenshot("live-bob")
     const rows = await hooks(app.url, room).rows()
-    expect(rows.map((row) => [row[1], row[2], row[5] === null])).toEqual([
+    expect(rows.map((row) => [row[1], row[2], row[6] === null])).toEqual([
       ["Buy oat milk and bread", 0, true],
       ["Water the plants", 1, true],
       ["Call the plumber", 0, false]
+    ])
+  })
+
+  it("gives a new todo the priority picked, changes it from its badge, lists high priority first on demand; the other user sees it", async () => {
+    const room = freshRoom("e2e-priority")
+    const alice = await open(room, "alice")
+    const bob = await open(room, "bob")
+    await alice.add("Sweep the porch", "Low")
+    await alice.add("Pay the rent", "High")
+    // the picker is back at normal after each add
+    await alice.add("Read a book")
+    await bob.waitForTexts(["Sweep the porch", "Pay the rent", "Read a book"])
+    expect(await bob.priorities()).toEqual(["Low", "High", "Normal"])
+
+    await bob.cyclePriority("Read a book")
+    await alice.cyclePriority("Sweep the porch")
+    await expect.poll(() => alice.priorities(), poll).toEqual(["Normal", "High", "High"])
+    await expect.poll(() => bob.priorities(), poll).toEqual(["Normal", "High", "High"])
+
+    await alice.page.getByRole("button", { name: "High first", exact: true }).click()
+    await alice.waitForTexts(["Pay the rent", "Read a book", "Sweep the porch"])
+    await alice.waitForConnection("live", 0)
+    await alice.screenshot("priority-high-first")
+    expect((await hooks(app.url, room).rows()).map((row) => [row[1], row[5]])).toEqual([
+      ["Sweep the porch", 1],
+      ["Pay the rent", 2],
+      ["Read a book", 2]
     ])
   })
 
@@ -116,7 +143,7 @@ describe("Todo app in the browser", () => {
     await expect.poll(() => serverRows(room, "Buy a map"), poll).toHaveLength(1)
     // Applied exactly once: one row per todo, each change in place.
     const rows = await hooks(app.url, room).rows()
-    expect(rows.map((row) => [row[1], row[2], row[5]])).toEqual([
+    expect(rows.map((row) => [row[1], row[2], row[6]])).toEqual([
       ["Pack the tent", 1, null],
       ["Check the tyre pressure", 0, null],
       ["Buy a map", 0, null]
@@ -140,7 +167,7 @@ describe("Todo app in the browser", () => {
     await bob.waitForConnection("offline")
     await alice.remove("Return library books")
     await alice.waitForTexts(["Book the dentist"])
-    await expect.poll(async () => (await serverRows(room, "Return library books"))[0]?.[5] ?? null, poll).not.toBeNull()
+    await expect.poll(async () => (await serverRows(room, "Return library books"))[0]?.[6] ?? null, poll).not.toBeNull()
     expect(await bob.texts()).toEqual(["Return library books", "Book the dentist"])
 
     await bob.setOffline(false)
@@ -165,13 +192,13 @@ describe("Todo app in the browser", () => {
       if (released) ws.connectToServer()
       else held.push(ws)
     })
-    await bob.add("Pack adapters")
-    await bob.waitForConnection("live", 0)
 
     await alice.page.reload()
-    // Whatever the page shows now came from its local cache.
-    await alice.waitForTexts(["Renew passport", "Plan the trip"])
     await expect.poll(() => held.length, poll).toBeGreaterThan(0)
+    // bob's add reaches the server, not alice, whose socket is held: what her page shows came from its local cache
+    await bob.add("Pack adapters")
+    await bob.waitForConnection("live", 0)
+    await alice.waitForTexts(["Renew passport", "Plan the trip"])
     expect(await alice.status.getAttribute("data-connection")).not.toBe("live")
     await alice.screenshot("reload-cached-before-sync")
 
@@ -243,7 +270,7 @@ describe("Todo app in the browser", () => {
     await guest.screenshot("reject-guest-delete")
 
     const rows = await hooks(app.url, room).rows()
-    expect(rows.map((row) => [row[1], row[5]])).toEqual([["Feed the cat", null]])
+    expect(rows.map((row) => [row[1], row[6]])).toEqual([["Feed the cat", null]])
     expect(await bob.texts()).toEqual(["Feed the cat"])
   })
 
@@ -262,7 +289,7 @@ describe("Todo app in the browser", () => {
     const room = `weekend-${randomUUID().slice(0, 8)}`
     const alice = await open(room, "alice")
     for (const text of ["Try effect-partysync", "Open this room in a second window", "Go offline and keep editing", "Watch the changes sync"]) {
-      await alice.add(text)
+      await alice.add(text, text.startsWith("Open") ? "High" : undefined)
     }
     await alice.toggle("Try effect-partysync")
     await alice.waitForDone("Try effect-partysync", true)

@@ -4,8 +4,8 @@
  */
 import { roomUrl } from "./protocol.ts"
 
-/** A Todo row as the server stores it: [id, text, completed, created_at, updated_at, deleted_at]. */
-export type TodoRow = [string, string, 0 | 1, number, number, number | null]
+/** A Todo row as clients see it (schema 2): [id, text, completed, created_at, updated_at, priority, deleted_at]. */
+export type TodoRow = [string, string, 0 | 1, number, number, 0 | 1 | 2, number | null]
 
 const call = async <A>(workerUrl: string, room: string, hook: string, body?: unknown): Promise<A> => {
   const response = await fetch(`${roomUrl(workerUrl, room, { ws: false })}/hooks/${hook}`, body === undefined
@@ -17,7 +17,7 @@ const call = async <A>(workerUrl: string, room: string, hook: string, body?: unk
 
 /** The hooks of one room. */
 export const hooks = (workerUrl: string, room: string) => ({
-  /** Every row, tombstones included, in insertion order. */
+  /** Every row, tombstones included, in insertion order, in wire order (a schema 1 deploy answers schema 1 rows). */
   rows: () => call<Array<TodoRow>>(workerUrl, room, "rows"),
   /** The last applied sequence number per client id. */
   clients: () => call<Array<{ client_id: string; seq: number }>>(workerUrl, room, "clients"),
@@ -42,6 +42,8 @@ export const hooks = (workerUrl: string, room: string) => ({
   instance: () => call<{ instance: string }>(workerUrl, room, "instance").then((r) => r.instance),
   /** Runs tombstone GC as if the time were `now`. */
   gc: (now: number) => call<{ purged: number; horizon: number; clientsPruned: number }>(workerUrl, room, "gc", { now }),
+  /** Makes `authorizeAction` wait this many ms (asynchronously) before deciding; 0 turns it off. */
+  actionDelay: (ms: number) => call<{ ok: true }>(workerUrl, room, "action-delay", { ms }),
   /** Slows `authorizeAction` by this many scheduler yields (CPU-bound work). */
   actionSteps: (steps: number) => call<{ ok: true }>(workerUrl, room, "action-steps", { steps }),
   /** Writes a row in a user transaction that awaits and then rolls back. */

@@ -1,7 +1,8 @@
 /**
  * The server's services wired for unit tests in Node: node:sqlite Storage,
  * in-memory connections, the Todo channel and a real Todo action handler
- * (the same rules as the fixture's server), with change capture installed.
+ * (the same rules as the fixture's server), the table made by the fixture's
+ * own migrations, with change capture installed.
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -13,7 +14,7 @@ import { ActionRejected } from "../../src/services/Errors.ts"
 import { Storage } from "../../src/services/Storage.ts"
 import type { SyncOptions } from "../../src/services/SyncConfig.ts"
 import { runTodoAction } from "../../fixtures/todo-sync/src/actions.ts"
-import { TODO_TABLE } from "../../fixtures/todo-sync/src/table.ts"
+import { todoMigrations } from "../../fixtures/todo-sync/src/migrations.ts"
 import { type TodoAction, todos } from "../../fixtures/todo-sync/src/shared.ts"
 
 export { TODO_TABLE } from "../../fixtures/todo-sync/src/table.ts"
@@ -48,7 +49,7 @@ export interface ServicesOptions {
   readonly connections: Array<SyncConnection>
   readonly options?: Partial<SyncOptions>
   readonly channels?: ReadonlyArray<Channel.Any>
-  /** Statements run before install (table creation). Default: the Todo table. */
+  /** Statements run before install (table creation) instead of the fixture's migrations. Default: the migrations. */
   readonly setup?: ReadonlyArray<string>
   readonly handler?: Layer.Layer<ActionHandler, never, Storage>
   readonly authorizer?: Layer.Layer<Authorizer>
@@ -61,7 +62,8 @@ export const servicesLayer = (options: ServicesOptions) =>
   layerTest({
     channels: options.channels ?? [todos],
     handler: options.handler ?? todoHandlerLayer,
-    setup: options.setup ?? [TODO_TABLE],
+    setup: options.setup,
+    migrations: options.setup === undefined ? todoMigrations(2) : undefined,
     connections: options.connections,
     authorizer: options.authorizer,
     options: options.options,

@@ -1,9 +1,9 @@
 /** Todo fixture actions as plain objects, for protocol-level tests. */
 
-/** A `create` action. */
-export const create = (id: string, text: string, completed: 0 | 1 = 0) => ({ type: "create", payload: { id, text, completed } })
+/** A `create` action (schema 2: with a priority, normal unless given). */
+export const create = (id: string, text: string, completed: 0 | 1 = 0, priority: 0 | 1 | 2 = 1) => ({ type: "create", payload: { id, text, completed, priority } })
 /** An `update` action. */
-export const update = (id: string, patch: { text?: string; completed?: 0 | 1 }) => ({ type: "update", payload: { id, ...patch } })
+export const update = (id: string, patch: { text?: string; completed?: 0 | 1; priority?: 0 | 1 | 2 }) => ({ type: "update", payload: { id, ...patch } })
 /** A `remove` (soft delete) action. */
 export const remove = (id: string) => ({ type: "delete", payload: { id } })
 

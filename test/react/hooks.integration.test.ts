@@ -32,7 +32,7 @@ class CountingSocket extends ForwardingSocket {
 }
 
 const reducer = (rows: ReadonlyArray<Todo>, action: TodoAction): ReadonlyArray<Todo> =>
-  action.type === "create" ? [...rows, [action.payload.id, action.payload.text, 0, 0, 0, null]] : rows
+  action.type === "create" ? [...rows, [action.payload.id, action.payload.text, 0, 0, 0, 1, null]] : rows
 
 let send: ((action: TodoAction) => Promise<unknown>) | undefined
 const sendByRoom = new Map<unknown, (action: TodoAction) => Promise<unknown>>()
@@ -93,7 +93,7 @@ describe("React hooks", () => {
     expect(socket.listeners).toBe(3)
 
     const before = renders
-    await send!({ type: "create", payload: { id: "1", text: "from the hook", completed: 0 } })
+    await send!({ type: "create", payload: { id: "1", text: "from the hook", completed: 0, priority: 1 } })
     await eventually(() => (text(container, "ul") === "from the hook" ? true : undefined), { what: "row shown" })
     await eventually(() => (text(container, "#status") === "live pending=0" ? true : undefined))
     expect(renders - before).toBeLessThan(20)
@@ -108,14 +108,14 @@ describe("React hooks", () => {
     const { container, root } = mount()
     root.render(createElement(StrictMode, null, createElement(Todos, { socket: a })))
     await eventually(() => (text(container, "#status").startsWith("live") ? true : undefined))
-    await send!({ type: "create", payload: { id: "a", text: "in room a", completed: 0 } })
+    await send!({ type: "create", payload: { id: "a", text: "in room a", completed: 0, priority: 1 } })
     await eventually(() => (text(container, "ul") === "in room a" ? true : undefined))
 
     root.render(createElement(StrictMode, null, createElement(Todos, { socket: b })))
     await eventually(() => (text(container, "#room") === roomB && text(container, "#status").startsWith("live") ? true : undefined))
     await eventually(() => (text(container, "ul") === "" ? true : undefined), { what: "room b's empty list" })
     await eventually(() => sendByRoom.get(roomB))
-    await sendByRoom.get(roomB)!({ type: "create", payload: { id: "b", text: "in room b", completed: 0 } })
+    await sendByRoom.get(roomB)!({ type: "create", payload: { id: "b", text: "in room b", completed: 0, priority: 1 } })
     await eventually(() => (text(container, "ul") === "in room b" ? true : undefined), { what: "room b only" })
     await eventually(() => (a.listeners === 0 && clientCount(a) === 0 ? true : undefined), { what: "room a released" })
     expect(clientCount(b)).toBe(1)

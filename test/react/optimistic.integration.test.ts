@@ -23,7 +23,7 @@ let send: ((action: TodoAction) => Promise<unknown>) | undefined
 function Labelled({ socket, suffix }: { socket: GatedSocket; suffix: string }) {
   // the reducer closes over a prop: each render brings a different one
   const [records, sendAction] = useSync(todos, socket, (rows, action): ReadonlyArray<Todo> =>
-    action.type === "create" ? [...rows, [action.payload.id, `${action.payload.text}${suffix}`, 0, 0, 0, null]] : rows)
+    action.type === "create" ? [...rows, [action.payload.id, `${action.payload.text}${suffix}`, 0, 0, 0, 1, null]] : rows)
   const status = useSyncStatus(todos, socket)
   useEffect(() => {
     send = sendAction
@@ -62,7 +62,7 @@ describe("useSync's optimistic reducer", () => {
 
     // held back from the server: it stays pending
     socket.hold = true
-    const sent = send!({ type: "create", payload: { id: "1", text: "todo", completed: 0 } })
+    const sent = send!({ type: "create", payload: { id: "1", text: "todo", completed: 0, priority: 1 } })
     await eventually(() => (text(container, "ul") === "todo (first)" ? true : undefined), { what: "optimistic row" })
 
     root.render(createElement(Labelled, { socket, suffix: " (second)" }))

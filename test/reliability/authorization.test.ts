@@ -81,7 +81,7 @@ describe("authorization on connect", () => {
     expect((await c.subscribe("todos", null)).rows.map((r) => r[0])).toEqual(["t1"])
     expectAck(await c.act({ clientId: "anon", clientKey: keyOf("anon"), seq: 1, action: create("t2", "second") }))
     expectAck(await c.act({ clientId: "anon", clientKey: keyOf("anon"), seq: 2, action: remove("t2") }))
-    expect((await t.h.rows()).map((r) => [r[0], r[5] === null])).toEqual([["t1", true], ["t2", false]])
+    expect((await t.h.rows()).map((r) => [r[0], r[6] === null])).toEqual([["t1", true], ["t2", false]])
     expect(await upgradeStatus(withToken(t.room, undefined))).toMatchObject({ status: 101 })
   })
 
@@ -145,7 +145,7 @@ describe("read-only connections", () => {
     const from = reader.mark()
     const ack = expectAck(await t.owner.act({ clientId: "owner", clientKey: keyOf("owner"), seq: 2, action: update("t1", { completed: 1 }) }))
     const change = await reader.next((m) => m._tag === "Change" && m.version === ack.version, { from })
-    expect(change).toMatchObject({ rows: [["t1", "first", 1, expect.any(Number), expect.any(Number), null]] })
+    expect(change).toMatchObject({ rows: [["t1", "first", 1, expect.any(Number), expect.any(Number), 1, null]] })
   })
 })
 
@@ -174,6 +174,6 @@ describe("authorization per action", () => {
 
     // the rule is per principal: a full-access connection may delete the same row
     expectAck(await t.owner.act({ clientId: "owner", clientKey: keyOf("owner"), seq: 2, action: remove("g1") }))
-    expect((await h.rows()).find((r) => r[0] === "g1")?.[5]).not.toBeNull()
+    expect((await h.rows()).find((r) => r[0] === "g1")?.[6]).not.toBeNull()
   })
 })

@@ -62,7 +62,7 @@ describe("two tabs of one browser", () => {
     const all = [...fromOne, ...fromTwo].sort()
     const rows = await hooks(app.url, room).rows()
     expect(rows.map((r) => r[1]).sort()).toEqual(all)
-    expect(rows.every((r) => r[5] === null)).toBe(true)
+    expect(rows.every((r) => r[6] === null)).toBe(true)
     // two client ids (one per tab), each with its own sequence
     expect((await hooks(app.url, room).clients()).map((c) => c.seq).sort()).toEqual([fromTwo.length, fromOne.length].sort())
     for (const page of [one, two]) {

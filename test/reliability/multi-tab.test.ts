@@ -26,7 +26,7 @@ const tab = (room: string, store: ReturnType<typeof makeMemoryStore>, options: {
 }
 
 const status = (t: TodoClient) => t.client.getStatus()
-const create = (id: string, text: string): TodoAction => ({ type: "create", payload: { id, text, completed: 0 } })
+const create = (id: string, text: string): TodoAction => ({ type: "create", payload: { id, text, completed: 0, priority: 1 } })
 
 /** The pending queues in a shared store, by owner: the (clientId, seq) of each entry. */
 const queues = async (store: ReturnType<typeof makeMemoryStore>) => {
@@ -77,7 +77,7 @@ describe("tabs sharing one persisted cache", () => {
     const h = hooks(workerUrl(), room)
     const rows = await h.rows()
     expect(rows).toHaveLength(5)
-    expect(Object.fromEntries(rows.map((r) => [r[0], [r[1], r[2], r[5] === null]]))).toEqual({
+    expect(Object.fromEntries(rows.map((r) => [r[0], [r[1], r[2], r[6] === null]]))).toEqual({
       base: ["edited by a", 1, true],
       // b's delete may reach the server before a's create (then it is a no-op) or after it
       a1: ["from a", 0, expect.any(Boolean)],

@@ -61,7 +61,7 @@ describe("load soak", () => {
           let action: TodoAction
           if (live.length === 0 || roll < 0.55) {
             const id = `c${i}-${n++}`
-            action = { type: "create", payload: { id, text: `todo ${id}`, completed: 0 } }
+            action = { type: "create", payload: { id, text: `todo ${id}`, completed: 0, priority: 1 } }
           } else if (roll < 0.9) {
             const id = live[Math.floor(random() * live.length)]!
             action = { type: "update", payload: { id, text: `edit ${n++} of ${id}`, completed: random() < 0.5 ? 0 : 1 } }
@@ -105,7 +105,7 @@ describe("load soak", () => {
         const lastText = new Map<string, string>()
         for (const a of mine) if (a.type !== "delete" && a.payload.text !== undefined) lastText.set(a.payload.id, a.payload.text)
         for (const row of rows) {
-          expect(row[5] !== null, `row ${row[0]} deleted`).toBe(deleted.has(row[0]))
+          expect(row[6] !== null, `row ${row[0]} deleted`).toBe(deleted.has(row[0]))
           expect(row[1], `row ${row[0]} text`).toBe(lastText.get(row[0]))
         }
         // every client of the room converged on exactly these rows

@@ -71,15 +71,26 @@ export interface OwnWorker {
 
 type Started = { dispose(): Promise<void> }
 
-const boot = async (persist: string, port: number): Promise<{ worker: Started; url: string }> => {
+/** Which worker `startOwnWorker` runs. */
+export interface OwnWorkerOptions {
+  /** Its wrangler config (default: the Todo fixture's `wrangler.toml`). */
+  readonly config?: string
+  /** More plain-text vars besides `TEST_HOOKS`. */
+  readonly vars?: Readonly<Record<string, string>>
+}
+
+const boot = async (persist: string, port: number, options: OwnWorkerOptions): Promise<{ worker: Started; url: string }> => {
   process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false"
   process.env.WRANGLER_SEND_METRICS = "false"
   process.env.X_LOCAL_OBSERVABILITY = "false"
   process.env.WRANGLER_LOG ??= "warn"
   const { unstable_startWorker } = await import("wrangler")
   const worker = await unstable_startWorker({
-    config: "wrangler.toml",
-    bindings: { TEST_HOOKS: { type: "plain_text", value: "1" } },
+    config: options.config ?? "wrangler.toml",
+    bindings: {
+      TEST_HOOKS: { type: "plain_text", value: "1" },
+      ...Object.fromEntries(Object.entries(options.vars ?? {}).map(([name, value]) => [name, { type: "plain_text" as const, value }]))
+    },
     dev: { server: { hostname: "127.0.0.1", port }, inspector: false, persist, watch: false, logLevel: "warn" }
   })
   await worker.ready
@@ -89,10 +100,10 @@ const boot = async (persist: string, port: number): Promise<{ worker: Started; u
 }
 
 /** Starts a worker of its own (fresh persist directory, test hooks on). */
-export const startOwnWorker = async (): Promise<OwnWorker> => {
+export const startOwnWorker = async (options: OwnWorkerOptions = {}): Promise<OwnWorker> => {
   const persist = tempPersistDir("psync-reliability-")
   const others = new Set(workerdChildren().map((p) => p.pid))
-  let { worker, url } = await boot(persist, 0)
+  let { worker, url } = await boot(persist, 0, options)
   const port = Number(new URL(url).port)
   // wrangler runs two workerd processes: its proxy (started first, kept across crashes) and the one running the worker
   const ours = () => workerdChildren().filter((p) => !others.has(p.pid)).sort((a, b) => a.start - b.start || a.pid - b.pid)
@@ -117,7 +128,7 @@ export const startOwnWorker = async (): Promise<OwnWorker> => {
     },
     restart: async () => {
       await worker.dispose()
-      const next = await boot(persist, port)
+      const next = await boot(persist, port, options)
       if (next.url !== url) throw new Error(`restarted on ${next.url}, expected ${url}`)
       worker = next.worker
       proxy = ours()[0]!.pid
@@ -164,7 +175,7 @@ export const todoClient = (
 
 /** Server rows without tombstones, sorted by id, as JSON (for comparing with a client snapshot). */
 export const liveRowsJson = (rows: ReadonlyArray<ReadonlyArray<unknown>>): string =>
-  JSON.stringify(rows.filter((r) => r[5] === null).toSorted((a, b) => (String(a[0]) < String(b[0]) ? -1 : 1)))
+  JSON.stringify(rows.filter((r) => r[r.length - 1] === null).toSorted((a, b) => (String(a[0]) < String(b[0]) ? -1 : 1)))
 
 /** A client snapshot, sorted by id, as JSON. */
 export const snapshotJson = (rows: ReadonlyArray<ReadonlyArray<unknown>>): string =>

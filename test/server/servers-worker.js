@@ -3,7 +3,8 @@
  * - `Broken`: its channel's table is never created, so its services cannot
  *   start; clients must get a `Failure` with reason `Unavailable`.
  * - `SeedStyle`: partysync-style handlers (a SQL cursor, a Promise, a plain
- *   array, a throw), on the default asynchronous transactions.
+ *   array, a throw), on the default asynchronous transactions, with the Todo
+ *   channel as first shipped (schema 1: `RETURNING *` is its wire order).
  * - `Versioned`: the Todo channel at schema version 2, so that a client built
  *   with the fixture's version 1 is told it is `Outdated`.
  *
@@ -12,9 +13,8 @@
  * typechecked by tsconfig.worker.json.
  */
 import { routePartykitRequest, SyncServer } from "../../src/server/index.ts"
-import * as Channel from "../../src/protocol/Channel.ts"
-import { todos } from "../../fixtures/todo-sync/src/shared.ts"
-import { TODO_TABLE } from "../../fixtures/todo-sync/src/table.ts"
+import { todos, todosV1 } from "../../fixtures/todo-sync/src/shared.ts"
+import { TODO_TABLE, TODO_TABLE_V1 } from "../../fixtures/todo-sync/src/table.ts"
 
 export class Broken extends SyncServer {
   channels = [todos]
@@ -25,10 +25,10 @@ export class Broken extends SyncServer {
 }
 
 export class SeedStyle extends SyncServer {
-  channels = [todos]
+  channels = [todosV1]
 
   onStart() {
-    this.ctx.storage.sql.exec(TODO_TABLE)
+    this.ctx.storage.sql.exec(TODO_TABLE_V1)
   }
 
   /** @param {string} _channel @param {any} action */
@@ -60,7 +60,7 @@ export class SeedStyle extends SyncServer {
 }
 
 export class Versioned extends SyncServer {
-  channels = [Channel.make("todos", { record: todos.record, action: todos.action, version: 2 })]
+  channels = [todos]
 
   onStart() {
     this.ctx.storage.sql.exec(TODO_TABLE)

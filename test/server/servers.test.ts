@@ -53,7 +53,7 @@ describe("partysync-style handlers", () => {
       expect(updated.rows.map((r) => r[1])).toEqual(["later"])
       const deleted = expectAck(await a.act({ clientId: "a", clientKey: keyOf("a"), seq: 3, action: remove("t1") }))
       expect(deleted.rows).toHaveLength(1)
-      expect(deleted.rows[0]![5]).not.toBeNull()
+      expect(deleted.rows[0]![5]).not.toBeNull() // schema 1 rows: deleted_at is the sixth
       // b saw all three, as captured rows
       const seen = await b.next((m) => m._tag === "Change" && m.version === deleted.version)
       expect(seen._tag === "Change" && seen.rows[0]![0]).toBe("t1")

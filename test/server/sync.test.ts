@@ -64,7 +64,7 @@ describe("sync between clients", () => {
     const edited = resumed.rows.find((r) => r[0] === "edit")!
     expect(edited[1]).toBe("edited")
     const tombstone = resumed.rows.find((r) => r[0] === "gone")!
-    expect(tombstone[5]).not.toBeNull()
+    expect(tombstone[6]).not.toBeNull()
 
     // and then live changes keep flowing on the resumed connection
     expectAck(await writer.act({ clientId: "w", seq: 6, action: create("later", "later") }))

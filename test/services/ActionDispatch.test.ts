@@ -182,11 +182,11 @@ describe("ActionDispatch", () => {
     refusesOnce(action("x", 1, create("x", FAIL_AFTER_WRITE)), "ActionRejected", (f) => assert.strictEqual(f.message, "failed after writing")))
   it.effect("a handler that returns a row not matching the record Schema -> InvalidRecord naming the column, rolled back", () =>
     refusesOnce(action("x", 1, create("x", "x")), "InvalidRecord", (f) => assert.include(f.message, "column completed"), {
-      handler: breakingOn("x", Effect.map(Storage.use((sql) => sql.raw("INSERT INTO todos VALUES ('x', 'x', 0, 1, 1, NULL)")), () => [["x", "x", "yes", 1, 1, null]]))
+      handler: breakingOn("x", Effect.map(Storage.use((sql) => sql.raw("INSERT INTO todos VALUES ('x', 'x', 0, 1, 1, NULL, 1)")), () => [["x", "x", "yes", 1, 1, 1, null]]))
     }))
   it.effect("a handler that dies -> HandlerFailed, rolled back", () =>
     refusesOnce(action("x", 1, create("x", "x")), "HandlerFailed", (f) => assert.include(f.message, "kaboom"), {
-      handler: breakingOn("x", Effect.andThen(Storage.use((sql) => sql.raw("INSERT INTO todos VALUES ('x', 'x', 0, 1, 1, NULL)")), Effect.die(new Error("kaboom"))))
+      handler: breakingOn("x", Effect.andThen(Storage.use((sql) => sql.raw("INSERT INTO todos VALUES ('x', 'x', 0, 1, 1, NULL, 1)")), Effect.die(new Error("kaboom"))))
     }))
 
   it.effect("a read-only connection may subscribe but its actions get ReadOnly", () =>

@@ -130,7 +130,7 @@ describe("Reconciliation: capture and versions", () => {
     withRoom(() =>
       Effect.gen(function*() {
         const r = yield* Reconciliation
-        const exit = yield* Effect.exit(r.write(exec("INSERT INTO todos VALUES ('bad', 'text', 7, 1, 1, NULL)")))
+        const exit = yield* Effect.exit(r.write(exec("INSERT INTO todos VALUES ('bad', 'text', 7, 1, 1, NULL, 1)")))
         assert.strictEqual(exit._tag, "Failure")
         const error = exit._tag === "Failure" ? String(JSON.stringify(exit.cause)) : ""
         assert.include(error, "InvalidRecord")
@@ -161,7 +161,7 @@ describe("Reconciliation: sync answers and histories", () => {
         const delta = yield* sync(cursor)
         assert.isFalse(delta.reset)
         assert.deepStrictEqual(delta.ids, ["b", "c", "d"]) // in version order
-        assert.strictEqual(delta.rows.find((row) => row[0] === "c")![5], 5) // the tombstone travels
+        assert.strictEqual(delta.rows.find((row) => row[0] === "c")![6], 5) // the tombstone travels
         assert.deepStrictEqual(delta.deleted, ["a"])
 
         const none = yield* sync(yield* r.version)
@@ -194,7 +194,7 @@ describe("Reconciliation: sync answers and histories", () => {
       assert.strictEqual(result.version, 0)
     }).pipe(Effect.provide(servicesLayer({
       connections: [connection],
-      setup: [TODO_TABLE, "INSERT INTO todos VALUES ('pre', 'before install', 0, 1, 1, NULL)"]
+      setup: [TODO_TABLE, "INSERT INTO todos VALUES ('pre', 'before install', 0, 1, 1, NULL, 1)"]
     })))
   })
 })
@@ -245,9 +245,9 @@ describe("Reconciliation: restarts", () => {
     return restart(
       Effect.gen(function*() {
         const r = yield* Reconciliation
-        yield* r.write(exec("INSERT INTO todos VALUES ('sent', 's', 0, 1, 1, NULL)"))
+        yield* r.write(exec("INSERT INTO todos VALUES ('sent', 's', 0, 1, 1, NULL, 1)"))
         // committed by code that never flushed, then the object went away
-        yield* exec("INSERT INTO todos VALUES ('unsent', 'u', 0, 1, 1, NULL)")
+        yield* exec("INSERT INTO todos VALUES ('unsent', 'u', 0, 1, 1, NULL, 1)")
       }),
       () =>
         Effect.gen(function*() {
@@ -283,7 +283,7 @@ describe("Reconciliation: restarts", () => {
           "DROP TABLE todos",
           TODO_TABLE,
           "INSERT INTO todos SELECT * FROM todos_new",
-          "INSERT INTO todos VALUES ('c', 'added while capture was gone', 0, 1, 1, NULL)",
+          "INSERT INTO todos VALUES ('c', 'added while capture was gone', 0, 1, 1, NULL, 1)",
           "DROP TABLE todos_new"
         ]
       }
@@ -321,7 +321,7 @@ describe("Reconciliation: restarts", () => {
       connections: [],
       setup: [
         TODO_TABLE,
-        "INSERT INTO todos VALUES ('kept', 'k', 0, 1, 1, NULL)",
+        "INSERT INTO todos VALUES ('kept', 'k', 0, 1, 1, NULL, 1)",
         "CREATE TABLE _psync_meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL)",
         "INSERT INTO _psync_meta VALUES ('version', 3), ('horizon', 0), ('published', 3)",
         "CREATE TABLE _psync_changes (channel TEXT NOT NULL, id NOT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL, PRIMARY KEY (channel, id))",

@@ -1,0 +1,37 @@
+/**
+ * The convergence test's worker: the Todo fixture's server (its hooks
+ * included) plus a second channel, `notes` (see notes.ts), made by a third
+ * migration, and the server's in-flight limit per connection taken from the
+ * `MAX_IN_FLIGHT` var, lowered so that bursts get `TooManyInFlight`.
+ *
+ * Plain JavaScript, as bench/raw/ours.js: tsconfig.json (DOM types) checks
+ * test/ and would follow a TypeScript import into the Workers-typed fixture
+ * server, which tsconfig.worker.json checks.
+ */
+import fixture, { ToDos as FixtureToDos } from "../../../fixtures/todo-sync/src/server.ts"
+import { createNotes, notes, runNoteAction } from "./notes.ts"
+
+export class ToDos extends FixtureToDos {
+  // field initializers run after the fixture's: extend what it declared
+  channels = [...this.channels, notes]
+  migrations = { ...this.migrations, "3_create_notes": createNotes }
+  syncOptions = {
+    ...this.syncOptions,
+    ...(this.env.MAX_IN_FLIGHT === undefined ? {} : { maxInFlightPerConnection: Number(this.env.MAX_IN_FLIGHT) })
+  }
+
+  /** @param {string} channel @param {any} action @param {any} caller */
+  onAction(channel, action, caller) {
+    return channel === "notes" ? runNoteAction(action, Date.now()) : super.onAction(channel, action, caller)
+  }
+
+  /** @param {Request} request */
+  async onRequest(request) {
+    if (new URL(request.url).pathname.endsWith("/hooks/notes-rows")) {
+      return Response.json([...this.ctx.storage.sql.exec("SELECT id, body, updated_at, deleted_at FROM notes ORDER BY rowid").raw()])
+    }
+    return super.onRequest(request)
+  }
+}
+
+export default fixture
