@@ -73,7 +73,7 @@ export const makeIndexedDb = (options: IndexedDbOptions = {}): KeyValueStore.Key
     const opening = db
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(
-        `blocked for ${timeoutMs} ms by another tab (an upgrade or a deletion)`
+        `blocked by another tab for ${timeoutMs} ms`
       )), timeoutMs)
       opening.then(resolve, reject).finally(() => clearTimeout(timer))
     })
@@ -84,50 +84,39 @@ export const makeIndexedDb = (options: IndexedDbOptions = {}): KeyValueStore.Key
     if (db !== undefined && (await db.catch(() => undefined)) === d) db = undefined
   }
 
-  const transaction = async (mode: IDBTransactionMode): Promise<IDBTransaction> => {
-    const d = await open()
-    try {
-      return d.transaction(storeName, mode)
-    } catch (error) {
-      // closing, and its close event not seen yet: open a new connection once
-      if (!(error instanceof DOMException && error.name === "InvalidStateError")) throw error
-      await forget(d)
-      return (await open()).transaction(storeName, mode)
-    }
-  }
-
-  const isAbort = (error: unknown) => error instanceof DOMException && error.name === "AbortError"
+  // the connection was closed under us (its close event not seen yet): the transaction could not begin
+  // (InvalidStateError) or was aborted (AbortError); it wrote nothing, and the connection is of no further use
+  const closedUnderUs = (error: unknown) =>
+    error instanceof DOMException && (error.name === "AbortError" || error.name === "InvalidStateError")
 
   const attempt = async <A>(mode: IDBTransactionMode, f: (store: IDBObjectStore) => IDBRequest<A>): Promise<A> => {
-    const tx = await transaction(mode)
-    const done = mode === "readwrite"
-      ? new Promise<void>((resolve, reject) => {
-        tx.oncomplete = () => resolve()
-        tx.onerror = () => reject(tx.error)
-        tx.onabort = () => reject(tx.error ?? new Error("transaction aborted"))
-      })
-      : undefined
-    // the request's own failure is the one reported; the transaction's must not go unhandled
-    done?.catch(() => undefined)
+    const d = await open()
     try {
+      const tx = d.transaction(storeName, mode)
+      const done = mode === "readwrite"
+        ? new Promise<void>((resolve, reject) => {
+          tx.oncomplete = () => resolve()
+          tx.onerror = tx.onabort = () => reject(tx.error)
+        })
+        : undefined
+      // the request's own failure is the one reported; the transaction's must not go unhandled
+      done?.catch(() => undefined)
       const result = await request(f(tx.objectStore(storeName)))
       await done
       return result
     } catch (error) {
-      // the browser closed the connection under a transaction it had already begun, before its close event reached
-      // us: the transaction wrote nothing, and the connection is of no further use
-      if (isAbort(error)) await forget(tx.db)
+      if (closedUnderUs(error)) await forget(d)
       throw error
     }
   }
 
   const run = <A>(method: string, mode: IDBTransactionMode, f: (store: IDBObjectStore) => IDBRequest<A>, key?: string) =>
     Effect.tryPromise({
-      // an aborted transaction changed nothing: one more try, on a new connection if the old one was closed
-      try: () => attempt(mode, f).catch((error: unknown) => (isAbort(error) ? attempt(mode, f) : Promise.reject(error))),
+      // one more try, on a new connection
+      try: () => attempt(mode, f).catch((error: unknown) => (closedUnderUs(error) ? attempt(mode, f) : Promise.reject(error))),
       catch: (cause) =>
         new KeyValueStore.KeyValueStoreError({
-          message: `IndexedDB ${method} failed: ${String(cause)}`,
+          message: `IndexedDB ${method}: ${String(cause)}`,
           method,
           cause,
           ...(key === undefined ? {} : { key })

@@ -199,6 +199,9 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
         return { ...report, migrated }
       })).then((report) => {
         this.#installation = report
+        // sockets still open (hibernated through a deploy that rebuilt capture) hold cursors of the old
+        // history, and Change frames carry none: closed, their clients reconnect and get a reset
+        if (report.replaced) for (const connection of this.getConnections()) connection.close(1012, "the sync history restarted")
         return this.#scheduleGc()
       })
       this.#ready.catch(() => {

@@ -54,6 +54,8 @@ export interface InstallReport {
   readonly history: string
   /** A new history started (first start, wiped storage, or capture rebuilt): every client resets. */
   readonly newHistory: boolean
+  /** The new history replaced one this storage had (capture rebuilt, or the first release's bookkeeping). */
+  readonly replaced: boolean
   readonly usage: StorageUsage
 }
 
@@ -421,7 +423,8 @@ const exists = (storage: StorageShape, table: string) =>
 const installSync = (storage: StorageShape, channels: ReadonlyMap<string, Channel.Any>) => {
   const before = storage.usage()
   // the first release's bookkeeping: start over with a new history
-  if (ChangeLog.LEGACY_TABLES.some((t) => exists(storage, t))) {
+  const legacy = ChangeLog.LEGACY_TABLES.some((t) => exists(storage, t))
+  if (legacy) {
     for (const t of [...ChangeLog.LEGACY_TABLES, ...Ledger.LEGACY_TABLES, "_psync_meta"]) storage.rawUnsafe(`DROP TABLE IF EXISTS ${t}`)
   }
   for (const statement of [...ChangeLog.SCHEMA, ...Ledger.SCHEMA]) storage.rawUnsafe(statement)
@@ -452,6 +455,7 @@ const installSync = (storage: StorageShape, channels: ReadonlyMap<string, Channe
   }
 
   let history = meta(storage, "history")
+  const replaced = (history !== undefined && rebuilt) || legacy
   const newHistory = history === undefined || rebuilt
   if (newHistory) {
     history = newHistoryId()
@@ -472,6 +476,7 @@ const installSync = (storage: StorageShape, channels: ReadonlyMap<string, Channe
     report: {
       history: String(history),
       newHistory,
+      replaced,
       usage: { rowsRead: after.rowsRead - before.rowsRead, rowsWritten: after.rowsWritten - before.rowsWritten }
     } satisfies InstallReport
   }

@@ -170,7 +170,7 @@ describe("clients sharing one socket", () => {
     let rows: ReadonlyArray<ReadonlyArray<unknown>> | undefined
     void Effect.runPromise(c.send(remove("x"))).then((r) => (rows = r))
     const [action] = socket.actions()
-    const row = (id: string) => [id, `text ${id}`, 0, 1, 1, null]
+    const row = (id: string) => [id, `text ${id}`, 0, 1, 1, 1, null]
     socket.deliver({ _tag: "AckRows", requestId: action!.requestId, rows: [row("r1"), row("r2")] })
     socket.deliver({ _tag: "AckRows", requestId: "someone-else:1", rows: [row("zz")] })
     socket.deliver({ _tag: "AckRows", requestId: action!.requestId, rows: [row("r3")] })
