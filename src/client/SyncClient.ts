@@ -4,8 +4,8 @@
  * answers), adopts pending queues left by closed clients, then follows the
  * socket: Subscribe from the cursor on every (re)connect, pending actions
  * sent once synced, frames fed to the SyncEngine, state persisted (records
- * debounced, pending at once), temporary refusals retried on a backoff
- * Schedule. Closing the scope detaches from the socket, flushes the cache
+ * debounced, pending at once), temporary refusals retried on a
+ * backoff. Closing the scope detaches from the socket, flushes the cache
  * and releases the pending queue for the next client.
  *
  * `makeCore` is the same client without its Streams: the facade and the
@@ -158,7 +158,10 @@ export const makeCore = <C extends Channel.Any>(
     const leaseMs = options.leaseMs ?? 10_000
     const cache = LocalCache.make(kv, LocalCache.namespace(locationOf(socket), channel.name))
     const encodeAction = Schema.encodeUnknownExit(channel.action)
-    const encodeRecords = Schema.encodeUnknownExit(Schema.Array(channel.record))
+    // a record whose encoded form is itself (plain columns) is stored as is: no walk over 100k rows per write
+    const encodeRecords = Schema.toEncoded(channel.record).ast === channel.record.ast
+      ? Exit.succeed<ReadonlyArray<unknown>>
+      : Schema.encodeUnknownExit(Schema.Array(channel.record))
     const decodeRows = rowDecoder(channel.record as Schema.Codec<R, ReadonlyArray<unknown>>)
     const notifier = Listeners.make()
     const isOpen = () => socket.readyState === OPEN

@@ -1,37 +1,37 @@
 /**
  * The backoff for temporary refusals: its delays grow, stay jittered within
- * bounds and are capped, and the retry fiber starts the Schedule afresh at
- * the first refusal after a success (on the TestClock: no real waiting).
+ * bounds and are capped, and the retry fiber waits the delay of each
+ * request's attempt, so attempt 1 after a success starts short again (on the
+ * TestClock: no real waiting).
  */
 import { assert, describe, it } from "@effect/vitest"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Queue from "effect/Queue"
-import * as Schedule from "effect/Schedule"
 import { TestClock } from "effect/testing"
 import { backoff, retryAfterBackoff } from "../../src/client/Retry.ts"
 
 describe("backoff", () => {
-  it.effect("starts near 50 ms, doubles, stays within 0.8 to 1.2 times, and never exceeds 5 s", () =>
-    Effect.gen(function*() {
-      const step = yield* Schedule.toStep(backoff)
-      const delays: Array<number> = []
-      for (let i = 0; i < 12; i++) delays.push(Duration.toMillis((yield* step(0, undefined))[1]))
-      for (let i = 0; i < delays.length; i++) {
-        const nominal = Math.min(5_000, 50 * 2 ** i)
-        assert.isAtLeast(delays[i]!, Math.min(5_000, nominal * 0.8))
-        assert.isAtMost(delays[i]!, Math.min(5_000, nominal * 1.2))
+  it("starts near 50 ms, doubles, stays within 0.8 to 1.2 times, and never exceeds 5 s", () => {
+    for (const random of [() => 0, () => 0.5, () => 0.999999, Math.random]) {
+      for (let attempt = 1; attempt <= 12; attempt++) {
+        const nominal = 50 * 2 ** (attempt - 1)
+        const delay = backoff(attempt, random)
+        assert.isAtLeast(delay, Math.min(5_000, nominal * 0.8), `attempt ${attempt}`)
+        assert.isAtMost(delay, Math.min(5_000, nominal * 1.2), `attempt ${attempt}`)
       }
-      assert.strictEqual(delays.at(-1), 5_000)
-    }))
+      assert.strictEqual(backoff(12, random), 5_000)
+    }
+    // the jitter spreads clients out: not every client retries at the same instant
+    assert.notStrictEqual(backoff(3, () => 0), backoff(3, () => 0.9))
+  })
 
-  it.effect("the retry fiber sleeps on the schedule and starts it afresh at attempt 1", () =>
+  it.effect("the retry fiber waits the delay of each request's attempt, so a success starts it afresh", () =>
     Effect.gen(function*() {
       const requests = yield* Queue.unbounded<number>()
       let retried = 0
       const fiber = yield* Effect.forkChild(
-        retryAfterBackoff(Queue.take(requests), () => retried++, Schedule.exponential(100)),
+        retryAfterBackoff(Queue.take(requests), () => retried++, (attempt) => 100 * 2 ** (attempt - 1)),
         { startImmediately: true }
       )
       // attempt -> the delay before its retry: 100, 200, 400, then 100 again after a success
