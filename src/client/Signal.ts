@@ -25,22 +25,13 @@ export const signal = () => {
 /** A wake-up call. */
 export type Signal = ReturnType<typeof signal>
 
-/**
- * Runs `write` after each wake-up (after `delayMs`, to gather a burst), never
- * two at once. A write that blocked the page long (a large table) spaces the
- * next ones out to ten times its cost, so a burst of changes is not a burst
- * of long writes.
- */
+/** Runs `write` after each wake-up (after `delayMs`, to gather a burst), never two at once. */
 export const writer = (dirty: Signal, write: Effect.Effect<void>, delayMs = 0): Effect.Effect<never> =>
   Effect.gen(function*() {
-    let cost = 0
     while (true) {
       yield* dirty.next
-      const wait = Math.max(delayMs, 10 * cost)
-      if (wait > 0) yield* Effect.sleep(wait)
+      if (delayMs > 0) yield* Effect.sleep(delayMs)
       // reads the latest state: a change during the delay is in it, and calls for one more write
-      const start = Date.now()
       yield* write
-      cost = Date.now() - start
     }
   })

@@ -5,7 +5,7 @@
  * socket: Subscribe from the cursor on every (re)connect, pending actions
  * sent once synced, frames fed to the SyncEngine, state persisted (records
  * debounced, pending at once), temporary refusals retried on a
- * backoff. Closing the scope detaches from the socket, flushes the cache
+ * backoff Schedule. Closing the scope detaches from the socket, flushes the cache
  * and releases the pending queue for the next client.
  *
  * `makeCore` is the same client without its Streams: the facade and the
