@@ -6,6 +6,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -196,6 +197,34 @@ describe("Reconciliation: sync answers and histories", () => {
       connections: [connection],
       setup: [TODO_TABLE, "INSERT INTO todos VALUES ('pre', 'before install', 0, 1, 1, NULL, 1)"]
     })))
+  })
+
+  it.effect("a row that does not match the record is logged at every full sync until it is fixed, from before install or written later", () => {
+    const logged: Array<string> = []
+    const logger = Logger.layer([Logger.make(({ message }) => {
+      logged.push((Array.isArray(message) ? message : [message]).join(" "))
+    })])
+    const about = (id: string) => logged.filter((m) => m.includes(`todos row "${id}"`)).length
+    return Effect.gen(function*() {
+      yield* sync(null)
+      assert.strictEqual(about("pre"), 1)
+      yield* sync(null)
+      assert.strictEqual(about("pre"), 2)
+      yield* exec("UPDATE todos SET completed = 1 WHERE id = 'pre'")
+      yield* sync(null)
+      yield* sync(null)
+      assert.strictEqual(about("pre"), 2)
+      // broken again by plain SQL after full syncs found the table valid
+      yield* exec("UPDATE todos SET completed = 7 WHERE id = 'pre'")
+      yield* sync(null)
+      const once = about("pre")
+      assert.isAbove(once, 2)
+      yield* sync(null)
+      assert.isAbove(about("pre"), once)
+    }).pipe(
+      Effect.provide(servicesLayer({ connections: [], setup: [TODO_TABLE, "INSERT INTO todos VALUES ('pre', 'before install', 5, 1, 1, NULL, 1)"] })),
+      Effect.provide(logger)
+    )
   })
 })
 
