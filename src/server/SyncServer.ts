@@ -27,7 +27,7 @@ import * as SyncLayer from "../layers/SyncLayer.ts"
 import type * as Channel from "../protocol/Channel.ts"
 import { NotAuthorized } from "../protocol/Errors.ts"
 import { encodeServerFrame } from "../protocol/Protocol.ts"
-import { ActionDispatch } from "../services/ActionDispatch.ts"
+import { ActionDispatch, idsOf } from "../services/ActionDispatch.ts"
 import { ActionHandler, Authorizer, type HandlerRows } from "../services/ActionHandler.ts"
 import { Caller, type CallerShape } from "../services/Caller.ts"
 import { type ConnectionState, Connections, initialState, type SyncConnection } from "../services/Connections.ts"
@@ -159,25 +159,11 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     )
     const storage = StorageSqlClient.layer.pipe(Layer.provideMerge(Storage.layer.pipe(Layer.provide(base))))
     const app = ((this.layer ?? Layer.empty) as Layer.Layer<R, unknown, SqlClient.SqlClient | Storage>).pipe(Layer.provideMerge(storage))
-    const server = this
-    const handler = Layer.effect(
-      ActionHandler,
-      Effect.gen(function*() {
-        const context = yield* Effect.context<SqlClient.SqlClient | Storage | R>()
-        return ActionHandler.of({
-          run: (channel, action) =>
-            Effect.flatMap(Caller, (caller) => toEffect(server.onAction(channel.name, action as Channel.ActionOf<C>, caller))).pipe(
-              Effect.provideContext(context)
-            )
-        })
-      })
+    const handler = ActionHandler.layerFrom((channel, action, caller) =>
+      toEffect(this.onAction(channel as C["name"], action as Channel.ActionOf<C>, caller))
     )
-    const authorizer = Layer.succeed(
-      Authorizer,
-      Authorizer.of({
-        authorizeAction: (principal, channel, action) =>
-          Effect.suspend(() => this.authorizeAction(principal, channel.name, action as Channel.ActionOf<C>))
-      })
+    const authorizer = Authorizer.layerFrom((principal, channel, action) =>
+      this.authorizeAction(principal, channel as C["name"], action as Channel.ActionOf<C>)
     )
     const layer = SyncLayer.layer.pipe(
       Layer.provide(Layer.mergeAll(handler, authorizer)),
@@ -193,15 +179,19 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
       const runtime = this.#build()
       this.#runtime = runtime
       const migrations = this.migrations
+      const before = this.#installation?.history
       this.#ready = runtime.runPromise(Effect.gen(function*() {
         const migrated = migrations === undefined ? [] : yield* runMigrations(migrations)
         const report = yield* Reconciliation.use((r) => r.install)
         return { ...report, migrated }
       })).then((report) => {
         this.#installation = report
-        // sockets still open (hibernated through a deploy that rebuilt capture) hold cursors of the old
-        // history, and Change frames carry none: closed, their clients reconnect and get a reset
-        if (report.replaced) for (const connection of this.getConnections()) connection.close(1012, "the sync history restarted")
+        // Sockets still open (hibernated through a deploy that rebuilt capture, or open across restartSync) hold
+        // cursors of the old history, and Change frames carry none: the client would skip the new history's lower
+        // versions and keep rows that are gone. Closed, they reconnect and their cursor's history gets them a reset.
+        if (report.replaced || (before !== undefined && report.history !== before)) {
+          for (const connection of this.getConnections()) connection.close(1012, "the sync history restarted")
+        }
         return this.#scheduleGc()
       })
       this.#ready.catch(() => {
@@ -299,7 +289,7 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     const unavailable = this.#ready === undefined || this.#installation === undefined ? await this.#start() : undefined
     if (unavailable !== undefined) {
       // the services could not start (a migration failed, a table is missing): answer this frame, by its request id
-      const ids = idsOf(message)
+      const ids = idsOfFrame(message)
       this.#adapt(connection).send(encodeServerFrame({ _tag: "Failure", ...ids, reason: "Unavailable", message: unavailable }))
       return
     }
@@ -344,15 +334,8 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
    * begins and every client resets.
    */
   async restartSync(): Promise<void> {
-    const before = this.#installation?.history
     await this.dispose()
     await this.#ensureReady()
-    // A socket that stays open keeps a cursor of the old history, and Change frames carry no history: its client would
-    // skip the new history's lower versions and keep the wiped rows. Close it: the client reconnects, resumes with its
-    // cursor, and the cursor's history tells the server to reset it.
-    if (before !== undefined && this.#installation?.history !== before) {
-      for (const connection of this.getConnections()) connection.close(1012, "the sync history restarted")
-    }
   }
 
   /** Closes the services (layer finalizers run). */
@@ -369,14 +352,10 @@ const describeError = (error: unknown): string => {
 }
 
 /** The request id and channel of a frame, if it names them (to answer it while the services are down). */
-const idsOf = (message: WSMessage): { requestId: string | null; channel: string | null } => {
+const idsOfFrame = (message: WSMessage): { requestId: string | null; channel: string | null } => {
   if (typeof message !== "string" || message.length > 1_000_000) return { requestId: null, channel: null }
   try {
-    const value = JSON.parse(message) as { requestId?: unknown; channel?: unknown }
-    return {
-      requestId: typeof value.requestId === "string" && value.requestId.length <= 128 ? value.requestId : null,
-      channel: typeof value.channel === "string" && value.channel.length <= 128 ? value.channel : null
-    }
+    return idsOf(JSON.parse(message))
   } catch {
     return { requestId: null, channel: null }
   }

@@ -43,7 +43,7 @@ const messageOf = (error: unknown): string => {
 }
 
 /** Best effort: the request id and channel of a frame that failed to decode, so the error can name them. */
-const idsOf = (value: unknown): { requestId: string | null; channel: string | null } => {
+export const idsOf = (value: unknown): { requestId: string | null; channel: string | null } => {
   if (typeof value !== "object" || value === null) return { requestId: null, channel: null }
   const { requestId, channel } = value as Record<string, unknown>
   return {
@@ -95,6 +95,12 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
 
       const fail = (reason: ErrorReason, message: string, requestId: string | null = null, channel: string | null = null) =>
         new SyncFailure({ reason, message, requestId, channel })
+
+      /** A client built for a newer version of the channel than this server runs: a deploy is on its way, the client retries. */
+      const newerThanServer = (schema: number | undefined, channel: Channel.Any, requestId: string | null) =>
+        schema !== undefined && schema > channel.version
+          ? fail("Unavailable", `this client was built for version ${schema} of channel ${channel.name}; the server still runs version ${channel.version}`, requestId, channel.name)
+          : undefined
 
       const channelOf = (name: string, requestId: string | null) => {
         const channel = channels.get(name)
@@ -170,12 +176,10 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
         if (state.readOnly) {
           return yield* fail("ReadOnly", "this connection is read-only", message.requestId, channel.name)
         }
+        const newer = newerThanServer(message.schema, channel, message.requestId)
+        if (newer !== undefined) return yield* newer
         let encoded = message.action
-        if (message.schema !== undefined && message.schema !== channel.version) {
-          if (message.schema > channel.version) {
-            // a client newer than this server: a deploy is on its way, the client retries
-            return yield* fail("Unavailable", `this client was built for version ${message.schema} of channel ${channel.name}; the server still runs version ${channel.version}`, message.requestId, channel.name)
-          }
+        if (message.schema !== undefined && message.schema < channel.version) {
           try {
             encoded = Channel.upgradeAction(channel, message.schema, message.action)
           } catch (error) {
@@ -348,15 +352,8 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
               channel.name
             )
           }
-          if (message.schema !== undefined && message.schema > channel.version) {
-            // a client newer than this server: the deploy is on its way, the client retries
-            return yield* fail(
-              "Unavailable",
-              `this client was built for version ${message.schema} of channel ${channel.name}; the server still runs version ${channel.version}`,
-              null,
-              channel.name
-            )
-          }
+          const newer = newerThanServer(message.schema, channel, null)
+          if (newer !== undefined) return yield* newer
           yield* reconciliation.subscribe(connection, channel, request.since, request.history).pipe(
             Effect.mapError((e) => fail("Unavailable", messageOf(e), null, channel.name))
           )

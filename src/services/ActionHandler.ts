@@ -10,7 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Channel from "../protocol/Channel.ts"
 import type { NotAuthorized } from "../protocol/Errors.ts"
-import type { Caller } from "./Caller.ts"
+import { Caller } from "./Caller.ts"
 import type { WireRow } from "../protocol/Protocol.ts"
 
 /**
@@ -19,7 +19,28 @@ import type { WireRow } from "../protocol/Protocol.ts"
  */
 export class ActionHandler extends Context.Service<ActionHandler, {
   readonly run: (channel: Channel.Any, action: unknown) => Effect.Effect<HandlerRows, unknown, Caller>
-}>()("effect-partysync/ActionHandler") {}
+}>()("effect-partysync/ActionHandler") {
+  /**
+   * A handler from an `onAction`-shaped function (`SyncServer.onAction`,
+   * `TestServer`'s): it runs with the services the Layer is built with
+   * (SqlClient, Storage, the app's own) and the action's `Caller`.
+   */
+  static readonly layerFrom = <R>(
+    onAction: (channel: string, action: unknown, caller: Caller["Service"]) => Effect.Effect<HandlerRows, unknown, R>
+  ): Layer.Layer<ActionHandler, never, Exclude<R, Caller>> =>
+    Layer.effect(
+      ActionHandler,
+      Effect.gen(function*() {
+        const context = yield* Effect.context<Exclude<R, Caller>>()
+        return ActionHandler.of({
+          run: (channel, action) =>
+            Effect.flatMap(Caller, (caller) => onAction(channel.name, action, caller)).pipe(
+              Effect.provideContext(context)
+            ) as Effect.Effect<HandlerRows, unknown, Caller>
+        })
+      })
+    )
+}
 
 /** Decides whether a connection's principal may run an action. */
 export class Authorizer extends Context.Service<Authorizer, {
@@ -31,6 +52,15 @@ export class Authorizer extends Context.Service<Authorizer, {
 }>()("effect-partysync/Authorizer") {
   /** Allows every action. */
   static readonly layerAllowAll = Layer.succeed(Authorizer, Authorizer.of({ authorizeAction: () => Effect.void }))
+
+  /** An authorizer from an `authorizeAction`-shaped function, called by channel name. */
+  static readonly layerFrom = (
+    authorize: (principal: unknown, channel: string, action: unknown) => Effect.Effect<void, NotAuthorized>
+  ): Layer.Layer<Authorizer> =>
+    Layer.succeed(
+      Authorizer,
+      Authorizer.of({ authorizeAction: (principal, channel, action) => Effect.suspend(() => authorize(principal, channel.name, action)) })
+    )
 }
 
 /** What a handler may return, seed style: a SQL cursor, an array of tuples or of objects, or nothing. */

@@ -97,6 +97,7 @@ export class Broadcast extends Context.Service<Broadcast, {
 
       // The sender of an action gets its changes inside the Ack: one frame instead of two on the
       // hot path. The Change frames are embedded as they are (already encoded for the others).
+      const withChanges = (plain: string, changes: ReadonlyArray<string>) => `${plain.slice(0, -1)},"changes":[${changes.join(",")}]}`
       const ack = (connection: SyncConnection, message: Ack, changes: ReadonlyArray<string>) =>
         Effect.sync(() => {
           let plain = encodeServerFrame(message)
@@ -104,7 +105,7 @@ export class Broadcast extends Context.Service<Broadcast, {
           let bound = plain.length * 3 + 16
           for (const frame of changes) bound += frame.length * 3 + 1
           if (bound <= limit) {
-            return connection.send(changes.length === 0 ? plain : `${plain.slice(0, -1)},"changes":[${changes.join(",")}]}`)
+            return connection.send(changes.length === 0 ? plain : withChanges(plain, changes))
           }
           let size = utf8Length(plain)
           if (size > limit) {
@@ -118,7 +119,7 @@ export class Broadcast extends Context.Service<Broadcast, {
             for (const frame of changes) connection.send(frame)
             return connection.send(plain)
           }
-          connection.send(`${plain.slice(0, -1)},"changes":[${changes.join(",")}]}`)
+          connection.send(withChanges(plain, changes))
         })
 
       const send = (connection: SyncConnection, message: ServerMessage) =>

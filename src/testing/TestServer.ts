@@ -18,7 +18,7 @@ import { fromFailure, type NotAuthorized, type SendError } from "../protocol/Err
 import { decodeServerMessage, encodeClientMessage, type ServerMessage, type WireRow } from "../protocol/Protocol.ts"
 import { ActionDispatch } from "../services/ActionDispatch.ts"
 import { ActionHandler, Authorizer, type HandlerRows } from "../services/ActionHandler.ts"
-import { Caller, type CallerShape } from "../services/Caller.ts"
+import type { Caller, CallerShape } from "../services/Caller.ts"
 import { initialState } from "../services/Connections.ts"
 import type { MigrationRecord } from "../services/Migrations.ts"
 import { Storage } from "../services/Storage.ts"
@@ -73,19 +73,13 @@ export const make = <C extends Channel.Any, R = never>(
 ): Effect.Effect<TestServer<C>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const connections: Array<MemoryConnection> = []
-    const handler = Layer.effect(ActionHandler, Effect.gen(function*() {
-      const context = yield* Effect.context<SqlClient.SqlClient | Storage | R>()
-      return ActionHandler.of({
-        run: (channel, action) =>
-          Effect.flatMap(Caller, (caller) => options.onAction(channel.name, action as Channel.ActionOf<C>, caller)).pipe(
-            Effect.provideContext(context)
-          )
-      })
-    })).pipe(Layer.provide(options.layer ?? (Layer.empty as unknown as Layer.Layer<R, never, SqlClient.SqlClient | Storage>)))
+    const handler = ActionHandler.layerFrom((channel, action, caller) =>
+      options.onAction(channel as C["name"], action as Channel.ActionOf<C>, caller)
+    ).pipe(Layer.provide(options.layer ?? (Layer.empty as unknown as Layer.Layer<R, never, SqlClient.SqlClient | Storage>)))
     const authorize = options.authorizeAction
-    const authorizer = authorize === undefined ? Authorizer.layerAllowAll : Layer.succeed(Authorizer, Authorizer.of({
-      authorizeAction: (principal, channel, action) => authorize(principal, channel.name, action as Channel.ActionOf<C>)
-    }))
+    const authorizer = authorize === undefined
+      ? Authorizer.layerAllowAll
+      : Authorizer.layerFrom((principal, channel, action) => authorize(principal, channel as C["name"], action as Channel.ActionOf<C>))
     const context = yield* Layer.build(layerTest({
       channels: options.channels,
       handler: handler as Layer.Layer<ActionHandler, never, SqlClient.SqlClient | Storage>,
