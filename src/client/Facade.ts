@@ -16,6 +16,7 @@ import * as Scope from "effect/Scope"
 import type * as Channel from "../protocol/Channel.ts"
 import { ActionDiscarded, type SendError } from "../protocol/Errors.ts"
 import { layerIndexedDb } from "./IndexedDbStore.ts"
+import * as Listeners from "./Listeners.ts"
 import { makeMemoryStore } from "./MemoryStore.ts"
 import { type ClientOptions, makeCore, type OpenSocket, type Optimistic, type SyncClientCore, type SyncStatus } from "./SyncClient.ts"
 
@@ -69,7 +70,8 @@ export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C
   let client: SyncClientCore<C> | undefined
   let closed = false
   let reducer = options.optimistic
-  const listeners = new Set<() => void>()
+  const { listeners, subscribe } = Listeners.make()
+  // the core batches its notifications already: these are called at once
   const fire = () => {
     for (const l of [...listeners]) l()
   }
@@ -110,13 +112,6 @@ export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C
         else run(client, action).then(resolve, reject)
       })
     })
-  }
-
-  const subscribe = (listener: () => void) => {
-    listeners.add(listener)
-    return () => {
-      listeners.delete(listener)
-    }
   }
 
   return {

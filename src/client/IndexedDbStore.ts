@@ -52,10 +52,10 @@ export const makeIndexedDb = (options: IndexedDbOptions = {}): KeyValueStore.Key
       r.onupgradeneeded = () => {
         if (!r.result.objectStoreNames.contains(storeName)) r.result.createObjectStore(storeName)
       }
+      const forget = () => {
+        if (db === opening) db = undefined
+      }
       const opening: Promise<IDBDatabase> = request(r).then((d) => {
-        const forget = () => {
-          if (db === opening) db = undefined
-        }
         // another tab upgrading or deleting the database must not be blocked by us
         d.onversionchange = () => {
           d.close()
@@ -65,9 +65,7 @@ export const makeIndexedDb = (options: IndexedDbOptions = {}): KeyValueStore.Key
         d.onclose = forget
         return d
       })
-      opening.catch(() => {
-        if (db === opening) db = undefined
-      })
+      opening.catch(forget)
       db = opening
     }
     const opening = db

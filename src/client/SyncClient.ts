@@ -279,6 +279,7 @@ export const makeCore = <C extends Channel.Any>(
               reject: (error) => resume(Effect.fail(error))
             }
           }])
+          pendingDirty.raise()
         })
       })
 

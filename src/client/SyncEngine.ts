@@ -263,11 +263,10 @@ export class SyncEngine<R extends Row, A> implements Route {
 
   // ---------------------------------------------------------------- actions
 
-  /** Queues actions (at the front when adopted ones predate ours); they go out as the socket allows. */
+  /** Queues actions (at the front when adopted ones predate ours); they go out as the socket allows. The caller persists them. */
   enqueue(entries: ReadonlyArray<PendingAction<A>>, atFront = false): void {
     if (entries.length === 0) return
     this.outbox.add(entries, atFront)
-    this.options.onPending()
     this.options.wake()
     this.#dirty()
   }
@@ -375,7 +374,7 @@ export class SyncEngine<R extends Row, A> implements Route {
       if (entry === undefined) return
       entry.sent = false
       this.#backoff("actions")
-      this.#show(this.#connection, frame)
+      this.report(frame.reason, frame.message)
       return
     }
     const entry = this.#settleAction(requestId)
@@ -409,8 +408,9 @@ export class SyncEngine<R extends Row, A> implements Route {
     const error = fromFailure(frame)
     const dropped = this.outbox.clear()
     if (dropped.length > 0) this.options.onPending()
+    // the dropped actions leave the optimistic view too
+    this.#snapshot = undefined
     this.#show("failed", frame)
-    this.#dirty()
     for (const p of dropped) p.waiter?.reject(error)
   }
 
