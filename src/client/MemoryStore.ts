@@ -8,10 +8,9 @@
 import * as Effect from "effect/Effect"
 import * as KeyValueStore from "effect/persistence/KeyValueStore"
 
-/** Makes an empty in-memory KeyValueStore. */
-export const makeMemoryStore = (): KeyValueStore.KeyValueStore => {
-  const map = new Map<string, string>()
-  return KeyValueStore.makeStringOnly({
+/** Makes an in-memory KeyValueStore, empty or over `map` (which the caller may read and copy). */
+export const makeMemoryStore = (map: Map<string, string> = new Map()): KeyValueStore.KeyValueStore =>
+  KeyValueStore.makeStringOnly({
     get: (key) => Effect.sync(() => map.get(key)),
     set: (key, value) => Effect.sync(() => void map.set(key, value)),
     remove: (key) => Effect.sync(() => void map.delete(key)),
@@ -19,4 +18,3 @@ export const makeMemoryStore = (): KeyValueStore.KeyValueStore => {
     size: Effect.sync(() => map.size),
     keys: Effect.sync(() => Array.from(map.keys()))
   })
-}

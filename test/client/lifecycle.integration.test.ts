@@ -6,7 +6,6 @@
  * reserves seqs in storage before it transmits them; a client connected
  * while the object's storage is wiped moves to the new history.
  */
-import * as Effect from "effect/Effect"
 import * as KeyValueStore from "effect/persistence/KeyValueStore"
 import { afterEach, describe, expect, it } from "vitest"
 import { todos } from "../../fixtures/todo-sync/src/shared.ts"
@@ -61,26 +60,7 @@ describe("send and close", () => {
 /** A store whose contents can be copied synchronously: the copy is what a crash at that instant would leave. */
 const snapshotStore = () => {
   const map = new Map<string, string>()
-  const store = KeyValueStore.makeStringOnly({
-    get: (key) => Effect.sync(() => map.get(key)),
-    set: (key, value) => Effect.sync(() => void map.set(key, value)),
-    remove: (key) => Effect.sync(() => void map.delete(key)),
-    clear: Effect.sync(() => map.clear()),
-    size: Effect.sync(() => map.size),
-    keys: Effect.sync(() => Array.from(map.keys()))
-  })
-  const copy = () => {
-    const copied = new Map(map)
-    return KeyValueStore.makeStringOnly({
-      get: (key) => Effect.sync(() => copied.get(key)),
-      set: (key, value) => Effect.sync(() => void copied.set(key, value)),
-      remove: (key) => Effect.sync(() => void copied.delete(key)),
-      clear: Effect.sync(() => copied.clear()),
-      size: Effect.sync(() => copied.size),
-      keys: Effect.sync(() => Array.from(copied.keys()))
-    })
-  }
-  return { store, copy }
+  return { store: makeMemoryStore(map), copy: () => makeMemoryStore(new Map(map)) }
 }
 
 /** Calls `onAction` with each Action frame's seq just before it goes out. */
