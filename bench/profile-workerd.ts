@@ -8,10 +8,7 @@
  */
 import { type Contender, connect } from "./clients.ts"
 import { roundTrip, throughput } from "./network.ts"
-
-process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false"
-process.env.WRANGLER_SEND_METRICS = "false"
-process.env.X_LOCAL_OBSERVABILITY = "false"
+import { SIDES, start } from "./workers.ts"
 
 const N = Number(process.env.N ?? 3000)
 const SIDE = process.env.SIDE === "raw" ? "raw" : "ours"
@@ -28,23 +25,7 @@ interface Profile {
   readonly timeDeltas: ReadonlyArray<number>
 }
 
-const { unstable_startWorker } = await import("wrangler")
-const config = SIDE === "raw" ? "bench/raw/wrangler.toml" : "bench/raw/ours.wrangler.toml"
-const party = SIDE === "raw" ? "parties/raw" : "parties/to-dos"
-const worker = await unstable_startWorker({
-  config,
-  dev: { server: { hostname: "127.0.0.1", port: 0 }, inspector: { port: INSPECTOR_PORT }, persist: false, watch: false, logLevel: "warn" }
-})
-await worker.ready
-const url = (await worker.url).href
-for (let i = 0; i < 50; i++) {
-  try {
-    await (await fetch(`${url}${party}/warmup`)).text()
-    break
-  } catch {
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
+const side = await start(SIDE, SIDES[SIDE].config, SIDES[SIDE].party, { inspectorPort: INSPECTOR_PORT })
 
 // wrangler's inspector proxy wants an Origin from a local host
 const inspector = new (WebSocket as unknown as new(url: string, init: { headers: Record<string, string> }) => WebSocket)(
@@ -68,7 +49,6 @@ const call = <A>(method: string, params: Record<string, unknown> = {}) =>
     inspector.send(JSON.stringify({ id, method, params }))
   })
 
-const side = { name: SIDE, url, pid: 0, party, dispose: () => worker.dispose() } as const
 const who: Contender = { label: SIDE, side, connect }
 try {
   await roundTrip(who, 500, 60_000)
@@ -155,5 +135,5 @@ try {
   }
 } finally {
   inspector.close()
-  await worker.dispose()
+  await side.dispose()
 }

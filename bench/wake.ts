@@ -35,15 +35,15 @@ export const wakeRounds = async (sizes: ReadonlyArray<number>): Promise<Array<Wa
   const room = (n: number) => `wake-${n}`
   try {
     for (const name of ["ours", "raw"] as const) {
-      const side = await start(name, SIDES[name].config, SIDES[name].party, dirs[name])
+      const side = await start(name, SIDES[name].config, SIDES[name].party, { persist: dirs[name] })
       for (const n of sizes) {
         await seed(side, room(n), 0, 0)
         await seed(side, room(n), 0, n)
       }
       await side.dispose()
     }
-    const ours = await start("ours", SIDES.ours.config, SIDES.ours.party, dirs.ours)
-    const raw = await start("raw", SIDES.raw.config, SIDES.raw.party, dirs.raw)
+    const ours = await start("ours", SIDES.ours.config, SIDES.ours.party, { persist: dirs.ours })
+    const raw = await start("raw", SIDES.raw.config, SIDES.raw.party, { persist: dirs.raw })
     try {
       const out: Array<WakeRow> = []
       for (const n of sizes) {

@@ -32,13 +32,27 @@ const workerdChildren = (): Set<number> => {
   )
 }
 
-/** Starts one side; `persist` keeps its Durable Objects in a folder (a restart on it keeps the rows). */
-export const start = async (name: Side["name"], config: string, party: string, persist: string | false = false): Promise<Side> => {
+/** How to start a side. */
+export interface StartOptions {
+  /** Keeps its Durable Objects in this folder (a restart on it keeps the rows). */
+  readonly persist?: string | false
+  /** Opens the V8 inspector on this port (for the profiler). */
+  readonly inspectorPort?: number
+}
+
+/** Starts one side. */
+export const start = async (name: Side["name"], config: string, party: string, options: StartOptions = {}): Promise<Side> => {
   const { unstable_startWorker } = await import("wrangler")
   const before = workerdChildren()
   const worker = await unstable_startWorker({
     config,
-    dev: { server: { hostname: "127.0.0.1", port: 0 }, inspector: false, persist, watch: false, logLevel: "warn" }
+    dev: {
+      server: { hostname: "127.0.0.1", port: 0 },
+      inspector: options.inspectorPort === undefined ? false : { port: options.inspectorPort },
+      persist: options.persist ?? false,
+      watch: false,
+      logLevel: "warn"
+    }
   })
   await worker.ready
   const url = (await worker.url).href

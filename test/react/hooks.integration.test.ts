@@ -5,14 +5,15 @@
  * one shared client per (socket, channel).
  */
 import { createElement, StrictMode, useEffect } from "react"
-import { createRoot } from "react-dom/client"
-import { afterEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { todos } from "../../fixtures/todo-sync/src/shared.ts"
 import type { SocketLike } from "../../src/client/index.ts"
 import { clientCount, configureSync, useSync, useSyncStatus } from "../../src/react/index.ts"
 import { makeMemoryStore } from "../../src/client/index.ts"
 import { workerUrl } from "../helpers/inject.ts"
 import { freshRoom } from "../helpers/protocol.ts"
+import { createRoot } from "react-dom/client"
+import { cleanupAfterEach, mount } from "./support.ts"
 import { eventually, ForwardingSocket, partySocket } from "../client/support.ts"
 
 type Todo = typeof todos.record.Type
@@ -56,10 +57,7 @@ function Todos({ socket }: { socket: SocketLike }) {
   )
 }
 
-const cleanup: Array<() => unknown> = []
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f()
-})
+const cleanup = cleanupAfterEach()
 
 const socketFor = (room: string) => {
   const party = partySocket(workerUrl(), room)
@@ -67,16 +65,6 @@ const socketFor = (room: string) => {
   return new CountingSocket(party)
 }
 
-const mount = () => {
-  const container = document.createElement("div")
-  document.body.appendChild(container)
-  const root = createRoot(container)
-  cleanup.push(() => {
-    root.unmount()
-    container.remove()
-  })
-  return { container, root }
-}
 
 const text = (container: HTMLElement, selector: string) => container.querySelector(selector)?.textContent ?? ""
 
@@ -85,7 +73,7 @@ describe("React hooks", () => {
 
   it("under StrictMode, one shared client serves useSync and useSyncStatus, and sendAction works", async () => {
     const socket = socketFor(freshRoom("strict"))
-    const { container, root } = mount()
+    const { container, root } = mount(cleanup)
     root.render(createElement(StrictMode, null, createElement(Todos, { socket })))
     await eventually(() => (text(container, "#status").startsWith("live") ? true : undefined), { what: "live" })
     expect(clientCount(socket)).toBe(1)
@@ -105,7 +93,7 @@ describe("React hooks", () => {
     const roomB = freshRoom("b")
     const a = socketFor(roomA)
     const b = socketFor(roomB)
-    const { container, root } = mount()
+    const { container, root } = mount(cleanup)
     root.render(createElement(StrictMode, null, createElement(Todos, { socket: a })))
     await eventually(() => (text(container, "#status").startsWith("live") ? true : undefined))
     await send!({ type: "create", payload: { id: "a", text: "in room a", completed: 0, priority: 1 } })

@@ -6,13 +6,13 @@
  * the render), against the real worker.
  */
 import { createElement, useEffect } from "react"
-import { createRoot } from "react-dom/client"
-import { afterEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { todos } from "../../fixtures/todo-sync/src/shared.ts"
 import { makeMemoryStore } from "../../src/client/index.ts"
 import { configureSync, useSync, useSyncStatus } from "../../src/react/index.ts"
 import { workerUrl } from "../helpers/inject.ts"
 import { freshRoom } from "../helpers/protocol.ts"
+import { cleanupAfterEach, mount } from "./support.ts"
 import { eventually, GatedSocket, partySocket } from "../client/support.ts"
 
 type Todo = typeof todos.record.Type
@@ -36,10 +36,7 @@ function Labelled({ socket, suffix }: { socket: GatedSocket; suffix: string }) {
   )
 }
 
-const cleanup: Array<() => unknown> = []
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f()
-})
+const cleanup = cleanupAfterEach()
 
 const text = (container: HTMLElement, selector: string) => container.querySelector(selector)?.textContent ?? ""
 
@@ -50,13 +47,7 @@ describe("useSync's optimistic reducer", () => {
     const party = partySocket(workerUrl(), freshRoom("reducer"))
     cleanup.push(() => party.close())
     const socket = new GatedSocket(party)
-    const container = document.createElement("div")
-    document.body.appendChild(container)
-    const root = createRoot(container)
-    cleanup.push(() => {
-      root.unmount()
-      container.remove()
-    })
+    const { container, root } = mount(cleanup)
     root.render(createElement(Labelled, { socket, suffix: " (first)" }))
     await eventually(() => (text(container, "#status") === "live pending=0" && send !== undefined ? true : undefined), { what: "live" })
 
