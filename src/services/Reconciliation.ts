@@ -86,6 +86,9 @@ export interface WriteResult<A> {
 
 const NEW: Claim = { _tag: "New" }
 
+/** How far an action's commit lets the stored published mark lag behind the published version. */
+export const MARK_EVERY = 64
+
 const storageError = (cause: unknown) =>
   cause instanceof StorageError ? cause : new StorageError({ message: cause instanceof Error ? cause.message : String(cause), cause })
 
@@ -160,6 +163,8 @@ const make = Effect.gen(function*() {
   const unchecked = new Set<string>()
   let history = ""
   let published = 0
+  // the mark as stored: an action's commit stores it only every MARK_EVERY versions (see `commit`)
+  let stored = 0
   let horizon = 0
 
   const exclusive = <A, E, R>(self: Effect.Effect<A, E, R>) => lock.withPermits(1)(self)
@@ -177,6 +182,7 @@ const make = Effect.gen(function*() {
       }
       history = state.history
       published = state.published
+      stored = state.published
       horizon = state.horizon
       return report
     }),
@@ -185,12 +191,15 @@ const make = Effect.gen(function*() {
 
   /**
    * Every change after `published`, checked against the record Schemas, and
-   * the new mark (stored in the same transaction when inside one). With
+   * the new mark (stored in the same transaction when `store` says so). With
    * `only`, channels outside it are not read: nobody receives them now, a
    * later sync answer serves (and checks) their rows, and the mark moves past
    * them all the same.
    */
-  const collect = (only?: ReadonlySet<string>): { readonly changes: Array<ChannelChanges>; readonly version: number; readonly invalid: Array<string> } => {
+  const collect = (
+    store: (version: number) => boolean,
+    only?: ReadonlySet<string>
+  ): { readonly changes: Array<ChannelChanges>; readonly version: number; readonly invalid: Array<string>; readonly stored: boolean } => {
     const changes: Array<ChannelChanges> = []
     const invalid: Array<string> = []
     let version = published
@@ -215,8 +224,9 @@ const make = Effect.gen(function*() {
       changes.push({ ...found, version: last })
       version = Math.max(version, last)
     }
-    if (version !== published) storage.rawUnsafe(`UPDATE _psync_meta SET value = ? WHERE key = 'published'`, version)
-    return { changes, version, invalid }
+    const write = version !== stored && store(version)
+    if (write) storage.rawUnsafe(`UPDATE _psync_meta SET value = ? WHERE key = 'published'`, version)
+    return { changes, version, invalid, stored: write }
   }
 
   // rows the running action returned that passed the check, by id: its captured rows equal to them are not decoded again
@@ -230,11 +240,24 @@ const make = Effect.gen(function*() {
     return { rows, problem }
   }
 
+  /**
+   * An action's commit publishes everything past the mark in the same
+   * synchronous run, so its stored copy may lag: storing it every time would
+   * cost a row written per action. After a restart the lag (at most
+   * `MARK_EVERY` versions) is published again; a client skips a Change not
+   * above its cursor, and one that missed rows committed but never
+   * published (a write outside onAction that no event flushed) gets them
+   * with their current values. A flush publishes rows written outside
+   * onAction and always stores the mark, so those are never lost.
+   */
+  const lagging = (version: number) => version - stored >= MARK_EVERY
+  const always = () => true
+
   const commit = <A, E, R>(self: Effect.Effect<A, E, R>, sender?: SyncConnection) =>
     Effect.flatMap(
       storage.transaction(Effect.flatMap(self, (value) =>
         Effect.suspend(() => {
-          const collected = collect()
+          const collected = collect(lagging)
           checked.clear()
           return collected.invalid.length > 0
             ? Effect.fail(new SyncFailure({ reason: "InvalidRecord", message: collected.invalid.join("; "), requestId: null, channel: null }))
@@ -243,6 +266,7 @@ const make = Effect.gen(function*() {
       ([value, collected]) =>
         Effect.map(broadcast.publish(collected.changes, sender), (withheld) => {
           published = collected.version
+          if (collected.stored) stored = published
           return { value, version: published, withheld } satisfies WriteResult<A>
         })
     )
@@ -250,8 +274,9 @@ const make = Effect.gen(function*() {
   // Rows committed outside `commit` cannot be rolled back: one that does not decode is still
   // published (clients report it), and said loudly here, where it was written.
   const flushUnlocked = Effect.suspend(() => {
-    const collected = collect(broadcast.subscribed())
+    const collected = collect(always, broadcast.subscribed())
     published = collected.version
+    stored = published
     const report = collected.invalid.length === 0
       ? Effect.void
       : Effect.logError(`effect-partysync: rows written outside onAction do not match their channel's record: ${collected.invalid.join("; ")}`)

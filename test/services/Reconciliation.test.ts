@@ -13,7 +13,7 @@ import { join } from "node:path"
 import type { SyncRows } from "../../src/protocol/Protocol.ts"
 import { DECIDED_WINDOW } from "../../src/services/ClientLedger.ts"
 import { initialState } from "../../src/services/Connections.ts"
-import { type ActionKey, Reconciliation } from "../../src/services/Reconciliation.ts"
+import { type ActionKey, MARK_EVERY, Reconciliation } from "../../src/services/Reconciliation.ts"
 import { Storage } from "../../src/services/Storage.ts"
 import { defaultOptions } from "../../src/services/SyncConfig.ts"
 import { makeMemoryConnection } from "../../src/testing/MemoryConnections.ts"
@@ -261,6 +261,8 @@ describe("Reconciliation: restarts", () => {
           const report = yield* r.install
           assert.isFalse(report.newHistory)
           assert.strictEqual(r.history(), history)
+          // every event publishes before it serves anything: the first one finds the versions where they were
+          yield* r.flush
           assert.strictEqual(yield* r.version, 1)
           const triggers = yield* exec("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
           assert.deepStrictEqual(triggers.map((row) => row[0]), ["_psync_todos_delete", "_psync_todos_insert", "_psync_todos_update"])
@@ -268,7 +270,7 @@ describe("Reconciliation: restarts", () => {
         })
     ))
 
-  it.effect("changes committed but not published before a restart are published after it, once", () => {
+  it.effect("changes committed but not published before a restart are published after it, with their current values", () => {
     // a connection that stayed subscribed through the restart (a hibernated socket keeps its state)
     const survivor = makeMemoryConnection("survivor", { ...initialState, channels: ["todos"] })
     return restart(
@@ -282,9 +284,35 @@ describe("Reconciliation: restarts", () => {
         Effect.gen(function*() {
           const r = yield* Reconciliation
           yield* r.flush
-          assert.deepStrictEqual(changesOf(survivor).map((c) => [c.version, c.rows.map((row) => row[0])]), [[2, ["unsent"]]])
+          // 'sent' comes again (the stored mark lags behind actions), in the same frame, at the frame's version:
+          // a client that had it skips nothing it lacks, and one at version 2 skips the whole frame
+          assert.deepStrictEqual(changesOf(survivor).map((c) => [c.version, c.rows.map((row) => row[0])]), [[2, ["sent", "unsent"]]])
           yield* r.flush
           assert.strictEqual(changesOf(survivor).length, 1)
+        }),
+      { connections: [survivor] }
+    )
+  })
+
+  it.effect(`actions store the published mark once per ${MARK_EVERY} versions: a restart publishes at most that many again`, () => {
+    const survivor = makeMemoryConnection("survivor", { ...initialState, channels: ["todos"] })
+    const actions = MARK_EVERY + 6
+    return restart(
+      Effect.gen(function*() {
+        const r = yield* Reconciliation
+        for (let i = 1; i <= actions; i++) yield* r.write(insertRow(`r${i}`))
+        return yield* exec("SELECT value FROM _psync_meta WHERE key = 'published'")
+      }),
+      (storedBefore) =>
+        Effect.gen(function*() {
+          assert.deepStrictEqual(storedBefore, [[MARK_EVERY]])
+          const r = yield* Reconciliation
+          yield* r.flush
+          const frames = changesOf(survivor)
+          assert.deepStrictEqual(frames.map((c) => c.version), [actions])
+          assert.deepStrictEqual(frames[0]!.rows.map((row) => row[0]), Array.from({ length: 6 }, (_, i) => `r${MARK_EVERY + 1 + i}`))
+          // a flush stores the mark it reached
+          assert.deepStrictEqual(yield* exec("SELECT value FROM _psync_meta WHERE key = 'published'"), [[actions]])
         }),
       { connections: [survivor] }
     )
