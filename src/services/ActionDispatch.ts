@@ -23,7 +23,7 @@ import * as Schema from "effect/Schema"
 import * as Semaphore from "effect/Semaphore"
 import * as Channel from "../protocol/Channel.ts"
 import { ActionRejected, NotAuthorized } from "../protocol/Errors.ts"
-import { type Action, type ClientMessage, decodeClientMessage, type ErrorReason, type Subscribe, type WireRow } from "../protocol/Protocol.ts"
+import { type Action, ClientMessage, type ErrorReason, type Subscribe, type WireRow } from "../protocol/Protocol.ts"
 import { ActionHandler, Authorizer } from "./ActionHandler.ts"
 import { Broadcast } from "./Broadcast.ts"
 import { Caller } from "./Caller.ts"
@@ -90,6 +90,7 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
       const broadcast = yield* Broadcast
       const handler = yield* ActionHandler
       const authorizer = yield* Authorizer
+      const decodeMessage = Schema.decodeUnknownExit(ClientMessage)
       const actionDecoders = new Map<string, (u: unknown) => Exit.Exit<unknown, Schema.SchemaError>>()
       for (const channel of channels.values()) actionDecoders.set(channel.name, Schema.decodeUnknownExit(channel.action))
 
@@ -116,14 +117,16 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
         if (!fitsIn(frame, config.maxInboundFrameBytes)) {
           return Effect.fail(fail("FrameTooLarge", `frame exceeds ${config.maxInboundFrameBytes} bytes`, null, null))
         }
-        const exit = decodeClientMessage(frame)
-        if (Exit.isSuccess(exit)) return Effect.succeed(exit.value)
+        // parsed here rather than through a JSON-string Schema: one parse serves both the decode and the ids a
+        // refusal names, without the Schema's per-call wrapper
         let json: unknown
         try {
           json = JSON.parse(frame)
         } catch {
           return Effect.fail(fail("MalformedJson", "frame is not valid JSON"))
         }
+        const exit = decodeMessage(json)
+        if (Exit.isSuccess(exit)) return Effect.succeed(exit.value)
         const ids = idsOf(json)
         const error = Cause.findErrorOption(exit.cause)
         return Effect.fail(fail(
