@@ -94,31 +94,30 @@ export const make = (options: {
     defaultValue: () => false
   })
   const oneAtATime = Semaphore.makeUnsafe(1)
-  const run = <A, E, R>(self: Effect.Effect<A, E, R>) =>
-    Effect.flatMap(Effect.context<R>(), (context) =>
-      Effect.flatten(Effect.promise(async (): Promise<Exit.Exit<A, E | StorageError>> => {
-        let exit: Exit.Exit<A, E> | undefined
-        try {
-          await options.atomically(async () => {
-            exit = await Effect.runPromiseExitWith(context)(self)
-            if (Exit.isFailure(exit)) throw rollback
-          })
-        } catch (cause) {
-          if (cause !== rollback || exit === undefined) {
-            return Exit.fail(failed("COMMIT")(cause))
-          }
+  const run = <A, E, R>(self: Effect.Effect<A, E, R>, context: Context.Context<R>) =>
+    Effect.flatten(Effect.promise(async (): Promise<Exit.Exit<A, E | StorageError>> => {
+      let exit: Exit.Exit<A, E> | undefined
+      try {
+        await options.atomically(async () => {
+          exit = await Effect.runPromiseExitWith(context)(self)
+          if (Exit.isFailure(exit)) throw rollback
+        })
+      } catch (cause) {
+        if (cause !== rollback || exit === undefined) {
+          return Exit.fail(failed("COMMIT")(cause))
         }
-        return exit!
-      })))
+      }
+      return exit!
+    }))
   // With `atomicallySync`, bodies run synchronously inside `transactionSync`, which
   // costs a fraction of the async `transaction` and its promise hops. A body that
   // awaits is interrupted at that point, rolled back and fails: it is never run twice.
-  const runSync = <A, E>(self: Effect.Effect<A, E, never>): Exit.Exit<A, E | StorageError> => {
+  const runSync = <A, E, R>(self: Effect.Effect<A, E, R>, context: Context.Context<R>): Exit.Exit<A, E | StorageError> => {
     let exit: Exit.Exit<A, E> | undefined
     let suspended = false
     try {
       options.atomicallySync!(() => {
-        exit = Effect.runSyncExit(self)
+        exit = Effect.runSyncExitWith(context)(self)
         if (Exit.isFailure(exit)) {
           for (const reason of exit.cause.reasons) {
             if (reason._tag === "Die" && Cause.isAsyncFiberError(reason.defect)) {
@@ -147,14 +146,13 @@ export const make = (options: {
     raw: (sql, ...params) => Effect.try({ try: () => options.raw(sql, params), catch: failed(sql) }),
     exec: (sql, ...params) => Effect.try({ try: () => options.objects(sql, params), catch: failed(sql) }),
     transaction: <A, E, R>(self: Effect.Effect<A, E, R>) =>
-      Effect.flatMap(inTransaction.useSync((flag) => flag), (nested) => {
-        if (nested) return self
-        const start = Effect.flatMap(Effect.context<R>(), (context) => {
-          const body = Effect.provideContext(Effect.provideService(self, inTransaction, true), context)
-          return options.atomicallySync === undefined ? run(body) : runSync(body)
-        })
+      // one context read and one context for the body: this runs for every action
+      Effect.flatMap(Effect.context<R>(), (context): Effect.Effect<A, E | StorageError, R> => {
+        if (Context.get(context, inTransaction)) return self
+        const inside = Context.add(context, inTransaction, true)
+        if (options.atomicallySync !== undefined) return runSync(self, inside)
         // a synchronous body runs to its end in one go: no other fiber can start a transaction meanwhile
-        return options.atomicallySync === undefined ? oneAtATime.withPermits(1)(start) : start
+        return oneAtATime.withPermits(1)(run(self, inside))
       })
   }
 }
