@@ -29,7 +29,7 @@ export type SqlRow = ReadonlyArray<SqlValue>
 export interface DurableObjectSql {
   readonly sql: {
     exec(query: string, ...bindings: Array<unknown>): {
-      raw(): IterableIterator<Array<SqlValue>>
+      raw(): IterableIterator<Array<SqlValue>> & { toArray?(): Array<Array<SqlValue>> }
       toArray(): Array<Record<string, SqlValue>>
       /** Rows read and written so far by this statement (billed on Cloudflare); final once the cursor is consumed. */
       readonly rowsRead?: number
@@ -174,7 +174,9 @@ export class Storage extends Context.Service<Storage, StorageShape>()("effect-pa
       return make({
         raw: (sql, params) => {
           const cursor = storage.sql.exec(sql, ...params)
-          const rows = Array.from(cursor.raw())
+          // workerd's raw iterator reads every row in one call; iterating crosses into the runtime per row
+          const iterator = cursor.raw()
+          const rows = iterator.toArray === undefined ? Array.from(iterator) : iterator.toArray()
           count(cursor)
           return rows
         },
