@@ -6,6 +6,7 @@
  * prints the functions with the most self time. A development tool, not part
  * of `npm run bench`. `N` (default 3000) actions are profiled after a warm-up.
  */
+import { writeFileSync } from "node:fs"
 import { type Contender, connect } from "./clients.ts"
 import { roundTrip, throughput } from "./network.ts"
 import { SIDES, start } from "./workers.ts"
@@ -60,6 +61,8 @@ try {
   await throughput(who, 1, N, 32, 120_000)
   const ms = performance.now() - t0
   const { profile } = await call<{ profile: Profile }>("Profiler.stop")
+  // PROFILE_OUT=file.cpuprofile keeps the raw profile (for Chrome DevTools or an inclusive-time pass)
+  if (process.env.PROFILE_OUT !== undefined) writeFileSync(process.env.PROFILE_OUT, JSON.stringify(profile))
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
   const self = new Map<string, number>()
   // anonymous functions are named by the start of their source line
@@ -78,6 +81,10 @@ try {
     if (f.functionName !== "" || f.scriptId === "0" || f.url === "") continue
     const line = (await sourceOf(f.scriptId))[f.lineNumber] ?? ""
     names.set(n.id, line.slice(Math.max(0, f.columnNumber - 30), f.columnNumber + 50).trim())
+  }
+  if (process.env.PROFILE_OUT !== undefined) {
+    const [largest] = [...sources.values()].sort((a, b) => b.length - a.length)
+    writeFileSync(`${process.env.PROFILE_OUT}.js`, (largest ?? []).join("\n"))
   }
   let total = 0
   profile.samples.forEach((id, i) => {
