@@ -106,6 +106,8 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
 
   #runtime: ManagedRuntime.ManagedRuntime<ActionDispatch | Reconciliation | SqlClient.SqlClient | Storage | R, unknown> | undefined
   #ready: Promise<void> | undefined
+  /** The dispatch of the running services, looked up once rather than per frame. */
+  #dispatch: ActionDispatch["Service"] | undefined
   #installation: (InstallReport & { readonly migrated: ReadonlyArray<readonly [number, string]> }) | undefined
   readonly #adapters = new WeakMap<Connection, SyncConnection>()
   /**
@@ -187,9 +189,11 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
       this.#ready = runtime.runPromise(Effect.gen(function*() {
         const migrated = migrations === undefined ? [] : yield* runMigrations(migrations)
         const report = yield* Reconciliation.use((r) => r.install)
-        return { ...report, migrated }
-      })).then((report) => {
+        const dispatch = yield* ActionDispatch
+        return { report: { ...report, migrated }, dispatch }
+      })).then(({ report, dispatch }) => {
         this.#installation = report
+        this.#dispatch = dispatch
         // Sockets still open (hibernated through a deploy that rebuilt capture, or open across restartSync) hold
         // cursors of the old history, and Change frames carry none: the client would skip the new history's lower
         // versions and keep rows that are gone. Closed, they reconnect and their cursor's history gets them a reset.
@@ -291,7 +295,7 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
 
   override async onMessage(connection: Connection, message: WSMessage): Promise<void> {
     // partyserver does not await this promise: every failure is answered or logged here
-    const unavailable = this.#ready === undefined || this.#installation === undefined ? await this.#start() : undefined
+    const unavailable = this.#ready === undefined || this.#dispatch === undefined ? await this.#start() : undefined
     if (unavailable !== undefined) {
       // the services could not start (a migration failed, a table is missing): answer this frame, by its request id
       const ids = idsOfFrame(message)
@@ -300,7 +304,7 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     }
     // receive never fails (refusals are answered, the rest is logged). Most frames finish synchronously
     // inside the fork; only one that suspends (an awaiting authorizer or handler) keeps the event open.
-    const fiber = this.#runtime!.runFork(ActionDispatch.use((d) => d.receive(this.#adapt(connection), message)))
+    const fiber = this.#runtime!.runFork(this.#dispatch!.receive(this.#adapt(connection), message))
     if (fiber.pollUnsafe() === undefined) await new Promise<void>((resolve) => fiber.addObserver(() => resolve()))
   }
 
@@ -345,6 +349,7 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
 
   /** Closes the services (layer finalizers run). */
   async dispose(): Promise<void> {
+    this.#dispatch = undefined
     await this.#runtime?.dispose()
     this.#runtime = undefined
     this.#ready = undefined

@@ -30,7 +30,7 @@ import { Caller } from "./Caller.ts"
 import type { SyncConnection } from "./Connections.ts"
 import { StorageError, SyncFailure } from "./Errors.ts"
 import { fitsIn } from "./Frames.ts"
-import { type ActionKey, type Claim, Reconciliation } from "./Reconciliation.ts"
+import { type ActionKey, type Claim, Reconciliation, type WriteResult } from "./Reconciliation.ts"
 import { Channels, SyncConfig } from "./SyncConfig.ts"
 
 const messageOf = (error: unknown): string => {
@@ -110,12 +110,12 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
           : Effect.succeed(channel)
       }
 
-      const decodeFrame = (frame: string | ArrayBuffer | ArrayBufferView) => {
+      const decodeFrame = (frame: string | ArrayBuffer | ArrayBufferView): ClientMessage | SyncFailure => {
         if (typeof frame !== "string") {
-          return Effect.fail(fail("UnknownMessage", "binary frames are not part of the protocol"))
+          return fail("UnknownMessage", "binary frames are not part of the protocol")
         }
         if (!fitsIn(frame, config.maxInboundFrameBytes)) {
-          return Effect.fail(fail("FrameTooLarge", `frame exceeds ${config.maxInboundFrameBytes} bytes`, null, null))
+          return fail("FrameTooLarge", `frame exceeds ${config.maxInboundFrameBytes} bytes`, null, null)
         }
         // parsed here rather than through a JSON-string Schema: one parse serves both the decode and the ids a
         // refusal names, without the Schema's per-call wrapper
@@ -123,18 +123,18 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
         try {
           json = JSON.parse(frame)
         } catch {
-          return Effect.fail(fail("MalformedJson", "frame is not valid JSON"))
+          return fail("MalformedJson", "frame is not valid JSON")
         }
         const exit = decodeMessage(json)
-        if (Exit.isSuccess(exit)) return Effect.succeed(exit.value)
+        if (Exit.isSuccess(exit)) return exit.value
         const ids = idsOf(json)
         const error = Cause.findErrorOption(exit.cause)
-        return Effect.fail(fail(
+        return fail(
           "UnknownMessage",
           `not a valid message: ${error._tag === "Some" ? error.value.message : "unknown shape"}`,
           ids.requestId,
           ids.channel
-        ))
+        )
       }
 
       /** The reply to an action whose seq was already decided (or is not this client's to use). */
@@ -173,73 +173,78 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
         })
       }
 
-      const runAction = Effect.fnUntraced(function*(connection: SyncConnection, message: Action) {
-        const channel: Channel.Any = yield* channelOf(message.channel, message.requestId)
-        const state = connection.state
-        if (state.readOnly) {
-          return yield* fail("ReadOnly", "this connection is read-only", message.requestId, channel.name)
-        }
+      /** The checks that need no storage, and the action decoded with its channel's Schema. */
+      const prepare = (connection: SyncConnection, message: Action): SyncFailure | { readonly channel: Channel.Any; readonly action: unknown } => {
+        const channel = channels.get(message.channel)
+        if (channel === undefined) return fail("UnknownChannel", `unknown channel ${JSON.stringify(message.channel)}`, message.requestId, message.channel)
+        if (connection.state.readOnly) return fail("ReadOnly", "this connection is read-only", message.requestId, channel.name)
         const newer = newerThanServer(message.schema, channel, message.requestId)
-        if (newer !== undefined) return yield* newer
+        if (newer !== undefined) return newer
         let encoded = message.action
         if (message.schema !== undefined && message.schema < channel.version) {
           try {
             encoded = Channel.upgradeAction(channel, message.schema, message.action)
           } catch (error) {
             const why = error instanceof Error ? error.message : String(error)
-            return yield* fail("Outdated", `this action was encoded for version ${message.schema} of channel ${channel.name} and cannot be upgraded to ${channel.version}: ${why}`, message.requestId, channel.name)
+            return fail("Outdated", `this action was encoded for version ${message.schema} of channel ${channel.name} and cannot be upgraded to ${channel.version}: ${why}`, message.requestId, channel.name)
           }
         }
         const decoded = actionDecoders.get(channel.name)!(encoded)
         if (Exit.isFailure(decoded)) {
           const error = Cause.findErrorOption(decoded.cause)
-          return yield* fail("InvalidAction", error._tag === "Some" ? error.value.message : "invalid action", message.requestId, channel.name)
+          return fail("InvalidAction", error._tag === "Some" ? error.value.message : "invalid action", message.requestId, channel.name)
         }
-        const action = decoded.value
-        const key: ActionKey = { clientId: message.clientId, clientKey: message.clientKey, seq: message.seq, sentAt: message.sentAt }
-        const now = yield* Clock.currentTimeMillis
-        const authorized = yield* Effect.exit(authorizer.authorizeAction(state.principal, channel, action))
-        const caller = Caller.of({
-          principal: state.principal,
-          connectionId: connection.id,
-          clientId: message.clientId,
-          seq: message.seq,
-          requestId: message.requestId
-        })
+        return { channel, action: decoded.value }
+      }
 
-        const refuse = (reason: ErrorReason, text: string): Effect.Effect<void, SyncFailure | StorageError> =>
+      type Outcome = { readonly claim: Claim; readonly rows: ReadonlyArray<WireRow> }
+
+      // Written as a chain rather than a generator: it runs for every action, and each step allocates.
+      const runAction = (connection: SyncConnection, message: Action): Effect.Effect<void, SyncFailure | StorageError> => {
+        const prepared = prepare(connection, message)
+        if (prepared instanceof SyncFailure) return Effect.fail(prepared)
+        const { channel, action } = prepared
+        const principal = connection.state.principal
+        const key: ActionKey = { clientId: message.clientId, clientKey: message.clientKey, seq: message.seq, sentAt: message.sentAt }
+
+        const refuse = (now: number, reason: ErrorReason, text: string): Effect.Effect<void, SyncFailure | StorageError> =>
           Effect.flatMap(reconciliation.refuse(key, reason, text, now), (claim) =>
             claim._tag === "New"
               ? Effect.fail(fail(reason, text, message.requestId, channel.name))
               : answer(connection, message, claim, []))
-        type Outcome = { readonly claim: Claim; readonly rows: ReadonlyArray<WireRow> }
-        const body: Effect.Effect<Outcome, unknown> = Effect.flatMap(reconciliation.claim(key, now), (claim): Effect.Effect<Outcome, unknown> => {
-          if (claim._tag !== "New") return Effect.succeed({ claim, rows: [] })
-          return Effect.flatMap(Effect.provideService(handler.run(channel, action), Caller, caller), (result) => {
-            const { rows, problem } = reconciliation.wireRows(channel, result)
-            return problem === undefined
-              ? Effect.succeed({ claim, rows })
-              : Effect.fail(fail("InvalidRecord", `onAction returned a row that does not match the channel's record: ${problem}`))
-          })
-        })
 
-        yield* reconciliation.exclusive(Effect.gen(function*() {
-          if (Exit.isFailure(authorized)) {
-            const { message: text } = classify(authorized.cause)
-            return yield* refuse("NotAuthorized", text)
-          }
-          const exit = yield* Effect.exit(reconciliation.commit(body, connection))
+        const apply = (now: number): Effect.Effect<Outcome, unknown> =>
+          Effect.flatMap(reconciliation.claim(key, now), (claim): Effect.Effect<Outcome, unknown> => {
+            if (claim._tag !== "New") return Effect.succeed({ claim, rows: [] })
+            const caller = Caller.of({ principal, connectionId: connection.id, clientId: message.clientId, seq: message.seq, requestId: message.requestId })
+            return Effect.flatMap(Effect.provideService(handler.run(channel, action), Caller, caller), (result) => {
+              const { rows, problem } = reconciliation.wireRows(channel, result)
+              return problem === undefined
+                ? Effect.succeed({ claim, rows })
+                : Effect.fail(fail("InvalidRecord", `onAction returned a row that does not match the channel's record: ${problem}`))
+            })
+          })
+
+        const settle = (now: number, exit: Exit.Exit<WriteResult<Outcome>, unknown>): Effect.Effect<void, SyncFailure | StorageError> => {
           if (Exit.isSuccess(exit)) {
             const { value: { claim, rows }, version, withheld } = exit.value
-            if (claim._tag !== "New") return yield* answer(connection, message, claim, withheld)
-            return yield* broadcast.ack(connection, { _tag: "Ack", requestId: message.requestId, version, rows, duplicate: false }, withheld)
+            if (claim._tag !== "New") return answer(connection, message, claim, withheld)
+            return broadcast.ack(connection, { _tag: "Ack", requestId: message.requestId, version, rows, duplicate: false }, withheld)
           }
           const outcome = classify(exit.cause)
+          const refused = refuse(now, outcome.reason, outcome.message)
           // business refusals are part of the app: no stack trace for them
-          if (!outcome.expected) yield* Effect.logWarning(`effect-partysync: action ${message.requestId} failed`, exit.cause)
-          return yield* refuse(outcome.reason, outcome.message)
-        }))
-      })
+          return outcome.expected ? refused : Effect.andThen(Effect.logWarning(`effect-partysync: action ${message.requestId} failed`, exit.cause), refused)
+        }
+
+        return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.flatMap(Effect.exit(authorizer.authorizeAction(principal, channel, action)), (authorized) =>
+            reconciliation.exclusive(
+              Exit.isFailure(authorized)
+                ? refuse(now, "NotAuthorized", classify(authorized.cause).message)
+                : Effect.flatMap(Effect.exit(reconciliation.commit(apply(now), connection)), (exit) => settle(now, exit))
+            )))
+      }
 
       const syncLimit = Math.max(2, 2 * channels.size)
 
@@ -362,19 +367,21 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
           )
         })
 
-      const receive = (connection: SyncConnection, frame: string | ArrayBuffer | ArrayBufferView) =>
-        Effect.flatMap(decodeFrame(frame), (message) => inLane(connection, message)).pipe(
-          Effect.catchTag("SyncFailure", (e) =>
-            broadcast.send(connection, {
-              _tag: "Failure",
-              requestId: e.requestId,
-              channel: e.channel,
-              reason: e.reason,
-              message: e.message
-            })),
-          // no span here: this runs per frame, and the span and its stack trace cost more than a small action
-          Effect.catchCause((cause) => Effect.logError("effect-partysync: frame handling failed", cause))
+      const refused = (connection: SyncConnection, e: SyncFailure) =>
+        broadcast.send(connection, { _tag: "Failure", requestId: e.requestId, channel: e.channel, reason: e.reason, message: e.message })
+
+      const receive = (connection: SyncConnection, frame: string | ArrayBuffer | ArrayBufferView) => {
+        const message = decodeFrame(frame)
+        if (message instanceof SyncFailure) return refused(connection, message)
+        return inLane(connection, message).pipe(
+          Effect.catchCause((cause) => {
+            const failure = Cause.findErrorOption(cause)
+            if (failure._tag === "Some" && failure.value instanceof SyncFailure) return refused(connection, failure.value)
+            // no span here: this runs per frame, and the span and its stack trace cost more than a small action
+            return Effect.logError("effect-partysync: frame handling failed", cause)
+          })
         )
+      }
 
       return ActionDispatch.of({ receive })
     })

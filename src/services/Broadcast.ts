@@ -66,7 +66,7 @@ export class Broadcast extends Context.Service<Broadcast, {
       })
 
       // untraced: it runs for every committed action, and a span costs more than the fan-out of a small change
-      const publish = Effect.fnUntraced(function*(changes: ReadonlyArray<ChannelChanges>, withheld?: SyncConnection) {
+      const publish = (changes: ReadonlyArray<ChannelChanges>, withheld?: SyncConnection) => Effect.sync(() => {
         const kept: Array<string> = []
         if (changes.length === 0) return kept
         const byChannel = new Map<string, ChannelChanges>()
