@@ -18,7 +18,7 @@ import { bulkWrite, closeRig, fanOut, fanOutRig, freshRoom, initialSync, resumeR
 import { connectReal } from "./real.ts"
 import { fmtBytes, median, round, summarize } from "./stats.ts"
 import { wakeRounds } from "./wake.ts"
-import { seed, startWorkers } from "./workers.ts"
+import { cpuMicros, seed, startWorkers } from "./workers.ts"
 
 const QUICK = process.env.BENCH_QUICK === "1"
 const C = QUICK
@@ -118,7 +118,14 @@ const main = async () => {
 
     log("3 throughput")
     for (const [clients, window] of [[1, 32], [10, 8], [100, 2]] as const) {
-      const tp = await alternate(C.tpRounds, all, (c) => throughput(c, clients, C.tpTotal, window, DEADLINE))
+      // the server's CPU per action (its workerd process, user + system) is read around each run
+      const cpu = new Map<string, Array<number>>()
+      const tp = await alternate(C.tpRounds, all, async (c) => {
+        const before = cpuMicros(c.side.pid)
+        const rate = await throughput(c, clients, C.tpTotal, window, DEADLINE)
+        cpu.set(c.label, [...(cpu.get(c.label) ?? []), (cpuMicros(c.side.pid) - before) / C.tpTotal])
+        return rate
+      })
       const t = (l: string) => round(median(tp.get(l)!), 0)
       detail[`throughput${clients}`] = Object.fromEntries(tp)
       rows.push({
@@ -126,6 +133,15 @@ const main = async () => {
         ours: t("ours"), oursWire: t("ours-wire"), raw: t("raw"),
         ...(clients <= 10 ? { target: ">= 0.9x raw", pass: t("ours-wire") >= 0.9 * t("raw") } : {})
       })
+      if (clients === 1) {
+        const us = (l: string) => round(median(cpu.get(l)!), 0)
+        detail.serverCpu = Object.fromEntries(cpu)
+        rows.push({
+          scenario: "3. server CPU", metric: `per action, ${clients} client, ${window} in flight (workerd user + system time)`, unit: "µs",
+          ours: us("ours"), oursWire: us("ours-wire"), raw: us("raw"),
+          note: "the whole workerd process: JavaScript, SQLite, WebSockets"
+        })
+      }
     }
 
     log("4 initial sync: seeding")

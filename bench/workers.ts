@@ -86,6 +86,15 @@ export const startWorkers = async (): Promise<{ ours: Side; raw: Side }> => {
   return { ours, raw }
 }
 
+const ticksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim())
+
+/** CPU time a process has used so far (user + system), in µs, at the kernel's tick resolution. */
+export const cpuMicros = (pid: number): number => {
+  // the fields after the command name, whose own parentheses may hold anything
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ").pop()!.split(" ")
+  return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / ticksPerSecond
+}
+
 /** Resident set size of a process in bytes (VmRSS). */
 export const rssBytes = (pid: number): number => {
   const status = readFileSync(`/proc/${pid}/status`, "utf8")
