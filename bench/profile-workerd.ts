@@ -4,7 +4,9 @@
  * inspector on, drives round trips and pipelined actions over the protocol
  * client, records a CPU profile through the Chrome DevTools protocol and
  * prints the functions with the most self time. A development tool, not part
- * of `npm run bench`. `N` (default 3000) actions are profiled after a warm-up.
+ * of `npm run bench`. `N` (default 3000) actions are profiled after a warm-up;
+ * `SIDE=raw PARTY=parties/raw-ledger` profiles the hand-written floor of our
+ * storage design (bench/raw/ledger.ts).
  */
 import { writeFileSync } from "node:fs"
 import { type Contender, connect } from "./clients.ts"
@@ -26,7 +28,7 @@ interface Profile {
   readonly timeDeltas: ReadonlyArray<number>
 }
 
-const side = await start(SIDE, SIDES[SIDE].config, SIDES[SIDE].party, { inspectorPort: INSPECTOR_PORT })
+const side = await start(SIDE, SIDES[SIDE].config, process.env.PARTY ?? SIDES[SIDE].party, { inspectorPort: INSPECTOR_PORT })
 
 // wrangler's inspector proxy wants an Origin from a local host
 const inspector = new (WebSocket as unknown as new(url: string, init: { headers: Record<string, string> }) => WebSocket)(

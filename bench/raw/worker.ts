@@ -12,6 +12,8 @@
 import { type Connection, routePartykitRequest, Server, type WSMessage } from "partyserver"
 import { TODO_TABLE } from "../../fixtures/todo-sync/src/table.ts"
 
+export { RawLedger } from "./ledger.ts"
+
 interface Env {
   readonly Raw: unknown
 }

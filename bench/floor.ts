@@ -1,0 +1,46 @@
+/**
+ * Where the server's cost per action goes, in workerd: ours against raw and
+ * against `raw-ledger` (bench/raw/ledger.ts), a raw object that runs our
+ * storage design's SQL by hand (ledger claim, row insert with the change-log
+ * trigger, changes read, one `transactionSync`) with none of the library's
+ * code. Prints the server CPU per action (the workerd process's user +
+ * system time) and the pipelined throughput of each, alternating sides
+ * round by round. A development tool, not part of `npm run bench`;
+ * `ROUNDS` (default 4) and `N` (actions per run, default 2000) tune it.
+ */
+import { type Contender, connect } from "./clients.ts"
+import { throughput } from "./network.ts"
+import { median, round } from "./stats.ts"
+import { cpuMicros, startWorkers } from "./workers.ts"
+
+const ROUNDS = Number(process.env.ROUNDS ?? 4)
+const N = Number(process.env.N ?? 2000)
+const { ours, raw } = await startWorkers()
+const sides: Array<Contender> = [
+  { label: "ours", side: ours, connect },
+  { label: "raw", side: raw, connect },
+  { label: "raw-ledger", side: { ...raw, party: "parties/raw-ledger" }, connect }
+]
+const cpu = new Map<string, Array<number>>()
+const rate = new Map<string, Array<number>>()
+try {
+  for (const c of sides) await throughput(c, 1, 300, 32, 60_000)
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const c of r % 2 === 0 ? sides : [...sides].reverse()) {
+      const before = cpuMicros(c.side.pid)
+      rate.set(c.label, [...(rate.get(c.label) ?? []), await throughput(c, 1, N, 32, 120_000)])
+      cpu.set(c.label, [...(cpu.get(c.label) ?? []), (cpuMicros(c.side.pid) - before) / N])
+    }
+  }
+  const us = (l: string) => median(cpu.get(l)!)
+  const tp = (l: string) => median(rate.get(l)!)
+  for (const c of sides) {
+    console.log(
+      `${c.label.padEnd(10)} server CPU ${round(us(c.label), 0)} µs/action (${round(us(c.label) / us("raw"), 2)}x raw), ` +
+        `${round(tp(c.label), 0)} actions/s (${round(tp(c.label) / tp("raw"), 2)}x raw)`
+    )
+  }
+} finally {
+  await ours.dispose()
+  await raw.dispose()
+}

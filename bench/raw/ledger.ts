@@ -1,0 +1,77 @@
+/**
+ * The floor of our storage design, by hand: a raw partyserver object that
+ * does per action what SyncServer's SQL does (claim the client's seq in the
+ * ledger, insert the row with the change-log trigger, read the changes after
+ * the published version, all in one `transactionSync`), with no Effect, no
+ * Schema and no services. `bench/floor.ts` compares its server CPU per action
+ * with raw's and ours: the gap to raw is what the design's SQL costs, the
+ * gap to ours is what the library's code costs.
+ *
+ * Speaks the raw baseline's frames (`create` and `all`); its ack also
+ * carries the changes, as our Ack does.
+ */
+import { type Connection, Server, type WSMessage } from "partyserver"
+import { TODO_TABLE } from "../../fixtures/todo-sync/src/table.ts"
+import * as ChangeLog from "../../src/services/ChangeLog.ts"
+import * as Ledger from "../../src/services/ClientLedger.ts"
+
+/** The slice of Durable Object storage used here (typed locally, as in worker.ts). */
+interface SqlStorageLike {
+  transactionSync<T>(f: () => T): T
+  sql: { exec(query: string, ...bindings: Array<unknown>): { raw(): IterableIterator<Array<unknown>> } }
+}
+
+const CHANGES =
+  `SELECT l.version, l.deleted, l.id, t.* FROM _psync_log l LEFT JOIN todos t ON t.id = l.id ` +
+  `WHERE l.version > ? AND l.channel = 1 ORDER BY l.version`
+const KEY = "bench-floor-key-"
+
+export class RawLedger extends Server {
+  static override options = { hibernate: true }
+
+  #published = 0
+  readonly #seqs = new WeakMap<Connection, number>()
+
+  get #storage(): SqlStorageLike {
+    return (this as unknown as { ctx: { storage: SqlStorageLike } }).ctx.storage
+  }
+
+  #exec(query: string, ...bindings: Array<unknown>): Array<Array<unknown>> {
+    return [...this.#storage.sql.exec(query, ...bindings).raw()]
+  }
+
+  override onStart() {
+    this.#exec(TODO_TABLE)
+    for (const statement of [...ChangeLog.SCHEMA, ...Ledger.SCHEMA]) this.#exec(statement)
+    for (const name of ChangeLog.triggerNames("todos")) this.#exec(`DROP TRIGGER IF EXISTS ${name}`)
+    for (const statement of ChangeLog.triggerSql({ channel: { table: "todos" } as never, index: 1, id: "id" })) this.#exec(statement)
+  }
+
+  override onMessage(connection: Connection, message: WSMessage) {
+    try {
+      const frame = JSON.parse(message as string) as { t: string; r: string; id: string; text: string; completed: 0 | 1 }
+      if (frame.t === "all") {
+        connection.send(JSON.stringify({ t: "all", rows: this.#exec("SELECT * FROM todos WHERE deleted_at IS NULL ORDER BY rowid") }))
+        return
+      }
+      if (frame.t !== "create") throw new Error(`floor: ${frame.t} is not implemented`)
+      const now = Date.now()
+      const seq = (this.#seqs.get(connection) ?? 0) + 1
+      this.#seqs.set(connection, seq)
+      const { row, changes } = this.#storage.transactionSync(() => {
+        if (this.#exec(Ledger.CLAIM, connection.id, KEY, seq, now).length === 0) throw new Error("floor: seq already decided")
+        const inserted = this.#exec(
+          "INSERT INTO todos (id, text, completed, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING *",
+          frame.id, frame.text.trim(), frame.completed, now, now
+        )
+        return { row: inserted[0] ?? null, changes: this.#exec(CHANGES, this.#published) }
+      })
+      this.#published = Number(changes[changes.length - 1]?.[0] ?? this.#published)
+      const rows = changes.map((c) => c.slice(3))
+      connection.send(JSON.stringify({ t: "ack", r: frame.r, row, changes: rows, version: this.#published }))
+      this.broadcast(JSON.stringify({ t: "rows", rows, version: this.#published }), [connection.id])
+    } catch (error) {
+      connection.send(JSON.stringify({ t: "error", message: String(error) }))
+    }
+  }
+}
