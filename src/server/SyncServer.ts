@@ -130,9 +130,6 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
   #adapt(connection: Connection): SyncConnection {
     let adapter = this.#adapters.get(connection)
     if (adapter === undefined) {
-      // The state is kept in the socket's attachment as one JSON string: partyserver deserializes the whole
-      // attachment on every message, and a string costs a copy where an object graph costs a walk. Read once per wake.
-      let state: ConnectionState | undefined
       adapter = {
         id: connection.id,
         send: (frame) => {
@@ -143,11 +140,10 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
           }
         },
         get state() {
-          return (state ??= readState(connection.state))
+          return (connection.state as ConnectionState | null) ?? initialState
         },
-        setState: (next) => {
-          state = next
-          connection.setState(JSON.stringify(next))
+        setState: (state) => {
+          connection.setState(state)
         }
       }
       this.#adapters.set(connection, adapter)
@@ -288,9 +284,8 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
   override onConnect(connection: Connection, ctx: ConnectionContext): void {
     const grant = ctx.request.headers.get(PRINCIPAL_HEADER)
     const parsed = grant === null ? { principal: null, readOnly: false } : (JSON.parse(grant) as { principal: unknown; readOnly: boolean })
-    const adapter = this.#adapt(connection)
-    adapter.setState({ ...initialState, principal: parsed.principal, readOnly: parsed.readOnly })
-    this.#live?.add(adapter)
+    connection.setState({ ...initialState, principal: parsed.principal, readOnly: parsed.readOnly } satisfies ConnectionState)
+    this.#live?.add(this.#adapt(connection))
   }
 
   override async onMessage(connection: Connection, message: WSMessage): Promise<void> {
@@ -354,12 +349,6 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     this.#runtime = undefined
     this.#ready = undefined
   }
-}
-
-/** A connection's state from its attachment: a JSON string, or the object an earlier release stored. */
-const readState = (stored: unknown): ConnectionState => {
-  if (typeof stored === "string") return JSON.parse(stored) as ConnectionState
-  return (stored as ConnectionState | null) ?? initialState
 }
 
 const describeError = (error: unknown): string => {
