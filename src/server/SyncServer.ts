@@ -200,6 +200,7 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
       })
       this.#ready.catch(() => {
         this.#ready = undefined
+        this.#dispatch = undefined
         void runtime.dispose()
       })
     }
@@ -290,7 +291,9 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
 
   override async onMessage(connection: Connection, message: WSMessage): Promise<void> {
     // partyserver does not await this promise: every failure is answered or logged here
-    const unavailable = this.#ready === undefined || this.#dispatch === undefined ? await this.#start() : undefined
+    let unavailable = this.#ready === undefined || this.#dispatch === undefined ? await this.#start() : undefined
+    // a restartSync or dispose may be under way: its services are not there to dispatch to yet
+    if (unavailable === undefined && this.#dispatch === undefined) unavailable = "the sync server is restarting"
     if (unavailable !== undefined) {
       // the services could not start (a migration failed, a table is missing): answer this frame, by its request id
       const ids = idsOfFrame(message)

@@ -370,10 +370,12 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
       const refused = (connection: SyncConnection, e: SyncFailure) =>
         broadcast.send(connection, { _tag: "Failure", requestId: e.requestId, channel: e.channel, reason: e.reason, message: e.message })
 
-      const receive = (connection: SyncConnection, frame: string | ArrayBuffer | ArrayBufferView) => {
-        const message = decodeFrame(frame)
-        if (message instanceof SyncFailure) return refused(connection, message)
-        return inLane(connection, message).pipe(
+      const receive = (connection: SyncConnection, frame: string | ArrayBuffer | ArrayBufferView) =>
+        // suspended: a throw while decoding or checking becomes a logged defect, not a rejected onMessage
+        Effect.suspend(() => {
+          const message = decodeFrame(frame)
+          return message instanceof SyncFailure ? Effect.fail(message) : inLane(connection, message)
+        }).pipe(
           Effect.catchCause((cause) => {
             const failure = Cause.findErrorOption(cause)
             if (failure._tag === "Some" && failure.value instanceof SyncFailure) return refused(connection, failure.value)
@@ -381,7 +383,6 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
             return Effect.logError("effect-partysync: frame handling failed", cause)
           })
         )
-      }
 
       return ActionDispatch.of({ receive })
     })

@@ -7,8 +7,11 @@
  * at points where no transaction can be open: after the library's own
  * writes commit, and when the server flushes after an event (a request, an
  * alarm, a WebSocket message or close) or on `publishChanges()`. The
- * published mark is stored, and moves in the same transaction as the reads
- * that justify it, so it never gets ahead of what is durable.
+ * published mark is stored in the same transaction as the reads that justify
+ * it, so it never gets ahead of what is durable: by every flush, and by
+ * actions once per `MARK_EVERY` versions, so after a restart up to that many
+ * versions are published again (and `version` reads the stored mark until the
+ * first flush or action).
  *
  * Writes, publishing and sync answers run one at a time under one lock:
  * clients see changes in version order, a sync answer never sees an open
