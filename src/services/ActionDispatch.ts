@@ -284,12 +284,9 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
       const lanes = new Map<SyncConnection, Lane>()
 
       const inLane = (connection: SyncConnection, message: ClientMessage) => {
-        let lane = lanes.get(connection)
-        if (lane === undefined) {
-          lane = { semaphore: Semaphore.makeUnsafe(1), frames: 0, actions: 0, syncs: 0, waiting: new Map() }
-          lanes.set(connection, lane)
-        }
-        const l = lane
+        // a new lane is registered only once a frame is queued on it: a frame refused here must not leave an
+        // empty lane behind for a connection that then closes
+        const l: Lane = lanes.get(connection) ?? { semaphore: Semaphore.makeUnsafe(1), frames: 0, actions: 0, syncs: 0, waiting: new Map() }
         let counted: "action" | "sync" | undefined
         let run: Effect.Effect<void, SyncFailure>
         switch (message._tag) {
@@ -331,7 +328,7 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
             break
           }
         }
-        l.frames++
+        if (l.frames++ === 0) lanes.set(connection, l)
         if (counted === "action") l.actions++
         else if (counted === "sync") l.syncs++
         return l.semaphore.withPermits(1)(run).pipe(
