@@ -291,7 +291,8 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
 
   override async onMessage(connection: Connection, message: WSMessage): Promise<void> {
     // partyserver does not await this promise: every failure is answered or logged here
-    let unavailable = this.#ready === undefined || this.#dispatch === undefined ? await this.#start() : undefined
+    // the dispatch is set once the services started and cleared when they stop or fail to start
+    let unavailable = this.#dispatch === undefined ? await this.#start() : undefined
     // a restartSync or dispose may be under way: its services are not there to dispatch to yet
     if (unavailable === undefined && this.#dispatch === undefined) unavailable = "the sync server is restarting"
     if (unavailable !== undefined) {

@@ -103,11 +103,12 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
           ? fail("Unavailable", `this client was built for version ${schema} of channel ${channel.name}; the server still runs version ${channel.version}`, requestId, channel.name)
           : undefined
 
+      const lookup = (name: string, requestId: string | null): Channel.Any | SyncFailure =>
+        channels.get(name) ?? fail("UnknownChannel", `unknown channel ${JSON.stringify(name)}`, requestId, name)
+
       const channelOf = (name: string, requestId: string | null) => {
-        const channel = channels.get(name)
-        return channel === undefined
-          ? Effect.fail(fail("UnknownChannel", `unknown channel ${JSON.stringify(name)}`, requestId, name))
-          : Effect.succeed(channel)
+        const channel = lookup(name, requestId)
+        return channel instanceof SyncFailure ? Effect.fail(channel) : Effect.succeed(channel)
       }
 
       const decodeFrame = (frame: string | ArrayBuffer | ArrayBufferView): ClientMessage | SyncFailure => {
@@ -175,8 +176,8 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
 
       /** The checks that need no storage, and the action decoded with its channel's Schema. */
       const prepare = (connection: SyncConnection, message: Action): SyncFailure | { readonly channel: Channel.Any; readonly action: unknown } => {
-        const channel = channels.get(message.channel)
-        if (channel === undefined) return fail("UnknownChannel", `unknown channel ${JSON.stringify(message.channel)}`, message.requestId, message.channel)
+        const channel = lookup(message.channel, message.requestId)
+        if (channel instanceof SyncFailure) return channel
         if (connection.state.readOnly) return fail("ReadOnly", "this connection is read-only", message.requestId, channel.name)
         const newer = newerThanServer(message.schema, channel, message.requestId)
         if (newer !== undefined) return newer

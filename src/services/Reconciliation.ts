@@ -194,13 +194,14 @@ const make = Effect.gen(function*() {
 
   /**
    * Every change after `published`, checked against the record Schemas, and
-   * the new mark (stored in the same transaction when `store` says so). With
+   * the new mark, stored in the same transaction once it is `lag` or more
+   * versions past the stored one (0: whenever it moved). With
    * `only`, channels outside it are not read: nobody receives them now, a
    * later sync answer serves (and checks) their rows, and the mark moves past
    * them all the same.
    */
   const collect = (
-    store: (version: number) => boolean,
+    lag: number,
     only?: ReadonlySet<string>
   ): { readonly changes: Array<ChannelChanges>; readonly version: number; readonly invalid: Array<string>; readonly stored: boolean } => {
     const changes: Array<ChannelChanges> = []
@@ -227,7 +228,7 @@ const make = Effect.gen(function*() {
       changes.push({ ...found, version: last })
       version = Math.max(version, last)
     }
-    const write = version !== stored && store(version)
+    const write = version !== stored && version - stored >= lag
     if (write) storage.rawUnsafe(`UPDATE _psync_meta SET value = ? WHERE key = 'published'`, version)
     return { changes, version, invalid, stored: write }
   }
@@ -243,7 +244,7 @@ const make = Effect.gen(function*() {
     return { rows, problem }
   }
 
-  /**
+  /*
    * An action's commit publishes everything past the mark in the same
    * synchronous run, so its stored copy may lag: storing it every time would
    * cost a row written per action. After a restart the lag (at most
@@ -253,14 +254,11 @@ const make = Effect.gen(function*() {
    * with their current values. A flush publishes rows written outside
    * onAction and always stores the mark, so those are never lost.
    */
-  const lagging = (version: number) => version - stored >= MARK_EVERY
-  const always = () => true
-
   const commit = <A, E, R>(self: Effect.Effect<A, E, R>, sender?: SyncConnection) =>
     Effect.flatMap(
       storage.transaction(Effect.flatMap(self, (value) =>
         Effect.suspend(() => {
-          const collected = collect(lagging)
+          const collected = collect(MARK_EVERY)
           checked.clear()
           return collected.invalid.length > 0
             ? Effect.fail(new SyncFailure({ reason: "InvalidRecord", message: collected.invalid.join("; "), requestId: null, channel: null }))
@@ -277,7 +275,7 @@ const make = Effect.gen(function*() {
   // Rows committed outside `commit` cannot be rolled back: one that does not decode is still
   // published (clients report it), and said loudly here, where it was written.
   const flushUnlocked = Effect.suspend(() => {
-    const collected = collect(always, broadcast.subscribed())
+    const collected = collect(0, broadcast.subscribed())
     published = collected.version
     stored = published
     const report = collected.invalid.length === 0

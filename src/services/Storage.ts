@@ -150,8 +150,8 @@ export const make = (options: {
       Effect.flatMap(Effect.context<R>(), (context): Effect.Effect<A, E | StorageError, R> => {
         if (Context.get(context, inTransaction)) return self
         const inside = Context.add(context, inTransaction, true)
-        if (options.atomicallySync !== undefined) return runSync(self, inside)
         // a synchronous body runs to its end in one go: no other fiber can start a transaction meanwhile
+        if (options.atomicallySync !== undefined) return runSync(self, inside)
         return oneAtATime.withPermits(1)(run(self, inside))
       })
   }
