@@ -11,7 +11,7 @@
 import { type Contender, connect } from "./clients.ts"
 import { roundTrip, throughput } from "./network.ts"
 import { median, round } from "./stats.ts"
-import { cpuMicros, startWorkers } from "./workers.ts"
+import { startWorkers, withCpu } from "./workers.ts"
 
 const ROUNDS = Number(process.env.ROUNDS ?? 4)
 const N = Number(process.env.N ?? 2000)
@@ -28,9 +28,9 @@ try {
   for (const c of sides) await throughput(c, 1, 300, 32, 60_000)
   for (let r = 0; r < ROUNDS; r++) {
     for (const c of r % 2 === 0 ? sides : [...sides].reverse()) {
-      const before = cpuMicros(c.side.pid)
-      rate.set(c.label, [...(rate.get(c.label) ?? []), await throughput(c, 1, N, 32, 120_000)])
-      cpu.set(c.label, [...(cpu.get(c.label) ?? []), (cpuMicros(c.side.pid) - before) / N])
+      const [perSecond, us] = await withCpu(c.side.pid, N, () => throughput(c, 1, N, 32, 120_000))
+      rate.set(c.label, [...(rate.get(c.label) ?? []), perSecond])
+      cpu.set(c.label, [...(cpu.get(c.label) ?? []), us])
       rt.set(c.label, [...(rt.get(c.label) ?? []), ...(await roundTrip(c, 300, 60_000))])
     }
   }

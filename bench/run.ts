@@ -18,7 +18,7 @@ import { bulkWrite, closeRig, fanOut, fanOutRig, freshRoom, initialSync, resumeR
 import { connectReal } from "./real.ts"
 import { fmtBytes, median, round, summarize } from "./stats.ts"
 import { wakeRounds } from "./wake.ts"
-import { cpuMicros, seed, startWorkers } from "./workers.ts"
+import { seed, startWorkers, withCpu } from "./workers.ts"
 
 const QUICK = process.env.BENCH_QUICK === "1"
 const C = QUICK
@@ -121,9 +121,8 @@ const main = async () => {
       // the server's CPU per action (its workerd process, user + system) is read around each run
       const cpu = new Map<string, Array<number>>()
       const tp = await alternate(C.tpRounds, all, async (c) => {
-        const before = cpuMicros(c.side.pid)
-        const rate = await throughput(c, clients, C.tpTotal, window, DEADLINE)
-        cpu.set(c.label, [...(cpu.get(c.label) ?? []), (cpuMicros(c.side.pid) - before) / C.tpTotal])
+        const [rate, us] = await withCpu(c.side.pid, C.tpTotal, () => throughput(c, clients, C.tpTotal, window, DEADLINE))
+        cpu.set(c.label, [...(cpu.get(c.label) ?? []), us])
         return rate
       })
       const t = (l: string) => round(median(tp.get(l)!), 0)

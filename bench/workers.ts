@@ -89,10 +89,17 @@ export const startWorkers = async (): Promise<{ ours: Side; raw: Side }> => {
 const ticksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim())
 
 /** CPU time a process has used so far (user + system), in µs, at the kernel's tick resolution. */
-export const cpuMicros = (pid: number): number => {
+const cpuMicros = (pid: number): number => {
   // the fields after the command name, whose own parentheses may hold anything
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ").pop()!.split(" ")
   return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / ticksPerSecond
+}
+
+/** Runs `f` and returns its result with the CPU `pid` spent meanwhile, per action (µs) over `actions`. */
+export const withCpu = async <A>(pid: number, actions: number, f: () => Promise<A>): Promise<readonly [A, number]> => {
+  const before = cpuMicros(pid)
+  const value = await f()
+  return [value, (cpuMicros(pid) - before) / actions]
 }
 
 /** Resident set size of a process in bytes (VmRSS). */
