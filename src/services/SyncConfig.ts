@@ -51,9 +51,11 @@ export interface SyncOptions {
   readonly maxInFlightPerConnection: number
   /**
    * Run transactions (and so every `onAction`) synchronously inside
-   * `transactionSync`: about twice the action throughput, for servers whose
-   * handlers never await (they only use Storage). A handler that awaits then
-   * fails with `HandlerFailed` and writes nothing. Off by default.
+   * `transactionSync`, for servers whose handlers never await (they only
+   * use Storage): no promise hop per transaction, which on the bench's Todo
+   * workload is about a tenth more actions/s and 10-20% less server CPU.
+   * A handler that awaits then fails with `HandlerFailed` and writes
+   * nothing. Off by default.
    */
   readonly synchronousHandlers: boolean
 }
