@@ -16,22 +16,29 @@ export const signal = () => {
   let raised = Deferred.makeUnsafe<void>()
   return {
     raise: (): void => void Deferred.doneUnsafe(raised, Effect.void),
-    next: Effect.suspend(() => Deferred.await(raised)).pipe(Effect.andThen(Effect.sync(() => {
-      raised = Deferred.makeUnsafe<void>()
-    })))
+    /** Waits for a raise, then for `pause`: every raise until `pause` ends counts as that one. */
+    next: (pause: Effect.Effect<void> = Effect.void) =>
+      Effect.suspend(() => Deferred.await(raised)).pipe(Effect.andThen(pause), Effect.andThen(Effect.sync(() => {
+        raised = Deferred.makeUnsafe<void>()
+      })))
   }
 }
 
 /** A wake-up call. */
 export type Signal = ReturnType<typeof signal>
 
-/** Runs `write` after each wake-up (after `delayMs`, to gather a burst), never two at once. */
+/**
+ * Runs `write` after each wake-up, never two at once: after `delayMs`, or
+ * else once the current task is over. A raise resumes the fiber inline, so
+ * without that pause the pending queue was written inside the reply's event,
+ * before the action settled, and twice per action (at its send and at its
+ * reply); now the reply settles first and the next send shares its write.
+ */
 export const writer = (dirty: Signal, write: Effect.Effect<void>, delayMs = 0): Effect.Effect<never> =>
   Effect.gen(function*() {
     while (true) {
-      yield* dirty.next
-      if (delayMs > 0) yield* Effect.sleep(delayMs)
-      // reads the latest state: a change during the delay is in it, and calls for one more write
+      // the write reads the state after the pause, so the changes raised during it are in it
+      yield* dirty.next(delayMs > 0 ? Effect.sleep(delayMs) : Effect.yieldNow)
       yield* write
     }
   })

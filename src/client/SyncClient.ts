@@ -4,7 +4,7 @@
  * answers), adopts pending queues left by closed clients, then follows the
  * socket: Subscribe from the cursor on every (re)connect, pending actions
  * sent once synced, frames fed to the SyncEngine, state persisted (records
- * debounced, pending at once), temporary refusals retried on a
+ * debounced, pending by the end of the task), temporary refusals retried on a
  * backoff Schedule. Closing the scope detaches from the socket, flushes the cache
  * and releases the pending queue for the next client.
  *
@@ -220,7 +220,7 @@ export const makeCore = <C extends Channel.Any>(
 
     link = attach(socket, engine)
     if (isOpen()) engine.opened()
-    const nextAttempt = Effect.andThen(retryDue.next, Effect.sync(() => attempt))
+    const nextAttempt = Effect.andThen(retryDue.next(), Effect.sync(() => attempt))
     yield* Effect.forkIn(retryAfterBackoff(nextAttempt, () => engine.retry()), scope)
     const recordsWriter = yield* Effect.forkIn(writer(recordsDirty, writeRecords, options.persistDelayMs ?? 500), scope)
     const pendingWriter = yield* Effect.forkIn(writer(pendingDirty, pendingStore.write()), scope)

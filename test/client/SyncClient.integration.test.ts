@@ -2,7 +2,8 @@
  * The client against the real Todo worker in workerd: convergence, resume
  * after a disconnect, the offline queue (exactly once, also across a
  * reload), rejection and rollback, rebase over other clients' changes, the
- * cached snapshot before the network, local validation, bad records.
+ * cached snapshot before the network, local validation, bad records, and
+ * what persisting the pending queue costs per action.
  */
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -127,6 +128,31 @@ describe("sync client against the real worker", () => {
     expect(a.client.getStatus()).toMatchObject({ pending: 0, lastError: null })
     expect(a.client.getStatus().pendingIds.size).toBe(0)
     expect(texts(a.client.getSnapshot())).toEqual(["one, edited"])
+  })
+
+  it("a client that awaits each action writes its pending queue once per action, not at its send and again at its reply", async () => {
+    const writes: Array<string> = []
+    // the store's map sees every write: a queue saved, or removed once empty
+    class Counting extends Map<string, string> {
+      override set(key: string, value: string) {
+        if (key.includes("/pending/")) writes.push(`set ${(JSON.parse(value) as { entries: Array<unknown> }).entries.length}`)
+        return super.set(key, value)
+      }
+      override delete(key: string) {
+        if (key.includes("/pending/")) writes.push("remove")
+        return super.delete(key)
+      }
+    }
+    const map = new Counting()
+    const { client } = setup(freshRoom("writes"), { store: makeMemoryStore(map) })
+    await live(client)
+    writes.length = 0
+    for (let i = 1; i <= 20; i++) await client.send(create(`${i}`, `todo ${i}`))
+    await eventually(() => (writes.at(-1) === "remove" ? true : undefined), { what: "the emptied queue removed" })
+    // each write after the first holds the next action, and the reply before it settled without a write of its own
+    expect(writes.length).toBeLessThanOrEqual(22)
+    expect(writes.filter((w) => w === "set 1").length).toBeGreaterThanOrEqual(19)
+    expect([...map.keys()].some((key) => key.includes("/pending/"))).toBe(false)
   })
 
   it("a reload while offline keeps the queue: the next client sends it under the original client id and seq", async () => {
