@@ -2,9 +2,9 @@
  * `npm run bench`: runs scenarios 1-10 against our worker (with the real
  * client, and with a protocol-level client to separate server from client
  * cost) and the raw partyserver baseline, alternating sides per round;
- * prints a table and writes bench/results.json. Targets on the server's
- * cost (round trip, fan-out, throughput) are judged on the protocol-level
- * client ("ours-wire"); the real client's figures are shown beside them.
+ * prints a table and writes bench/results.json. A target relative to raw
+ * is judged with our client and with the protocol-level client ("ours-wire":
+ * the server's share alone), on the median of each round's own ratio to raw.
  *
  * BENCH_QUICK=1 runs fewer rounds and smaller counts (for development; its
  * numbers are not the published ones).
@@ -16,7 +16,7 @@ import { bundleSize, clientApply } from "./local.ts"
 import { memoryRound } from "./memory.ts"
 import { bulkWrite, closeRig, fanOut, fanOutRig, freshRoom, initialSync, resumeRound, roundTrip, rowsPerAction, throughput } from "./network.ts"
 import { connectReal } from "./real.ts"
-import { fmtBytes, median, round, summarize } from "./stats.ts"
+import { fmtBytes, median, quantile, round, summarize } from "./stats.ts"
 import { wakeRounds } from "./wake.ts"
 import { seed, startWorkers, withCpu } from "./workers.ts"
 
@@ -41,16 +41,31 @@ interface Row {
   readonly pass?: boolean | null
   /** The target met with the protocol-level client: the server's share alone. */
   readonly passWire?: boolean | null
+  /** The median of the rounds' own ratios to raw (ours, ours-wire), where the sides alternated over rounds. */
+  readonly roundRatios?: { readonly ours: number; readonly wire: number | null }
   readonly note?: string
 }
 
 const rows: Array<Row> = []
 const detail: Record<string, unknown> = {}
 const ratio = (a: number | null | undefined, b: number | null | undefined) => (a == null || b == null || b === 0 ? null : round(a / b, 2))
-/** A target relative to raw, judged for our client and for the protocol-level one. */
-const vsRaw = (op: "<=" | ">=", bound: number, ours: number, wire: number, raw: number) => {
-  const met = (v: number) => (op === "<=" ? v <= bound * raw : v >= bound * raw)
-  return { target: `${op} ${bound}x raw`, pass: met(ours), passWire: met(wire) }
+/**
+ * The median of the rounds' own ratios to raw, for ours and ours-wire. The
+ * machine drifts within a run (raw's throughput moved 937 -> 1321/s over three
+ * rounds once); sides measured back to back in a round see the same machine.
+ */
+const byRound = (per: (label: string) => ReadonlyArray<number>) => {
+  const of = (label: string) => {
+    const mine = per(label)
+    const raws = per("raw")
+    return round(median(mine.map((v, i) => v / raws[i]!)), 2)
+  }
+  return { ours: of("ours"), wire: of("ours-wire") }
+}
+/** A target on the same-round ratio to raw, judged for our client and for the protocol-level one. */
+const vsRaw = (op: "<=" | ">=", bound: number, ratios: { readonly ours: number; readonly wire: number | null }) => {
+  const met = (r: number) => (op === "<=" ? r <= bound : r >= bound)
+  return { target: `${op} ${bound}x raw`, pass: met(ratios.ours), passWire: ratios.wire === null ? null : met(ratios.wire), roundRatios: ratios }
 }
 const log = (...args: Array<unknown>) => console.error("bench:", ...args)
 
@@ -93,12 +108,12 @@ const main = async () => {
       scenario: "1. round trip", metric: "send -> confirmed, p50", unit: "ms",
       ours: rtS("ours").p50, oursWire: rtS("ours-wire").p50, raw: rtS("raw").p50,
       oursP99: rtS("ours").p99, rawP99: rtS("raw").p99,
-      ...vsRaw("<=", 1.1, rtS("ours").p50, rtS("ours-wire").p50, rtS("raw").p50), note: `n=${rtS("ours").n} per side`
+      ...vsRaw("<=", 1.1, byRound((l) => rt.get(l)!.map((samples) => quantile(samples, 0.5)))), note: `n=${rtS("ours").n} per side`
     })
     rows.push({
       scenario: "1. round trip", metric: "send -> confirmed, p99", unit: "ms",
       ours: rtS("ours").p99, oursWire: rtS("ours-wire").p99, raw: rtS("raw").p99,
-      ...vsRaw("<=", 1.3, rtS("ours").p99, rtS("ours-wire").p99, rtS("raw").p99)
+      ...vsRaw("<=", 1.3, byRound((l) => rt.get(l)!.map((samples) => quantile(samples, 0.99))))
     })
 
     log("1 rows written per action")
@@ -121,7 +136,7 @@ const main = async () => {
     rows.push({
       scenario: "2. fan-out", metric: `change seen by all ${C.fanReceivers} clients, p50`, unit: "ms",
       ours: fS("ours").p50, oursWire: fS("ours-wire").p50, raw: fS("raw").p50, oursP99: fS("ours").p99, rawP99: fS("raw").p99,
-      ...vsRaw("<=", 1.05, fS("ours").p50, fS("ours-wire").p50, fS("raw").p50), note: `n=${fS("ours").n} changes per side`
+      ...vsRaw("<=", 1.05, byRound((l) => fan.get(l)!.map((samples) => quantile(samples, 0.5)))), note: `n=${fS("ours").n} changes per side`
     })
 
     log("3 throughput")
@@ -138,14 +153,14 @@ const main = async () => {
       rows.push({
         scenario: "3. throughput", metric: `${clients} client${clients > 1 ? "s" : ""}, ${window} in flight each`, unit: "actions/s",
         ours: t("ours"), oursWire: t("ours-wire"), raw: t("raw"),
-        ...(clients <= 10 ? vsRaw(">=", 0.9, t("ours"), t("ours-wire"), t("raw")) : {})
+        ...(clients <= 10 ? vsRaw(">=", 0.9, byRound((l) => tp.get(l)!)) : { roundRatios: byRound((l) => tp.get(l)!) })
       })
       if (clients === 1) {
         const us = (l: string) => round(median(cpu.get(l)!), 0)
         detail.serverCpu = Object.fromEntries(cpu)
         rows.push({
           scenario: "3. server CPU", metric: `per action, ${clients} client, ${window} in flight (workerd user + system time)`, unit: "µs",
-          ours: us("ours"), oursWire: us("ours-wire"), raw: us("raw"),
+          ours: us("ours"), oursWire: us("ours-wire"), raw: us("raw"), roundRatios: byRound((l) => cpu.get(l)!),
           note: "the whole workerd process: JavaScript, SQLite, WebSockets"
         })
       }
@@ -172,7 +187,7 @@ const main = async () => {
       rows.push({
         scenario: "4. initial sync", metric: `${n} rows, time to full snapshot`, unit: "ms",
         ours: ms("ours"), oursWire: ms("ours-wire"), raw: ms("raw"),
-        ...(big ? vsRaw("<=", 1.3, ms("ours"), ms("ours-wire"), ms("raw")) : {}),
+        ...(big ? vsRaw("<=", 1.3, byRound((l) => s.get(l)!.map((x) => x.ms))) : { roundRatios: byRound((l) => s.get(l)!.map((x) => x.ms)) }),
         note: `bytes ours ${fmtBytes(bytes("ours"))} / raw ${fmtBytes(bytes("raw"))}; frames ours ${s.get("ours")![0]!.frames}`
       })
       rows.push({
@@ -256,7 +271,7 @@ const main = async () => {
     note: `minified ${fmtBytes(bundle.minified)}`
   })
 
-  const report = rows.map((r) => ({ ...r, ratio: ratio(r.ours, r.raw) }))
+  const report = rows.map((r) => ({ ...r, ratio: r.roundRatios?.ours ?? ratio(r.ours, r.raw) }))
   console.log(table(report))
   const results = {
     when: new Date().toISOString(),
@@ -276,13 +291,14 @@ const table = (report: ReadonlyArray<Row & { ratio: number | null }>) => {
   const cells = report.map((r) => [
     r.scenario, r.metric,
     r.ours == null ? "-" : `${r.ours} ${r.unit}`, r.oursWire == null ? "-" : `${r.oursWire}`, r.raw == null ? "-" : `${r.raw}`,
-    r.ratio == null ? "-" : `${r.ratio}x${r.oursWire == null ? "" : ` (${ratio(r.oursWire, r.raw)}x)`}`, r.target ?? "",
+    r.ratio == null ? "-" : `${r.ratio}x${r.oursWire == null ? "" : ` (${r.roundRatios?.wire ?? ratio(r.oursWire, r.raw)}x)`}`, r.target ?? "",
     r.pass == null ? "" : r.pass ? "pass" : r.passWire === true ? "server pass, client MISS" : "MISS"
   ])
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)))
   const line = (c: ReadonlyArray<string>) => `| ${c.map((x, i) => x.padEnd(widths[i]!)).join(" | ")} |`
   const notes = report.filter((r) => r.note !== undefined).map((r) => `- ${r.scenario} (${r.metric}): ${r.note}`)
-  return [line(head), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...cells.map(line), "", ...notes].join("\n")
+  const how = "- ratios to raw: the median of each round's own ratio where the sides alternated over rounds; ours/raw of the medians elsewhere"
+  return [line(head), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...cells.map(line), "", how, ...notes].join("\n")
 }
 
 await main()
