@@ -4,9 +4,9 @@
  * answers), adopts pending queues left by closed clients, then follows the
  * socket: Subscribe from the cursor on every (re)connect, pending actions
  * sent once synced, frames fed to the SyncEngine, state persisted (records
- * debounced, pending by the end of the task), temporary refusals retried on a
- * backoff Schedule. Closing the scope detaches from the socket, flushes the cache
- * and releases the pending queue for the next client.
+ * debounced, pending right after the task that changed it), temporary
+ * refusals retried on a backoff Schedule. Closing the scope detaches from the
+ * socket, flushes the cache and releases the pending queue for the next client.
  *
  * `makeCore` is the same client without its Streams: the facade and the
  * React hooks use it, so browser bundles leave Stream out.
