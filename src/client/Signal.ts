@@ -11,34 +11,39 @@
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 
-/** A wake-up call for one waiting fiber: `raise` it any number of times; `next` waits for it and resets it. */
+/**
+ * A wake-up call for one waiting fiber: `raise` it any number of times; `next`
+ * waits for it and resets it. The fiber wakes after the caller's own work:
+ * with `raise`, at the end of the current task (a frame just sent has gone
+ * out by then); with `soon`, for work that can wait, once the task is over,
+ * or at an earlier `raise`.
+ */
 export const signal = () => {
   let raised = Deferred.makeUnsafe<void>()
+  // the Deferred of the moment: once the fiber has woken and reset, a late call is a no-op
+  const later = (schedule: (f: () => void) => unknown) => (): void => {
+    const current = raised
+    schedule(() => Deferred.doneUnsafe(current, Effect.void))
+  }
   return {
-    raise: (): void => void Deferred.doneUnsafe(raised, Effect.void),
-    /** Waits for a raise, then for `pause`: every raise until `pause` ends counts as that one. */
-    next: (pause: Effect.Effect<void> = Effect.void) =>
-      Effect.suspend(() => Deferred.await(raised)).pipe(Effect.andThen(pause), Effect.andThen(Effect.sync(() => {
-        raised = Deferred.makeUnsafe<void>()
-      })))
+    raise: later(queueMicrotask),
+    soon: later(setTimeout),
+    next: Effect.suspend(() => Deferred.await(raised)).pipe(Effect.andThen(Effect.sync(() => {
+      raised = Deferred.makeUnsafe<void>()
+    })))
   }
 }
 
 /** A wake-up call. */
 export type Signal = ReturnType<typeof signal>
 
-/**
- * Runs `write` after each wake-up, never two at once: after `delayMs`, or
- * else once the current task is over. A raise resumes the fiber inline, so
- * without that pause the pending queue was written inside the reply's event,
- * before the action settled, and twice per action (at its send and at its
- * reply); now the reply settles first and the next send shares its write.
- */
+/** Runs `write` after each wake-up (after `delayMs`, to gather a burst), never two at once. */
 export const writer = (dirty: Signal, write: Effect.Effect<void>, delayMs = 0): Effect.Effect<never> =>
   Effect.gen(function*() {
     while (true) {
-      // the write reads the state after the pause, so the changes raised during it are in it
-      yield* dirty.next(delayMs > 0 ? Effect.sleep(delayMs) : Effect.yieldNow)
+      yield* dirty.next
+      if (delayMs > 0) yield* Effect.sleep(delayMs)
+      // reads the latest state: a change during the delay is in it, and calls for one more write
       yield* write
     }
   })

@@ -4,9 +4,10 @@
  * answers), adopts pending queues left by closed clients, then follows the
  * socket: Subscribe from the cursor on every (re)connect, pending actions
  * sent once synced, frames fed to the SyncEngine, state persisted (records
- * debounced, pending right after the task that changed it), temporary
- * refusals retried on a backoff Schedule. Closing the scope detaches from the
- * socket, flushes the cache and releases the pending queue for the next client.
+ * debounced; a queued action in the task that queued it, a settled one with
+ * the next write), temporary refusals retried on a backoff Schedule. Closing
+ * the scope detaches from the socket, flushes the cache and releases the
+ * pending queue for the next client.
  *
  * `makeCore` is the same client without its Streams: the facade and the
  * React hooks use it, so browser bundles leave Stream out.
@@ -188,8 +189,9 @@ export const makeCore = <C extends Channel.Any>(
         retryDue.raise()
       },
       onChange: notifier.notify,
-      onConfirmed: () => recordsDirty.raise(),
-      onPending: () => pendingDirty.raise()
+      onConfirmed: recordsDirty.raise,
+      // a settled or dropped action only leaves the queue: that write can wait for the next send's (or a timer)
+      onPending: pendingDirty.soon
     })
     const pendingStore = PendingStore.make<A>({
       cache,
@@ -220,7 +222,7 @@ export const makeCore = <C extends Channel.Any>(
 
     link = attach(socket, engine)
     if (isOpen()) engine.opened()
-    const nextAttempt = Effect.andThen(retryDue.next(), Effect.sync(() => attempt))
+    const nextAttempt = Effect.andThen(retryDue.next, Effect.sync(() => attempt))
     yield* Effect.forkIn(retryAfterBackoff(nextAttempt, () => engine.retry()), scope)
     const recordsWriter = yield* Effect.forkIn(writer(recordsDirty, writeRecords, options.persistDelayMs ?? 500), scope)
     const pendingWriter = yield* Effect.forkIn(writer(pendingDirty, pendingStore.write()), scope)
