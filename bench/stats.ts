@@ -10,8 +10,12 @@ export const quantile = (samples: ReadonlyArray<number>, q: number): number => {
   return sorted[rank]!
 }
 
-/** Median. */
-export const median = (samples: ReadonlyArray<number>): number => quantile(samples, 0.5)
+/** Median: the mean of the two middle samples when their count is even (nearest-rank would take the lower one). */
+export const median = (samples: ReadonlyArray<number>): number => {
+  const sorted = [...samples].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
 
 /** A duration or count summary. */
 export interface Summary {
