@@ -13,21 +13,19 @@ import * as Effect from "effect/Effect"
 
 /**
  * A wake-up call for one waiting fiber: `raise` it any number of times; `next`
- * waits for it and resets it. The fiber wakes after the caller's own work:
- * with `raise`, at the end of the current task (a frame just sent has gone
- * out by then); with `soon`, for work that can wait, once the task is over,
- * or at an earlier `raise`.
+ * waits for it and resets it. `soon` is for work that can wait: it raises on a
+ * timer, unless a `raise` has woken the fiber before then.
  */
 export const signal = () => {
   let raised = Deferred.makeUnsafe<void>()
-  // the Deferred of the moment: once the fiber has woken and reset, a late call is a no-op
-  const later = (schedule: (f: () => void) => unknown) => (): void => {
-    const current = raised
-    schedule(() => Deferred.doneUnsafe(current, Effect.void))
-  }
+  const done = (d: Deferred.Deferred<void>) => void Deferred.doneUnsafe(d, Effect.void)
   return {
-    raise: later(queueMicrotask),
-    soon: later(setTimeout),
+    raise: (): void => done(raised),
+    soon: (): void => {
+      // the Deferred of the moment: once the fiber has woken and reset, the timer's call is a no-op
+      const current = raised
+      setTimeout(() => done(current))
+    },
     next: Effect.suspend(() => Deferred.await(raised)).pipe(Effect.andThen(Effect.sync(() => {
       raised = Deferred.makeUnsafe<void>()
     })))
