@@ -105,17 +105,18 @@ const main = async () => {
     const rt = await alternate(C.rtRounds, all, (c) => roundTrip(c, C.rtPer, DEADLINE))
     const rtS = (l: string) => summarize(rt.get(l)!.flat())
     detail.roundTrip = { ours: rtS("ours"), oursWire: rtS("ours-wire"), raw: rtS("raw") }
-    detail.roundTripRounds = Object.fromEntries([...rt].map(([l, rounds]) => [l, rounds.map((x) => ({ p50: quantile(x, 0.5), p99: quantile(x, 0.99) }))]))
+    const rtRounds = (l: string) => rt.get(l)!.map((x) => ({ p50: quantile(x, 0.5), p99: quantile(x, 0.99) }))
+    detail.roundTripRounds = Object.fromEntries(all.map((c) => [c.label, rtRounds(c.label)]))
     rows.push({
       scenario: "1. round trip", metric: "send -> confirmed, p50", unit: "ms",
       ours: rtS("ours").p50, oursWire: rtS("ours-wire").p50, raw: rtS("raw").p50,
       oursP99: rtS("ours").p99, rawP99: rtS("raw").p99,
-      ...vsRaw("<=", 1.1, byRound((l) => rt.get(l)!.map((samples) => quantile(samples, 0.5)))), note: `n=${rtS("ours").n} per side`
+      ...vsRaw("<=", 1.1, byRound((l) => rtRounds(l).map((x) => x.p50))), note: `n=${rtS("ours").n} per side`
     })
     rows.push({
       scenario: "1. round trip", metric: "send -> confirmed, p99", unit: "ms",
       ours: rtS("ours").p99, oursWire: rtS("ours-wire").p99, raw: rtS("raw").p99,
-      ...vsRaw("<=", 1.3, byRound((l) => rt.get(l)!.map((samples) => quantile(samples, 0.99))))
+      ...vsRaw("<=", 1.3, byRound((l) => rtRounds(l).map((x) => x.p99)))
     })
 
     log("1 rows written per action")
@@ -135,11 +136,12 @@ const main = async () => {
     for (const rig of rigs.values()) closeRig(rig)
     const fS = (l: string) => summarize(fan.get(l)!.flat())
     detail.fanOut = { ours: fS("ours"), oursWire: fS("ours-wire"), raw: fS("raw") }
-    detail.fanOutRounds = Object.fromEntries([...fan].map(([l, rounds]) => [l, rounds.map((x) => quantile(x, 0.5))]))
+    const fanRounds = (l: string) => fan.get(l)!.map((x) => quantile(x, 0.5))
+    detail.fanOutRounds = Object.fromEntries(all.map((c) => [c.label, fanRounds(c.label)]))
     rows.push({
       scenario: "2. fan-out", metric: `change seen by all ${C.fanReceivers} clients, p50`, unit: "ms",
       ours: fS("ours").p50, oursWire: fS("ours-wire").p50, raw: fS("raw").p50, oursP99: fS("ours").p99, rawP99: fS("raw").p99,
-      ...vsRaw("<=", 1.05, byRound((l) => fan.get(l)!.map((samples) => quantile(samples, 0.5)))), note: `n=${fS("ours").n} changes per side`
+      ...vsRaw("<=", 1.05, byRound(fanRounds)), note: `n=${fS("ours").n} changes per side`
     })
 
     log("3 throughput")
@@ -153,10 +155,11 @@ const main = async () => {
       })
       const t = (l: string) => round(median(tp.get(l)!), 0)
       detail[`throughput${clients}`] = Object.fromEntries(tp)
+      const tpRatios = byRound((l) => tp.get(l)!)
       rows.push({
         scenario: "3. throughput", metric: `${clients} client${clients > 1 ? "s" : ""}, ${window} in flight each`, unit: "actions/s",
         ours: t("ours"), oursWire: t("ours-wire"), raw: t("raw"),
-        ...(clients <= 10 ? vsRaw(">=", 0.9, byRound((l) => tp.get(l)!)) : { roundRatios: byRound((l) => tp.get(l)!) })
+        ...(clients <= 10 ? vsRaw(">=", 0.9, tpRatios) : { roundRatios: tpRatios })
       })
       if (clients === 1) {
         const us = (l: string) => round(median(cpu.get(l)!), 0)
@@ -187,10 +190,11 @@ const main = async () => {
       const largest = (l: string) => Math.max(...s.get(l)!.map((x) => x.largestFrame))
       detail[`sync${n}`] = Object.fromEntries(s)
       const big = n === "100k"
+      const syncRatios = byRound((l) => s.get(l)!.map((x) => x.ms))
       rows.push({
         scenario: "4. initial sync", metric: `${n} rows, time to full snapshot`, unit: "ms",
         ours: ms("ours"), oursWire: ms("ours-wire"), raw: ms("raw"),
-        ...(big ? vsRaw("<=", 1.3, byRound((l) => s.get(l)!.map((x) => x.ms))) : { roundRatios: byRound((l) => s.get(l)!.map((x) => x.ms)) }),
+        ...(big ? vsRaw("<=", 1.3, syncRatios) : { roundRatios: syncRatios }),
         note: `bytes ours ${fmtBytes(bytes("ours"))} / raw ${fmtBytes(bytes("raw"))}; frames ours ${s.get("ours")![0]!.frames}`
       })
       rows.push({
