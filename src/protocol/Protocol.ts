@@ -29,10 +29,10 @@ export const RowId = /*#__PURE__*/ Schema.Union([Schema.String, Schema.Number])
 /** A row id. */
 export type RowId = typeof RowId.Type
 
-const Version = /*#__PURE__*/ Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
-const Name = /*#__PURE__*/ Schema.String.check(Schema.isBetweenLength(1, 128))
+const Version = /*#__PURE__*/ Schema.Int.check(/*#__PURE__*/ Schema.isGreaterThanOrEqualTo(0))
+const Name = /*#__PURE__*/ Schema.String.check(/*#__PURE__*/ Schema.isBetweenLength(1, 128))
 /** A channel's schema version, declared with the channel. */
-const SchemaVersion = /*#__PURE__*/ Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+const SchemaVersion = /*#__PURE__*/ Schema.Int.check(/*#__PURE__*/ Schema.isGreaterThanOrEqualTo(1))
 
 // ---------------------------------------------------------------------------
 // client -> server
@@ -46,9 +46,9 @@ const SchemaVersion = /*#__PURE__*/ Schema.Int.check(Schema.isGreaterThanOrEqual
  */
 export const Subscribe = /*#__PURE__*/ Schema.TaggedStruct("Subscribe", {
   channel: Name,
-  since: Schema.NullOr(Version),
-  history: Schema.optionalKey(Name),
-  schema: Schema.optionalKey(SchemaVersion)
+  since: /*#__PURE__*/ Schema.NullOr(Version),
+  history: /*#__PURE__*/ Schema.optionalKey(Name),
+  schema: /*#__PURE__*/ Schema.optionalKey(SchemaVersion)
 })
 /** Start (or resume) receiving a channel. */
 export type Subscribe = typeof Subscribe.Type
@@ -70,11 +70,11 @@ export const Action = /*#__PURE__*/ Schema.TaggedStruct("Action", {
   requestId: Name,
   channel: Name,
   clientId: Name,
-  clientKey: Schema.String.check(Schema.isBetweenLength(16, 128)),
-  seq: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)),
+  clientKey: /*#__PURE__*/ Schema.String.check(/*#__PURE__*/ Schema.isBetweenLength(16, 128)),
+  seq: /*#__PURE__*/ Schema.Int.check(/*#__PURE__*/ Schema.isGreaterThanOrEqualTo(1)),
   action: Schema.Unknown,
-  sentAt: Schema.optionalKey(Schema.Finite),
-  schema: Schema.optionalKey(SchemaVersion)
+  sentAt: /*#__PURE__*/ Schema.optionalKey(Schema.Finite),
+  schema: /*#__PURE__*/ Schema.optionalKey(SchemaVersion)
 })
 /** Run an action on the server. */
 export type Action = typeof Action.Type
