@@ -8,6 +8,7 @@
  *
  * @since 0.2.0
  */
+import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 
@@ -35,13 +36,21 @@ export const signal = () => {
 /** A wake-up call. */
 export type Signal = ReturnType<typeof signal>
 
-/** Runs `write` after each wake-up (after `delayMs`, to gather a burst), never two at once. */
+/**
+ * Runs `write` after each wake-up (after `delayMs`, to gather a burst), never
+ * two at once. A delayed write waits at least 20 times as long as the last
+ * one took, so that a slow one (a big table) keeps to a small share of the
+ * time.
+ */
 export const writer = (dirty: Signal, write: Effect.Effect<void>, delayMs = 0): Effect.Effect<never> =>
   Effect.gen(function*() {
+    let took = 0
     while (true) {
       yield* dirty.next
-      if (delayMs > 0) yield* Effect.sleep(delayMs)
+      if (delayMs > 0) yield* Effect.sleep(Math.max(delayMs, 20 * took))
+      const start = yield* Clock.currentTimeMillis
       // reads the latest state: a change during the delay is in it, and calls for one more write
       yield* write
+      took = (yield* Clock.currentTimeMillis) - start
     }
   })

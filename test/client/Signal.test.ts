@@ -1,0 +1,76 @@
+/**
+ * The client's writers: a burst of wake-ups makes one write, after the
+ * delay, with the latest state; a slow write (a big table) holds the next one
+ * back 20 times as long as it took, and a quick one brings the delay back (on
+ * the TestClock: no real waiting).
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import { TestClock } from "effect/testing"
+import { signal, writer } from "../../src/client/Signal.ts"
+
+/** A write that records when it started and what it saw, and takes `cost()` ms of the clock. */
+const recorder = (cost: () => number, state: () => number) => {
+  const writes: Array<{ readonly at: number; readonly saw: number }> = []
+  const write = Effect.gen(function*() {
+    writes.push({ at: yield* Clock.currentTimeMillis, saw: state() })
+    yield* Effect.sleep(cost())
+  })
+  return { writes, write }
+}
+
+describe("writer", () => {
+  it.effect("a burst of wake-ups during the delay makes one write, with the latest state", () =>
+    Effect.gen(function*() {
+      let value = 0
+      const dirty = signal()
+      const { writes, write } = recorder(() => 0, () => value)
+      const fiber = yield* Effect.forkChild(writer(dirty, write, 500), { startImmediately: true })
+      for (let i = 0; i < 5; i++) {
+        value = i
+        dirty.raise()
+        yield* TestClock.adjust(50)
+      }
+      assert.strictEqual(writes.length, 0, "written before the delay ran out")
+      yield* TestClock.adjust(300)
+      assert.deepStrictEqual(writes, [{ at: 500, saw: 4 }])
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.effect("a write that took long holds the next one back 20 times as long; a quick one brings the delay back", () =>
+    Effect.gen(function*() {
+      let cost = 100
+      const dirty = signal()
+      const { writes, write } = recorder(() => cost, () => 0)
+      const fiber = yield* Effect.forkChild(writer(dirty, write, 500), { startImmediately: true })
+      dirty.raise()
+      yield* TestClock.adjust(600) // written at 500, for 100 ms
+      cost = 0
+      dirty.raise()
+      yield* TestClock.adjust(1_999)
+      assert.strictEqual(writes.length, 1, "the write after a 100 ms one came before 2 s")
+      yield* TestClock.adjust(1)
+      dirty.raise()
+      yield* TestClock.adjust(499)
+      assert.strictEqual(writes.length, 2, "the write after a quick one waited less than the delay")
+      yield* TestClock.adjust(1)
+      assert.deepStrictEqual(writes.map((w) => w.at), [500, 2_600, 3_100])
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.effect("without a delay, each wake-up is written at once, however long the last write took", () =>
+    Effect.gen(function*() {
+      const dirty = signal()
+      const { writes, write } = recorder(() => 100, () => 0)
+      const fiber = yield* Effect.forkChild(writer(dirty, write), { startImmediately: true })
+      dirty.raise()
+      yield* Effect.yieldNow
+      yield* TestClock.adjust(100)
+      dirty.raise()
+      yield* Effect.yieldNow
+      assert.deepStrictEqual(writes.map((w) => w.at), [0, 100])
+      yield* Fiber.interrupt(fiber)
+    }))
+})
