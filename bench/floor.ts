@@ -4,8 +4,10 @@
  * storage design's SQL by hand (ledger claim, row insert with the change-log
  * trigger, changes read, one `transactionSync`) with none of the library's
  * code. Prints the server CPU per action (the workerd process's user +
- * system time), the round trip p50 and the pipelined throughput of each, alternating sides
- * round by round. A development tool, not part of `npm run bench`;
+ * system time) pipelined and one at a time, the round trip p50 and the
+ * pipelined throughput of each, alternating sides round by round. One at a
+ * time, an action runs cold (the wait between actions evicts caches and
+ * predictors), which costs every side more CPU than pipelined. A development tool, not part of `npm run bench`;
  * `ROUNDS` (default 4) and `N` (actions per run, default 2000) tune it.
  */
 import { type Contender, connect } from "./clients.ts"
@@ -24,6 +26,7 @@ const sides: Array<Contender> = [
 const cpu = new Map<string, Array<number>>()
 const rate = new Map<string, Array<number>>()
 const rt = new Map<string, Array<number>>()
+const rtCpu = new Map<string, Array<number>>()
 try {
   for (const c of sides) await throughput(c, 1, 300, 32, 60_000)
   for (let r = 0; r < ROUNDS; r++) {
@@ -31,17 +34,21 @@ try {
       const [perSecond, us] = await withCpu(c.side.pid, N, () => throughput(c, 1, N, 32, 120_000))
       rate.set(c.label, [...(rate.get(c.label) ?? []), perSecond])
       cpu.set(c.label, [...(cpu.get(c.label) ?? []), us])
-      rt.set(c.label, [...(rt.get(c.label) ?? []), ...(await roundTrip(c, 300, 60_000))])
+      const [samples, each] = await withCpu(c.side.pid, 300, () => roundTrip(c, 300, 60_000))
+      rt.set(c.label, [...(rt.get(c.label) ?? []), ...samples])
+      rtCpu.set(c.label, [...(rtCpu.get(c.label) ?? []), each])
     }
   }
   const us = (l: string) => median(cpu.get(l)!)
   const tp = (l: string) => median(rate.get(l)!)
   const p50 = (l: string) => median(rt.get(l)!)
+  const cold = (l: string) => median(rtCpu.get(l)!)
   for (const c of sides) {
     console.log(
       `${c.label.padEnd(10)} server CPU ${round(us(c.label), 0)} µs/action (${round(us(c.label) / us("raw"), 2)}x raw), ` +
         `${round(tp(c.label), 0)} actions/s (${round(tp(c.label) / tp("raw"), 2)}x raw), ` +
-        `round trip p50 ${round(p50(c.label), 2)} ms (${round(p50(c.label) / p50("raw"), 2)}x raw)`
+        `round trip p50 ${round(p50(c.label), 2)} ms (${round(p50(c.label) / p50("raw"), 2)}x raw), ` +
+        `server CPU one at a time ${round(cold(c.label), 0)} µs/action (${round(cold(c.label) / cold("raw"), 2)}x raw)`
     )
   }
 } finally {
