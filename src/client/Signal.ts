@@ -40,14 +40,15 @@ export type Signal = ReturnType<typeof signal>
  * Runs `write` after each wake-up (after `delayMs`, to gather a burst), never
  * two at once. A delayed write waits at least 20 times as long as the last
  * one took, so that a slow one (a big table) keeps to a small share of the
- * time.
+ * time; never more than 30 s, so that a clock jump during a write (a laptop
+ * asleep) cannot stop the writes.
  */
 export const writer = (dirty: Signal, write: Effect.Effect<void>, delayMs = 0): Effect.Effect<never> =>
   Effect.gen(function*() {
     let took = 0
     while (true) {
       yield* dirty.next
-      if (delayMs > 0) yield* Effect.sleep(Math.max(delayMs, 20 * took))
+      if (delayMs > 0) yield* Effect.sleep(Math.min(30_000, Math.max(delayMs, 20 * took)))
       const start = yield* Clock.currentTimeMillis
       // reads the latest state: a change during the delay is in it, and calls for one more write
       yield* write

@@ -1,8 +1,8 @@
 /**
  * The client's writers: a burst of wake-ups makes one write, after the
  * delay, with the latest state; a slow write (a big table) holds the next one
- * back 20 times as long as it took, and a quick one brings the delay back (on
- * the TestClock: no real waiting).
+ * back 20 times as long as it took (at most 30 s), and a quick one brings the
+ * delay back (on the TestClock: no real waiting).
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Clock from "effect/Clock"
@@ -57,6 +57,23 @@ describe("writer", () => {
       assert.strictEqual(writes.length, 2, "the write after a quick one waited less than the delay")
       yield* TestClock.adjust(1)
       assert.deepStrictEqual(writes.map((w) => w.at), [500, 2_600, 3_100])
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.effect("however long the last write took (a clock jump while asleep), the next waits at most 30 s", () =>
+    Effect.gen(function*() {
+      let cost = 3_600_000
+      const dirty = signal()
+      const { writes, write } = recorder(() => cost, () => 0)
+      const fiber = yield* Effect.forkChild(writer(dirty, write, 500), { startImmediately: true })
+      dirty.raise()
+      yield* TestClock.adjust(500 + 3_600_000)
+      cost = 0
+      dirty.raise()
+      yield* TestClock.adjust(29_999)
+      assert.strictEqual(writes.length, 1, "written before 30 s")
+      yield* TestClock.adjust(1)
+      assert.deepStrictEqual(writes.map((w) => w.at), [500, 3_630_500])
       yield* Fiber.interrupt(fiber)
     }))
 
