@@ -14,22 +14,25 @@ import * as Effect from "effect/Effect"
 
 /**
  * A wake-up call for one waiting fiber: `raise` it any number of times; `next`
- * waits for it and resets it. `soon` is for work that can wait: it raises on a
- * timer, unless a `raise` has woken the fiber before then.
+ * waits for it and resets it; `reset` forgets raises made before it. `soon` is
+ * for work that can wait: it raises on a timer, unless a `raise` has woken the
+ * fiber before then.
  */
 export const signal = () => {
   let raised = Deferred.makeUnsafe<void>()
   const done = (d: Deferred.Deferred<void>) => void Deferred.doneUnsafe(d, Effect.void)
+  const reset = () => {
+    raised = Deferred.makeUnsafe<void>()
+  }
   return {
+    reset,
     raise: (): void => done(raised),
     soon: (): void => {
       // the Deferred of the moment: once the fiber has woken and reset, the timer's call is a no-op
       const current = raised
       setTimeout(() => done(current))
     },
-    next: Effect.suspend(() => Deferred.await(raised)).pipe(Effect.andThen(Effect.sync(() => {
-      raised = Deferred.makeUnsafe<void>()
-    })))
+    next: Effect.suspend(() => Deferred.await(raised)).pipe(Effect.andThen(Effect.sync(reset)))
   }
 }
 
@@ -38,19 +41,22 @@ export type Signal = ReturnType<typeof signal>
 
 /**
  * Runs `write` after each wake-up (after `delayMs`, to gather a burst), never
- * two at once. A delayed write waits at least 20 times as long as the last
- * one took, so that a slow one (a big table) keeps to a small share of the
- * time; never more than 30 s, so that a clock jump during a write (a laptop
- * asleep) cannot stop the writes.
+ * two at once. A delayed write waits the longer of `delayMs` and 20 times the
+ * last write's duration, so that a slow one (a big table) keeps to a small
+ * share of the time. The hold-back stops at 30 s: a write is timed by the
+ * wall clock, which may step, or run on while the host sleeps.
  */
 export const writer = (dirty: Signal, write: Effect.Effect<void>, delayMs = 0): Effect.Effect<never> =>
   Effect.gen(function*() {
     let took = 0
     while (true) {
       yield* dirty.next
-      if (delayMs > 0) yield* Effect.sleep(Math.min(30_000, Math.max(delayMs, 20 * took)))
+      if (delayMs > 0) {
+        yield* Effect.sleep(Math.max(delayMs, Math.min(30_000, 20 * took)))
+        // the write reads the latest state: raises during the delay are in it and need no write of their own
+        dirty.reset()
+      }
       const start = yield* Clock.currentTimeMillis
-      // reads the latest state: a change during the delay is in it, and calls for one more write
       yield* write
       took = (yield* Clock.currentTimeMillis) - start
     }

@@ -89,7 +89,7 @@ export interface ClientOptions<C extends Channel.Any> {
    * (`TooManyInFlight`) and retried after a backoff.
    */
   readonly maxInFlight?: number | undefined
-  /** Records and cursor are written at most this often, in ms (default 500). */
+  /** Records and cursor are written at most this often, in ms (default 500), or 20 times as long as the last write took (that at most 30 s). */
   readonly persistDelayMs?: number | undefined
   /** A pending queue whose heartbeat is older than this (ms) is adopted (default 10000). */
   readonly leaseMs?: number | undefined

@@ -1,8 +1,9 @@
 /**
  * The client's writers: a burst of wake-ups makes one write, after the
- * delay, with the latest state; a slow write (a big table) holds the next one
- * back 20 times as long as it took (at most 30 s), and a quick one brings the
- * delay back (on the TestClock: no real waiting).
+ * delay, with the latest state, and no second one for the same state; a slow
+ * write (a big table) holds the next one back 20 times as long as it took (that
+ * hold-back at most 30 s, a longer delay of its own kept), and a quick one
+ * brings the delay back (on the TestClock: no real waiting).
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Clock from "effect/Clock"
@@ -22,7 +23,7 @@ const recorder = (cost: () => number, state: () => number) => {
 }
 
 describe("writer", () => {
-  it.effect("a burst of wake-ups during the delay makes one write, with the latest state", () =>
+  it.effect("a burst of wake-ups during the delay makes one write, with the latest state, and no second one", () =>
     Effect.gen(function*() {
       let value = 0
       const dirty = signal()
@@ -36,6 +37,13 @@ describe("writer", () => {
       assert.strictEqual(writes.length, 0, "written before the delay ran out")
       yield* TestClock.adjust(300)
       assert.deepStrictEqual(writes, [{ at: 500, saw: 4 }])
+      yield* TestClock.adjust(5_000)
+      assert.strictEqual(writes.length, 1, "the state the write read was written again")
+      // a wake-up after the write is written, once
+      value = 5
+      dirty.raise()
+      yield* TestClock.adjust(5_000)
+      assert.deepStrictEqual(writes, [{ at: 500, saw: 4 }, { at: 6_050, saw: 5 }])
       yield* Fiber.interrupt(fiber)
     }))
 
@@ -74,6 +82,19 @@ describe("writer", () => {
       assert.strictEqual(writes.length, 1, "written before 30 s")
       yield* TestClock.adjust(1)
       assert.deepStrictEqual(writes.map((w) => w.at), [500, 3_630_500])
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.effect("a delay longer than the 30 s hold-back is kept", () =>
+    Effect.gen(function*() {
+      const dirty = signal()
+      const { writes, write } = recorder(() => 0, () => 0)
+      const fiber = yield* Effect.forkChild(writer(dirty, write, 60_000), { startImmediately: true })
+      dirty.raise()
+      yield* TestClock.adjust(59_999)
+      assert.strictEqual(writes.length, 0, "written before its own delay ran out")
+      yield* TestClock.adjust(1)
+      assert.deepStrictEqual(writes.map((w) => w.at), [60_000])
       yield* Fiber.interrupt(fiber)
     }))
 
