@@ -6,8 +6,7 @@
  * code. Prints the server CPU per action (the workerd process's user +
  * system time) pipelined and one at a time, the round trip p50 and the
  * pipelined throughput of each, alternating sides round by round. One at a
- * time, an action runs cold (the wait between actions evicts caches and
- * predictors), which costs every side more CPU than pipelined. A development tool, not part of `npm run bench`;
+ * time, every side spends more CPU per action than pipelined. A development tool, not part of `npm run bench`;
  * `ROUNDS` (default 4) and `N` (actions per run, default 2000) tune it.
  */
 import { type Contender, connect } from "./clients.ts"
@@ -34,7 +33,13 @@ try {
       const [perSecond, us] = await withCpu(c.side.pid, N, () => throughput(c, 1, N, 32, 120_000))
       rate.set(c.label, [...(rate.get(c.label) ?? []), perSecond])
       cpu.set(c.label, [...(cpu.get(c.label) ?? []), us])
-      const [samples, each] = await withCpu(c.side.pid, 300, () => roundTrip(c, 300, 60_000))
+      // the CPU of the round trips alone: the room's start and the connection stay outside the measure
+      let each = 0
+      const samples = await roundTrip(c, 300, 60_000, async (run) => {
+        const [done, us] = await withCpu(c.side.pid, 300, run)
+        each = (us * 300) / done.length
+        return done
+      })
       rt.set(c.label, [...(rt.get(c.label) ?? []), ...samples])
       rtCpu.set(c.label, [...(rtCpu.get(c.label) ?? []), each])
     }

@@ -25,21 +25,31 @@ export const connectMany = async (who: Contender, room: string, n: number, subsc
   return clients
 }
 
-/** 1. Sequential round trips: send, then wait until confirmed. Returns one latency per action (ms). */
-export const roundTrip = async (who: Contender, count: number, deadlineMs: number): Promise<Array<number>> => {
+/**
+ * 1. Sequential round trips: send, then wait until confirmed. Returns one latency per action (ms). `around` wraps the
+ * loop alone (connecting and closing stay outside), for a caller that measures it.
+ */
+export const roundTrip = async (
+  who: Contender,
+  count: number,
+  deadlineMs: number,
+  around: (run: () => Promise<Array<number>>) => Promise<Array<number>> = (run) => run()
+): Promise<Array<number>> => {
   const [client] = await connectMany(who, freshRoom(`rt-${who.label}`), 1)
-  const samples: Array<number> = []
   const deadline = Date.now() + deadlineMs
   try {
-    for (let i = 0; i < count && Date.now() < deadline; i++) {
-      const t0 = now()
-      await client!.create(`rt-${i}`, TEXT)
-      samples.push(now() - t0)
-    }
+    return await around(async () => {
+      const samples: Array<number> = []
+      for (let i = 0; i < count && Date.now() < deadline; i++) {
+        const t0 = now()
+        await client!.create(`rt-${i}`, TEXT)
+        samples.push(now() - t0)
+      }
+      return samples
+    })
   } finally {
     client!.close()
   }
-  return samples
 }
 
 /** The receivers and the sender of the fan-out scenario, kept across rounds. */
