@@ -23,7 +23,7 @@ import { seed, startWorkers, withCpu } from "./workers.ts"
 const QUICK = process.env.BENCH_QUICK === "1"
 const C = QUICK
   ? { rtRounds: 2, rtPer: 200, fanReceivers: 100, fanRounds: 2, fanPer: 15, tpRounds: 1, tpTotal: 600, sync10k: 2, sync100k: 1, resumeRounds: 1, memClients: 200, applyChanges: 10_000, rowsPer: 100, bulkRows: 20_000, bulkRounds: 1, wakeSizes: [1_000, 10_000] }
-  : { rtRounds: 4, rtPer: 500, fanReceivers: 100, fanRounds: 4, fanPer: 40, tpRounds: 3, tpTotal: 2000, sync10k: 5, sync100k: 3, resumeRounds: 3, memClients: 1000, applyChanges: 10_000, rowsPer: 300, bulkRows: 100_000, bulkRounds: 5, wakeSizes: [1_000, 10_000, 100_000] }
+  : { rtRounds: 4, rtPer: 500, fanReceivers: 100, fanRounds: 4, fanPer: 40, tpRounds: 3, tpTotal: 2000, sync10k: 5, sync100k: 5, resumeRounds: 3, memClients: 1000, applyChanges: 10_000, rowsPer: 300, bulkRows: 100_000, bulkRounds: 5, wakeSizes: [1_000, 10_000, 100_000] }
 const DEADLINE = 60_000
 
 /** One row of the report. */
