@@ -6,8 +6,9 @@
  * code. Prints the server CPU per action (the workerd process's user +
  * system time) pipelined and one at a time, the round trip p50 and the
  * pipelined throughput of each, alternating sides round by round. One at a
- * time, every side spends more CPU per action than pipelined. A development tool, not part of `npm run bench`;
- * `ROUNDS` (default 4) and `N` (actions per run, default 2000) tune it.
+ * time, every side spends more CPU per action than pipelined. A development
+ * tool, not part of `npm run bench`; `ROUNDS` (default 4) and `N` (actions
+ * per run, default 2000) tune it.
  */
 import { type Contender, connect } from "./clients.ts"
 import { roundTrip, throughput } from "./network.ts"
@@ -36,8 +37,8 @@ try {
       // the CPU of the round trips alone: the room's start and the connection stay outside the measure
       let each = 0
       const samples = await roundTrip(c, 300, 60_000, async (run) => {
-        const [done, us] = await withCpu(c.side.pid, 300, run)
-        each = (us * 300) / done.length
+        const [done, us] = await withCpu(c.side.pid, (done) => done.length, run)
+        each = us
         return done
       })
       rt.set(c.label, [...(rt.get(c.label) ?? []), ...samples])

@@ -95,11 +95,14 @@ const cpuMicros = (pid: number): number => {
   return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / ticksPerSecond
 }
 
-/** Runs `f` and returns its result with the CPU `pid` spent meanwhile, per action (µs) over `actions`. */
-export const withCpu = async <A>(pid: number, actions: number, f: () => Promise<A>): Promise<readonly [A, number]> => {
+/**
+ * Runs `f` and returns its result with the CPU `pid` spent meanwhile, per action (µs) over `actions`, a count or, when
+ * only the result knows it, a function of the result.
+ */
+export const withCpu = async <A>(pid: number, actions: number | ((value: A) => number), f: () => Promise<A>): Promise<readonly [A, number]> => {
   const before = cpuMicros(pid)
   const value = await f()
-  return [value, (cpuMicros(pid) - before) / actions]
+  return [value, (cpuMicros(pid) - before) / (typeof actions === "number" ? actions : actions(value))]
 }
 
 /** Resident set size of a process in bytes (VmRSS). */
