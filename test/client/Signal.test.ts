@@ -12,23 +12,27 @@ import * as Fiber from "effect/Fiber"
 import { TestClock } from "effect/testing"
 import { signal, writer } from "../../src/client/Signal.ts"
 
-/** A write that records when it started and what it saw, and takes `cost()` ms of the clock. */
-const recorder = (cost: () => number, state: () => number) => {
-  const writes: Array<{ readonly at: number; readonly saw: number }> = []
-  const write = Effect.gen(function*() {
-    writes.push({ at: yield* Clock.currentTimeMillis, saw: state() })
-    yield* Effect.sleep(cost())
+/**
+ * A writer forked over a fresh signal, whose write records when it started and
+ * what state it saw, and takes `cost()` ms of the clock.
+ */
+const started = (delayMs: number | undefined, cost: () => number, state: () => number = () => 0) =>
+  Effect.gen(function*() {
+    const dirty = signal()
+    const writes: Array<{ readonly at: number; readonly saw: number }> = []
+    const write = Effect.gen(function*() {
+      writes.push({ at: yield* Clock.currentTimeMillis, saw: state() })
+      yield* Effect.sleep(cost())
+    })
+    const fiber = yield* Effect.forkChild(writer(dirty, write, delayMs), { startImmediately: true })
+    return { dirty, writes, fiber }
   })
-  return { writes, write }
-}
 
 describe("writer", () => {
   it.effect("a burst of wake-ups during the delay makes one write, with the latest state, and no second one", () =>
     Effect.gen(function*() {
       let value = 0
-      const dirty = signal()
-      const { writes, write } = recorder(() => 0, () => value)
-      const fiber = yield* Effect.forkChild(writer(dirty, write, 500), { startImmediately: true })
+      const { dirty, writes, fiber } = yield* started(500, () => 0, () => value)
       for (let i = 0; i < 5; i++) {
         value = i
         dirty.raise()
@@ -50,9 +54,7 @@ describe("writer", () => {
   it.effect("a write that took long holds the next one back 20 times as long; a quick one brings the delay back", () =>
     Effect.gen(function*() {
       let cost = 100
-      const dirty = signal()
-      const { writes, write } = recorder(() => cost, () => 0)
-      const fiber = yield* Effect.forkChild(writer(dirty, write, 500), { startImmediately: true })
+      const { dirty, writes, fiber } = yield* started(500, () => cost)
       dirty.raise()
       yield* TestClock.adjust(600) // written at 500, for 100 ms
       cost = 0
@@ -71,9 +73,7 @@ describe("writer", () => {
   it.effect("however long the last write took (a clock jump while asleep), the next waits at most 30 s", () =>
     Effect.gen(function*() {
       let cost = 3_600_000
-      const dirty = signal()
-      const { writes, write } = recorder(() => cost, () => 0)
-      const fiber = yield* Effect.forkChild(writer(dirty, write, 500), { startImmediately: true })
+      const { dirty, writes, fiber } = yield* started(500, () => cost)
       dirty.raise()
       yield* TestClock.adjust(500 + 3_600_000)
       cost = 0
@@ -87,9 +87,7 @@ describe("writer", () => {
 
   it.effect("a delay longer than the 30 s hold-back is kept", () =>
     Effect.gen(function*() {
-      const dirty = signal()
-      const { writes, write } = recorder(() => 0, () => 0)
-      const fiber = yield* Effect.forkChild(writer(dirty, write, 60_000), { startImmediately: true })
+      const { dirty, writes, fiber } = yield* started(60_000, () => 0)
       dirty.raise()
       yield* TestClock.adjust(59_999)
       assert.strictEqual(writes.length, 0, "written before its own delay ran out")
@@ -100,9 +98,7 @@ describe("writer", () => {
 
   it.effect("without a delay, each wake-up is written at once, however long the last write took", () =>
     Effect.gen(function*() {
-      const dirty = signal()
-      const { writes, write } = recorder(() => 100, () => 0)
-      const fiber = yield* Effect.forkChild(writer(dirty, write), { startImmediately: true })
+      const { dirty, writes, fiber } = yield* started(undefined, () => 100)
       dirty.raise()
       yield* Effect.yieldNow
       yield* TestClock.adjust(100)
