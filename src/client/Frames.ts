@@ -13,13 +13,19 @@ import * as Protocol from "../protocol/Protocol.ts"
 
 const Rows = Schema.Array(Schema.Unknown)
 
+const Change = Schema.TaggedStruct("Change", { ...Protocol.Change.fields, rows: Rows })
+
 /** The server's frames with their rows not yet decoded, one Schema per tag. */
 const frames = [
   Schema.TaggedStruct("SyncRows", { ...Protocol.SyncRows.fields, rows: Rows }),
   Protocol.Synced,
-  Schema.TaggedStruct("Change", { ...Protocol.Change.fields, rows: Rows }),
-  Schema.TaggedStruct("AckRows", { ...Protocol.AckRows.fields, rows: Rows }),
-  Schema.TaggedStruct("Ack", { ...Protocol.Ack.fields, rows: Rows }),
+  Change,
+  Schema.TaggedStruct("ResultRows", { ...Protocol.ResultRows.fields, rows: Rows }),
+  Schema.TaggedStruct("Pushed", {
+    ...Protocol.Pushed.fields,
+    results: Schema.Array(Schema.Union([Schema.Struct({ ...Protocol.Applied.fields, rows: Rows }), Protocol.Refused])),
+    changes: Schema.optionalKey(Schema.Array(Change))
+  }),
   Protocol.Failure
 ] as const
 /** A server frame with its rows not yet decoded. */

@@ -1,14 +1,15 @@
 /**
- * A client's queue of pending actions and the rules for sending them. They
- * go in queue order, one at a time as the socket's budget allows (see
- * Transport). A seq of a fixed client id waits until storage holds a
- * reservation past it (see SyncClient), and no action goes so far ahead of
- * the oldest unanswered seq of its client id that the server would take
- * that one for decided.
+ * A client's queue of pending actions and the rules for pushing them. One
+ * push is in flight at a time: whenever it is free, the client pushes every
+ * queued action of one client id that follows in seq order and fits (the
+ * socket's budget, the frame size). Adopted queues of other client ids go
+ * first, one client id per push. A seq of a fixed client id waits until its
+ * action is stored (see PendingStore): a reload must never reuse a seq.
  *
  * @since 0.2.0
  */
 import type { SendError } from "../protocol/Errors.ts"
+import type { PushAction } from "../protocol/Protocol.ts"
 
 /** Someone waiting for an action's outcome. */
 export interface Waiter<R> {
@@ -22,7 +23,6 @@ export interface PendingAction<A> {
   /** The secret that binds `clientId` on the server; travels with adopted actions. */
   readonly clientKey: string
   readonly seq: number
-  readonly requestId: string
   /**
    * The decoded action, handed to the optimistic reducer; undefined for an
    * action queued under an older schema that this build cannot read (it is
@@ -33,47 +33,51 @@ export interface PendingAction<A> {
   readonly encoded: unknown
   /** The channel's schema version `encoded` is in. */
   readonly schema: number
-  /** When it was first sent (ms), so a re-send can say so; undefined until then. */
-  firstSentAt: number | undefined
+  /** Its UTF-8 size on the wire, roughly (the push's frame budget). */
+  readonly bytes: number
   sent: boolean
   waiter: Waiter<any> | undefined
 }
 
-/**
- * How many seqs below a client's highest decided one the server tells apart
- * (`DECIDED_WINDOW` in its client ledger): an unanswered seq further below
- * would count as decided, so nothing is sent that far ahead of one.
- */
-export const SEQ_WINDOW = 62
+/** A push to send: one client id's actions in seq order. */
+export interface OutgoingPush {
+  readonly clientId: string
+  readonly clientKey: string
+  readonly entries: ReadonlyArray<PendingAction<unknown>>
+  readonly actions: ReadonlyArray<PushAction>
+}
 
-/** The pending actions of one channel's client, in the order they are sent. */
+/** The pending actions of one channel's client, in the order they are pushed. */
 export class Outbox<A> {
   readonly pending: Array<PendingAction<A>> = []
-  readonly #byRequest = new Map<string, PendingAction<A>>()
-  #gate: { readonly clientId: string; readonly below: number } | undefined
+  readonly #byKey = new Map<string, PendingAction<A>>()
+  /** Per fixed client id: seqs below this are stored and may be sent. */
+  readonly #stored = new Map<string, number>()
 
   /** Adds actions at the end, or at the front when they predate the queue. */
   add(entries: ReadonlyArray<PendingAction<A>>, atFront = false): void {
     if (atFront) this.pending.unshift(...entries)
     else this.pending.push(...entries)
-    for (const e of entries) this.#byRequest.set(e.requestId, e)
+    for (const e of entries) this.#byKey.set(keyOf(e.clientId, e.seq), e)
   }
 
-  /** True when the action with this request id is queued here. */
-  owns(requestId: string): boolean {
-    return this.#byRequest.has(requestId)
+  /** The queued action of `clientId` with this seq, if any. */
+  get(clientId: string, seq: number): PendingAction<A> | undefined {
+    return this.#byKey.get(keyOf(clientId, seq))
   }
 
-  /** The queued action with this request id, if any. */
-  get(requestId: string): PendingAction<A> | undefined {
-    return this.#byRequest.get(requestId)
+  /** True when some queued action belongs to `clientId`. */
+  holds(clientId: string): boolean {
+    for (const p of this.pending) if (p.clientId === clientId) return true
+    return false
   }
 
   /** Removes an answered action from the queue. */
-  take(requestId: string): PendingAction<A> | undefined {
-    const entry = this.#byRequest.get(requestId)
+  take(clientId: string, seq: number): PendingAction<A> | undefined {
+    const key = keyOf(clientId, seq)
+    const entry = this.#byKey.get(key)
     if (entry === undefined) return undefined
-    this.#byRequest.delete(requestId)
+    this.#byKey.delete(key)
     const i = this.pending.indexOf(entry)
     if (i >= 0) this.pending.splice(i, 1)
     return entry
@@ -81,37 +85,58 @@ export class Outbox<A> {
 
   /** Empties the queue, returning what it held. */
   clear(): Array<PendingAction<A>> {
-    this.#byRequest.clear()
+    this.#byKey.clear()
     return this.pending.splice(0)
   }
 
-  /** Everything in flight counts as unsent: the next connection sends it again. */
+  /** Everything in flight counts as unsent: the next push sends it again. */
   unsendAll(): void {
     for (const p of this.pending) p.sent = false
   }
 
-  /** Lets seqs of `clientId` below `below` go; false when that allows nothing new. */
+  /** A fixed client id's seqs below `below` are stored; false when that allows nothing new. */
   allowSeqs(clientId: string, below: number): boolean {
-    if (this.#gate !== undefined && below <= this.#gate.below) return false
-    this.#gate = { clientId, below }
+    if ((this.#stored.get(clientId) ?? 1) >= below) return false
+    this.#stored.set(clientId, below)
     return true
   }
 
-  /** The next action that may be sent now, if any: the first unsent one, unless a rule holds it back. */
-  next(): PendingAction<A> | undefined {
-    const gate = this.#gate
+  /** Holds back a fixed client id's seqs until `allowSeqs` says they are stored. */
+  gate(clientId: string): void {
+    if (!this.#stored.has(clientId)) this.#stored.set(clientId, 1)
+  }
+
+  /**
+   * The next push: the first unsent action and those of its client id that
+   * follow it in seq order, at most `max` of them and `maxBytes` in all (one
+   * at least). Undefined when nothing may go.
+   */
+  next(max: number, maxBytes: number): OutgoingPush | undefined {
     const queue = this.pending
-    for (let i = 0; i < queue.length; i++) {
-      const p = queue[i]!
-      if (p.sent) continue
-      if (gate !== undefined && p.clientId === gate.clientId && p.seq >= gate.below) return undefined
-      // everything before it is in flight: the oldest unanswered seq of its client id is among them
-      for (let j = 0; j < i; j++) {
-        const q = queue[j]!
-        if (q.clientId === p.clientId && p.seq - q.seq >= SEQ_WINDOW) return undefined
-      }
-      return p
+    let i = 0
+    while (i < queue.length && queue[i]!.sent) i++
+    if (i >= queue.length || max < 1) return undefined
+    const first = queue[i]!
+    const stored = this.#stored.get(first.clientId)
+    const entries: Array<PendingAction<A>> = []
+    let bytes = 0
+    for (let j = i; j < queue.length && entries.length < max; j++) {
+      const p = queue[j]!
+      if (p.clientId !== first.clientId) continue
+      if (p.sent || p.seq !== first.seq + entries.length) break
+      if (stored !== undefined && p.seq >= stored) break
+      if (entries.length > 0 && bytes + p.bytes > maxBytes) break
+      entries.push(p)
+      bytes += p.bytes
     }
-    return undefined
+    if (entries.length === 0) return undefined
+    return {
+      clientId: first.clientId,
+      clientKey: first.clientKey,
+      entries,
+      actions: entries.map((p) => (p.schema === undefined ? { seq: p.seq, action: p.encoded } : { seq: p.seq, action: p.encoded, schema: p.schema }))
+    }
   }
 }
+
+const keyOf = (clientId: string, seq: number) => `${seq}:${clientId}`

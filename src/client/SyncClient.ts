@@ -3,11 +3,11 @@
  * loads the local cache (so the cached snapshot is out before the network
  * answers), adopts pending queues left by closed clients, then follows the
  * socket: Subscribe from the cursor on every (re)connect, pending actions
- * sent once synced, frames fed to the SyncEngine, state persisted (records
- * debounced; a queued action in the task that queued it, a settled one with
- * the next write), temporary refusals retried on a backoff Schedule. Closing
- * the scope detaches from the socket, flushes the cache and releases the
- * pending queue for the next client.
+ * pushed in batches once synced, frames fed to the SyncEngine, state
+ * persisted (records debounced; a queued action's record written at once,
+ * removed once settled), temporary refusals retried on a backoff Schedule.
+ * Closing the scope detaches from the socket, flushes the cache, tells the
+ * server what was settled and releases the pending queue for the next client.
  *
  * `makeCore` is the same client without its Streams: the facade and the
  * React hooks use it, so browser bundles leave Stream out.
@@ -23,7 +23,7 @@ import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Channel from "../protocol/Channel.ts"
-import type { RowId } from "../protocol/Protocol.ts"
+import { DEFAULT_MAX_INBOUND_FRAME_BYTES, type RowId } from "../protocol/Protocol.ts"
 import { ActionDiscarded, fromFailure, InvalidAction, type SendError } from "../protocol/Errors.ts"
 import { encodeFrame, rowDecoder } from "./Frames.ts"
 import * as Listeners from "./Listeners.ts"
@@ -31,11 +31,15 @@ import * as LocalCache from "./LocalCache.ts"
 import * as PendingStore from "./PendingStore.ts"
 import { signal, writer } from "./Signal.ts"
 import { retryAfterBackoff } from "./Retry.ts"
+import type { PendingAction } from "./Outbox.ts"
 import { SyncEngine, type SyncStatus } from "./SyncEngine.ts"
 import { attach, DEFAULT_MAX_IN_FLIGHT, type Link, locationOf, OPEN, type SocketLike } from "./Transport.ts"
 
 export type { SyncStatus } from "./SyncEngine.ts"
 export type { SocketLike } from "./Transport.ts"
+
+/** What an action adds to a push besides its encoding: `{"seq":…,"action":…,"schema":…}`. */
+const PUSH_ENTRY_BYTES = 48
 
 /** The optimistic reducer: the seed's `(records, action) => records`. */
 export type Optimistic<C extends Channel.Any> = (
@@ -80,7 +84,12 @@ export interface ClientOptions<C extends Channel.Any> {
   readonly optimistic?: Optimistic<C> | undefined
   /** Ids a pending action touches (default: `action.payload.id` or `action.id`). */
   readonly pendingIdsOf?: ((action: Channel.ActionOf<C>) => Iterable<RowId>) | undefined
-  /** This instance's client id (default: a fresh random UUID; must be unique per running instance). */
+  /**
+   * This instance's client id (default: a fresh random UUID). A fixed one
+   * outlives the instance: it is used per channel (the id on the wire is
+   * `<clientId>@<channel>`), must be unique per running instance, and each of
+   * its actions is sent only once stored.
+   */
   readonly clientId?: string | undefined
   /**
    * The most actions unanswered at once on the socket, shared by every client on it (the
@@ -93,6 +102,13 @@ export interface ClientOptions<C extends Channel.Any> {
   readonly persistDelayMs?: number | undefined
   /** A pending queue whose heartbeat is older than this (ms) is adopted (default 10000). */
   readonly leaseMs?: number | undefined
+  /**
+   * The largest frame the client sends, in bytes (default 256 KiB, the
+   * server's default `maxInboundFrameBytes`; never above the server's). A push
+   * carries as many queued actions as fit; an action that cannot fit alone
+   * fails with `InvalidAction`.
+   */
+  readonly maxFrameBytes?: number | undefined
 }
 
 /** A sync client without its Streams (what the facade and the React hooks use). */
@@ -154,9 +170,12 @@ export const makeCore = <C extends Channel.Any>(
     const scope = yield* Effect.scope
     const socket: SocketLike = options.socket ?? (yield* open(options))
     const channel = options.channel
-    const clientId = options.clientId ?? crypto.randomUUID()
-    if (clientId.length < 1 || clientId.length > 100) throw new TypeError("effect-partysync: clientId needs 1 to 100 characters")
+    // a fixed id is per channel: one id on two channels of a room would be one client with two keys
+    const clientId = options.clientId === undefined ? crypto.randomUUID() : `${options.clientId}@${channel.name}`
+    if (clientId.length < 1 || clientId.length > 128) throw new TypeError("effect-partysync: clientId needs 1 to 100 characters")
     const leaseMs = options.leaseMs ?? 10_000
+    // room for the push's envelope and each action's own keys
+    const maxPushBytes = (options.maxFrameBytes ?? DEFAULT_MAX_INBOUND_FRAME_BYTES) - 1_024
     const cache = LocalCache.make(kv, LocalCache.namespace(locationOf(socket), channel.name))
     const encodeAction = Schema.encodeUnknownExit(channel.action)
     // a record whose encoded form is itself (plain columns) is stored as is: no walk over 100k rows per write
@@ -182,6 +201,8 @@ export const makeCore = <C extends Channel.Any>(
       optimistic: options.optimistic,
       idsOf: options.pendingIdsOf,
       maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+      maxPushBytes,
+      clientId,
       transmit: (message) => link?.send(message),
       wake: () => link?.pump(),
       backoff: (n) => {
@@ -190,11 +211,14 @@ export const makeCore = <C extends Channel.Any>(
       },
       onChange: notifier.notify,
       onConfirmed: recordsDirty.raise,
-      // a settled or dropped action only leaves the queue: that write can wait for the next send's (or a timer)
-      onPending: pendingDirty.soon
+      onSettled: (entry) => {
+        pendingStore.remove(entry)
+        pendingDirty.raise()
+      }
     })
     const pendingStore = PendingStore.make<A>({
-      cache,
+      kv,
+      prefix: cache.prefix,
       engine,
       clientId,
       fixedId: options.clientId !== undefined,
@@ -225,14 +249,16 @@ export const makeCore = <C extends Channel.Any>(
     const nextAttempt = Effect.andThen(retryDue.next, Effect.sync(() => attempt))
     yield* Effect.forkIn(retryAfterBackoff(nextAttempt, () => engine.retry()), scope)
     const recordsWriter = yield* Effect.forkIn(writer(recordsDirty, writeRecords, options.persistDelayMs ?? 500), scope)
-    const pendingWriter = yield* Effect.forkIn(writer(pendingDirty, pendingStore.write()), scope)
-    // heartbeat keeps our queue from being adopted while we run; the scan adopts queues of clients that died
+    const pendingWriter = yield* Effect.forkIn(writer(pendingDirty, pendingStore.write), scope)
+    // heartbeat keeps our queue from being adopted while we run; the scan adopts queues of clients that died; what
+    // was settled while no push went out is confirmed to the server
     yield* Effect.forkIn(
       Effect.gen(function*() {
         while (true) {
           yield* Effect.sleep(Math.max(50, Math.floor(leaseMs / 3)))
-          if (engine.pending.length > 0) yield* pendingStore.write()
+          yield* pendingStore.heartbeat
           yield* pendingStore.adopt(false)
+          engine.confirmIdle(pendingStore.keyOf)
         }
       }),
       scope
@@ -246,8 +272,11 @@ export const makeCore = <C extends Channel.Any>(
         yield* Fiber.interrupt(recordsWriter)
         yield* Fiber.interrupt(pendingWriter)
         yield* writeRecords
+        yield* pendingStore.write
+        // the server may forget what we settled (sent before we detach, on a socket others keep open)
+        if (isOpen()) engine.confirmIdle(pendingStore.keyOf)
         // released (heartbeat 0): the next client for this room adopts the queue at once
-        yield* pendingStore.write(0)
+        yield* pendingStore.release
         for (const p of engine.pending) {
           p.waiter?.reject(new ActionDiscarded({ reason: "Closed", message: "closed first: it stays queued for the room's next client" }))
           p.waiter = undefined
@@ -260,27 +289,33 @@ export const makeCore = <C extends Channel.Any>(
       Effect.suspend((): Effect.Effect<ReadonlyArray<R>, SendError> => {
         const encoded = encodeAction(action)
         if (Exit.isFailure(encoded)) return Effect.fail(new InvalidAction({ message: PendingStore.messageOf(encoded.cause) }))
+        const bytes = (JSON.stringify(encoded.value)?.length ?? 4) + PUSH_ENTRY_BYTES
+        // a push must fit in one frame the server accepts (counted at up to 3 bytes per character, as UTF-8 may take)
+        if (bytes * 3 > maxPushBytes && new TextEncoder().encode(JSON.stringify(encoded.value) ?? "").length + PUSH_ENTRY_BYTES > maxPushBytes) {
+          return Effect.fail(new InvalidAction({ message: `the action takes more than the ${maxPushBytes} bytes a push may carry` }))
+        }
         // recorded synchronously when the Effect starts: nothing can close the client in between
         return Effect.callback<ReadonlyArray<R>, SendError>((resume) => {
           if (closed) return resume(Effect.fail(new ActionDiscarded({ reason: "Closed", message: "the client is closed" })))
           const refusal = engine.refusal()
           if (refusal !== undefined) return resume(Effect.fail(fromFailure(refusal)))
           const { seq, clientKey } = pendingStore.take()
-          engine.enqueue([{
+          const entry: PendingAction<A> = {
             clientId,
             clientKey,
             seq,
-            firstSentAt: undefined,
-            requestId: `${clientId}:${seq}`,
             action,
             encoded: encoded.value,
             schema: channel.version,
+            bytes,
             sent: false,
             waiter: {
               resolve: (rows) => resume(Effect.succeed(rows)),
               reject: (error) => resume(Effect.fail(error))
             }
-          }])
+          }
+          pendingStore.put(entry)
+          engine.enqueue([entry])
           pendingDirty.raise()
         })
       })
@@ -289,7 +324,7 @@ export const makeCore = <C extends Channel.Any>(
       engine.clear((p) => new ActionDiscarded({ reason: "Cleared", message: `action ${p.seq}: clearLocalData` }))
       yield* cache.clear.pipe(Effect.catchCause(pendingStore.failed))
       // the clear may have raced a write: persist the fresh state again
-      yield* pendingStore.write()
+      yield* pendingStore.write
     })
 
     return {

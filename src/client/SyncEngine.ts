@@ -9,23 +9,25 @@
  * `retry()` after a backoff when it asks for one.
  *
  * Ordering rules it relies on (see the Protocol): a sync answer is applied
- * whole at `Synced`; actions are sent only once the channel is synced on the
- * connection, so an outdated or refused client sends none; the `Change`
- * frames of an action arrive before its `Ack` on the same socket, so
- * dropping the action at `Ack` never shows an older value; a `Change` whose
- * version is not above the cursor was already applied and is skipped.
+ * whole at `Synced`; actions are pushed only once the channel is synced on
+ * the connection, so an outdated or refused client sends none; the `Change`
+ * frames of a push arrive before (or inside) its `Pushed` reply on the same
+ * socket, so settling the actions at the reply never shows an older value; a
+ * `Change` whose version is not above the cursor was already applied and is
+ * skipped. One push is in flight at a time; actions queued meanwhile go in
+ * the next one.
  *
- * Refusals: `TooManyInFlight` and `Unavailable` are temporary. A refused
- * action stays queued and nothing after it is sent until the retry; a
- * refused Subscribe is sent again on the retry. `Outdated` and a refused
- * socket (`NotAuthorized`) are shown in the status and keep the queue; any
- * other refused Subscribe (`UnknownChannel`) fails the queue and every
- * later send until a sync succeeds.
+ * Refusals: `TooManyInFlight` and `Unavailable` are temporary. A refused push
+ * stays queued and is sent again after a backoff; a refused Subscribe is sent
+ * again on the retry. `Outdated` and a refused socket (`NotAuthorized`) are
+ * shown in the status and keep the queue; any other refused Subscribe
+ * (`UnknownChannel`) fails the queue and every later send until a sync
+ * succeeds.
  *
  * @since 0.1.0
  */
 import { isTransient, type ClientMessage, type Failure, type RowId } from "../protocol/Protocol.ts"
-import { type ActionDiscarded, fromFailure } from "../protocol/Errors.ts"
+import { type ActionDiscarded, fromFailure, SyncRefused } from "../protocol/Errors.ts"
 import * as Optimistic from "./Optimistic.ts"
 import { Outbox, type PendingAction } from "./Outbox.ts"
 import { RecordTable, type Row } from "./RecordTable.ts"
@@ -51,9 +53,15 @@ export interface EngineOptions<R extends Row, A> {
   readonly idsOf?: ((action: A) => Iterable<RowId>) | undefined
   /** The most actions this client allows unanswered on its socket (the socket's clients share one budget). */
   readonly maxInFlight: number
+  /** The largest push frame to send, in bytes (the server's `maxInboundFrameBytes` or less). */
+  readonly maxPushBytes: number
+  /** This client's own id (replies to it are routed here even when nothing is queued). */
+  readonly clientId: string
+  /** The server bound `clientId` to another key: its actions were refused. */
+  readonly mismatch?: ((clientId: string) => void) | undefined
   /** Writes a frame (dropped unless the socket is open). */
   readonly transmit: (message: ClientMessage) => void
-  /** An action may be sendable: the socket's hub calls `sendNext` while its budget allows. */
+  /** An action may be sendable: the socket's hub calls `pushNext` while its budget allows. */
   readonly wake: () => void
   /** A temporary refusal: call `retry()` after a backoff; `attempt` is 1 for the first since a success. */
   readonly backoff: (attempt: number) => void
@@ -61,8 +69,8 @@ export interface EngineOptions<R extends Row, A> {
   readonly onChange: () => void
   /** Called after the confirmed records or cursor changed (persist, debounced). */
   readonly onConfirmed: () => void
-  /** Called after the pending queue changed (persist now). */
-  readonly onPending: () => void
+  /** Called when a queued action leaves the queue (settled or dropped): its stored record goes. */
+  readonly onSettled: (entry: PendingAction<A>) => void
 }
 
 /** The synchronous core of a sync client for one channel, and its route on the socket. */
@@ -88,6 +96,13 @@ export class SyncEngine<R extends Row, A> implements Route {
   #pendingIds: ReadonlySet<RowId> = Optimistic.EMPTY_IDS
   #status: SyncStatus | undefined
   #optimistic: EngineOptions<R, A>["optimistic"]
+  /** The push in flight: its client id and the seqs not answered yet. */
+  #inFlight: { readonly clientId: string; readonly seqs: Set<number> } | undefined
+  /** Per client id: the highest seq settled for good (stored queue updated), and the last one the server was told. */
+  readonly #confirmable = new Map<string, number>()
+  readonly #confirmSent = new Map<string, number>()
+  /** Per client id: the server expects a seq this browser no longer holds; the next push says so. */
+  readonly #skip = new Map<string, number>()
 
   readonly options: EngineOptions<R, A>
   readonly channel: string
@@ -202,6 +217,8 @@ export class SyncEngine<R extends Row, A> implements Route {
     this.#answer.restart(true)
     this.#retry = undefined
     this.#attempts = 0
+    this.#inFlight = undefined
+    this.#confirmSent.clear()
     this.outbox.unsendAll()
     this.#subscribe()
     if (!STICKY.has(this.#connection)) this.#connection = "syncing"
@@ -227,6 +244,7 @@ export class SyncEngine<R extends Row, A> implements Route {
     this.#answer.restart(true)
     this.#retry = undefined
     this.#attempts = 0
+    this.#inFlight = undefined
     this.outbox.unsendAll()
     if (!STICKY.has(this.#connection) && this.#connection !== "offline") this.#show("offline")
   }
@@ -250,12 +268,12 @@ export class SyncEngine<R extends Row, A> implements Route {
 
   /** Forgets every record and the cursor; pending actions are rejected. */
   clear(reject: (p: PendingAction<A>) => ActionDiscarded): void {
+    this.#inFlight = undefined
     for (const p of this.outbox.clear()) p.waiter?.reject(reject(p))
     this.table.replace([])
     this.cursor = null
     this.history = undefined
     this.#lastError = null
-    this.options.onPending()
     this.options.onConfirmed()
     this.#dirty()
     if (this.#open) this.opened()
@@ -271,56 +289,140 @@ export class SyncEngine<R extends Row, A> implements Route {
     this.#dirty()
   }
 
-  /**
-   * Holds back actions of `clientId` from seq `below` on: a client with a
-   * fixed id sends a seq only once storage says a reloaded client starts
-   * past it, or a crash could make that client reuse the seq.
-   */
+  /** A fixed client id's seqs below `below` are stored: they may be sent (a reload never reuses them). */
   allowSeqs(clientId: string, below: number): void {
     if (this.outbox.allowSeqs(clientId, below)) this.options.wake()
   }
 
-  /** Sends the next pending action if one may go now (synced, no backoff running). */
-  sendNext(): boolean {
-    if (!this.#open || this.#syncing || this.#retry !== undefined) return false
-    const p = this.outbox.next()
-    if (p === undefined) return false
-    p.sent = true
-    const resent = p.firstSentAt
-    if (resent === undefined) p.firstSentAt = Date.now()
-    this.options.transmit({
-      _tag: "Action",
-      requestId: p.requestId,
-      channel: this.channel,
-      clientId: p.clientId,
-      clientKey: p.clientKey,
-      seq: p.seq,
-      action: p.encoded,
-      ...(resent === undefined ? {} : { sentAt: resent }),
-      schema: p.schema
-    })
-    return true
+  /** Holds a fixed client id's seqs back until `allowSeqs` says they are stored. */
+  gateSeqs(clientId: string): void {
+    this.outbox.gate(clientId)
   }
 
-  #settleAction(requestId: string): PendingAction<A> | undefined {
-    const entry = this.outbox.take(requestId)
-    if (entry === undefined) return undefined
+  /** Actions pushed and not answered yet (the socket's budget counts them). */
+  get inFlight(): number {
+    return this.#inFlight?.seqs.size ?? 0
+  }
+
+  /** Sends the next push if one may go now (synced, no backoff running, none in flight); returns how many actions it carries. */
+  pushNext(room: number): number {
+    if (!this.#open || this.#syncing || this.#retry !== undefined || this.#inFlight !== undefined) return 0
+    const push = this.outbox.next(room, this.options.maxPushBytes)
+    if (push === undefined) return 0
+    for (const p of push.entries) p.sent = true
+    this.#inFlight = { clientId: push.clientId, seqs: new Set(push.entries.map((p) => p.seq)) }
+    this.#transmitPush(push.clientId, push.clientKey, push.actions)
+    return push.entries.length
+  }
+
+  #transmitPush(clientId: string, clientKey: string, actions: ReadonlyArray<{ readonly seq: number; readonly action: unknown }>) {
+    const confirmed = this.#confirmable.get(clientId)
+    const skip = this.#skip.get(clientId)
+    this.#skip.delete(clientId)
+    if (confirmed !== undefined) this.#confirmSent.set(clientId, confirmed)
+    this.options.transmit({
+      _tag: "Push",
+      channel: this.channel,
+      clientId,
+      clientKey,
+      actions,
+      ...(confirmed === undefined ? {} : { confirmed }),
+      ...(skip === undefined ? {} : { skip })
+    })
+  }
+
+  /** Seqs of `clientId` up to `seq` are settled and gone from the stored queue: the server may forget their outcomes. */
+  confirm(clientId: string, seq: number): void {
+    if (seq > (this.#confirmable.get(clientId) ?? 0)) this.#confirmable.set(clientId, seq)
+  }
+
+  /**
+   * Tells the server what was settled since the last push, when no push will
+   * carry it soon (the queue is idle). `keys` gives the key of a client id.
+   */
+  confirmIdle(keyOf: (clientId: string) => string | undefined): void {
+    if (!this.#open || this.#syncing || this.#inFlight !== undefined) return
+    for (const [clientId, seq] of this.#confirmable) {
+      if ((this.#confirmSent.get(clientId) ?? 0) >= seq || this.outbox.holds(clientId)) continue
+      const key = keyOf(clientId)
+      if (key !== undefined) this.#transmitPush(clientId, key, [])
+    }
+  }
+
+  /** True when replies to `clientId` belong to this engine. */
+  owns(clientId: string): boolean {
+    return clientId === this.options.clientId || this.#inFlight?.clientId === clientId || this.outbox.holds(clientId)
+  }
+
+  #settled(entry: PendingAction<A>) {
     this.#attempts = 0
-    this.options.onPending()
+    this.options.onSettled(entry)
     return entry
   }
 
-  /** True when an `Ack` or `Failure` with this request id belongs to this engine. */
-  owns(requestId: string): boolean {
-    return this.outbox.owns(requestId)
+  /** A push's reply: settle what it decided; what is at or past `next` goes again. */
+  #pushed(clientId: string, next: number, results: ReadonlyArray<{ readonly seq: number; readonly rows?: ReadonlyArray<unknown>; readonly reason?: Failure["reason"]; readonly message?: string }>) {
+    const inFlight = this.#inFlight?.clientId === clientId ? this.#inFlight : undefined
+    const settled: Array<() => void> = []
+    for (const r of results) {
+      inFlight?.seqs.delete(r.seq)
+      const entry = this.outbox.take(clientId, r.seq)
+      if (entry === undefined) continue
+      this.#settled(entry)
+      if (r.reason !== undefined) {
+        const failure = { reason: r.reason, message: r.message ?? "" }
+        this.#lastError = failure
+        settled.push(() => entry.waiter?.reject(fromFailure(failure)))
+      } else {
+        const rows = this.#decode(r.rows ?? [])
+        settled.push(() => entry.waiter?.resolve(rows))
+      }
+    }
+    let lowest: number | undefined
+    for (const p of this.outbox.pending) {
+      if (p.clientId !== clientId) continue
+      if (p.seq >= next && p.sent) {
+        p.sent = false
+        inFlight?.seqs.delete(p.seq)
+      }
+      if (lowest === undefined || p.seq < lowest) lowest = p.seq
+    }
+    // the server expects a seq this browser no longer holds (its stored copy was lost): say so, or the queue waits forever
+    if (lowest !== undefined && lowest > next && this.outbox.get(clientId, next) === undefined) this.#skip.set(clientId, next)
+    if (inFlight !== undefined && inFlight.seqs.size === 0) this.#inFlight = undefined
+    if (settled.length > 0) this.#dirty()
+    for (const f of settled) f()
+    if (this.#inFlight === undefined) this.options.wake()
+  }
+
+  /** A refused push: a temporary refusal sends it again after a backoff; a final one fails its actions. */
+  #pushRefused(frame: Failure, clientId: string) {
+    const inFlight = this.#inFlight?.clientId === clientId ? this.#inFlight : undefined
+    if (inFlight !== undefined) this.#inFlight = undefined
+    if (isTransient(frame.reason)) {
+      // not decided on the server: it stays queued, and goes again after the backoff
+      for (const p of this.outbox.pending) if (p.clientId === clientId) p.sent = false
+      this.#backoff("actions")
+      this.report(frame.reason, frame.message)
+      return
+    }
+    // the client id is not usable (another key owns it, or its principal has too many): its actions cannot apply
+    const dropped = this.outbox.pending.filter((p) => p.clientId === clientId && (inFlight === undefined || inFlight.seqs.has(p.seq) || frame.reason === "ClientMismatch" || frame.reason === "TooManyClients"))
+    for (const p of dropped) this.#settled(this.outbox.take(clientId, p.seq)!)
+    this.#lastError = { reason: frame.reason, message: frame.message }
+    this.#dirty()
+    const error = frame.reason === "UnknownMessage" ? new SyncRefused({ reason: "UnknownMessage", message: frame.message }) : fromFailure(frame)
+    for (const p of dropped) p.waiter?.reject(error)
+    if (frame.reason === "ClientMismatch") this.options.mismatch?.(clientId)
+    this.options.wake()
   }
 
   // ---------------------------------------------------------------- frames
 
   /** Handles one decoded frame addressed to this channel (or to one of its requests). */
   receive(frame: ServerFrame): void {
-    // a refused Subscribe (requestId null) would otherwise wait behind a sync that never ends
-    const urgent = frame._tag === "SyncRows" || frame._tag === "Synced" || (frame._tag === "Failure" && frame.requestId === null)
+    // a refused Subscribe (no client id) would otherwise wait behind a sync that never ends
+    const urgent = frame._tag === "SyncRows" || frame._tag === "Synced" || (frame._tag === "Failure" && frame.clientId === undefined)
     if (this.#syncing && !urgent) {
       this.#answer.waiting.push(frame)
       return
@@ -354,43 +456,21 @@ export class SyncEngine<R extends Row, A> implements Route {
         this.#dirty()
         return
       }
-      case "Ack": {
-        const entry = this.#settleAction(frame.requestId)
-        if (entry === undefined) return
-        const rows = this.#decode(frame.rows)
-        this.#dirty()
-        entry.waiter?.resolve(rows)
-        return
-      }
+      case "Pushed":
+        return this.#pushed(frame.clientId, frame.next, frame.results as ReadonlyArray<{ readonly seq: number }>)
       case "Failure":
-        return frame.requestId === null ? this.#refused(frame) : this.#actionFailed(frame, frame.requestId)
+        return frame.clientId === undefined ? this.#refused(frame) : this.#pushRefused(frame, frame.clientId)
     }
   }
 
-  #actionFailed(frame: Failure, requestId: string) {
-    if (isTransient(frame.reason)) {
-      // not decided on the server: it stays queued, and nothing after it goes before it
-      const entry = this.outbox.get(requestId)
-      if (entry === undefined) return
-      entry.sent = false
-      this.#backoff("actions")
-      this.report(frame.reason, frame.message)
-      return
-    }
-    const entry = this.#settleAction(requestId)
-    if (entry === undefined) return
-    this.#lastError = { reason: frame.reason, message: frame.message }
-    this.#dirty()
-    entry.waiter?.reject(fromFailure(frame))
-  }
-
-  // A Failure without a request id: a refused socket, a server that cannot start, or a refused Subscribe.
+  // A Failure without a client id: a refused socket, a server that cannot start, or a refused Subscribe.
   #refused(frame: Failure) {
     if (frame.channel === null) {
       if (frame.reason === "NotAuthorized") return this.#show("unauthorized", frame)
       if (frame.reason !== "Unavailable") return this.report(frame.reason, frame.message)
       // none of what we sent was run: subscribe again (actions follow the sync) after a backoff
       this.outbox.unsendAll()
+      this.#inFlight = undefined
       this.#syncing = true
       this.#backoff("subscribe")
       return this.#show("unavailable", frame)
@@ -407,7 +487,8 @@ export class SyncEngine<R extends Row, A> implements Route {
     this.#refusal = frame
     const error = fromFailure(frame)
     const dropped = this.outbox.clear()
-    if (dropped.length > 0) this.options.onPending()
+    this.#inFlight = undefined
+    for (const p of dropped) this.options.onSettled(p)
     // the dropped actions leave the optimistic view too
     this.#snapshot = undefined
     this.#show("failed", frame)

@@ -6,8 +6,8 @@
  *
  * The server limits actions in flight per connection, not per client, so the
  * hub holds the socket's budget: every client on the socket sends its next
- * action only when the hub lets it, in turn, while fewer than the budget are
- * unanswered.
+ * push only when the hub lets it, in turn, with no more actions than the
+ * budget has room for. Replies to a push are routed by its client id.
  *
  * @since 0.1.0
  */
@@ -37,33 +37,34 @@ export interface Route {
   readonly channel: string
   /** The most actions this client allows unanswered on the socket; the smallest among a socket's clients applies. */
   readonly maxInFlight: number
-  owns(requestId: string): boolean
+  /** True when replies to this client id belong to this route. */
+  owns(clientId: string): boolean
+  /** Actions this route has pushed and not had answered. */
+  readonly inFlight: number
   receive(frame: ServerFrame): void
   opened(): void
   closed(): void
   /** A frame that could not be decoded. */
   garbage(message: string): void
-  /** Sends this client's next action if one may go now (through `Link.send`); false when none may. */
-  sendNext(): boolean
+  /** Sends this client's next push if one may go now (through `Link.send`), at most `room` actions; returns how many. */
+  pushNext(room: number): number
 }
 
 /** A route's handle on its socket. */
 export interface Link {
   /** Detaches the route; true when it was the last one on its channel (so the caller may unsubscribe). */
   readonly detach: () => boolean
-  /** Writes a frame if the socket is open (an Action counts against the budget until answered). */
+  /** Writes a frame if the socket is open. */
   readonly send: (message: ClientMessage) => void
   /** Lets the socket's routes send actions while the budget allows. */
   readonly pump: () => void
 }
 
 class Hub {
-  /** Rows of replies too large for one frame, by request id, until their Ack. */
-  readonly #ackRows: Record<string, Array<unknown>> = {}
+  /** Rows of results too large for one frame, by client id and seq, until their reply. */
+  readonly #resultRows = new Map<string, Array<unknown>>()
   readonly #byChannel = new Map<string, Set<Route>>()
   readonly #routes = new Set<Route>()
-  /** Request ids sent on this connection and not yet answered. */
-  readonly #inFlight = new Set<string>()
   #limit = DEFAULT_MAX_IN_FLIGHT
   #turn = 0
   #pumping = false
@@ -81,10 +82,15 @@ class Hub {
     // never hand a closed partysocket a frame: it would queue it ahead of our Subscribe
     if (this.socket.readyState !== OPEN) return
     this.socket.send(encodeFrame(message))
-    if (message._tag === "Action") this.#inFlight.add(message.requestId)
   }
 
-  // One action per route per turn, so that a long queue never starves a short one.
+  #inFlight(): number {
+    let n = 0
+    for (const r of this.#routes) n += r.inFlight
+    return n
+  }
+
+  // One push per route per turn, so that a long queue never starves a short one.
   pump(): void {
     if (this.#pumping) {
       this.#again = true
@@ -96,9 +102,13 @@ class Hub {
         this.#again = false
         const routes = [...this.#routes]
         let idle = 0
-        while (idle < routes.length && this.#inFlight.size < this.#limit) {
-          if (routes[this.#turn++ % routes.length]!.sendNext()) idle = 0
-          else idle++
+        let room = this.#limit - this.#inFlight()
+        while (idle < routes.length && room > 0) {
+          const sent = routes[this.#turn++ % routes.length]!.pushNext(room)
+          if (sent > 0) {
+            idle = 0
+            room -= sent
+          } else idle++
         }
       } while (this.#again)
     } finally {
@@ -113,20 +123,33 @@ class Hub {
       for (const r of [...this.#routes]) r.garbage(frame)
       return
     }
-    // the rows of a reply too large for one frame come first; its Ack gets them back
-    if (frame._tag === "AckRows") return void (this.#ackRows[frame.requestId] ??= []).push(...frame.rows)
-    const held = frame._tag === "Ack" ? this.#ackRows[frame.requestId] : undefined
-    if (held !== undefined && frame._tag === "Ack") {
-      delete this.#ackRows[frame.requestId]
-      frame = { ...frame, rows: [...held, ...frame.rows] }
+    // the rows of a result too large for one frame come first; its reply gets them back
+    if (frame._tag === "ResultRows") {
+      const key = `${frame.seq}:${frame.clientId}`
+      const held = this.#resultRows.get(key)
+      if (held === undefined) this.#resultRows.set(key, [...frame.rows])
+      else held.push(...frame.rows)
+      return
     }
-    if (frame._tag === "Ack" || (frame._tag === "Failure" && frame.requestId !== null)) {
-      // an Ack carries the action's changes for its sender: they apply before the action settles
-      if (frame._tag === "Ack" && frame.changes !== undefined) for (const change of frame.changes) this.#toChannel(change)
-      const requestId = frame.requestId!
-      this.#inFlight.delete(requestId)
+    if (frame._tag === "Pushed" && this.#resultRows.size > 0) {
+      const clientId = frame.clientId
+      frame = {
+        ...frame,
+        results: frame.results.map((r) => {
+          const key = `${r.seq}:${clientId}`
+          const held = this.#resultRows.get(key)
+          if (held === undefined || !("rows" in r)) return r
+          this.#resultRows.delete(key)
+          return { ...r, rows: [...held, ...r.rows] }
+        })
+      }
+    }
+    if (frame._tag === "Pushed" || (frame._tag === "Failure" && frame.clientId !== undefined)) {
+      // a reply carries the push's changes for its sender: they apply before the actions settle
+      if (frame._tag === "Pushed" && frame.changes !== undefined) for (const change of frame.changes) this.#toChannel(change)
+      const clientId = frame.clientId!
       for (const r of this.#routes) {
-        if (r.owns(requestId)) {
+        if (r.owns(clientId)) {
           r.receive(frame)
           break
         }
@@ -134,12 +157,10 @@ class Hub {
       this.pump()
       return
     }
-    // a server that cannot start answers every frame this way: none of our actions was run
-    if (frame._tag === "Failure" && frame.channel === null && frame.reason === "Unavailable") this.#inFlight.clear()
     this.#toChannel(frame)
   }
 
-  #toChannel(frame: Exclude<ServerFrame, { readonly _tag: "Ack" | "AckRows" }>) {
+  #toChannel(frame: Exclude<ServerFrame, { readonly _tag: "Pushed" | "ResultRows" }>) {
     const channel = frame.channel
     const targets = channel === null ? this.#routes : this.#byChannel.get(channel)
     if (targets !== undefined) for (const r of [...targets]) r.receive(frame)
@@ -148,7 +169,7 @@ class Hub {
     for (const r of [...this.#routes]) r.opened()
   }
   readonly #onClose = () => {
-    this.#inFlight.clear()
+    this.#resultRows.clear()
     for (const r of [...this.#routes]) r.closed()
   }
 

@@ -30,6 +30,7 @@ export const RowId = /*#__PURE__*/ Schema.Union([Schema.String, Schema.Number])
 export type RowId = typeof RowId.Type
 
 const Version = /*#__PURE__*/ Schema.Int.check(/*#__PURE__*/ Schema.isGreaterThanOrEqualTo(0))
+const Seq = /*#__PURE__*/ Schema.Int.check(/*#__PURE__*/ Schema.isGreaterThanOrEqualTo(1))
 const Name = /*#__PURE__*/ Schema.String.check(/*#__PURE__*/ Schema.isBetweenLength(1, 128))
 /** A channel's schema version, declared with the channel. */
 const SchemaVersion = /*#__PURE__*/ Schema.Int.check(/*#__PURE__*/ Schema.isGreaterThanOrEqualTo(1))
@@ -58,31 +59,86 @@ export const Unsubscribe = /*#__PURE__*/ Schema.TaggedStruct("Unsubscribe", { ch
 /** Stop receiving a channel's live changes. */
 export type Unsubscribe = typeof Unsubscribe.Type
 
+/** One action of a `Push`: its sequence number for the client, the action as encoded, and the channel version it was encoded for. */
+export const PushAction = /*#__PURE__*/ Schema.Struct({
+  seq: Seq,
+  action: Schema.Unknown,
+  schema: /*#__PURE__*/ Schema.optionalKey(SchemaVersion)
+})
+/** One action of a `Push`. */
+export type PushAction = typeof PushAction.Type
+
 /**
- * Run an action on the server. `(clientId, seq)` identifies it across
- * retries: the server decides each pair once and answers every re-send with
- * that outcome. `clientKey` is the client's secret: the first action of a
- * client id binds the key to it, and only that key may use the id again.
- * `sentAt` (client clock, ms) is when this action was first sent, on a
- * re-send; `schema` the channel's schema version the action was encoded with.
+ * Actions of one client, in order. A client's actions are decided strictly in
+ * sequence: the server keeps the last decided seq per client id, answers a
+ * re-sent one with its first outcome, and never decides a seq before the one
+ * it expects (the reply's `next` says which). `clientKey` is the client's
+ * secret: the first push of a client id binds the key to it, and only that
+ * key may use the id again. `confirmed` is the highest seq whose outcome the
+ * client has settled for good: the server may forget the outcomes up to it.
+ * `skip` (equal to the server's `next`) says the client no longer holds the
+ * seqs from there up to its first action (local data was lost): they are
+ * decided as never applied. A push may carry no actions (only `confirmed`).
  */
-export const Action = /*#__PURE__*/ Schema.TaggedStruct("Action", {
-  requestId: Name,
+export const Push = /*#__PURE__*/ Schema.TaggedStruct("Push", {
   channel: Name,
   clientId: Name,
   clientKey: /*#__PURE__*/ Schema.String.check(/*#__PURE__*/ Schema.isBetweenLength(16, 128)),
-  seq: /*#__PURE__*/ Schema.Int.check(/*#__PURE__*/ Schema.isGreaterThanOrEqualTo(1)),
-  action: Schema.Unknown,
-  sentAt: /*#__PURE__*/ Schema.optionalKey(Schema.Finite),
-  schema: /*#__PURE__*/ Schema.optionalKey(SchemaVersion)
+  actions: /*#__PURE__*/ Schema.Array(PushAction),
+  confirmed: /*#__PURE__*/ Schema.optionalKey(Version),
+  skip: /*#__PURE__*/ Schema.optionalKey(Seq)
 })
-/** Run an action on the server. */
-export type Action = typeof Action.Type
+/** Actions of one client, in order. */
+export type Push = typeof Push.Type
 
 /** Any frame a client may send. */
-export const ClientMessage = /*#__PURE__*/ Schema.Union([Subscribe, Unsubscribe, Action])
+export const ClientMessage = /*#__PURE__*/ Schema.Union([Subscribe, Unsubscribe, Push])
 /** Any frame a client may send. */
 export type ClientMessage = typeof ClientMessage.Type
+
+/**
+ * Protocol refusals: the frame never reached a handler.
+ * - `TooManyInFlight` and `Unavailable` (the server could not start, e.g. a
+ *   migration failed) are temporary: clients retry.
+ * - `ClientMismatch`: the client id is bound to another client key.
+ * - `TooManyClients`: the connection's principal has made more client ids
+ *   than the server keeps, and all of them still have outcomes to confirm.
+ * - `Skipped`: a client said it no longer held this action (`Push.skip`):
+ *   it was decided as never applied.
+ * - `Outdated`: the client was built with an older schema version of the
+ *   channel than the server's; reload it.
+ */
+export const ProtocolReason = /*#__PURE__*/ Schema.Literals([
+  "MalformedJson",
+  "UnknownMessage",
+  "FrameTooLarge",
+  "TooManyInFlight",
+  "UnknownChannel",
+  "ReadOnly",
+  "Unavailable",
+  "ClientMismatch",
+  "TooManyClients",
+  "Outdated",
+  "Skipped"
+])
+/** Protocol refusals. */
+export type ProtocolReason = typeof ProtocolReason.Type
+
+/** Refusals a client retries on its own: the same frame may succeed later. */
+export const isTransient = (reason: ErrorReason): boolean => reason === "TooManyInFlight" || reason === "Unavailable"
+
+/**
+ * Why a frame or an action was refused: a protocol reason, or the action's
+ * own outcome (`InvalidAction`, `NotAuthorized`, `ActionRejected` by the
+ * handler's rule, `HandlerFailed`, `InvalidRecord` when a row it wrote does
+ * not match the channel's record Schema).
+ */
+export const ErrorReason = /*#__PURE__*/ Schema.Union([
+  ProtocolReason,
+  Schema.Literals(["InvalidAction", "NotAuthorized", "ActionRejected", "HandlerFailed", "InvalidRecord"])
+])
+/** Why a frame or an action was refused. */
+export type ErrorReason = typeof ErrorReason.Type
 
 // ---------------------------------------------------------------------------
 // server -> client
@@ -125,79 +181,71 @@ export const Change = /*#__PURE__*/ Schema.TaggedStruct("Change", {
 export type Change = typeof Change.Type
 
 /**
- * The reply to an action. `version` is the change feed position after it:
- * once a client has applied changes up to `version`, the action's effects
- * are in its confirmed state. `duplicate` marks an action applied earlier.
- * `changes` are the action's `Change` frames for the sender's channels
- * (apply them, in order, before settling the action); when they would make
- * the reply too large they come as separate `Change` frames before it.
+ * An action the server applied: the rows its change capture saw in the
+ * action's channel, in version order. `duplicate` marks the answer to a
+ * re-send (the first answer, again).
  */
-export const Ack = /*#__PURE__*/ Schema.TaggedStruct("Ack", {
-  requestId: Name,
-  version: Version,
+export const Applied = /*#__PURE__*/ Schema.Struct({
+  seq: Seq,
   rows: Schema.Array(WireRow),
-  duplicate: Schema.Boolean,
-  changes: Schema.optionalKey(Schema.Array(Change))
+  duplicate: /*#__PURE__*/ Schema.optionalKey(Schema.Literal(true))
 })
-/** The reply to an action. */
-export type Ack = typeof Ack.Type
+/** An action the server applied. */
+export type Applied = typeof Applied.Type
+
+/** An action the server refused: nothing it wrote was kept, and every re-send gets this answer (marked `duplicate`). */
+export const Refused = /*#__PURE__*/ Schema.Struct({
+  seq: Seq,
+  reason: ErrorReason,
+  message: Schema.String,
+  duplicate: /*#__PURE__*/ Schema.optionalKey(Schema.Literal(true))
+})
+/** An action the server refused. */
+export type Refused = typeof Refused.Type
 
 /**
- * Part of an action's reply: the handler's rows when they do not fit in one
- * frame come in these chunks, before the `Ack` (whose `rows` is then empty).
+ * The reply to a `Push`: the outcome of each action it decided (a re-sent
+ * one gets its first outcome), in seq order, and `next`, the seq the server
+ * expects next from this client: actions sent and not answered here are not
+ * decided yet (send them again from `next`). `version` is the change feed's
+ * position after the batch; `changes` are the batch's `Change` frames for the
+ * sender's channels (apply them, in order, before settling the actions); when
+ * they would make the reply too large they come as separate frames before it.
  */
-export const AckRows = /*#__PURE__*/ Schema.TaggedStruct("AckRows", {
-  requestId: Name,
+export const Pushed = /*#__PURE__*/ Schema.TaggedStruct("Pushed", {
+  channel: Name,
+  clientId: Name,
+  version: Version,
+  next: Seq,
+  results: /*#__PURE__*/ Schema.Array(/*#__PURE__*/ Schema.Union([Applied, Refused])),
+  changes: /*#__PURE__*/ Schema.optionalKey(Schema.Array(Change))
+})
+/** The reply to a `Push`. */
+export type Pushed = typeof Pushed.Type
+
+/**
+ * Part of a push's reply: the rows of one applied action that do not fit in
+ * one frame come in these chunks before the `Pushed` (whose result for that
+ * seq then has no rows).
+ */
+export const ResultRows = /*#__PURE__*/ Schema.TaggedStruct("ResultRows", {
+  clientId: Name,
+  seq: Seq,
   rows: Schema.Array(WireRow)
 })
-/** Part of an action's reply. */
-export type AckRows = typeof AckRows.Type
+/** Part of a push's reply. */
+export type ResultRows = typeof ResultRows.Type
 
 /**
- * Protocol refusals: the frame never reached a handler.
- * - `TooManyInFlight` and `Unavailable` (the server could not start, e.g. a
- *   migration failed) are temporary: clients retry.
- * - `ClientMismatch`: the client id is bound to another client key.
- * - `ClientExpired`: the server no longer remembers the client and the
- *   action was first sent before that horizon, so it may have been applied.
- * - `Outdated`: the client was built with an older schema version of the
- *   channel than the server's; reload it.
+ * A refused frame: nothing it asked for was written. A refused push names its
+ * client id; a refused Subscribe or a frame that did not decode has none.
+ * `requestId` is always null; it is kept so that tabs of the previous release,
+ * whose decoder requires it, read every refusal during a deploy.
  */
-export const ProtocolReason = /*#__PURE__*/ Schema.Literals([
-  "MalformedJson",
-  "UnknownMessage",
-  "FrameTooLarge",
-  "TooManyInFlight",
-  "UnknownChannel",
-  "ReadOnly",
-  "Unavailable",
-  "ClientMismatch",
-  "ClientExpired",
-  "Outdated"
-])
-/** Protocol refusals. */
-export type ProtocolReason = typeof ProtocolReason.Type
-
-/** Refusals a client retries on its own: the same frame may succeed later. */
-export const isTransient = (reason: ErrorReason): boolean => reason === "TooManyInFlight" || reason === "Unavailable"
-
-/**
- * Why a frame or an action was refused: a protocol reason, or the action's
- * own outcome (`InvalidAction`, `NotAuthorized`, `ActionRejected` by the
- * handler's rule, `HandlerFailed`, `InvalidRecord` when a row it wrote does
- * not match the channel's record Schema).
- */
-export const ErrorReason = /*#__PURE__*/ Schema.Union([
-  ProtocolReason,
-  Schema.Literals(["InvalidAction", "NotAuthorized", "ActionRejected", "HandlerFailed", "InvalidRecord"])
-])
-/** Why a frame or an action was refused. */
-export type ErrorReason = typeof ErrorReason.Type
-
-/** A refused frame or action. Nothing was written. */
 export const Failure = /*#__PURE__*/ Schema.TaggedStruct("Failure", {
   requestId: Schema.NullOr(Schema.String),
   channel: Schema.NullOr(Schema.String),
+  clientId: /*#__PURE__*/ Schema.optionalKey(Name),
   reason: ErrorReason,
   message: Schema.String
 })
@@ -205,7 +253,7 @@ export const Failure = /*#__PURE__*/ Schema.TaggedStruct("Failure", {
 export type Failure = typeof Failure.Type
 
 /** Any frame the server may send. */
-export const ServerMessage = /*#__PURE__*/ Schema.Union([SyncRows, Synced, Change, AckRows, Ack, Failure])
+export const ServerMessage = /*#__PURE__*/ Schema.Union([SyncRows, Synced, Change, ResultRows, Pushed, Failure])
 /** Any frame the server may send. */
 export type ServerMessage = typeof ServerMessage.Type
 

@@ -175,29 +175,49 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     return ManagedRuntime.make(layer)
   }
 
-  /** Builds the services and installs change capture, once per object lifetime (retried after a failure). */
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env)
+    // The start guard: no event (a request, a message, a close, an alarm, an RPC call) reaches the object
+    // before the migrations, your onStart and capture have run. A failure is kept: each entry point then
+    // answers "unavailable" and tries again. The first await lets the subclass's fields be set.
+    void ctx.blockConcurrencyWhile(async () => {
+      await null
+      await this.#start()
+    })
+  }
+
+  /**
+   * Builds the services, runs the migrations, then partyserver's start (your
+   * `onStart`), then installs change capture: once per object lifetime,
+   * retried on the next event after a failure.
+   */
   #ensureReady(): Promise<void> {
     if (this.#ready === undefined) {
       const runtime = this.#build()
       this.#runtime = runtime
       const migrations = this.migrations
       const before = this.#installation?.history
-      this.#ready = runtime.runPromise(Effect.gen(function*() {
-        const migrated = migrations === undefined ? [] : yield* runMigrations(migrations)
-        const report = yield* Reconciliation.use((r) => r.install)
-        const dispatch = yield* ActionDispatch
-        return { report: { ...report, migrated }, dispatch }
-      })).then(({ report, dispatch }) => {
-        this.#installation = report
-        this.#dispatch = dispatch
-        // Sockets still open (hibernated through a deploy that rebuilt capture, or open across restartSync) hold
-        // cursors of the old history, and Change frames carry none: the client would skip the new history's lower
-        // versions and keep rows that are gone. Closed, they reconnect and their cursor's history gets them a reset.
-        if (report.replaced || (before !== undefined && report.history !== before)) {
-          for (const connection of this.getConnections()) connection.close(1012, "the sync history restarted")
-        }
-        return this.#scheduleGc()
-      })
+      this.#ready = runtime.runPromise(migrations === undefined ? Effect.succeed([]) : runMigrations(migrations))
+        .then(async (migrated) => {
+          // tables your onStart creates exist before capture is installed on them
+          await this.__unsafe_ensureInitialized()
+          return runtime.runPromise(Effect.gen(function*() {
+            const report = yield* Reconciliation.use((r) => r.install)
+            const dispatch = yield* ActionDispatch
+            return { report: { ...report, migrated }, dispatch }
+          }))
+        })
+        .then(({ report, dispatch }) => {
+          this.#installation = report
+          this.#dispatch = dispatch
+          // Sockets still open (hibernated through a deploy that rebuilt capture, or open across restartSync) hold
+          // cursors of the old history, and Change frames carry none: the client would skip the new history's lower
+          // versions and keep rows that are gone. Closed, they reconnect and their cursor's history gets them a reset.
+          if (report.replaced || (before !== undefined && report.history !== before)) {
+            for (const connection of this.getConnections()) connection.close(1012, "the sync history restarted")
+          }
+          return this.#scheduleGc()
+        })
       this.#ready.catch(() => {
         this.#ready = undefined
         this.#dispatch = undefined
@@ -250,9 +270,9 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
   }
 
   override async fetch(request: Request): Promise<Response> {
+    // migrations and capture come before any handler of yours reads a table
+    const unavailable = await this.#start()
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
-      // migrations and capture come before any handler of yours reads a table
-      const unavailable = await this.#start()
       if (unavailable !== undefined) return new Response(unavailable, { status: 503 })
       const response = await super.fetch(request)
       // onRequest may have written rows with raw SQL
@@ -268,12 +288,11 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
   }
 
   /**
-   * Starts partyserver (your `onStart`), then the sync services (migrations,
-   * capture). Returns why they could not start, if they could not.
+   * The start guard of every entry point: the migrations, your `onStart` and
+   * capture. Returns why they could not start, if they could not.
    */
   async #start(): Promise<string | undefined> {
     try {
-      await this.__unsafe_ensureInitialized()
       await this.#ensureReady()
       return undefined
     } catch (error) {
@@ -298,7 +317,7 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     if (unavailable !== undefined) {
       // the services could not start (a migration failed, a table is missing): answer this frame, by its request id
       const ids = idsOfFrame(message)
-      this.#adapt(connection).send(encodeServerFrame({ _tag: "Failure", ...ids, reason: "Unavailable", message: unavailable }))
+      this.#adapt(connection).send(encodeServerFrame({ _tag: "Failure", requestId: null, ...ids, reason: "Unavailable", message: unavailable }))
       return
     }
     // receive never fails (refusals are answered, the rest is logged). Most frames finish synchronously
@@ -307,15 +326,33 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     if (fiber.pollUnsafe() === undefined) await new Promise<void>((resolve) => fiber.addObserver(() => resolve()))
   }
 
-  // Runs the subclass's onClose, then publishes what it wrote.
+  /** partyserver's RPC entry (`getServerByName`): behind the start guard like every other. */
+  override async setName(name: string, props?: Record<string, unknown>): Promise<void> {
+    await super.setName(name, props)
+    await this.#start()
+  }
+
+  // Runs the subclass's onClose once the object started, then publishes what it wrote.
   override async webSocketClose(ws: WebSocket, code: number, reason: string, wasClean: boolean): Promise<void> {
     this.#forget(ws)
+    const unavailable = await this.#start()
+    if (unavailable !== undefined) {
+      // your onClose would find the tables unmigrated: the socket is closed all the same
+      console.error(`effect-partysync: onClose skipped: ${unavailable}`)
+      try {
+        ws.close(code === 1005 || code === 1006 || code === 1015 ? 1011 : code, reason)
+      } catch {
+        // closed already
+      }
+      return
+    }
     await super.webSocketClose(ws, code, reason, wasClean)
-    if (this.#ready !== undefined) await this.publishChanges().catch((error) => console.error("effect-partysync: publishing changes failed", error))
+    await this.publishChanges().catch((error) => console.error("effect-partysync: publishing changes failed", error))
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     this.#forget(ws)
+    await this.#start()
     await super.webSocketError(ws, error)
   }
 
@@ -324,16 +361,29 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     if (adapter !== undefined) this.#live?.delete(adapter)
   }
 
-  // Runs the subclass's onAlarm first, then publishes what it wrote and collects garbage.
+  /**
+   * Runs once the object started: the subclass's onAlarm first, then
+   * publishes what it wrote and collects garbage. The GC alarm is armed again
+   * even when onAlarm throws (its error is then rethrown, so the runtime
+   * retries the alarm); a start that fails throws too.
+   */
   override async alarm(): Promise<void> {
-    await super.alarm()
-    const interval = this.syncOptions.gcIntervalMs ?? defaultOptions.gcIntervalMs
-    if (interval > 0) {
-      await this.collectGarbage()
-      await this.#scheduleGc()
-    } else {
-      await this.publishChanges()
+    const unavailable = await this.#start()
+    if (unavailable !== undefined) throw new Error(unavailable)
+    let failure: { readonly error: unknown } | undefined
+    try {
+      await super.alarm()
+    } catch (error) {
+      failure = { error }
     }
+    const interval = this.syncOptions.gcIntervalMs ?? defaultOptions.gcIntervalMs
+    try {
+      if (interval > 0) await this.collectGarbage()
+      else await this.publishChanges()
+    } finally {
+      if (interval > 0) await this.#scheduleGc()
+    }
+    if (failure !== undefined) throw failure.error
   }
 
   /**
@@ -360,13 +410,13 @@ const describeError = (error: unknown): string => {
   return String(error)
 }
 
-/** The request id and channel of a frame, if it names them (to answer it while the services are down). */
-const idsOfFrame = (message: WSMessage): { requestId: string | null; channel: string | null } => {
-  if (typeof message !== "string" || message.length > 1_000_000) return { requestId: null, channel: null }
+/** The channel and client id of a frame, if it names them (to answer it while the services are down). */
+const idsOfFrame = (message: WSMessage): { channel: string | null; clientId?: string } => {
+  if (typeof message !== "string" || message.length > 1_000_000) return { channel: null }
   try {
     return idsOf(JSON.parse(message))
   } catch {
-    return { requestId: null, channel: null }
+    return { channel: null }
   }
 }
 

@@ -1,388 +1,326 @@
 /**
  * ActionDispatch: one inbound frame, start to finish. It decodes the frame
  * with the Protocol Schema, looks the channel up among the declared ones,
- * decodes the action with that channel's Schema, authorizes it, runs the
- * handler in a transaction together with the client's sequence number, and
- * replies with an `Ack` or a typed `Failure`. Bad input never reaches SQL,
- * writes nothing and leaves the connection usable.
+ * and accepts it on its connection's lane (`Lanes.ts`). A push's actions
+ * are prepared there, in order: each decoded with its channel's Schema (and
+ * upgraded from an older version), authorized, and bound to the handler;
+ * then the batch is decided in one transaction (`Batch.ts`) in its fair turn,
+ * and answered with one `Pushed` reply. Bad input never reaches SQL, writes
+ * nothing and leaves the connection usable.
  *
- * An action's outcome is decided once: an applied action's re-send gets a
- * duplicate `Ack`, a refused one (by authorization or by its handler) the
- * same refusal, from the client ledger. The reply is sent under the write
- * lock, so no later change can reach the sender before it.
+ * An action refused before it runs (not authorized, invalid, outdated, on a
+ * read-only connection) is decided all the same: its refusal is its final
+ * outcome, so the client's later actions are not held up behind it.
  *
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
-import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import * as Semaphore from "effect/Semaphore"
 import * as Channel from "../protocol/Channel.ts"
-import { ActionRejected, NotAuthorized } from "../protocol/Errors.ts"
-import { type Action, ClientMessage, type ErrorReason, type Subscribe, type WireRow } from "../protocol/Protocol.ts"
+import { ClientMessage, type ErrorReason, type Push, type Subscribe } from "../protocol/Protocol.ts"
 import { ActionHandler, Authorizer } from "./ActionHandler.ts"
+import * as Batch from "./Batch.ts"
 import { Broadcast } from "./Broadcast.ts"
 import { Caller } from "./Caller.ts"
+import { principalKey } from "./ClientLedger.ts"
 import type { SyncConnection } from "./Connections.ts"
-import { StorageError, SyncFailure } from "./Errors.ts"
+import { SyncFailure } from "./Errors.ts"
 import { fitsIn } from "./Frames.ts"
-import { type ActionKey, type Claim, Reconciliation, type WriteResult } from "./Reconciliation.ts"
+import * as Lanes from "./Lanes.ts"
+import { Reconciliation } from "./Reconciliation.ts"
 import { Channels, SyncConfig } from "./SyncConfig.ts"
 
-const messageOf = (error: unknown): string => {
-  // a failed statement: the engine's reason goes to the client, the statement's text stays in the server log
-  if (error instanceof StorageError) return `storage error: ${error.cause instanceof Error ? error.cause.message : "the statement failed"}`
-  if (typeof error === "object" && error !== null && "message" in error && typeof error.message === "string" && error.message !== "") {
-    return error.message
-  }
-  return String(error)
-}
-
-/** Best effort: the request id and channel of a frame that failed to decode, so the error can name them. */
-export const idsOf = (value: unknown): { requestId: string | null; channel: string | null } => {
-  if (typeof value !== "object" || value === null) return { requestId: null, channel: null }
-  const { requestId, channel } = value as Record<string, unknown>
-  return {
-    requestId: typeof requestId === "string" && requestId.length <= 128 ? requestId : null,
-    channel: typeof channel === "string" && channel.length <= 128 ? channel : null
-  }
-}
-
-/** How a failed handler is reported: business refusals and denials are expected, the rest is logged with its cause. */
-const classify = (cause: Cause.Cause<unknown>): { readonly reason: ErrorReason; readonly message: string; readonly expected: boolean } => {
-  const found = Cause.findErrorOption(cause)
-  const error = found._tag === "Some" ? found.value : Cause.squash(cause)
-  if (error instanceof ActionRejected) return { reason: "ActionRejected", message: error.message, expected: true }
-  if (error instanceof NotAuthorized) return { reason: "NotAuthorized", message: error.message, expected: true }
-  if (error instanceof SyncFailure) return { reason: error.reason, message: error.message, expected: false }
-  return { reason: "HandlerFailed", message: messageOf(error), expected: false }
+/** Best effort: the channel and client id of a frame that failed to decode, so the error can name them. */
+export const idsOf = (value: unknown): { channel: string | null; clientId?: string } => {
+  if (typeof value !== "object" || value === null) return { channel: null }
+  const { channel, clientId } = value as Record<string, unknown>
+  const named = typeof channel === "string" && channel.length <= 128 ? channel : null
+  return typeof clientId === "string" && clientId.length >= 1 && clientId.length <= 128 ? { channel: named, clientId } : { channel: named }
 }
 
 /** Sync answers a connection gets per channel before `minSyncIntervalMs` applies. */
 const SYNC_BURST = 2
 
-/** One connection's queue of frames. */
-interface Lane {
-  readonly semaphore: Semaphore.Semaphore
-  frames: number
-  actions: number
-  syncs: number
-  /** Subscribes waiting in the lane, by channel: a later one merges into the waiting one. */
-  readonly waiting: Map<string, { since: number | null; history: string | undefined }>
-}
-
 /** The ActionDispatch service. */
 export class ActionDispatch extends Context.Service<ActionDispatch, {
-  /** Handles one inbound frame. Never fails: every refusal becomes a `Failure` frame. */
+  /** Handles one inbound frame. Never fails: every refusal becomes a `Failure` frame or a refused outcome. */
   readonly receive: (connection: SyncConnection, frame: string | ArrayBuffer | ArrayBufferView) => Effect.Effect<void>
 }>()("effect-partysync/ActionDispatch") {
   /** ActionDispatch over Reconciliation, Broadcast and the application's handler. */
-  static readonly layer = Layer.effect(
-    ActionDispatch,
-    Effect.gen(function*() {
-      const channels = yield* Channels
-      const config = yield* SyncConfig
-      const reconciliation = yield* Reconciliation
-      const broadcast = yield* Broadcast
-      const handler = yield* ActionHandler
-      const authorizer = yield* Authorizer
-      const decodeMessage = Schema.decodeUnknownExit(ClientMessage)
-      const actionDecoders = new Map<string, (u: unknown) => Exit.Exit<unknown, Schema.SchemaError>>()
-      for (const channel of channels.values()) actionDecoders.set(channel.name, Schema.decodeUnknownExit(channel.action))
-
-      const fail = (reason: ErrorReason, message: string, requestId: string | null = null, channel: string | null = null) =>
-        new SyncFailure({ reason, message, requestId, channel })
-
-      /** A client built for a newer version of the channel than this server runs: a deploy is on its way, the client retries. */
-      const newerThanServer = (schema: number | undefined, channel: Channel.Any, requestId: string | null) =>
-        schema !== undefined && schema > channel.version
-          ? fail("Unavailable", `this client was built for version ${schema} of channel ${channel.name}; the server still runs version ${channel.version}`, requestId, channel.name)
-          : undefined
-
-      const lookup = (name: string, requestId: string | null): Channel.Any | SyncFailure =>
-        channels.get(name) ?? fail("UnknownChannel", `unknown channel ${JSON.stringify(name)}`, requestId, name)
-
-      const channelOf = (name: string, requestId: string | null) => {
-        const channel = lookup(name, requestId)
-        return channel instanceof SyncFailure ? Effect.fail(channel) : Effect.succeed(channel)
-      }
-
-      const decodeFrame = (frame: string | ArrayBuffer | ArrayBufferView): ClientMessage | SyncFailure => {
-        if (typeof frame !== "string") {
-          return fail("UnknownMessage", "binary frames are not part of the protocol")
-        }
-        if (!fitsIn(frame, config.maxInboundFrameBytes)) {
-          return fail("FrameTooLarge", `frame exceeds ${config.maxInboundFrameBytes} bytes`, null, null)
-        }
-        // parsed here rather than through a JSON-string Schema: one parse serves both the decode and the ids a
-        // refusal names, without the Schema's per-call wrapper
-        let json: unknown
-        try {
-          json = JSON.parse(frame)
-        } catch {
-          return fail("MalformedJson", "frame is not valid JSON")
-        }
-        const exit = decodeMessage(json)
-        if (Exit.isSuccess(exit)) return exit.value
-        const ids = idsOf(json)
-        const error = Cause.findErrorOption(exit.cause)
-        return fail(
-          "UnknownMessage",
-          `not a valid message: ${error._tag === "Some" ? error.value.message : "unknown shape"}`,
-          ids.requestId,
-          ids.channel
-        )
-      }
-
-      /** The reply to an action whose seq was already decided (or is not this client's to use). */
-      const answer = (
-        connection: SyncConnection,
-        message: Action,
-        claim: Exclude<Claim, { _tag: "New" }>,
-        withheld: ReadonlyArray<string>
-      ): Effect.Effect<void, SyncFailure | StorageError> => {
-        const { requestId, channel } = message
-        let failure: SyncFailure
-        switch (claim._tag) {
-          case "Decided": {
-            const decision = claim.decision
-            if (decision._tag === "Applied") {
-              return Effect.flatMap(reconciliation.version, (version) =>
-                broadcast.ack(connection, { _tag: "Ack", requestId, version, rows: [], duplicate: true }, withheld))
-            }
-            failure = fail(decision.reason, decision.message, requestId, channel)
-            break
-          }
-          case "Mismatch":
-            failure = fail("ClientMismatch", `client id ${JSON.stringify(message.clientId)} belongs to another client (its key differs)`, requestId, channel)
-            break
-          case "Expired":
-            failure = fail(
-              "ClientExpired",
-              `the server no longer remembers client ${JSON.stringify(message.clientId)} and this action was first sent before it forgot: it may have been applied, so it is not applied again`,
-              requestId,
-              channel
-            )
-        }
-        return Effect.suspend(() => {
-          for (const frame of withheld) connection.send(frame)
-          return Effect.fail(failure)
-        })
-      }
-
-      /** The checks that need no storage, and the action decoded with its channel's Schema. */
-      const prepare = (connection: SyncConnection, message: Action): SyncFailure | { readonly channel: Channel.Any; readonly action: unknown } => {
-        const channel = lookup(message.channel, message.requestId)
-        if (channel instanceof SyncFailure) return channel
-        if (connection.state.readOnly) return fail("ReadOnly", "this connection is read-only", message.requestId, channel.name)
-        const newer = newerThanServer(message.schema, channel, message.requestId)
-        if (newer !== undefined) return newer
-        let encoded = message.action
-        if (message.schema !== undefined && message.schema < channel.version) {
-          try {
-            encoded = Channel.upgradeAction(channel, message.schema, message.action)
-          } catch (error) {
-            const why = error instanceof Error ? error.message : String(error)
-            return fail("Outdated", `this action was encoded for version ${message.schema} of channel ${channel.name} and cannot be upgraded to ${channel.version}: ${why}`, message.requestId, channel.name)
-          }
-        }
-        const decoded = actionDecoders.get(channel.name)!(encoded)
-        if (Exit.isFailure(decoded)) {
-          const error = Cause.findErrorOption(decoded.cause)
-          return fail("InvalidAction", error._tag === "Some" ? error.value.message : "invalid action", message.requestId, channel.name)
-        }
-        return { channel, action: decoded.value }
-      }
-
-      type Outcome = { readonly claim: Claim; readonly rows: ReadonlyArray<WireRow> }
-
-      // Written as a chain rather than a generator: it runs for every action, and each step allocates.
-      const runAction = (connection: SyncConnection, message: Action): Effect.Effect<void, SyncFailure | StorageError> => {
-        const prepared = prepare(connection, message)
-        if (prepared instanceof SyncFailure) return Effect.fail(prepared)
-        const { channel, action } = prepared
-        const principal = connection.state.principal
-        const key: ActionKey = { clientId: message.clientId, clientKey: message.clientKey, seq: message.seq, sentAt: message.sentAt }
-
-        const refuse = (now: number, reason: ErrorReason, text: string): Effect.Effect<void, SyncFailure | StorageError> =>
-          Effect.flatMap(reconciliation.refuse(key, reason, text, now), (claim) =>
-            claim._tag === "New"
-              ? Effect.fail(fail(reason, text, message.requestId, channel.name))
-              : answer(connection, message, claim, []))
-
-        const apply = (now: number): Effect.Effect<Outcome, unknown> =>
-          Effect.flatMap(reconciliation.claim(key, now), (claim): Effect.Effect<Outcome, unknown> => {
-            if (claim._tag !== "New") return Effect.succeed({ claim, rows: [] })
-            const caller = Caller.of({ principal, connectionId: connection.id, clientId: message.clientId, seq: message.seq, requestId: message.requestId })
-            return Effect.flatMap(Effect.provideService(handler.run(channel, action), Caller, caller), (result) => {
-              const { rows, problem } = reconciliation.wireRows(channel, result)
-              return problem === undefined
-                ? Effect.succeed({ claim, rows })
-                : Effect.fail(fail("InvalidRecord", `onAction returned a row that does not match the channel's record: ${problem}`))
-            })
-          })
-
-        const settle = (now: number, exit: Exit.Exit<WriteResult<Outcome>, unknown>): Effect.Effect<void, SyncFailure | StorageError> => {
-          if (Exit.isSuccess(exit)) {
-            const { value: { claim, rows }, version, withheld } = exit.value
-            if (claim._tag !== "New") return answer(connection, message, claim, withheld)
-            return broadcast.ack(connection, { _tag: "Ack", requestId: message.requestId, version, rows, duplicate: false }, withheld)
-          }
-          const outcome = classify(exit.cause)
-          const refused = refuse(now, outcome.reason, outcome.message)
-          // business refusals are part of the app: no stack trace for them
-          return outcome.expected ? refused : Effect.andThen(Effect.logWarning(`effect-partysync: action ${message.requestId} failed`, exit.cause), refused)
-        }
-
-        return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Effect.flatMap(Effect.exit(authorizer.authorizeAction(principal, channel, action)), (authorized) =>
-            reconciliation.exclusive(
-              Exit.isFailure(authorized)
-                ? refuse(now, "NotAuthorized", classify(authorized.cause).message)
-                : Effect.flatMap(Effect.exit(reconciliation.commit(apply(now), connection)), (exit) => settle(now, exit))
-            )))
-      }
-
-      const syncLimit = Math.max(2, 2 * channels.size)
-
-      /**
-       * Sync answers are the expensive frames (a reset reads the whole table), so
-       * each connection gets `SYNC_BURST` per channel at once, then one per
-       * `minSyncIntervalMs`; a Subscribe over that is refused as `TooManyInFlight`,
-       * which clients retry after a pause. Keyed by the connection itself.
-       */
-      const syncsSent = new WeakMap<SyncConnection, Map<string, { count: number; last: number }>>()
-      const rateLimited = (connection: SyncConnection, channel: string): string | undefined => {
-        let byChannel = syncsSent.get(connection)
-        if (byChannel === undefined) syncsSent.set(connection, (byChannel = new Map()))
-        const now = Date.now()
-        const seen = byChannel.get(channel)
-        if (seen === undefined) {
-          byChannel.set(channel, { count: 1, last: now })
-          return undefined
-        }
-        if (seen.count < SYNC_BURST || now - seen.last >= config.minSyncIntervalMs) {
-          seen.count++
-          seen.last = now
-          return undefined
-        }
-        return `sync answers for ${channel} are limited to one per ${config.minSyncIntervalMs} ms on a connection; retry later`
-      }
-
-      /**
-       * Each connection's frames run one after another, in arrival order: an
-       * authorizer that awaits must not let action n+1 overtake action n, and a
-       * Subscribe sent on reconnect must be answered before the actions re-sent
-       * after it. Actions are counted from arrival (at most
-       * `maxInFlightPerConnection`); a Subscribe for a channel that already has
-       * one waiting merges into it, and at most two per declared channel wait.
-       * Lanes are keyed by the connection itself: ids are the client's choice.
-       */
-      const lanes = new Map<SyncConnection, Lane>()
-
-      const inLane = (connection: SyncConnection, message: ClientMessage) => {
-        // a new lane is registered only once a frame is queued on it: a frame refused here must not leave an
-        // empty lane behind for a connection that then closes
-        const l: Lane = lanes.get(connection) ?? { semaphore: Semaphore.makeUnsafe(1), frames: 0, actions: 0, syncs: 0, waiting: new Map() }
-        let counted: "action" | "sync" | undefined
-        let run: Effect.Effect<void, SyncFailure>
-        switch (message._tag) {
-          case "Action": {
-            if (l.actions >= config.maxInFlightPerConnection) {
-              return Effect.fail(fail("TooManyInFlight", `more than ${config.maxInFlightPerConnection} actions in flight`, message.requestId, message.channel))
-            }
-            counted = "action"
-            // the ledger itself failed: nothing was decided, so the client may send it again
-            run = runAction(connection, message).pipe(Effect.catchTag("StorageError", (e) =>
-              Effect.fail(fail("Unavailable", messageOf(e), message.requestId, message.channel))))
-            break
-          }
-          case "Subscribe": {
-            const waiting = l.waiting.get(message.channel)
-            if (waiting !== undefined) {
-              // the waiting one will answer for both: from the older cursor, or a reset when they disagree
-              if (message.since === null || waiting.since === null || message.history !== waiting.history) {
-                waiting.since = null
-                waiting.history = undefined
-              } else waiting.since = Math.min(waiting.since, message.since)
-              return Effect.void
-            }
-            if (l.syncs >= syncLimit) {
-              return Effect.fail(fail("TooManyInFlight", `more than ${syncLimit} subscriptions waiting`, null, message.channel))
-            }
-            const limited = rateLimited(connection, message.channel)
-            if (limited !== undefined) return Effect.fail(fail("TooManyInFlight", limited, null, message.channel))
-            const request = { since: message.since, history: message.history }
-            l.waiting.set(message.channel, request)
-            counted = "sync"
-            run = subscribe(connection, message, l, request)
-            break
-          }
-          case "Unsubscribe": {
-            // a later Subscribe must not merge into one from before this Unsubscribe
-            l.waiting.delete(message.channel)
-            run = Effect.flatMap(channelOf(message.channel, null), (channel) => broadcast.unsubscribe(connection, channel.name))
-            break
-          }
-        }
-        if (l.frames++ === 0) lanes.set(connection, l)
-        if (counted === "action") l.actions++
-        else if (counted === "sync") l.syncs++
-        return l.semaphore.withPermits(1)(run).pipe(
-          Effect.ensuring(Effect.sync(() => {
-            if (counted === "action") l.actions--
-            else if (counted === "sync") l.syncs--
-            if (--l.frames === 0 && lanes.get(connection) === l) lanes.delete(connection)
-          }))
-        )
-      }
-
-      const subscribe = (
-        connection: SyncConnection,
-        message: Subscribe,
-        lane: Lane,
-        request: { since: number | null; history: string | undefined }
-      ) =>
-        Effect.gen(function*() {
-          if (lane.waiting.get(message.channel) === request) lane.waiting.delete(message.channel)
-          const channel = yield* channelOf(message.channel, null)
-          if (message.schema !== undefined && message.schema < channel.version) {
-            return yield* fail(
-              "Outdated",
-              `this client was built for version ${message.schema} of channel ${channel.name}; the server has version ${channel.version}: reload the app`,
-              null,
-              channel.name
-            )
-          }
-          const newer = newerThanServer(message.schema, channel, null)
-          if (newer !== undefined) return yield* newer
-          yield* reconciliation.subscribe(connection, channel, request.since, request.history).pipe(
-            Effect.mapError((e) => fail("Unavailable", messageOf(e), null, channel.name))
-          )
-        })
-
-      const refused = (connection: SyncConnection, e: SyncFailure) =>
-        broadcast.send(connection, { _tag: "Failure", requestId: e.requestId, channel: e.channel, reason: e.reason, message: e.message })
-
-      const receive = (connection: SyncConnection, frame: string | ArrayBuffer | ArrayBufferView) =>
-        // suspended: a throw while decoding or checking becomes a logged defect, not a rejected onMessage
-        Effect.suspend(() => {
-          const message = decodeFrame(frame)
-          return message instanceof SyncFailure ? Effect.fail(message) : inLane(connection, message)
-        }).pipe(
-          Effect.catchCause((cause) => {
-            const failure = Cause.findErrorOption(cause)
-            if (failure._tag === "Some" && failure.value instanceof SyncFailure) return refused(connection, failure.value)
-            // no span here: this runs per frame, and the span and its stack trace cost more than a small action
-            return Effect.logError("effect-partysync: frame handling failed", cause)
-          })
-        )
-
-      return ActionDispatch.of({ receive })
-    })
-  )
+  static readonly layer = Layer.effect(ActionDispatch, Effect.suspend(() => make))
 }
+
+const make = Effect.gen(function*() {
+  const channels = yield* Channels
+  const config = yield* SyncConfig
+  const reconciliation = yield* Reconciliation
+  const broadcast = yield* Broadcast
+  const handler = yield* ActionHandler
+  const authorizer = yield* Authorizer
+  const lanes = Lanes.make()
+  const decodeMessage = Schema.decodeUnknownExit(ClientMessage)
+  const actionDecoders = new Map<string, (u: unknown) => Exit.Exit<unknown, Schema.SchemaError>>()
+  for (const channel of channels.values()) actionDecoders.set(channel.name, Schema.decodeUnknownExit(channel.action))
+
+  const fail = (reason: ErrorReason, message: string, channel: string | null = null, clientId?: string) =>
+    new SyncFailure({ reason, message, requestId: null, channel, ...(clientId === undefined ? {} : { clientId }) })
+
+  const refused = (connection: SyncConnection, e: SyncFailure) =>
+    broadcast.send(connection, {
+      _tag: "Failure",
+      requestId: null,
+      channel: e.channel,
+      ...(e.clientId === undefined ? {} : { clientId: e.clientId }),
+      reason: e.reason,
+      message: e.message
+    })
+
+  /** A client built for a newer version of the channel than this server runs: a deploy is on its way, the client retries. */
+  const newerThanServer = (schema: number | undefined, channel: Channel.Any, clientId?: string) =>
+    schema !== undefined && schema > channel.version
+      ? fail("Unavailable", `this client was built for version ${schema} of channel ${channel.name}; the server still runs version ${channel.version}`, channel.name, clientId)
+      : undefined
+
+  const decodeFrame = (frame: string | ArrayBuffer | ArrayBufferView): ClientMessage | SyncFailure => {
+    if (typeof frame !== "string") return fail("UnknownMessage", "binary frames are not part of the protocol")
+    if (!fitsIn(frame, config.maxInboundFrameBytes)) return fail("FrameTooLarge", `frame exceeds ${config.maxInboundFrameBytes} bytes`)
+    // parsed here rather than through a JSON-string Schema: one parse serves both the decode and the ids a
+    // refusal names, without the Schema's per-call wrapper
+    let json: unknown
+    try {
+      json = JSON.parse(frame)
+    } catch {
+      return fail("MalformedJson", "frame is not valid JSON")
+    }
+    const exit = decodeMessage(json)
+    if (Exit.isSuccess(exit)) return exit.value
+    const ids = idsOf(json)
+    if ((json as { _tag?: unknown })?._tag === "Action") {
+      // a tab of the previous release: it keeps a temporary refusal's action queued, and the reloaded app sends it
+      const requestId = (json as { requestId?: unknown }).requestId
+      return new SyncFailure({
+        reason: "Unavailable",
+        message: "this server speaks a newer protocol: reload the app (queued actions are kept)",
+        requestId: typeof requestId === "string" && requestId.length <= 128 ? requestId : null,
+        channel: ids.channel
+      })
+    }
+    const error = Cause.findErrorOption(exit.cause)
+    return fail("UnknownMessage", `not a valid message: ${error._tag === "Some" ? error.value.message : "unknown shape"}`, ids.channel, ids.clientId)
+  }
+
+  // ---------------------------------------------------------------- pushes
+
+  /** An action's refusal before it runs, or its handler bound to its Caller. */
+  const prepareAction = (
+    connection: SyncConnection,
+    channel: Channel.Any,
+    clientId: string,
+    entry: Push["actions"][number]
+  ): Effect.Effect<Batch.PreparedAction<never>> => {
+    const { seq } = entry
+    const refuse = (reason: ErrorReason, message: string) => Effect.succeed({ seq, refused: { reason, message } })
+    if (connection.state.readOnly) return refuse("ReadOnly", "this connection is read-only")
+    let encoded = entry.action
+    if (entry.schema !== undefined && entry.schema < channel.version) {
+      try {
+        encoded = Channel.upgradeAction(channel, entry.schema, entry.action)
+      } catch (error) {
+        const why = error instanceof Error ? error.message : String(error)
+        return refuse("Outdated", `this action was encoded for version ${entry.schema} of channel ${channel.name} and cannot be upgraded to ${channel.version}: ${why}`)
+      }
+    }
+    const decoded = actionDecoders.get(channel.name)!(encoded)
+    if (Exit.isFailure(decoded)) {
+      const error = Cause.findErrorOption(decoded.cause)
+      return refuse("InvalidAction", error._tag === "Some" ? error.value.message : "invalid action")
+    }
+    const action = decoded.value
+    const principal = connection.state.principal
+    const caller = Caller.of({ principal, connectionId: connection.id, clientId, seq, requestId: `${clientId}:${seq}` })
+    const run = Effect.provideService(handler.run(channel, action), Caller, caller)
+    return Effect.map(
+      Effect.exit(authorizer.authorizeAction(principal, channel, action)),
+      (authorized): Batch.PreparedAction<never> =>
+        Exit.isSuccess(authorized) ? { seq, run } : { seq, refused: { reason: "NotAuthorized", message: Batch.classify(authorized.cause).message } }
+    )
+  }
+
+  const acceptPush = (connection: SyncConnection, lane: Lanes.Lane, message: Push) => {
+    const channel = channels.get(message.channel)
+    if (channel === undefined) return Effect.fail(fail("UnknownChannel", `unknown channel ${JSON.stringify(message.channel)}`, message.channel, message.clientId))
+    const count = message.actions.length
+    if (lane.actions + count > config.maxInFlightPerConnection) {
+      return Effect.fail(fail("TooManyInFlight", `more than ${config.maxInFlightPerConnection} actions in flight`, channel.name, message.clientId))
+    }
+    let newest: number | undefined
+    for (const a of message.actions) if (a.schema !== undefined && (newest === undefined || a.schema > newest)) newest = a.schema
+    const newer = newerThanServer(newest, channel, message.clientId)
+    if (newer !== undefined) return Effect.fail(newer)
+    for (let i = 1; i < count; i++) {
+      if (message.actions[i]!.seq !== message.actions[i - 1]!.seq + 1) {
+        return Effect.fail(fail("UnknownMessage", "a push's actions must have consecutive seqs", channel.name, message.clientId))
+      }
+    }
+    lane.actions += count
+    const release = Effect.sync(() => {
+      lane.actions -= count
+    })
+    const prepared = Effect.map(
+      Effect.forEach(message.actions, (entry) => prepareAction(connection, channel, message.clientId, entry)),
+      (actions): Batch.PreparedPush<never> => ({
+        channel,
+        clientId: message.clientId,
+        clientKey: message.clientKey,
+        principal: connection.state.principal,
+        confirmed: message.confirmed,
+        skip: message.skip,
+        actions
+      })
+    )
+    const unit = (push: Batch.PreparedPush<never>) =>
+      reconciliation.exclusive(reconciliation.decide(push, connection)).pipe(
+        Effect.flatMap((decided) =>
+          decided._tag === "Refused"
+            ? refused(connection, decided.failure)
+            : broadcast.pushed(connection, {
+              _tag: "Pushed",
+              channel: channel.name,
+              clientId: message.clientId,
+              version: decided.version,
+              next: decided.next,
+              results: decided.results
+            }, decided.withheld)
+        ),
+        // the ledger itself failed: nothing was decided, so the client may push again
+        Effect.catchTag("StorageError", (e) => refused(connection, fail("Unavailable", Batch.messageOf(e), channel.name, message.clientId))),
+        Effect.ensuring(release)
+      )
+    return Effect.as(Effect.tap(Effect.onInterrupt(prepared, () => release), (push) => Effect.sync(() => lanes.enqueue(lane, unit(push)))), true)
+  }
+
+  // ---------------------------------------------------------------- subscriptions
+
+  const syncLimit = Math.max(2, 2 * channels.size)
+
+  /**
+   * Sync answers are the expensive frames (a reset reads the whole table), so
+   * each connection gets `SYNC_BURST` per channel at once, then one per
+   * `minSyncIntervalMs`; a Subscribe over that is refused as `TooManyInFlight`,
+   * which clients retry after a pause. Keyed by the connection itself.
+   */
+  const syncsSent = new WeakMap<SyncConnection, Map<string, { count: number; last: number }>>()
+  const rateLimited = (connection: SyncConnection, channel: string): string | undefined => {
+    let byChannel = syncsSent.get(connection)
+    if (byChannel === undefined) syncsSent.set(connection, (byChannel = new Map()))
+    const now = Date.now()
+    const seen = byChannel.get(channel)
+    if (seen === undefined) {
+      byChannel.set(channel, { count: 1, last: now })
+      return undefined
+    }
+    if (seen.count < SYNC_BURST || now - seen.last >= config.minSyncIntervalMs) {
+      seen.count++
+      seen.last = now
+      return undefined
+    }
+    return `sync answers for ${channel} are limited to one per ${config.minSyncIntervalMs} ms on a connection; retry later`
+  }
+
+  const answer = (connection: SyncConnection, message: Subscribe, lane: Lanes.Lane, request: { since: number | null; history: string | undefined }) =>
+    Effect.gen(function*() {
+      if (lane.waiting.get(message.channel) === request) lane.waiting.delete(message.channel)
+      const channel = channels.get(message.channel)
+      if (channel === undefined) return yield* fail("UnknownChannel", `unknown channel ${JSON.stringify(message.channel)}`, message.channel)
+      if (message.schema !== undefined && message.schema < channel.version) {
+        return yield* fail(
+          "Outdated",
+          `this client was built for version ${message.schema} of channel ${channel.name}; the server has version ${channel.version}: reload the app`,
+          channel.name
+        )
+      }
+      const newer = newerThanServer(message.schema, channel)
+      if (newer !== undefined) return yield* newer
+      yield* reconciliation.subscribe(connection, channel, request.since, request.history).pipe(
+        Effect.mapError((e) => fail("Unavailable", Batch.messageOf(e), channel.name))
+      )
+    }).pipe(Effect.catchTag("SyncFailure", (e) => refused(connection, e)))
+
+  const acceptSubscribe = (connection: SyncConnection, lane: Lanes.Lane, message: Subscribe) => {
+    const waiting = lane.waiting.get(message.channel)
+    if (waiting !== undefined) {
+      // the waiting one will answer for both: from the older cursor, or a reset when they disagree
+      if (message.since === null || waiting.since === null || message.history !== waiting.history) {
+        waiting.since = null
+        waiting.history = undefined
+      } else waiting.since = Math.min(waiting.since, message.since)
+      return Effect.succeed(false)
+    }
+    if (lane.syncs >= syncLimit) return Effect.fail(fail("TooManyInFlight", `more than ${syncLimit} subscriptions waiting`, message.channel))
+    const limited = rateLimited(connection, message.channel)
+    if (limited !== undefined) return Effect.fail(fail("TooManyInFlight", limited, message.channel))
+    const request = { since: message.since, history: message.history }
+    lane.waiting.set(message.channel, request)
+    lane.syncs++
+    lanes.enqueue(lane, Effect.ensuring(answer(connection, message, lane, request), Effect.sync(() => lane.syncs--)))
+    return Effect.succeed(true)
+  }
+
+  // ---------------------------------------------------------------- frames
+
+  /**
+   * Each connection's frames are accepted one after another, in arrival
+   * order: an authorizer that awaits must not let a later push overtake an
+   * earlier one, and a Subscribe sent on reconnect is answered before the
+   * pushes sent after it. Lanes are keyed by the connection itself: ids are
+   * the client's choice.
+   */
+  const accept = (connection: SyncConnection, message: ClientMessage): Effect.Effect<void, SyncFailure> => {
+    const lane = lanes.laneOf(connection, principalKey(connection.state.principal))
+    lanes.begin(lane)
+    const accepted: Effect.Effect<boolean, SyncFailure> = message._tag === "Push"
+      ? acceptPush(connection, lane, message)
+      : message._tag === "Subscribe"
+      ? acceptSubscribe(connection, lane, message)
+      : Effect.sync(() => {
+        // a later Subscribe must not merge into one from before this Unsubscribe
+        lane.waiting.delete(message.channel)
+        const channel = channels.get(message.channel)
+        lanes.enqueue(lane, channel === undefined
+          ? refused(connection, fail("UnknownChannel", `unknown channel ${JSON.stringify(message.channel)}`, message.channel))
+          : broadcast.unsubscribe(connection, channel.name))
+        return true
+      })
+    return lane.preparing.withPermits(1)(accepted).pipe(
+      Effect.onExit((exit) => Exit.isSuccess(exit) && exit.value ? Effect.void : Effect.sync(() => lanes.done(lane))),
+      Effect.flatMap((queued) => (queued ? lanes.run : Effect.void))
+    )
+  }
+
+  const receive = (connection: SyncConnection, frame: string | ArrayBuffer | ArrayBufferView) =>
+    // suspended: a throw while decoding or checking becomes a logged defect, not a rejected onMessage
+    Effect.suspend(() => {
+      const message = decodeFrame(frame)
+      return message instanceof SyncFailure ? Effect.fail(message) : accept(connection, message)
+    }).pipe(
+      Effect.catchCause((cause) => {
+        const failure = Cause.findErrorOption(cause)
+        if (failure._tag === "Some" && failure.value instanceof SyncFailure) {
+          const e = failure.value
+          // a tab of the previous release reads this refusal by its request id
+          if (e.requestId !== null) {
+            return broadcast.send(connection, { _tag: "Failure", requestId: e.requestId, channel: e.channel, reason: e.reason, message: e.message })
+          }
+          return refused(connection, e)
+        }
+        // no span here: this runs per frame, and the span and its stack trace cost more than a small action
+        return Effect.logError("effect-partysync: frame handling failed", cause)
+      })
+    )
+
+  return ActionDispatch.of({ receive })
+})

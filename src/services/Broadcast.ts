@@ -9,8 +9,8 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { Connections, type SyncConnection } from "./Connections.ts"
-import { ackRowFrames, changeFrames, type ChannelChanges, syncFrames, utf8Length } from "./Frames.ts"
-import { type Ack, encodeServerFrame, type ServerMessage } from "../protocol/Protocol.ts"
+import { changeFrames, type ChannelChanges, resultRowFrames, syncFrames, utf8Length } from "./Frames.ts"
+import { encodeServerFrame, type Pushed, type ServerMessage } from "../protocol/Protocol.ts"
 import { SyncConfig } from "./SyncConfig.ts"
 
 /** The Broadcast service. */
@@ -31,11 +31,12 @@ export class Broadcast extends Context.Service<Broadcast, {
     withheld?: SyncConnection | undefined
   ) => Effect.Effect<ReadonlyArray<string>>
   /**
-   * Sends an `Ack` carrying the `Change` frames `publish` withheld for its
-   * sender. What does not fit in one frame goes before it: the changes as
-   * they are, the handler's rows as `AckRows` chunks.
+   * Sends a push's reply carrying the `Change` frames `publish` withheld for
+   * its sender. What does not fit in one frame goes before it: the changes as
+   * they are, an action's rows as `ResultRows` chunks; results that do not
+   * fit together are split over several `Pushed` frames.
    */
-  readonly ack: (connection: SyncConnection, ack: Ack, changes: ReadonlyArray<string>) => Effect.Effect<void>
+  readonly pushed: (connection: SyncConnection, reply: Pushed, changes: ReadonlyArray<string>) => Effect.Effect<void>
   /** Sends a sync answer (chunks, then `Synced` with the history) to one connection. */
   readonly sendSync: (
     connection: SyncConnection,
@@ -95,31 +96,43 @@ export class Broadcast extends Context.Service<Broadcast, {
         return kept
       })
 
-      // The sender of an action gets its changes inside the Ack: one frame instead of two on the
+      // The sender of a push gets its changes inside the reply: one frame instead of two on the
       // hot path. The Change frames are embedded as they are (already encoded for the others).
       const withChanges = (plain: string, changes: ReadonlyArray<string>) => `${plain.slice(0, -1)},"changes":[${changes.join(",")}]}`
-      const ack = (connection: SyncConnection, message: Ack, changes: ReadonlyArray<string>) =>
+      const pushed = (connection: SyncConnection, reply: Pushed, changes: ReadonlyArray<string>) =>
         Effect.sync(() => {
-          let plain = encodeServerFrame(message)
+          const plain = encodeServerFrame(reply)
           // the common case, a small reply with small changes, fits at 3 bytes per unit: nothing to count
           let bound = plain.length * 3 + 16
           for (const frame of changes) bound += frame.length * 3 + 1
-          if (bound <= limit) {
-            return connection.send(changes.length === 0 ? plain : withChanges(plain, changes))
-          }
+          if (bound <= limit) return connection.send(changes.length === 0 ? plain : withChanges(plain, changes))
           let size = utf8Length(plain)
-          if (size > limit) {
-            for (const frame of ackRowFrames(message.requestId, message.rows, limit)) connection.send(frame)
-            plain = encodeServerFrame({ ...message, rows: [] })
-            size = utf8Length(plain)
-          }
-          if (changes.length === 0) return connection.send(plain)
           for (const frame of changes) size += utf8Length(frame) + 1
-          if (size + 16 > limit) {
-            for (const frame of changes) connection.send(frame)
-            return connection.send(plain)
+          if (size + 16 <= limit) return connection.send(withChanges(plain, changes))
+          for (const frame of changes) connection.send(frame)
+          // results packed into frames below the limit; one whose rows alone are too large sends them ahead in chunks
+          const head = { ...reply, results: [] as Array<Pushed["results"][number]> }
+          const base = utf8Length(encodeServerFrame(head)) + 16
+          let batch: Array<Pushed["results"][number]> = []
+          let used = base
+          const flush = () => {
+            if (batch.length > 0) connection.send(encodeServerFrame({ ...head, results: batch }))
+            batch = []
+            used = base
           }
-          connection.send(withChanges(plain, changes))
+          for (const result of reply.results) {
+            let one = result
+            let bytes = utf8Length(JSON.stringify(one)) + 1
+            if (base + bytes > limit && "rows" in one) {
+              for (const frame of resultRowFrames(reply.clientId, one.seq, one.rows, limit)) connection.send(frame)
+              one = { seq: one.seq, rows: [] }
+              bytes = utf8Length(JSON.stringify(one)) + 1
+            }
+            if (used + bytes > limit) flush()
+            batch.push(one)
+            used += bytes
+          }
+          if (batch.length > 0 || reply.results.length === 0) connection.send(encodeServerFrame({ ...head, results: batch }))
         })
 
       const send = (connection: SyncConnection, message: ServerMessage) =>
@@ -138,7 +151,7 @@ export class Broadcast extends Context.Service<Broadcast, {
         return out
       }
 
-      return Broadcast.of({ subscribed, subscribe, unsubscribe, publish, ack, send, sendSync })
+      return Broadcast.of({ subscribed, subscribe, unsubscribe, publish, pushed, send, sendSync })
     })
   )
 }

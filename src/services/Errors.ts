@@ -22,6 +22,9 @@ export class StorageError extends Schema.TaggedError<StorageError>()("StorageErr
 export class SyncFailure extends Schema.TaggedError<SyncFailure>()("SyncFailure", {
   reason: ErrorReason,
   message: Schema.String,
+  /** Only for a tab of the previous release, which reads a refusal by its request id. */
   requestId: Schema.NullOr(Schema.String),
-  channel: Schema.NullOr(Schema.String)
+  channel: Schema.NullOr(Schema.String),
+  /** The client id of a refused push. */
+  clientId: Schema.optionalKey(Schema.String)
 }) {}

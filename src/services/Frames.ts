@@ -111,8 +111,8 @@ export const syncFrames = (changes: ChannelChanges, reset: boolean, limit: numbe
     `{"_tag":"SyncRows","channel":${JSON.stringify(changes.channel)},"reset":${reset},${body(entries)}}`
   )
 
-/** `AckRows` frames for an action's rows that do not fit in its `Ack`. */
-export const ackRowFrames = (requestId: string, rows: ReadonlyArray<WireRow>, limit: number): Array<string> =>
+/** `ResultRows` frames for an action's rows that do not fit in its push's reply. */
+export const resultRowFrames = (clientId: string, seq: number, rows: ReadonlyArray<WireRow>, limit: number): Array<string> =>
   chunk(rows.map((row, i) => ({ version: i, json: JSON.stringify(row), deleted: false })), limit, false).map((entries) =>
-    `{"_tag":"AckRows","requestId":${JSON.stringify(requestId)},"rows":[${entries.map((e) => e.json).join(",")}]}`
+    `{"_tag":"ResultRows","clientId":${JSON.stringify(clientId)},"seq":${seq},"rows":[${entries.map((e) => e.json).join(",")}]}`
   )

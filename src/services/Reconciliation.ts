@@ -1,44 +1,41 @@
 /**
- * Reconciliation: change capture, versions, histories and the client ledger.
+ * Reconciliation: the change feed of one object. It installs capture
+ * (`Capture.ts`), keeps the feed's history and marks (`Histories.ts`), decides
+ * pushed batches against the client ledger (`Batch.ts`), publishes committed
+ * changes through Broadcast, answers Subscribes and runs the GC.
  *
- * Triggers on every channel table append each committed change to the change
- * log (`ChangeLog.ts`) in the writer's own transaction, so a write from an
- * alarm, a method or raw SQL reaches clients too. Changes are published only
- * at points where no transaction can be open: after the library's own
- * writes commit, and when the server flushes after an event (a request, an
- * alarm, a WebSocket message or close) or on `publishChanges()`. The
+ * Changes are published only at points where no transaction can be open:
+ * after a batch commits, and when the server flushes after an event (a
+ * request, an alarm, a WebSocket close) or on `publishChanges()`. The
  * published mark is stored in the same transaction as the reads that justify
- * it, so it never gets ahead of what is durable: by every flush, and by
- * actions once per `MARK_EVERY` versions, so after a restart up to that many
- * versions are published again (and `version` reads the stored mark until the
- * first flush or action).
+ * it: by every flush, and by batches once per `MARK_EVERY` versions, so after
+ * a restart up to that many versions are published again (clients skip a
+ * `Change` at or below their cursor).
  *
  * Writes, publishing and sync answers run one at a time under one lock:
  * clients see changes in version order, a sync answer never sees an open
- * transaction, and an action's reply is sent before any later change.
+ * transaction, and a push's reply is sent before any later change.
  *
- * Each object's history has an identity. Cursors carry it; a cursor from
- * another history (the storage was wiped, or capture had to be rebuilt),
- * older than the horizon, or newer than the object, gets a reset.
+ * The log keeps about one entry per row: when more entries were appended
+ * since the last compaction than it kept then, it keeps only the newest entry
+ * of each row, so a resume reads what changed, not every write to it.
  *
  * @since 0.1.0
  */
-import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Schema from "effect/Schema"
 import * as Semaphore from "effect/Semaphore"
 import type * as Channel from "../protocol/Channel.ts"
-import type { ErrorReason, WireRow } from "../protocol/Protocol.ts"
-import { type HandlerRows, toRows } from "./ActionHandler.ts"
+import * as Batch from "./Batch.ts"
 import { Broadcast } from "./Broadcast.ts"
+import * as Capture from "./Capture.ts"
 import * as ChangeLog from "./ChangeLog.ts"
 import * as Ledger from "./ClientLedger.ts"
 import type { SyncConnection } from "./Connections.ts"
 import { StorageError, SyncFailure } from "./Errors.ts"
 import type { ChannelChanges } from "./Frames.ts"
+import * as Histories from "./Histories.ts"
 import { type SqlValue, Storage, type StorageShape, type StorageUsage } from "./Storage.ts"
 import { Channels, SyncConfig } from "./SyncConfig.ts"
 
@@ -48,7 +45,7 @@ export interface GcResult {
   readonly purged: number
   /** Cursors at or below this version get a reset. */
   readonly horizon: number
-  /** Clients forgotten after being idle past the retention. */
+  /** Clients forgotten after being idle past the retention with nothing left to confirm. */
   readonly clientsPruned: number
 }
 
@@ -62,44 +59,14 @@ export interface InstallReport {
   readonly usage: StorageUsage
 }
 
-/** An action's identity in the client ledger. */
-export interface ActionKey {
-  readonly clientId: string
-  readonly clientKey: string
-  readonly seq: number
-  /** When it was first sent (client clock, ms), on a re-send. */
-  readonly sentAt?: number | undefined
-}
-
-/** Whether an action may run now. */
-export type Claim =
-  | { readonly _tag: "New" }
-  | { readonly _tag: "Decided"; readonly decision: Ledger.Decision }
-  | { readonly _tag: "Mismatch" }
-  | { readonly _tag: "Expired" }
-
-/** What a committed write produced. */
-export interface WriteResult<A> {
-  readonly value: A
-  /** The feed's version after it. */
-  readonly version: number
-  /** The `Change` frames withheld from the sender (they belong in its reply). */
-  readonly withheld: ReadonlyArray<string>
-}
-
-const NEW: Claim = { _tag: "New" }
-
-/** How far an action's commit lets the stored published mark lag behind the published version. */
+/** How far a batch's commit lets the stored published mark lag behind the published version. */
 export const MARK_EVERY = 64
+
+/** Log entries beyond those kept at the last compaction that trigger the next one (besides doubling). */
+const COMPACT_SLACK = 32
 
 const storageError = (cause: unknown) =>
   cause instanceof StorageError ? cause : new StorageError({ message: cause instanceof Error ? cause.message : String(cause), cause })
-
-/** A random history id: 16 hex characters. */
-const newHistoryId = () => {
-  const bytes = crypto.getRandomValues(new Uint8Array(8))
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")
-}
 
 /** The Reconciliation interface. */
 export interface ReconciliationShape {
@@ -108,25 +75,22 @@ export interface ReconciliationShape {
   /** The identity of this object's history (after install). */
   readonly history: () => string
   /** The feed's current (published) version. */
-  readonly version: Effect.Effect<number, StorageError>
+  readonly version: Effect.Effect<number>
   /** Runs `self` holding the write lock (not re-entrant: never nest it). */
   readonly exclusive: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /**
-   * Runs `self` in a transaction, checks every captured row against its
-   * channel's record Schema (a row that does not decode fails the write with
-   * `InvalidRecord` and rolls it back), then publishes the changes, withholding
-   * the sender's. Call it inside `exclusive`.
+   * Decides a pushed batch in one transaction (a savepoint per action),
+   * publishes what it changed and returns the reply's content, the sender's
+   * own `Change` frames withheld for it. Call it inside `exclusive`.
    */
-  readonly commit: <A, E, R>(
-    self: Effect.Effect<A, E, R>,
-    sender?: SyncConnection
-  ) => Effect.Effect<WriteResult<A>, E | StorageError | SyncFailure, R>
-  /** `commit` inside `exclusive`. */
-  readonly write: <A, E, R>(
-    self: Effect.Effect<A, E, R>,
-    sender?: SyncConnection
-  ) => Effect.Effect<WriteResult<A>, E | StorageError | SyncFailure, R>
-  /** Publishes changes committed outside `write` (alarms, requests, raw SQL). */
+  readonly decide: <R>(push: Batch.PreparedPush<R>, sender: SyncConnection) => Effect.Effect<Batch.Decided, StorageError, R>
+  /**
+   * Runs `self` in a transaction as an action's write: the rows it changed
+   * are checked against their record Schema (one that does not match fails
+   * it with `InvalidRecord` and rolls it back), then published.
+   */
+  readonly write: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<{ readonly value: A; readonly version: number }, E | StorageError | SyncFailure, R>
+  /** Publishes changes committed outside a push (alarms, requests, raw SQL). */
   readonly flush: Effect.Effect<void, StorageError>
   /** Subscribes a connection to a channel and sends it every change after its cursor. */
   readonly subscribe: (
@@ -135,22 +99,8 @@ export interface ReconciliationShape {
     since: number | null,
     history: string | undefined
   ) => Effect.Effect<{ readonly reset: boolean; readonly version: number }, StorageError>
-  /** Claims an action's seq, inside the action's transaction (a refused action releases it). */
-  readonly claim: (key: ActionKey, now: number) => Effect.Effect<Claim, StorageError>
-  /**
-   * Records that an action was refused, in its own transaction, so every
-   * re-send gets the same refusal. When the seq was decided meanwhile (or
-   * the key does not match), returns that instead and records nothing.
-   * Call it inside `exclusive`.
-   */
-  readonly refuse: (key: ActionKey, reason: ErrorReason, message: string, now: number) => Effect.Effect<Claim, StorageError>
   /** Removes old tombstones and log entries, compacts the log and forgets idle clients. */
   readonly gc: (now: number) => Effect.Effect<GcResult, StorageError>
-  /**
-   * A handler's result as wire rows (objects laid out by column name), or the
-   * reason one does not match the channel's record Schema (naming the column).
-   */
-  readonly wireRows: (channel: Channel.Any, result: HandlerRows) => { readonly rows: ReadonlyArray<WireRow>; readonly problem: string | undefined }
 }
 
 /** Builds Reconciliation over Storage, publishing through Broadcast. */
@@ -160,15 +110,17 @@ const make = Effect.gen(function*() {
   const broadcast = yield* Broadcast
   const config = yield* SyncConfig
   const lock = yield* Semaphore.make(1)
-  const tables = new Map<string, ChannelLog>()
+  const logs = new Map<string, Capture.ChannelLog>()
   // channels whose table may hold rows no check has seen: every one at install (rows from before capture, or from
   // migrations), and any a flush skipped; a full sync answer that finds them all valid takes its channel out
   const unchecked = new Set<string>()
-  let history = ""
-  let published = 0
-  // the mark as stored: an action's commit stores it only every MARK_EVERY versions (see `commit`)
+  let feed: Histories.FeedState = { history: "", published: 0, horizon: 0 }
+  // the mark as stored: a batch's commit stores it only every MARK_EVERY versions
   let stored = 0
-  let horizon = 0
+  // log entries kept by the last compaction, and appended since
+  let kept = 0
+  let appended = 0
+  const ledger = Batch.makeLedgerState()
 
   const exclusive = <A, E, R>(self: Effect.Effect<A, E, R>) => lock.withPermits(1)(self)
 
@@ -176,112 +128,90 @@ const make = Effect.gen(function*() {
     try: () => installSync(storage, channels),
     catch: storageError
   })).pipe(
-    Effect.map(({ report, logs, state }) => {
-      tables.clear()
+    Effect.map(({ report, channelLogs, state, size }) => {
+      logs.clear()
       unchecked.clear()
-      for (const log of logs) {
-        tables.set(log.info.channel.name, log)
+      for (const log of channelLogs) {
+        logs.set(log.info.channel.name, log)
         unchecked.add(log.info.channel.name)
       }
-      history = state.history
-      published = state.published
+      feed = state
       stored = state.published
-      horizon = state.horizon
+      kept = size
+      appended = 0
+      ledger.reset()
       return report
     }),
     Effect.withSpan("Reconciliation.install")
   )
 
-  /**
-   * Every change after `published`, checked against the record Schemas, and
-   * the new mark, stored in the same transaction once it is `lag` or more
-   * versions past the stored one (0: whenever it moved). With
-   * `only`, channels outside it are not read: nobody receives them now, a
-   * later sync answer serves (and checks) their rows, and the mark moves past
-   * them all the same.
-   */
-  const collect = (
-    lag: number,
-    only?: ReadonlySet<string>
-  ): { readonly changes: Array<ChannelChanges>; readonly version: number; readonly invalid: Array<string>; readonly stored: boolean } => {
-    const changes: Array<ChannelChanges> = []
-    const invalid: Array<string> = []
-    let version = published
-    if (only !== undefined && only.size < tables.size) {
-      version = Math.max(version, Number(storage.rawUnsafe(`SELECT coalesce(max(version), 0) FROM _psync_log`)[0]?.[0] ?? 0))
-    }
-    // changes past the mark in channels nobody receives now: their rows wait for a sync answer's check
-    const skipped = version > published
-    for (const log of tables.values()) {
-      if (only !== undefined && !only.has(log.info.channel.name)) {
-        if (skipped) unchecked.add(log.info.channel.name)
-        continue
-      }
-      const found = ChangeLog.foldChanges(log.info.channel.name, storage.rawUnsafe(log.query, published))
-      const last = ChangeLog.highest(found)
-      if (last === 0) continue
-      const problem = log.check(found.rows, checked)
-      if (problem !== undefined) {
-        invalid.push(problem)
-        unchecked.add(log.info.channel.name)
-      }
-      changes.push({ ...found, version: last })
-      version = Math.max(version, last)
-    }
+  /** Moves the published mark to `version`, storing it when it lags by `lag` or more (0: whenever it moved). */
+  const advance = (version: number, lag: number): boolean => {
     const write = version !== stored && version - stored >= lag
-    if (write) storage.rawUnsafe(`UPDATE _psync_meta SET value = ? WHERE key = 'published'`, version)
-    return { changes, version, invalid, stored: write }
+    if (write) Histories.storePublished(storage, version)
+    return write
   }
 
-  // rows the running action returned that passed the check, by id: its captured rows equal to them are not decoded again
-  const checked = new Map<unknown, WireRow>()
-  const wireRows = (channel: Channel.Any, result: HandlerRows) => {
-    const log = tables.get(channel.name)
-    if (log === undefined) return { rows: [], problem: `channel ${channel.name} is not installed` }
-    const rows = toRows(result, log.info.columns)
-    const problem = log.check(rows)
-    if (problem === undefined) for (const row of rows) checked.set(row[0], row)
-    return { rows, problem }
-  }
+  /** After a publish: compacts the log once it holds about twice what the last compaction kept. */
+  const maybeCompact = (entries: number) =>
+    Effect.suspend(() => {
+      appended += entries
+      if (appended <= kept + COMPACT_SLACK) return Effect.void
+      return storage.transaction(Effect.try({
+        try: () => {
+          storage.rawUnsafe(ChangeLog.COMPACT)
+          kept = Number(storage.rawUnsafe(`SELECT count(*) FROM _psync_log`)[0]?.[0] ?? 0)
+          Histories.setMeta(storage, "log_kept", kept)
+          appended = 0
+        },
+        catch: storageError
+      }))
+    })
 
-  /*
-   * An action's commit publishes everything past the mark in the same
-   * synchronous run, so its stored copy may lag: storing it every time would
-   * cost a row written per action. After a restart the lag (at most
-   * `MARK_EVERY` versions) is published again; a client skips a Change not
-   * above its cursor, and one that missed rows committed but never
-   * published (a write outside onAction that no event flushed) gets them
-   * with their current values. A flush publishes rows written outside
-   * onAction and always stores the mark, so those are never lost.
-   */
-  const commit = <A, E, R>(self: Effect.Effect<A, E, R>, sender?: SyncConnection) =>
-    Effect.flatMap(
-      storage.transaction(Effect.flatMap(self, (value) =>
-        Effect.suspend(() => {
-          const collected = collect(MARK_EVERY)
-          checked.clear()
-          return collected.invalid.length > 0
-            ? Effect.fail(new SyncFailure({ reason: "InvalidRecord", message: collected.invalid.join("; "), requestId: null, channel: null }))
-            : Effect.succeed([value, collected] as const)
-        }))),
-      ([value, collected]) =>
-        Effect.map(broadcast.publish(collected.changes, sender), (withheld) => {
-          published = collected.version
-          if (collected.stored) stored = published
-          return { value, version: published, withheld } satisfies WriteResult<A>
-        })
-    )
+  const publish = (changes: ReadonlyArray<ChannelChanges>, version: number, wrote: boolean, sender?: SyncConnection) =>
+    Effect.map(broadcast.publish(changes, sender), (withheld) => {
+      feed = { ...feed, published: version }
+      if (wrote) stored = version
+      return withheld
+    })
 
-  // Rows committed outside `commit` cannot be rolled back: one that does not decode is still
+  const decide = <R>(push: Batch.PreparedPush<R>, sender: SyncConnection) =>
+    Effect.gen(function*() {
+      const run = yield* storage.transaction(Batch.decide(push, {
+        storage,
+        logs: logs.values(),
+        ledger,
+        published: feed.published,
+        maxClientsPerPrincipal: config.maxClientsPerPrincipal,
+        advance: (version) => advance(version, MARK_EVERY)
+      })).pipe(Effect.mapError(storageError))
+      if (run._tag === "Refused") return run as Batch.Decided
+      const withheld = yield* publish(run.changes, run.version, run.stored, sender)
+      yield* maybeCompact(run.entries).pipe(Effect.catch((e) => Effect.logWarning("effect-partysync: log compaction failed", e)))
+      return { _tag: "Decided", results: run.results, next: run.next, version: run.version, withheld } satisfies Batch.Decided
+    })
+
+  // Rows committed outside a push cannot be rolled back: one that does not decode is still
   // published (clients report it), and said loudly here, where it was written.
   const flushUnlocked = Effect.suspend(() => {
-    const collected = collect(0, broadcast.subscribed())
-    published = collected.version
-    stored = published
+    const subscribed = broadcast.subscribed()
+    let collected: Capture.Captured
+    if (subscribed.size < logs.size) {
+      // changes past the mark in channels nobody receives now: their rows wait for a sync answer's check
+      const top = Capture.head(storage)
+      if (top > feed.published) for (const name of logs.keys()) if (!subscribed.has(name)) unchecked.add(name)
+      collected = Capture.read(storage, logs.values(), feed.published, subscribed)
+      collected = { ...collected, version: Math.max(collected.version, top) }
+    } else {
+      collected = Capture.read(storage, logs.values(), feed.published)
+    }
+    const wrote = advance(collected.version, 0)
     const report = collected.invalid.length === 0
       ? Effect.void
       : Effect.logError(`effect-partysync: rows written outside onAction do not match their channel's record: ${collected.invalid.join("; ")}`)
-    return Effect.andThen(report, broadcast.publish(collected.changes))
+    return Effect.andThen(report, publish(collected.changes, collected.version, wrote)).pipe(
+      Effect.andThen(maybeCompact(collected.entries))
+    )
   }).pipe(Effect.asVoid, Effect.mapError(storageError))
 
   const subscribe = Effect.fn("Reconciliation.subscribe")(function*(
@@ -292,14 +222,14 @@ const make = Effect.gen(function*() {
   ) {
     return yield* exclusive(Effect.gen(function*() {
       yield* flushUnlocked
-      const log = tables.get(channel.name)
+      const log = logs.get(channel.name)
       if (log === undefined) return yield* new StorageError({ message: `channel ${channel.name} is not installed`, cause: null })
-      const version = published
-      const reset = since === null || cursorHistory !== history || since < horizon || since > version
+      const version = feed.published
+      const reset = Histories.needsReset({ ...feed, version }, since, cursorHistory)
       const changes: ChannelChanges = yield* Effect.try({
         try: () => {
           if (!reset) return { ...ChangeLog.foldChanges(channel.name, storage.rawUnsafe(log.query, since!)), version }
-          const rows = storage.rawUnsafe(log.all) as Array<WireRow>
+          const rows = storage.rawUnsafe(log.all) as Array<ReadonlyArray<unknown>>
           return { channel: channel.name, rows, rowVersions: rows.map(() => version), deleted: [], deletedVersions: [], version }
         },
         catch: storageError
@@ -312,72 +242,54 @@ const make = Effect.gen(function*() {
         yield* Effect.logError(`effect-partysync: rows in ${channel.table} do not match the channel's record: ${problem}`)
       }
       yield* broadcast.subscribe(connection, channel.name)
-      yield* broadcast.sendSync(connection, changes, reset, history)
+      yield* broadcast.sendSync(connection, changes, reset, feed.history)
       return { reset, version }
     }))
   })
-
-  // ---------------------------------------------------------------- ledger
-
-  const firstOf = (rows: ReadonlyArray<ReadonlyArray<SqlValue>>) => rows[0]?.[0]
-
-  /** Why a claim found nothing: another key, or a decision (applied, or a recorded refusal). */
-  const explain = (key: ActionKey): Claim => {
-    const owner = firstOf(storage.rawUnsafe(Ledger.KEY_OF, key.clientId))
-    if (owner !== undefined && owner !== key.clientKey) return { _tag: "Mismatch" }
-    return { _tag: "Decided", decision: Ledger.decisionOf(storage.rawUnsafe(Ledger.REFUSAL_OF, key.clientId, key.seq)) }
-  }
-
-  const claimSync = (key: ActionKey, now: number): Claim => {
-    if (key.sentAt !== undefined && key.sentAt < now - config.clientRetentionMs + Ledger.CLOCK_MARGIN_MS) {
-      // a re-send from long ago: if we no longer know its client, it may have been applied before we forgot
-      if (firstOf(storage.rawUnsafe(Ledger.KEY_OF, key.clientId)) === undefined) return { _tag: "Expired" }
-    }
-    const claimed = storage.rawUnsafe(Ledger.CLAIM, key.clientId, key.clientKey, key.seq, now)
-    return claimed.length > 0 ? NEW : explain(key)
-  }
-
-  const claim = (key: ActionKey, now: number) => Effect.try({ try: () => claimSync(key, now), catch: storageError })
-
-  const refuse = (key: ActionKey, reason: ErrorReason, message: string, now: number) =>
-    storage.transaction(Effect.try({
-      try: () => {
-        const claimed = claimSync(key, now)
-        if (claimed._tag !== "New") return claimed
-        storage.rawUnsafe(Ledger.RECORD_REFUSAL, key.clientId, key.seq, reason, message)
-        storage.rawUnsafe(Ledger.TRIM_REFUSALS, key.clientId)
-        return claimed
-      },
-      catch: storageError
-    }))
-
-  // ---------------------------------------------------------------- GC
 
   const gc = Effect.fn("Reconciliation.gc")(function*(now: number) {
     return yield* exclusive(Effect.gen(function*() {
       yield* flushUnlocked
       const result = yield* storage.transaction(Effect.try({
-        try: () => gcSync(storage, [...tables.values()], config, now, published, horizon),
+        try: () => {
+          ledger.writeConfirms(storage)
+          return gcSync(storage, [...logs.values()], config, now, feed)
+        },
         catch: storageError
       }))
-      horizon = result.horizon
-      return result
+      feed = { ...feed, horizon: result.horizon }
+      kept = result.kept
+      appended = 0
+      ledger.forget(result.clientsPruned > 0)
+      return { purged: result.purged, horizon: result.horizon, clientsPruned: result.clientsPruned } satisfies GcResult
     }))
   })
 
+  const write = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+    exclusive(Effect.gen(function*() {
+      const [value, captured, wrote] = yield* storage.transaction(Effect.flatMap(self, (value) =>
+        Effect.suspend(() => {
+          const captured = Capture.read(storage, logs.values(), feed.published)
+          if (captured.invalid.length > 0) {
+            return Effect.fail(new SyncFailure({ reason: "InvalidRecord", message: captured.invalid.join("; "), requestId: null, channel: null }))
+          }
+          return Effect.succeed([value, captured, advance(captured.version, MARK_EVERY)] as const)
+        })))
+      yield* publish(captured.changes, captured.version, wrote)
+      yield* maybeCompact(captured.entries).pipe(Effect.catch((e) => Effect.logWarning("effect-partysync: log compaction failed", e)))
+      return { value, version: feed.published }
+    }))
+
   return {
     install,
-    history: () => history,
-    version: Effect.sync(() => published),
+    history: () => feed.history,
+    version: Effect.sync(() => feed.published),
     exclusive,
-    commit,
-    write: (self, sender) => exclusive(commit(self, sender)),
+    decide,
+    write,
     flush: exclusive(flushUnlocked),
     subscribe,
-    claim,
-    refuse,
-    gc,
-    wireRows
+    gc
   } satisfies ReconciliationShape
 })
 
@@ -388,73 +300,6 @@ export class Reconciliation extends Context.Service<Reconciliation, Reconciliati
 }
 
 // ------------------------------------------------------------------ install and GC, synchronous SQL
-
-/** A channel's table, its prepared log query and its record check. */
-interface ChannelLog {
-  readonly info: ChangeLog.TableInfo
-  /** `changesQuery` for this channel. */
-  readonly query: string
-  /** Every live row, in insertion order where the table has one. */
-  readonly all: string
-  readonly check: (rows: ReadonlyArray<WireRow>, checked?: ReadonlyMap<unknown, WireRow>) => string | undefined
-}
-
-/** Whether two wire rows hold the same values. */
-const sameRow = (a: WireRow, b: WireRow) => {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
-}
-
-/**
- * Checks rows against the channel's record Schema. `checked` holds rows that
- * passed moments ago (an action's own rows, usually the very rows it then
- * captures): an equal row is not decoded twice.
- */
-const recordChecker = (info: ChangeLog.TableInfo) => {
-  const decode = Schema.decodeUnknownExit(info.channel.record)
-  return (rows: ReadonlyArray<WireRow>, checked?: ReadonlyMap<unknown, WireRow>): string | undefined => {
-    for (const row of rows) {
-      const seen = checked?.get(row[0])
-      if (seen !== undefined && sameRow(seen, row)) continue
-      const exit = decode(row)
-      if (Exit.isSuccess(exit)) continue
-      const error = Cause.findErrorOption(exit.cause)
-      const message = error._tag === "Some" ? error.value.message : "does not decode"
-      // name the column: Schema reports a tuple position as `at [n]`
-      const named = message.replace(/at \[(\d+)\]/g, (at, n: string) => {
-        const column = info.columns[Number(n)]
-        return column === undefined ? at : `${at} (column ${column})`
-      })
-      return `${info.channel.name} row ${JSON.stringify(row[0])}: ${named.replace(/\s*\n\s*/g, " ")}`
-    }
-    return undefined
-  }
-}
-
-const describe = (storage: StorageShape, channel: Channel.Any, index: number): ChangeLog.TableInfo => {
-  const tableColumns = storage.rawUnsafe(`SELECT name FROM pragma_table_info(?) ORDER BY cid`, channel.table).map((r) => String(r[0]))
-  if (tableColumns.length < 2) {
-    throw new StorageError({
-      message: `table ${channel.table} for channel ${channel.name} must exist (with the id first and deleted_at last) before the server starts`,
-      cause: null
-    })
-  }
-  let hasRowid = true
-  try {
-    storage.rawUnsafe(`SELECT rowid FROM ${ChangeLog.q(channel.table)} LIMIT 0`)
-  } catch {
-    hasRowid = false
-  }
-  const { columns, deletedAt } = ChangeLog.wireColumns(tableColumns)
-  return { channel, index, columns, id: tableColumns[0]!, deletedAt, hasRowid }
-}
-
-const meta = (storage: StorageShape, key: string): SqlValue | undefined =>
-  storage.rawUnsafe(`SELECT value FROM _psync_meta WHERE key = ?`, key)[0]?.[0]
-
-const setMeta = (storage: StorageShape, key: string, value: SqlValue) =>
-  storage.rawUnsafe(`INSERT OR REPLACE INTO _psync_meta (key, value) VALUES (?, ?)`, key, value)
 
 const exists = (storage: StorageShape, table: string) =>
   storage.rawUnsafe(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`, table).length > 0
@@ -470,56 +315,21 @@ const installSync = (storage: StorageShape, channels: ReadonlyMap<string, Channe
   if (legacy) {
     for (const t of [...ChangeLog.LEGACY_TABLES, ...Ledger.LEGACY_TABLES, "_psync_meta"]) storage.rawUnsafe(`DROP TABLE IF EXISTS ${t}`)
   }
-  for (const statement of [...ChangeLog.SCHEMA, ...Ledger.SCHEMA]) storage.rawUnsafe(statement)
-
-  let rebuilt = false
-  const logs: Array<ChannelLog> = []
-  for (const channel of channels.values()) {
-    const known = storage.rawUnsafe(`SELECT idx FROM _psync_channels WHERE name = ?`, channel.name)[0]?.[0]
-    const index = known === undefined
-      ? Number(storage.rawUnsafe(
-        `INSERT INTO _psync_channels (name, idx) SELECT ?, coalesce(max(idx), 0) + 1 FROM _psync_channels RETURNING idx`,
-        channel.name
-      )[0]![0])
-      : Number(known)
-    const info = describe(storage, channel, index)
-    const wanted = ChangeLog.triggerSql(info)
-    const have = new Set(storage.rawUnsafe(
-      `SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? AND name LIKE '\\_psync\\_%' ESCAPE '\\'`,
-      channel.table
-    ).map((r) => String(r[0])))
-    if (have.size !== wanted.length || wanted.some((statement) => !have.has(statement))) {
-      for (const name of ChangeLog.triggerNames(channel.table)) storage.rawUnsafe(`DROP TRIGGER IF EXISTS ${name}`)
-      for (const statement of wanted) storage.rawUnsafe(statement)
-      // a channel that was captured before lost changes while its triggers were missing or different
-      if (known !== undefined) rebuilt = true
-    }
-    logs.push({ info, query: ChangeLog.changesQuery(info), all: ChangeLog.allQuery(info), check: recordChecker(info) })
-  }
-
-  let history = meta(storage, "history")
-  const replaced = (history !== undefined && rebuilt) || legacy
-  const newHistory = history === undefined || rebuilt
-  if (newHistory) {
-    history = newHistoryId()
-    storage.rawUnsafe(`DELETE FROM _psync_log`)
-    storage.rawUnsafe(`DELETE FROM _psync_checkpoints`)
-    setMeta(storage, "history", history)
-    setMeta(storage, "published", 0)
-    setMeta(storage, "horizon", 0)
-  }
+  for (const statement of ChangeLog.SCHEMA) storage.rawUnsafe(statement)
+  Batch.installLedger(storage)
+  const { logs, rebuilt } = Capture.install(storage, channels)
+  const state = Histories.install(storage, rebuilt)
   const after = storage.usage()
   return {
-    logs,
-    state: {
-      history: String(history),
-      published: Number(meta(storage, "published") ?? 0),
-      horizon: Number(meta(storage, "horizon") ?? 0)
-    },
+    channelLogs: logs,
+    state: { history: state.history, published: state.published, horizon: state.horizon },
+    // the log's size is not read at install (a wake must not scan it): the first compaction comes after that many
+    // appends at the latest, and counts it then
+    size: Number(Histories.meta(storage, "log_kept") ?? 0),
     report: {
-      history: String(history),
-      newHistory,
-      replaced,
+      history: state.history,
+      newHistory: state.started,
+      replaced: state.replaced || legacy,
       usage: { rowsRead: after.rowsRead - before.rowsRead, rowsWritten: after.rowsWritten - before.rowsWritten }
     } satisfies InstallReport
   }
@@ -527,12 +337,11 @@ const installSync = (storage: StorageShape, channels: ReadonlyMap<string, Channe
 
 const gcSync = (
   storage: StorageShape,
-  logs: ReadonlyArray<ChannelLog>,
+  logs: ReadonlyArray<Capture.ChannelLog>,
   config: { readonly tombstoneRetentionMs: number; readonly clientRetentionMs: number },
   now: number,
-  published: number,
-  horizon: number
-): GcResult => {
+  feed: Histories.FeedState
+) => {
   const cutoff = now - config.tombstoneRetentionMs
   let purged = 0
   for (const { info } of logs) {
@@ -541,21 +350,26 @@ const gcSync = (
   }
   // the purge is not a change clients need (they dropped these rows when they were soft deleted), and
   // the soft delete's own entry now finds no row, so a cursor from before it still learns of the delete
-  storage.rawUnsafe(`DELETE FROM _psync_log WHERE version > ?`, published)
-  storage.rawUnsafe(`INSERT OR REPLACE INTO _psync_checkpoints (at, version) VALUES (?, ?)`, now, published)
+  storage.rawUnsafe(`DELETE FROM _psync_log WHERE version > ?`, feed.published)
+  storage.rawUnsafe(`INSERT OR REPLACE INTO _psync_checkpoints (at, version) VALUES (?, ?)`, now, feed.published)
   const old = storage.rawUnsafe(`SELECT at, version FROM _psync_checkpoints WHERE at < ? ORDER BY at DESC LIMIT 1`, cutoff)[0]
-  let next = horizon
+  let horizon = feed.horizon
   if (old !== undefined) {
-    next = Math.max(horizon, Number(old[1]))
+    horizon = Math.max(horizon, Number(old[1]))
     storage.rawUnsafe(`DELETE FROM _psync_checkpoints WHERE at < ?`, old[0]!)
-    storage.rawUnsafe(ChangeLog.TRUNCATE, next)
+    storage.rawUnsafe(ChangeLog.TRUNCATE, horizon)
   }
   storage.rawUnsafe(ChangeLog.COMPACT)
-  setMeta(storage, "horizon", next)
+  const kept = Number(storage.rawUnsafe(`SELECT count(*) FROM _psync_log`)[0]?.[0] ?? 0)
+  Histories.setMeta(storage, "horizon", horizon)
+  Histories.setMeta(storage, "log_kept", kept)
   const idleSince = now - config.clientRetentionMs
-  const clientsPruned = Number(storage.rawUnsafe(`SELECT count(*) FROM _psync_clients WHERE seen < ?`, idleSince)[0]?.[0] ?? 0)
-  if (clientsPruned > 0) for (const statement of Ledger.PRUNE) storage.rawUnsafe(statement, idleSince)
-  return { purged, horizon: next, clientsPruned }
+  const clientsPruned = Number(storage.rawUnsafe(`SELECT count(*) FROM _psync_clients WHERE seen < ? AND outcomes IS NULL`, idleSince)[0]?.[0] ?? 0)
+  if (clientsPruned > 0) {
+    storage.rawUnsafe(Ledger.PRUNE, idleSince)
+    if (exists(storage, Ledger.LEGACY_REFUSALS)) storage.rawUnsafe(Ledger.PRUNE_LEGACY)
+  }
+  return { purged, horizon, clientsPruned, kept }
 }
 
 /** Row values SQLite may hold, re-exported for handler authors. */

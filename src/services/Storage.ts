@@ -56,8 +56,13 @@ export interface StorageShape {
   ) => Effect.Effect<Array<Record<string, SqlValue>>, StorageError>
   /** Synchronous `raw`, for library code on hot paths that already runs inside Storage. */
   readonly rawUnsafe: (sql: string, ...params: ReadonlyArray<SqlValue>) => Array<Array<SqlValue>>
-  /** Runs `self` in a transaction: its writes commit together or not at all. */
+  /** Runs `self` in a transaction: its writes commit together or not at all. Inside another, it joins that one. */
   readonly transaction: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | StorageError, R>
+  /**
+   * Runs `self` in a transaction of its own, nested in the open one if any (a
+   * savepoint): when it fails, only its own writes are rolled back.
+   */
+  readonly savepoint: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | StorageError, R>
   /** Rows read and written by every statement so far, as the engine counts them (zeros where it does not). */
   readonly usage: () => StorageUsage
 }
@@ -153,6 +158,14 @@ export const make = (options: {
         // a synchronous body runs to its end in one go: no other fiber can start a transaction meanwhile
         if (options.atomicallySync !== undefined) return runSync(self, inside)
         return oneAtATime.withPermits(1)(run(self, inside))
+      }),
+    savepoint: <A, E, R>(self: Effect.Effect<A, E, R>) =>
+      Effect.flatMap(Effect.context<R>(), (context): Effect.Effect<A, E | StorageError, R> => {
+        const nested = Context.get(context, inTransaction)
+        const inside = nested ? context : Context.add(context, inTransaction, true)
+        if (options.atomicallySync !== undefined) return runSync(self, inside)
+        // the outer transaction holds the turn: a nested one runs inside it
+        return nested ? run(self, inside) : oneAtATime.withPermits(1)(run(self, inside))
       })
   }
 }

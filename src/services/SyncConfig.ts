@@ -30,9 +30,9 @@ export interface SyncOptions {
   /** Soft-deleted rows older than this (by their `deleted_at`, in ms) are removed by the GC alarm. */
   readonly tombstoneRetentionMs: number
   /**
-   * Clients (their applied and refused sequence numbers) not seen for this
-   * long are forgotten by the GC alarm. A forgotten client's re-sent action
-   * that was first sent before then is refused with `ClientExpired`.
+   * Clients not seen for this long that have confirmed every outcome are
+   * forgotten by the GC alarm (anything they push later is new). Clients with
+   * outcomes to confirm are kept.
    */
   readonly clientRetentionMs: number
   /** How often the GC alarm runs. 0 disables it. */
@@ -47,8 +47,14 @@ export interface SyncOptions {
    * `TooManyInFlight`, which clients retry later).
    */
   readonly minSyncIntervalMs: number
-  /** Actions a connection may have queued at once before `TooManyInFlight`. */
+  /** Actions a connection may have queued and undecided at once before `TooManyInFlight`. */
   readonly maxInFlightPerConnection: number
+  /**
+   * Client ids one principal may hold in the ledger. A new client id past it
+   * takes the place of the principal's longest-idle client that has confirmed
+   * every outcome; when none has, its push is refused with `TooManyClients`.
+   */
+  readonly maxClientsPerPrincipal: number
   /**
    * Run transactions (and so every `onAction`) synchronously inside
    * `transactionSync`, for servers whose handlers never await (they only
@@ -67,6 +73,7 @@ export const defaultOptions: SyncOptions = {
   maxInboundFrameBytes: DEFAULT_MAX_INBOUND_FRAME_BYTES,
   maxOutboundFrameBytes: MAX_OUTBOUND_FRAME_BYTES,
   maxInFlightPerConnection: 64,
+  maxClientsPerPrincipal: 1_000,
   minSyncIntervalMs: 1_000,
   synchronousHandlers: false
 }

@@ -43,7 +43,7 @@ export interface TestServerOptions<C extends Channel.Any, R = never> {
 
 /** A connection to a test server. */
 export interface TestConnection<C extends Channel.Any> {
-  /** Sends an action the way a client does; succeeds with the handler's rows, fails with the typed refusal. */
+  /** Pushes an action the way a client does; succeeds with the rows it wrote in its channel, fails with the typed refusal. */
   readonly send: (channel: C["name"], action: Channel.ActionOf<C>) => Effect.Effect<ReadonlyArray<WireRow>, SendError>
   /** Sends any frame (text, as on the wire) and returns the frames it produced. */
   readonly sendFrame: (frame: string) => Effect.Effect<ReadonlyArray<ServerMessage>>
@@ -64,7 +64,7 @@ const decode = (frames: ReadonlyArray<string>): Array<ServerMessage> =>
   frames.flatMap((frame): Array<ServerMessage> => {
     const exit = decodeServerMessage(frame)
     if (Exit.isFailure(exit)) throw new Error(`effect-partysync/testing: a frame does not decode: ${frame.slice(0, 200)}`)
-    return exit.value._tag === "Ack" ? [...(exit.value.changes ?? []), exit.value] : [exit.value]
+    return exit.value._tag === "Pushed" ? [...(exit.value.changes ?? []), exit.value] : [exit.value]
   })
 
 /** Starts a test server for the length of the Scope. */
@@ -105,16 +105,19 @@ export const make = <C extends Channel.Any, R = never>(
         })
       const send = (channel: C["name"], action: Channel.ActionOf<C>): Effect.Effect<ReadonlyArray<WireRow>, SendError> =>
         Effect.suspend(() => {
-          const requestId = `${clientId}:${++seq}`
-          const frame = encodeClientMessage({ _tag: "Action", requestId, channel, clientId, clientKey, seq, action })
+          const at = ++seq
+          const frame = encodeClientMessage({ _tag: "Push", channel, clientId, clientKey, actions: [{ seq: at, action }], confirmed: at - 1 })
           return Effect.flatMap(sendFrame(frame), (frames) => {
-            const reply = frames.find((m) => (m._tag === "Ack" || m._tag === "Failure") && m.requestId === requestId)
-            if (reply?._tag === "Ack") {
-              const chunks = frames.flatMap((m) => m._tag === "AckRows" && m.requestId === requestId ? m.rows : [])
-              return Effect.succeed([...chunks, ...reply.rows])
+            for (const m of frames) {
+              if (m._tag === "Failure" && m.clientId === clientId) return Effect.fail(fromFailure(m))
+              if (m._tag !== "Pushed" || m.clientId !== clientId) continue
+              const result = m.results.find((r) => r.seq === at)
+              if (result === undefined) continue
+              if ("reason" in result) return Effect.fail(fromFailure(result))
+              const chunks = frames.flatMap((f) => f._tag === "ResultRows" && f.clientId === clientId && f.seq === at ? f.rows : [])
+              return Effect.succeed([...chunks, ...result.rows])
             }
-            if (reply?._tag === "Failure") return Effect.fail(fromFailure(reply))
-            return Effect.die(new Error(`effect-partysync/testing: no reply to ${requestId}`))
+            return Effect.die(new Error(`effect-partysync/testing: no reply to action ${at} of ${clientId}`))
           })
         })
       return { send, sendFrame, frames: () => decode(connection.sent), clientId }

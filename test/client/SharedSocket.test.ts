@@ -1,8 +1,8 @@
 /**
  * Clients on one socket, driven frame by frame through a fake socket (no
  * server): they share the socket's in-flight budget, a temporary refusal
- * keeps an action queued and re-sends it before anything after it, and a
- * refused Subscribe is retried on a backoff.
+ * keeps a push's actions queued and sends them again before anything after
+ * them, and a refused Subscribe is retried on a backoff.
  */
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -12,11 +12,15 @@ import * as Scope from "effect/Scope"
 import { afterEach, describe, expect, it } from "vitest"
 import { todos } from "../../fixtures/todo-sync/src/shared.ts"
 import { make, makeMemoryStore, type SocketLike, type SyncClient } from "../../src/client/index.ts"
-import type { ClientMessage, ServerMessage } from "../../src/protocol/Protocol.ts"
+import type { ClientMessage, Push, ServerMessage } from "../../src/protocol/Protocol.ts"
 import { eventually } from "../helpers/protocol.ts"
 
 type TodoAction = typeof todos.action.Type
-type Action = Extract<ClientMessage, { _tag: "Action" }>
+/** One action of a push, with its push's client id. */
+interface Action {
+  readonly clientId: string
+  readonly seq: number
+}
 
 /** A socket whose server is the test: it records what the clients send and delivers what the test says. */
 class FakeSocket implements SocketLike {
@@ -41,8 +45,11 @@ class FakeSocket implements SocketLike {
   deliver(frame: ServerMessage) {
     for (const l of [...(this.#listeners.get("message") ?? [])]) l({ data: JSON.stringify(frame) })
   }
+  pushes(): Array<Push> {
+    return this.sent.filter((m): m is Push => m._tag === "Push" && m.actions.length > 0)
+  }
   actions(): Array<Action> {
-    return this.sent.filter((m): m is Action => m._tag === "Action")
+    return this.pushes().flatMap((p) => p.actions.map((a) => ({ clientId: p.clientId, seq: a.seq })))
   }
   count(tag: ClientMessage["_tag"]) {
     return this.sent.filter((m) => m._tag === tag).length
@@ -66,7 +73,15 @@ const client = (socket: FakeSocket, maxInFlight: number): Promise<SyncClient<typ
 }
 
 const synced: ServerMessage = { _tag: "Synced", channel: "todos", version: 0, reset: true, history: "h1" }
-const ack = (requestId: string): ServerMessage => ({ _tag: "Ack", requestId, version: 1, rows: [], duplicate: false })
+/** The reply applying every action of a push. */
+const applied = (push: Push): ServerMessage => ({
+  _tag: "Pushed",
+  channel: "todos",
+  clientId: push.clientId,
+  version: 1,
+  next: push.actions.at(-1)!.seq + 1,
+  results: push.actions.map((a) => ({ seq: a.seq, rows: [] }))
+})
 const remove = (id: string): TodoAction => ({ type: "delete", payload: { id } })
 const send = (c: SyncClient<typeof todos>, id: string) => {
   let outcome: unknown = "pending"
@@ -79,16 +94,18 @@ describe("clients sharing one socket", () => {
     const socket = new FakeSocket()
     const clients = await Promise.all([client(socket, 4), client(socket, 4), client(socket, 4)])
     socket.open()
-    socket.deliver(synced)
+    // queued before the sync: the first pushes fill the budget between them
     const outcomes = clients.flatMap((c, i) => [1, 2, 3].map((j) => send(c, `${i}-${j}`)))
-    const answered = new Set<string>()
-    const unanswered = () => socket.actions().filter((a) => !answered.has(a.requestId))
-    expect(unanswered()).toHaveLength(4)
+    socket.deliver(synced)
+    const answered = new Set<Push>()
+    const unanswered = () => socket.pushes().filter((p) => !answered.has(p))
+    const inFlight = () => unanswered().reduce((n, p) => n + p.actions.length, 0)
+    expect(inFlight()).toBe(4)
     while (unanswered().length > 0) {
-      expect(unanswered().length).toBeLessThanOrEqual(4)
+      expect(inFlight()).toBeLessThanOrEqual(4)
       const next = unanswered()[0]!
-      answered.add(next.requestId)
-      socket.deliver(ack(next.requestId))
+      answered.add(next)
+      socket.deliver(applied(next))
     }
     expect(socket.actions()).toHaveLength(9)
     for (const c of clients) {
@@ -97,24 +114,23 @@ describe("clients sharing one socket", () => {
     await eventually(() => (outcomes.every((o) => o() === "applied") ? true : undefined), { what: "every send applied" })
   })
 
-  it("a temporary refusal keeps the action queued and re-sends it, after a backoff, before any later action", async () => {
+  it("a temporary refusal keeps a push's actions queued and sends them again, after a backoff, before any later action", async () => {
     const socket = new FakeSocket()
     const c = await client(socket, 2)
     socket.open()
     socket.deliver(synced)
     const outcomes = ["a", "b", "c"].map((id) => send(c, id))
-    const [first, second] = socket.actions()
-    expect(socket.actions().map((a) => a.seq)).toEqual([1, 2])
-    socket.deliver({ _tag: "Failure", requestId: first!.requestId, channel: "todos", reason: "TooManyInFlight", message: "busy" })
-    socket.deliver(ack(second!.requestId))
-    // the budget has room, but nothing goes ahead of the refused action
-    expect(socket.actions()).toHaveLength(2)
-    expect(c.getStatus()).toMatchObject({ pending: 2, lastError: { reason: "TooManyInFlight" } })
-    await eventually(() => (socket.actions().length === 4 ? true : undefined), { what: "re-sent after the backoff" })
-    expect(socket.actions().slice(2).map((a) => a.seq)).toEqual([1, 3])
-    // a re-send says when the action was first sent
-    expect(socket.actions()[2]!.sentAt).toEqual(expect.any(Number))
-    for (const a of socket.actions().slice(2)) socket.deliver(ack(a.requestId))
+    // the first send went alone; the others queued behind it
+    expect(socket.pushes().map((p) => p.actions.map((a) => a.seq))).toEqual([[1]])
+    socket.deliver({ _tag: "Failure", requestId: null, channel: "todos", clientId: c.clientId, reason: "TooManyInFlight", message: "busy" })
+    // the budget has room, but nothing goes until the backoff is over
+    expect(socket.pushes()).toHaveLength(1)
+    expect(c.getStatus()).toMatchObject({ pending: 3, lastError: { reason: "TooManyInFlight" } })
+    await eventually(() => (socket.pushes().length === 2 ? true : undefined), { what: "sent again after the backoff" })
+    expect(socket.pushes()[1]!.actions.map((a) => a.seq)).toEqual([1, 2])
+    socket.deliver(applied(socket.pushes()[1]!))
+    expect(socket.pushes()[2]!.actions.map((a) => a.seq)).toEqual([3])
+    socket.deliver(applied(socket.pushes()[2]!))
     await eventually(() => (outcomes.every((o) => o() === "applied") ? true : undefined), { what: "every send applied" })
   })
 
@@ -130,7 +146,7 @@ describe("clients sharing one socket", () => {
     socket.deliver(synced)
     expect(c.getStatus().connection).toBe("live")
     expect(socket.actions()).toHaveLength(1)
-    socket.deliver(ack(socket.actions()[0]!.requestId))
+    socket.deliver(applied(socket.pushes()[0]!))
     await eventually(() => (outcome() === "applied" ? true : undefined))
   })
 
@@ -146,7 +162,7 @@ describe("clients sharing one socket", () => {
     await eventually(() => (socket.count("Subscribe") === 2 ? true : undefined), { what: "Subscribe sent again" })
     socket.deliver(synced)
     expect(socket.actions()).toHaveLength(2)
-    socket.deliver(ack(socket.actions()[1]!.requestId))
+    socket.deliver(applied(socket.pushes()[1]!))
     await eventually(() => (outcome() === "applied" ? true : undefined))
   })
 
@@ -162,19 +178,19 @@ describe("clients sharing one socket", () => {
     expect([a.getStatus().connection, b.getStatus().connection]).toEqual(["live", "live"])
   })
 
-  it("a reply whose rows come in AckRows chunks resolves send with every row, in order; chunks of others' replies are ignored", async () => {
+  it("a result whose rows come in ResultRows chunks resolves send with every row, in order; chunks of others' results are ignored", async () => {
     const socket = new FakeSocket()
     const c = await client(socket, 2)
     socket.open()
     socket.deliver(synced)
     let rows: ReadonlyArray<ReadonlyArray<unknown>> | undefined
     void Effect.runPromise(c.send(remove("x"))).then((r) => (rows = r))
-    const [action] = socket.actions()
+    const [push] = socket.pushes()
     const row = (id: string) => [id, `text ${id}`, 0, 1, 1, 1, null]
-    socket.deliver({ _tag: "AckRows", requestId: action!.requestId, rows: [row("r1"), row("r2")] })
-    socket.deliver({ _tag: "AckRows", requestId: "someone-else:1", rows: [row("zz")] })
-    socket.deliver({ _tag: "AckRows", requestId: action!.requestId, rows: [row("r3")] })
-    socket.deliver({ _tag: "Ack", requestId: action!.requestId, version: 3, rows: [], duplicate: false })
+    socket.deliver({ _tag: "ResultRows", clientId: push!.clientId, seq: 1, rows: [row("r1"), row("r2")] })
+    socket.deliver({ _tag: "ResultRows", clientId: "someone-else", seq: 1, rows: [row("zz")] })
+    socket.deliver({ _tag: "ResultRows", clientId: push!.clientId, seq: 1, rows: [row("r3")] })
+    socket.deliver({ _tag: "Pushed", channel: "todos", clientId: push!.clientId, version: 3, next: 2, results: [{ seq: 1, rows: [] }] })
     await eventually(() => rows, { what: "send resolved" })
     expect(rows!.map((r) => r[0])).toEqual(["r1", "r2", "r3"])
   })

@@ -18,7 +18,7 @@ import { ActionRejected, createSyncClient, InvalidAction, make, makeMemoryStore,
 import * as Channel from "../../src/protocol/Channel.ts"
 import { hooks } from "../helpers/hooks.ts"
 import { workerUrl } from "../helpers/inject.ts"
-import { freshRoom, ProtocolClient, roomUrl, keyOf } from "../helpers/protocol.ts"
+import { expectAck, freshRoom, keyOf, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
 import { eventually, GatedSocket, ids, opened, partySocket, texts } from "./support.ts"
 
 type Todo = typeof todos.record.Type
@@ -130,16 +130,16 @@ describe("sync client against the real worker", () => {
     expect(texts(a.client.getSnapshot())).toEqual(["one, edited"])
   })
 
-  it("a client that awaits each action writes its pending queue once per action, not at its send and again at its reply", async () => {
+  it("queueing and settling an action each write one record of the stored queue, never the whole queue", async () => {
     const writes: Array<string> = []
-    // the store's map sees every write: a queue saved, or removed once empty
+    // the store's map sees every write of the queue: records (`q/<client>/<seq>`) and leases
     class Counting extends Map<string, string> {
       override set(key: string, value: string) {
-        if (key.includes("/pending/")) writes.push(`set ${(JSON.parse(value) as { entries: Array<unknown> }).entries.length}`)
+        if (key.includes("/q/")) writes.push(`set ${key.split("/q/")[1]}`)
         return super.set(key, value)
       }
       override delete(key: string) {
-        if (key.includes("/pending/")) writes.push("remove")
+        if (key.includes("/q/")) writes.push(`remove ${key.split("/q/")[1]}`)
         return super.delete(key)
       }
     }
@@ -148,11 +148,11 @@ describe("sync client against the real worker", () => {
     await live(client)
     writes.length = 0
     for (let i = 1; i <= 20; i++) await client.send(create(`${i}`, `todo ${i}`))
-    await eventually(() => (writes.at(-1) === "remove" ? true : undefined), { what: "the emptied queue removed" })
-    // each write after the first holds the next action, and the reply before it settled without a write of its own
-    expect(writes.length).toBeLessThanOrEqual(22)
-    expect(writes.filter((w) => w === "set 1").length).toBeGreaterThanOrEqual(19)
-    expect([...map.keys()].some((key) => key.includes("/pending/"))).toBe(false)
+    await eventually(() => (writes.filter((w) => w.startsWith("remove")).length === 20 ? true : undefined), { what: "every record removed" })
+    const id = encodeURIComponent(client.clientId!)
+    expect(writes.filter((w) => w.startsWith("set"))).toEqual(Array.from({ length: 20 }, (_, i) => `set ${id}/${i + 1}`))
+    expect(writes.filter((w) => w.startsWith("remove")).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `remove ${id}/${i + 1}`).sort())
+    expect([...map.keys()].some((key) => key.includes("/q/"))).toBe(false)
   })
 
   it("a reload while offline keeps the queue: the next client sends it under the original client id and seq", async () => {
@@ -185,8 +185,7 @@ describe("sync client against the real worker", () => {
     const room = freshRoom("dupe")
     // a previous client delivered seq 1 but crashed before it could forget it
     const raw = await ProtocolClient.connect(roomUrl(workerUrl(), room))
-    raw.send({ _tag: "Action", requestId: "r1", channel: "todos", clientId: "crashed", clientKey: keyOf("crashed"), seq: 1, action: create("1", "once") })
-    await raw.next((m) => m._tag === "Ack")
+    expectAck(await raw.act({ clientId: "crashed", seq: 1, action: create("1", "once") }))
     raw.socket.close()
     const store = makeMemoryStore()
     const url = new URL(workerUrl())

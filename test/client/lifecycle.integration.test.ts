@@ -67,8 +67,8 @@ const snapshotStore = () => {
 class WatchingSocket extends ForwardingSocket {
   onAction: (seq: number) => void = () => {}
   override send(data: string) {
-    const frame = JSON.parse(data) as { _tag: string; seq?: number }
-    if (frame._tag === "Action") this.onAction(frame.seq!)
+    const frame = JSON.parse(data) as { _tag: string; actions?: Array<{ seq: number }> }
+    if (frame._tag === "Push") for (const a of frame.actions ?? []) this.onAction(a.seq)
     super.send(data)
   }
 }

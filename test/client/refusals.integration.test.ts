@@ -35,8 +35,8 @@ class CountingSocket extends ForwardingSocket {
   constructor(inner: PartySocket) {
     super(inner)
     inner.addEventListener("message", (event: { data: unknown }) => {
-      const frame = JSON.parse(String(event.data)) as { _tag: string; reason?: string; requestId?: string | null }
-      if (frame._tag === "Failure" && frame.requestId != null) this.refusals.set(frame.reason!, (this.refusals.get(frame.reason!) ?? 0) + 1)
+      const frame = JSON.parse(String(event.data)) as { _tag: string; reason?: string; clientId?: string }
+      if (frame._tag === "Failure" && frame.clientId !== undefined) this.refusals.set(frame.reason!, (this.refusals.get(frame.reason!) ?? 0) + 1)
     })
   }
   override send(data: string) {
@@ -190,13 +190,17 @@ describe("a refused Subscribe", () => {
       socket.inner.reconnect()
       await eventually(() => ((socket.sent.get("Subscribe") ?? 0) >= 2 ? true : undefined))
       await statusIs(client, "outdated")
-      expect(socket.sent.get("Action") ?? 0).toBe(0)
+      expect(socket.sent.get("Push") ?? 0).toBe(0)
       expect(sent()).toBe("pending")
       await client.close()
-      // the queue is kept for a newer build
+      // the queue is kept for a newer build: its record, and a released lease another tab may take
       const keys = await Effect.runPromise(store.keys)
-      const queue = JSON.parse((await Effect.runPromise(store.get(keys.find((k) => k.includes("/pending/"))!)))!) as { entries: Array<{ action: unknown }> }
-      expect(queue.entries.map((e) => e.action)).toEqual([queued])
+      const records = keys.filter((k) => k.includes("/q/"))
+      expect(records).toHaveLength(1)
+      const record = JSON.parse((await Effect.runPromise(store.get(records[0]!)))!) as { a: unknown }
+      expect(record.a).toEqual(queued)
+      const lease = JSON.parse((await Effect.runPromise(store.get(keys.find((k) => k.includes("/lease/"))!)))!) as { heartbeat: number }
+      expect(lease.heartbeat).toBe(0)
     })
   })
 })

@@ -65,7 +65,7 @@ export class GatedSocket extends ForwardingSocket {
   hold = false
   readonly held: Array<string> = []
   override send(data: string) {
-    if (this.hold && data.includes(`"_tag":"Action"`)) this.held.push(data)
+    if (this.hold && data.includes(`"_tag":"Push"`)) this.held.push(data)
     else this.inner.send(data)
   }
   release() {

@@ -4,7 +4,7 @@ import { type Change, decodeServerMessage, type ServerMessage } from "../../src/
 
 /**
  * Decodes every frame a memory connection received; a frame that does not
- * decode fails the test. The Change frames an Ack carries are listed before
+ * decode fails the test. The Change frames a push's reply carries are listed before
  * it, as separate frames would be.
  */
 export const decodedFrames = (connection: { readonly sent: ReadonlyArray<string> }): Array<ServerMessage> =>
@@ -12,7 +12,7 @@ export const decodedFrames = (connection: { readonly sent: ReadonlyArray<string>
     const exit = decodeServerMessage(frame)
     if (Exit.isFailure(exit)) throw new Error(`frame does not decode with ServerMessageJson: ${frame.slice(0, 300)}`)
     const message = exit.value
-    return message._tag === "Ack" ? [...(message.changes ?? []), message] : [message]
+    return message._tag === "Pushed" ? [...(message.changes ?? []), message] : [message]
   })
 
 /** The `Change` frames a memory connection received. */

@@ -7,12 +7,14 @@
 import { randomUUID } from "node:crypto"
 import * as Exit from "effect/Exit"
 import {
-  type Ack,
+  type Applied,
   type Change,
   type ClientMessage,
   decodeServerMessage,
   encodeClientMessage,
   type Failure,
+  type Pushed,
+  type Refused,
   type ServerMessage,
   type Synced,
   type SyncRows
@@ -112,10 +114,10 @@ export class ProtocolClient {
         this.invalid.push(data)
         return
       }
-      // an Ack carries its sender's Change frames: list them before it, as separate frames would be
+      // a push's reply carries its sender's Change frames: list them before it, as separate frames would be
       const message = exit.value
       if (message._tag === "Synced") histories.set(historyKey(url, message.channel), message.history)
-      if (message._tag === "Ack") for (const change of message.changes ?? []) this.#push(change, 0)
+      if (message._tag === "Pushed") for (const change of message.changes ?? []) this.#push(change, 0)
       this.#push(message, Buffer.byteLength(data, "utf8"))
     })
     socket.addEventListener("close", (event) => {
@@ -247,33 +249,61 @@ export class ProtocolClient {
     }
   }
 
-  /** A request id unique to this client. */
-  nextRequestId(): string {
-    return `r${++this.#requests}-${randomUUID().slice(0, 8)}`
-  }
-
-  /** Sends an action and waits for its `Ack` or `Failure` (matched by request id). */
-  async act(
-    input: { channel?: string; clientId: string; clientKey?: string; seq: number; action: unknown; requestId?: string; sentAt?: number; schema?: number },
-    options: { timeoutMs?: number } = {}
-  ): Promise<Ack | Failure> {
-    const requestId = input.requestId ?? this.nextRequestId()
+  /**
+   * Pushes actions of one client and waits for the reply that answers the
+   * last of them (or, when `until` says so, any reply): a `Pushed` frame, or
+   * a `Failure` naming the client id.
+   */
+  async push(
+    input: {
+      channel?: string
+      clientId: string
+      clientKey?: string
+      actions: ReadonlyArray<{ seq: number; action: unknown; schema?: number }>
+      confirmed?: number
+      skip?: number
+    },
+    options: { timeoutMs?: number; until?: "last" | "any" } = {}
+  ): Promise<Pushed | Failure> {
     const from = this.mark()
     this.send({
-      _tag: "Action",
-      requestId,
+      _tag: "Push",
       channel: input.channel ?? "todos",
       clientId: input.clientId,
       clientKey: input.clientKey ?? keyOf(input.clientId),
-      seq: input.seq,
-      action: input.action,
-      ...(input.sentAt === undefined ? {} : { sentAt: input.sentAt }),
-      ...(input.schema === undefined ? {} : { schema: input.schema })
+      actions: input.actions.map((a) => (a.schema === undefined ? { seq: a.seq, action: a.action } : a)),
+      ...(input.confirmed === undefined ? {} : { confirmed: input.confirmed }),
+      ...(input.skip === undefined ? {} : { skip: input.skip })
     })
-    return this.next<Ack | Failure>(
-      (m) => (m._tag === "Ack" || m._tag === "Failure") && m.requestId === requestId,
-      { from, what: `Ack or Failure for ${requestId}`, ...options }
+    const first = input.actions[0]?.seq
+    const last = input.actions[input.actions.length - 1]?.seq
+    // a reply to this push: it decides one of its actions, or none (the server expects an earlier seq); replies to
+    // pushes sent before it on the socket come first and decide none of its seqs
+    const answers = (m: Pushed) =>
+      first === undefined || last === undefined || options.until === "any" ||
+      m.results.some((r) => r.seq >= first && r.seq <= last) || (m.results.length === 0 && m.next <= first)
+    return this.next<Pushed | Failure>(
+      (m) => (m._tag === "Failure" && m.clientId === input.clientId) || (m._tag === "Pushed" && m.clientId === input.clientId && answers(m)),
+      { from, what: `the reply to ${input.clientId}'s push`, ...options }
     )
+  }
+
+  /**
+   * Pushes one action and waits for its outcome: an `Ack` (applied: the rows
+   * its change capture saw), or a `Failure` (its refusal, or the push's).
+   */
+  async act(
+    input: { channel?: string; clientId: string; clientKey?: string; seq: number; action: unknown; schema?: number; confirmed?: number },
+    options: { timeoutMs?: number } = {}
+  ): Promise<Reply> {
+    const reply = await this.push({
+      ...(input.channel === undefined ? {} : { channel: input.channel }),
+      clientId: input.clientId,
+      ...(input.clientKey === undefined ? {} : { clientKey: input.clientKey }),
+      actions: [input.schema === undefined ? { seq: input.seq, action: input.action } : { seq: input.seq, action: input.action, schema: input.schema }],
+      ...(input.confirmed === undefined ? {} : { confirmed: input.confirmed })
+    }, options)
+    return toReply(reply, input.seq)
   }
 
   /** Live `Change` frames received so far for a channel. */
@@ -289,14 +319,29 @@ export class ProtocolClient {
   }
 }
 
+/** One action's outcome, as the tests read it. */
+export type Reply =
+  | { readonly _tag: "Ack"; readonly seq: number; readonly rows: Applied["rows"]; readonly version: number; readonly next: number; readonly duplicate: boolean }
+  | { readonly _tag: "Failure"; readonly reason: Failure["reason"]; readonly message: string; readonly channel: string | null; readonly next?: number }
+  | { readonly _tag: "Pending"; readonly next: number }
+
+/** The outcome of action `seq` in a push's reply. */
+export const toReply = (reply: Pushed | Failure, seq: number): Reply => {
+  if (reply._tag === "Failure") return { _tag: "Failure", reason: reply.reason, message: reply.message, channel: reply.channel }
+  const result = reply.results.find((r) => r.seq === seq)
+  if (result === undefined) return { _tag: "Pending", next: reply.next }
+  if ("reason" in result) return { _tag: "Failure", reason: (result as Refused).reason, message: (result as Refused).message, channel: reply.channel, next: reply.next }
+  return { _tag: "Ack", seq, rows: (result as Applied).rows, version: reply.version, next: reply.next, duplicate: (result as Applied).duplicate === true }
+}
+
 /** Narrows a reply to an `Ack`, failing the test with the Failure otherwise. */
-export const expectAck = (reply: Ack | Failure): Ack => {
+export const expectAck = (reply: Reply): Extract<Reply, { _tag: "Ack" }> => {
   if (reply._tag !== "Ack") throw new Error(`expected Ack, got ${JSON.stringify(reply)}`)
   return reply
 }
 
 /** Narrows a reply to a `Failure`, failing the test with the Ack otherwise. */
-export const expectFailure = (reply: Ack | Failure): Failure => {
+export const expectFailure = (reply: Reply): Extract<Reply, { _tag: "Failure" }> => {
   if (reply._tag !== "Failure") throw new Error(`expected Failure, got ${JSON.stringify(reply)}`)
   return reply
 }

@@ -67,9 +67,10 @@ const seeded = async (prefix: string) => {
     room,
     owner,
     h,
-    unchanged: async () => {
+    /** No row changed; only `decided` (a client whose refusals were recorded as its outcomes) may be new in the ledger. */
+    unchanged: async (decided?: string) => {
       expect(await h.rows()).toEqual(before.rows)
-      expect(await h.clients()).toEqual(before.clients)
+      expect((await h.clients()).filter((c) => c.client_id !== decided)).toEqual(before.clients)
     }
   }
 }
@@ -90,7 +91,7 @@ describe("authorization on connect", () => {
     for (const [token, code, message] of [["bad", 4401, "unknown token"], ["banned", 4403, "this token is banned"]] as const) {
       const c = await connect(t.room, token)
       // sent before the close arrives: never handled
-      c.send({ _tag: "Action", requestId: "sneak", channel: "todos", clientId: "sneak", clientKey: keyOf("sneak"), seq: 1, action: remove("t1") })
+      c.send({ _tag: "Push", channel: "todos", clientId: "sneak", clientKey: keyOf("sneak"), actions: [{ seq: 1, action: remove("t1") }] })
       const refusal = await c.next((m) => m._tag === "Failure")
       expect(refusal).toEqual({ _tag: "Failure", requestId: null, channel: null, reason: "NotAuthorized", message })
       expect(await c.closed).toEqual({ code, reason: message })
@@ -135,11 +136,11 @@ describe("read-only connections", () => {
 
     const actions = [create("ro", "from a reader"), update("t1", { text: "changed by a reader" }), remove("t1"), { type: "nonsense" }]
     for (const [i, action] of actions.entries()) {
-      const reply = expectFailure(await reader.act({ clientId: "reader", clientKey: keyOf("reader"), seq: i + 1, action, requestId: `ro-${i}` }))
-      expect(reply).toMatchObject({ reason: "ReadOnly", requestId: `ro-${i}`, channel: "todos" })
+      const reply = expectFailure(await reader.act({ clientId: "reader", clientKey: keyOf("reader"), seq: i + 1, action }))
+      expect(reply).toMatchObject({ reason: "ReadOnly", channel: "todos", next: i + 2 })
     }
     expect(reader.changes()).toEqual([])
-    await t.unchanged()
+    await t.unchanged("reader")
 
     // still subscribed: a writer's change reaches the reader
     const from = reader.mark()
@@ -160,8 +161,8 @@ describe("authorization per action", () => {
     const before = { rows: await h.rows(), clients: await h.clients() }
 
     const from = guest.mark()
-    const refused = expectFailure(await guest.act({ clientId: "guest-1", clientKey: keyOf("guest-1"), seq: 3, action: remove("g1"), requestId: "del" }))
-    expect(refused).toMatchObject({ reason: "NotAuthorized", requestId: "del", channel: "todos", message: "guests may not delete todos" })
+    const refused = expectFailure(await guest.act({ clientId: "guest-1", clientKey: keyOf("guest-1"), seq: 3, action: remove("g1") }))
+    expect(refused).toMatchObject({ reason: "NotAuthorized", channel: "todos", message: "guests may not delete todos" })
     expect(guest.messages.slice(from).filter((m) => m._tag === "Change")).toEqual([])
     expect(await h.rows()).toEqual(before.rows)
 

@@ -1,9 +1,12 @@
 /**
  * Protocol fuzzing against the real worker: seeded, bounded fast-check runs
  * of hostile frames over one raw WebSocket. Each frame must get exactly one
- * typed `Failure` (or, for a re-sent sequence number, a duplicate `Ack`),
- * leave the rows and the recorded sequence numbers untouched, and leave the
- * socket open; valid frames keep working afterwards.
+ * typed reply: a `Failure` for a frame that is not a valid push or
+ * subscription (nothing recorded), a refused outcome for a pushed action the
+ * server refuses (its refusal is the action's decision: recorded under its
+ * own client id), or a duplicate answer for a re-sent sequence number. No
+ * frame changes a row or another client's sequence, and the socket stays
+ * open; valid frames keep working afterwards.
  *
  * FUZZ_SEED and FUZZ_RUNS override the seed and the number of frames.
  */
@@ -18,8 +21,10 @@ import { workerUrl } from "../helpers/inject.ts"
 import { expectAck, freshRoom, ProtocolClient, roomUrl, keyOf } from "../helpers/protocol.ts"
 import { create, remove, update } from "../helpers/todos.ts"
 
-/** Client ids of the frames the handler refuses. */
-const REFUSED = "handler-refused-"
+/** Client ids of pushed actions the server refuses (their refusals are recorded, by design). */
+const REFUSED = "refused-"
+/** Stands for a fresh client id in an action-level case's frame: each send gets its own. */
+const FRESH = "__fresh-client__"
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261126)
 const RUNS = Number(process.env.FUZZ_RUNS ?? 400)
@@ -28,9 +33,11 @@ const RUNS = Number(process.env.FUZZ_RUNS ?? 400)
 interface Case {
   readonly kind: string
   readonly frame: string | Uint8Array<ArrayBuffer>
-  /** Failure reasons that are correct for this frame. */
+  /** Reasons that are correct for this frame: of a `Failure`, or (with `refused`) of the action's refused outcome. */
   readonly reasons: ReadonlyArray<ErrorReason>
-  /** A re-sent (clientId, clientKey: keyOf(clientId), seq): the correct reply is a duplicate Ack. */
+  /** The frame is a valid push whose action the server refuses: the reply is that refused outcome. */
+  readonly refused?: boolean
+  /** A re-sent (clientId, seq): the correct reply is the first outcome, marked duplicate. */
   readonly duplicate?: boolean
 }
 
@@ -52,6 +59,9 @@ const HOSTILE_CHANNELS = [
 const decodeTodoAction = Schema.decodeUnknownExit(todos.action)
 const decodes = (text: string) => Exit.isSuccess(decodeClientMessage(text))
 const json = (value: unknown) => JSON.stringify(value)
+/** A push of one action, as a plain object. */
+const push = (clientId: string, seq: unknown, action: unknown, channel = "todos") =>
+  ({ _tag: "Push", channel, clientId, clientKey: keyOf(clientId), actions: [{ seq, action }] })
 
 const channelName = fc.oneof(
   fc.constantFrom(...HOSTILE_CHANNELS),
@@ -65,7 +75,7 @@ const validAction = fc.oneof(
 const validFrames = fc.oneof(
   fc.constant({ _tag: "Subscribe", channel: "todos", since: null } as Record<string, unknown>),
   fc.constant({ _tag: "Unsubscribe", channel: "todos" } as Record<string, unknown>),
-  validAction.map((action) => ({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "fz", clientKey: keyOf("fz"), seq: 1, action }) as Record<string, unknown>)
+  validAction.map((action) => push("fz", 1, action) as Record<string, unknown>)
 )
 const hugeNumber = fc.constantFrom(2 ** 53, 2 ** 53 + 2, 1e308, -1e308, -1, 0, 0.5, 1.000001, Number.MAX_VALUE, Number.MIN_VALUE)
 const nested = (depth: number, leaf: unknown): unknown => {
@@ -99,7 +109,7 @@ const notAMessage = fc.jsonValue({ maxDepth: 4 })
 // a valid frame with one field replaced by a value of a wrong type (or an extreme number)
 const wrongTypes = fc.tuple(
   validFrames,
-  fc.constantFrom("_tag", "channel", "since", "requestId", "clientId", "seq"),
+  fc.constantFrom("_tag", "channel", "since", "clientKey", "clientId", "actions"),
   fc.oneof(fc.jsonValue({ maxDepth: 2 }), hugeNumber, fc.constant(undefined))
 ).map(([message, field, value]) => json({ ...message, [field]: value }))
   .filter((text) => !decodes(text))
@@ -109,7 +119,7 @@ const wrongTypes = fc.tuple(
 const hugeLiterals = fc.constantFrom("1e400", "-1e400", "1e-400", "123456789012345678901234567890", "9007199254740993")
   .map((n): Case => ({
     kind: "huge number literal",
-    frame: `{"_tag":"Action","requestId":"rq","channel":"todos","clientId":"fz","clientKey":"${keyOf("fz")}","seq":${n},"action":{"type":"delete","payload":{"id":"seed"}}}`,
+    frame: `{"_tag":"Push","channel":"todos","clientId":"fz","clientKey":"${keyOf("fz")}","actions":[{"seq":${n},"action":{"type":"delete","payload":{"id":"seed"}}}]}`,
     reasons: ["UnknownMessage"]
   }))
   .filter((c) => !decodes(c.frame as string))
@@ -118,8 +128,9 @@ const deepNesting = fc.oneof(
   // inside the action: the channel's Schema refuses it
   fc.integer({ min: 50, max: 3_000 }).map((depth): Case => ({
     kind: "deep nesting in the action",
-    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "fz", clientKey: keyOf("fz"), seq: 1, action: nested(depth, "x") }),
-    reasons: ["InvalidAction"]
+    frame: json(push(FRESH, 1, nested(depth, "x"))),
+    reasons: ["InvalidAction"],
+    refused: true
   })),
   // a bare deep array: either the parser refuses it or it is no message
   fc.integer({ min: 1_000, max: 100_000 }).map((depth): Case => ({
@@ -132,7 +143,7 @@ const deepNesting = fc.oneof(
 const bigStrings = fc.oneof(
   fc.constantFrom(1_000_000, 300 * 1024, 2_000_000).map((size): Case => ({
     kind: "string over the frame limit",
-    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "fz", clientKey: keyOf("fz"), seq: 1, action: create("big", "x".repeat(size)) }),
+    frame: json(push("fz", 1, create("big", "x".repeat(size)))),
     reasons: ["FrameTooLarge"]
   })),
   fc.constantFrom(1_000_000, 300 * 1024).map((size): Case => ({
@@ -143,15 +154,16 @@ const bigStrings = fc.oneof(
   // under the frame limit but over the wire Schema's 10 000 characters
   fc.integer({ min: 10_001, max: 200_000 }).map((size): Case => ({
     kind: "text over the action Schema's limit",
-    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "fz", clientKey: keyOf("fz"), seq: 1, action: create("big", "y".repeat(size)) }),
-    reasons: ["InvalidAction"]
+    frame: json(push(FRESH, 1, create("big", "y".repeat(size)))),
+    reasons: ["InvalidAction"],
+    refused: true
   })),
   // within the Schema but refused by the server's rule (1 to 200 characters after trimming)
-  // (its own client id: a refusal is recorded, and every re-send of it gets the same answer)
-  fc.tuple(fc.oneof(fc.integer({ min: 201, max: 10_000 }).map((n) => "z".repeat(n)), fc.constantFrom("", " ", "\t\n ")), fc.nat(1_000)).map(([text, n]): Case => ({
+  fc.oneof(fc.integer({ min: 201, max: 10_000 }).map((n) => "z".repeat(n)), fc.constantFrom("", " ", "\t\n ")).map((text): Case => ({
     kind: "text refused by the handler",
-    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: `${REFUSED}${n}`, clientKey: keyOf(`${REFUSED}${n}`), seq: 1, action: create("big", text) }),
-    reasons: ["ActionRejected"]
+    frame: json(push(FRESH, 1, create("big", text))),
+    reasons: ["ActionRejected"],
+    refused: true
   }))
 )
 
@@ -160,40 +172,46 @@ const binary = fc.oneof(
   validFrames.map((m) => new TextEncoder().encode(json(m)))
 ).map((bytes): Case => ({ kind: "binary frame", frame: new Uint8Array(bytes), reasons: ["UnknownMessage"] }))
 
-const hostileChannels = fc.tuple(channelName, fc.constantFrom("Subscribe", "Unsubscribe", "Action"), validAction)
+const hostileChannels = fc.tuple(channelName, fc.constantFrom("Subscribe", "Unsubscribe", "Push"), validAction)
   .map(([channel, tag, action]): Case => ({
     kind: "unknown or hostile channel",
     frame: tag === "Subscribe"
       ? json({ _tag: tag, channel, since: null })
       : tag === "Unsubscribe"
       ? json({ _tag: tag, channel })
-      : json({ _tag: tag, requestId: "rq", channel, clientId: "fz", clientKey: keyOf("fz"), seq: 1, action }),
+      : json(push("fz", 1, action, channel)),
     reasons: ["UnknownChannel"]
   }))
 
 const spoofed = fc.oneof(
-  // another client's id with a sequence number it already used: applied once, never again
+  // another client's id with a sequence number it already used: applied once, answered again with its first outcome
   fc.tuple(fc.integer({ min: 1, max: 3 }), validAction).map(([seq, action]): Case => ({
     kind: "spoofed client id with a used sequence number",
-    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "seed", clientKey: keyOf("seed"), seq, action }),
+    frame: json(push("seed", seq, action)),
     reasons: [],
     duplicate: true
   })),
-  // any client id, any sequence number, an action its Schema refuses
+  // another client's id with the key of someone else: refused, its sequence untouched
+  fc.tuple(fc.integer({ min: 1, max: 2 ** 40 }), validAction).map(([seq, action]): Case => ({
+    kind: "another client's id with a forged key",
+    frame: json({ ...push("seed", seq, action), clientKey: "a-forged-key-0123456789" }),
+    reasons: ["ClientMismatch"]
+  })),
+  // a new client id, any first sequence number, an action its Schema refuses
   fc.tuple(
-    fc.oneof(fc.constantFrom("seed", "'; DELETE FROM _psync_clients; --", "__proto__", "x".repeat(128)), fc.string({ minLength: 1, maxLength: 128 })),
     fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
     fc.oneof(fc.jsonValue({ maxDepth: 3 }), fc.constant({ type: "create", payload: { id: "x", text: "x", completed: 2 } }))
-  ).filter(([, , action]) => !isTodoAction(action))
-    .map(([clientId, seq, action]): Case => ({
-      kind: "spoofed ids with an invalid action",
-      frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId, clientKey: keyOf(clientId), seq, action: action ?? null }),
-      reasons: ["InvalidAction"]
+  ).filter(([, action]) => !isTodoAction(action))
+    .map(([seq, action]): Case => ({
+      kind: "an invalid action under a new client id",
+      frame: json(push(FRESH, seq, action ?? null)),
+      reasons: ["InvalidAction"],
+      refused: true
     })),
   // sequence numbers the protocol refuses
   fc.constantFrom(0, -1, -(2 ** 31), 1.5, 2 ** 53 + 2, 1e300).map((seq): Case => ({
     kind: "impossible sequence number",
-    frame: json({ _tag: "Action", requestId: "rq", channel: "todos", clientId: "seed", clientKey: keyOf("seed"), seq, action: remove("seed") }),
+    frame: json(push("seed", seq, remove("seed"))),
     reasons: ["UnknownMessage"]
   }))
 )
@@ -213,9 +231,10 @@ const anyCase = fc.oneof(
   spoofed
 )
 
-const isReply = (m: ServerMessage) => m._tag === "Failure" || m._tag === "Ack"
+const isReply = (m: ServerMessage) => m._tag === "Failure" || m._tag === "Pushed"
+let fresh = 0
 
-/** The ledger, less the clients whose only action the handler refused (they are recorded by design). */
+/** The ledger, less the clients whose only action the server refused (they are recorded by design). */
 const ledger = async (h: ReturnType<typeof hooks>) => (await h.clients()).filter((c) => !c.client_id.startsWith(REFUSED))
 
 let client: ProtocolClient
@@ -244,10 +263,14 @@ describe("protocol fuzzing against the real worker", () => {
       fc.asyncProperty(anyCase, async (c) => {
         seen.set(c.kind, (seen.get(c.kind) ?? 0) + 1)
         const from = client.mark()
-        client.send(c.frame)
+        client.send(typeof c.frame === "string" ? c.frame.replace(`"${FRESH}"`, `"${REFUSED}${++fresh}"`).replace(`"${keyOf(FRESH)}"`, `"${keyOf("fresh")}"`) : c.frame)
         const reply = await client.next(isReply, { from, what: `a reply to a ${c.kind} frame` })
         if (c.duplicate === true) {
-          expect(reply).toMatchObject({ _tag: "Ack", duplicate: true, rows: [] })
+          expect(reply._tag === "Pushed" && reply.results.map((r) => r.duplicate), `${c.kind}: ${JSON.stringify(reply)}`).toEqual([true])
+        } else if (c.refused === true) {
+          expect(reply._tag, `${c.kind}: ${JSON.stringify(reply)}`).toBe("Pushed")
+          const result = reply._tag === "Pushed" ? reply.results[0] : undefined
+          expect(result !== undefined && "reason" in result && c.reasons.includes(result.reason), `${c.kind}: ${JSON.stringify(reply)}`).toBe(true)
         } else {
           expect(reply._tag, `${c.kind}: ${JSON.stringify(reply)}`).toBe("Failure")
           if (reply._tag === "Failure") {

@@ -5,11 +5,11 @@
  * exactly once, and the connection keeps working.
  */
 import { describe, expect, it } from "vitest"
-import { DEFAULT_MAX_INBOUND_FRAME_BYTES, type Ack, type Failure } from "../../src/protocol/Protocol.ts"
+import { DEFAULT_MAX_INBOUND_FRAME_BYTES, type Failure, type Pushed } from "../../src/protocol/Protocol.ts"
 import { hooks } from "../helpers/hooks.ts"
 import { protocolClients } from "../helpers/clients.ts"
 import { workerUrl } from "../helpers/inject.ts"
-import { expectAck, freshRoom, ProtocolClient, roomUrl, keyOf } from "../helpers/protocol.ts"
+import { expectAck, freshRoom, keyOf, ProtocolClient, roomUrl, toReply } from "../helpers/protocol.ts"
 import { create } from "../helpers/todos.ts"
 
 const { track } = protocolClients()
@@ -80,19 +80,19 @@ describe("inbound frame size limit", () => {
 })
 
 describe("actions in flight per connection", () => {
-  it("200 pipelined actions handled one at a time (the object's input gate) are all applied exactly once, in order", async () => {
+  it("200 pipelined pushes of one client are all applied exactly once, in order", async () => {
     const room = freshRoom("limit-serial")
     const c = await connect(room)
     await c.subscribe("todos", null)
     const N = 200
     const from = c.mark()
     for (let i = 1; i <= N; i++) {
-      c.send({ _tag: "Action", requestId: `s${i}`, channel: "todos", clientId: "serial", clientKey: keyOf("serial"), seq: i, action: create(`s${i}`, `serial ${i}`) })
+      c.send({ _tag: "Push", channel: "todos", clientId: "serial", clientKey: keyOf("serial"), actions: [{ seq: i, action: create(`s${i}`, `serial ${i}`) }] })
     }
     const versions: Array<number> = []
     for (let i = 1; i <= N; i++) {
-      const reply = await c.next<Ack | Failure>((m) => (m._tag === "Ack" || m._tag === "Failure") && m.requestId === `s${i}`, { from })
-      versions.push(expectAck(reply).version)
+      const reply = await c.next<Pushed | Failure>((m) => (m._tag === "Pushed" && m.clientId === "serial" && m.results.some((r) => r.seq === i)) || m._tag === "Failure", { from })
+      versions.push(expectAck(toReply(reply, i)).version)
     }
     expect(versions).toEqual([...versions].sort((a, b) => a - b))
     expect(new Set(versions).size).toBe(N)
@@ -101,7 +101,7 @@ describe("actions in flight per connection", () => {
     expect(await hooks(workerUrl(), room).clients()).toEqual([{ client_id: "serial", seq: N }])
   })
 
-  it("200 pipelined actions: each gets an Ack or TooManyInFlight, refused ones write nothing, accepted ones apply once", async () => {
+  it("200 pipelined pushes: each is applied or refused TooManyInFlight, refused ones write nothing, accepted ones apply once", async () => {
     const room = freshRoom("limit-inflight")
     const c = await connect(room)
     await c.subscribe("todos", null)
@@ -112,18 +112,18 @@ describe("actions in flight per connection", () => {
     const from = c.mark()
     // each action under its own client id, so a refusal leaves no gap in anyone's sequence
     for (let i = 0; i < N; i++) {
-      c.send({ _tag: "Action", requestId: `p${i}`, channel: "todos", clientId: `pipe-${i}`, clientKey: keyOf(`pipe-${i}`), seq: 1, action: create(`p${i}`, `pipelined ${i}`) })
+      c.send({ _tag: "Push", channel: "todos", clientId: `pipe-${i}`, clientKey: keyOf(`pipe-${i}`), actions: [{ seq: 1, action: create(`p${i}`, `pipelined ${i}`) }] })
     }
-    const replies = new Map<string, Ack | Failure>()
+    const replies = new Map<string, Pushed | Failure>()
     for (let i = 0; i < N; i++) {
-      const reply = await c.next<Ack | Failure>((m) => (m._tag === "Ack" || m._tag === "Failure") && m.requestId === `p${i}`, { from })
+      const reply = await c.next<Pushed | Failure>((m) => (m._tag === "Pushed" || m._tag === "Failure") && m.clientId === `pipe-${i}`, { from })
       replies.set(`p${i}`, reply)
     }
-    const acked = [...replies].filter(([, r]) => r._tag === "Ack").map(([id]) => id)
+    const acked = [...replies].filter(([, r]) => r._tag === "Pushed").map(([id]) => id)
     const refused = [...replies].filter(([, r]) => r._tag === "Failure")
     for (const [, r] of refused) expect(r).toMatchObject({ reason: "TooManyInFlight", channel: "todos" })
     console.log(`[limits] ${N} pipelined actions: ${acked.length} acknowledged, ${refused.length} TooManyInFlight`)
-    // the first action takes the write lock and the next 63 wait for it: at least the default 64 are accepted
+    // accepted pushes count until they are decided: at least the default 64 are accepted
     expect(refused.length).toBeGreaterThan(0)
     expect(acked.length).toBeGreaterThanOrEqual(64)
 

@@ -28,10 +28,13 @@ const setup = async (prefix: string) => {
     room,
     client,
     version: seed.version,
-    /** Asserts nothing was written, then proves the connection still works with a valid action. */
-    unchangedAndUsable: async () => {
+    /**
+     * Asserts nothing was written (a refused action's client may have its refusal recorded in the ledger: that is
+     * its decided outcome), then proves the connection still works with a valid action.
+     */
+    unchangedAndUsable: async (options: { readonly decided?: string } = {}) => {
       expect(await h.rows()).toEqual(before.rows)
-      expect(await h.clients()).toEqual(before.clients)
+      expect((await h.clients()).filter((c) => c.client_id !== options.decided)).toEqual(before.clients)
       const ok = expectAck(await client.act({ clientId: "seed", clientKey: keyOf("seed"), seq: ++seq, action: create(`ok-${seq}`, "still works") }))
       expect(ok.duplicate).toBe(false)
       await client.waitFor((m) => m._tag === "Change" && m.rows.some((r) => r[0] === `ok-${seq}`))
@@ -43,7 +46,7 @@ const setup = async (prefix: string) => {
 const failureAfter = (client: ProtocolClient, from: number, what: string) =>
   client.next<Failure>((m) => m._tag === "Failure", { from, what })
 
-const expectReason = (failure: Failure, reason: ErrorReason) => {
+const expectReason = (failure: { readonly _tag: string; readonly reason: ErrorReason; readonly message: string }, reason: ErrorReason) => {
   expect(failure._tag).toBe("Failure")
   expect(failure.reason, JSON.stringify(failure)).toBe(reason)
   expect(failure.message.length).toBeGreaterThan(0)
@@ -53,14 +56,14 @@ describe("bad input gets a typed Failure, writes nothing, and the connection sta
   it("malformed JSON -> MalformedJson", async () => {
     const t = await setup("bad-json")
     const from = t.client.mark()
-    t.client.send(`{"_tag":"Action","requestId":"r1","channel":"todos",`)
+    t.client.send(`{"_tag":"Push","clientId":"c","channel":"todos",`)
     const failure = await failureAfter(t.client, from, "MalformedJson")
     expectReason(failure, "MalformedJson")
     expect(failure.requestId).toBeNull()
     await t.unchangedAndUsable()
   })
 
-  it("a JSON value that is no message -> UnknownMessage, naming the request id when it has one", async () => {
+  it("a JSON value that is no message -> UnknownMessage, naming the client id when it has one", async () => {
     const t = await setup("bad-msg")
     for (const frame of [`42`, `null`, `{"_tag":"Hello"}`, `{"_tag":"Subscribe","channel":"todos","since":-1}`]) {
       const from = t.client.mark()
@@ -68,10 +71,10 @@ describe("bad input gets a typed Failure, writes nothing, and the connection sta
       expectReason(await failureAfter(t.client, from, `UnknownMessage for ${frame}`), "UnknownMessage")
     }
     const from = t.client.mark()
-    t.client.send(JSON.stringify({ _tag: "Action", requestId: "r-no-seq", channel: "todos", clientId: "c", action: create("x", "x") }))
+    t.client.send(JSON.stringify({ _tag: "Push", channel: "todos", clientId: "c", clientKey: keyOf("c"), actions: [{ action: create("x", "x") }] }))
     const failure = await failureAfter(t.client, from, "UnknownMessage for an action without seq")
     expectReason(failure, "UnknownMessage")
-    expect(failure.requestId).toBe("r-no-seq")
+    expect(failure.clientId).toBe("c")
     await t.unchangedAndUsable()
   })
 
@@ -91,7 +94,7 @@ describe("bad input gets a typed Failure, writes nothing, and the connection sta
     t.client.send({ _tag: "Subscribe", channel, since: null })
     const sub = await failureAfter(t.client, from, "UnknownChannel on Subscribe")
     expectReason(sub, "UnknownChannel")
-    expect(sub.requestId).toBeNull()
+    expect(sub.clientId).toBeUndefined()
     expect(sub.channel).toBe(channel)
     const from2 = t.client.mark()
     t.client.send({ _tag: "Unsubscribe", channel })
@@ -104,27 +107,27 @@ describe("bad input gets a typed Failure, writes nothing, and the connection sta
     ["an unknown action type", { type: "truncate", payload: {} }],
     ["a wrong field type", { type: "create", payload: { id: "x", text: "x", completed: 2 } }],
     ["not an object", "create x"]
-  ])("a schema-invalid action (%s) -> InvalidAction with its request id", async (_, action) => {
+  ])("a schema-invalid action (%s) -> refused InvalidAction, decided once", async (_, action) => {
     const t = await setup("bad-action")
-    const reply = expectFailure(await t.client.act({ clientId: "inv", clientKey: keyOf("inv"), seq: 1, action, requestId: "req-invalid" }))
+    const reply = expectFailure(await t.client.act({ clientId: "inv", clientKey: keyOf("inv"), seq: 1, action }))
     expectReason(reply, "InvalidAction")
-    expect(reply.requestId).toBe("req-invalid")
     expect(reply.channel).toBe("todos")
-    await t.unchangedAndUsable()
+    expect(reply.next).toBe(2)
+    await t.unchangedAndUsable({ decided: "inv" })
   })
 
   it("a frame over 256 KiB -> FrameTooLarge", async () => {
     const t = await setup("bad-size")
     const from = t.client.mark()
-    t.client.send({ _tag: "Action", requestId: "big", channel: "todos", clientId: "big", clientKey: keyOf("big"), seq: 1, action: create("big", "x".repeat(300 * 1024)) })
+    t.client.send({ _tag: "Push", channel: "todos", clientId: "big", clientKey: keyOf("big"), actions: [{ seq: 1, action: create("big", "x".repeat(300 * 1024)) }] })
     expectReason(await failureAfter(t.client, from, "FrameTooLarge"), "FrameTooLarge")
     // multi-byte text counts in bytes, not characters
     const from2 = t.client.mark()
-    t.client.send({ _tag: "Action", requestId: "big2", channel: "todos", clientId: "big", clientKey: keyOf("big"), seq: 1, action: create("big2", "é".repeat(140 * 1024)) })
+    t.client.send({ _tag: "Push", channel: "todos", clientId: "big", clientKey: keyOf("big"), actions: [{ seq: 1, action: create("big2", "é".repeat(140 * 1024)) }] })
     expectReason(await failureAfter(t.client, from2, "FrameTooLarge (UTF-8)"), "FrameTooLarge")
     // astral characters are 2 UTF-16 units but 4 bytes: 160 Ki units, 320 KiB
     const from3 = t.client.mark()
-    t.client.send({ _tag: "Action", requestId: "big3", channel: "todos", clientId: "big", clientKey: keyOf("big"), seq: 1, action: create("big3", "😀".repeat(80 * 1024)) })
+    t.client.send({ _tag: "Push", channel: "todos", clientId: "big", clientKey: keyOf("big"), actions: [{ seq: 1, action: create("big3", "😀".repeat(80 * 1024)) }] })
     expectReason(await failureAfter(t.client, from3, "FrameTooLarge (emoji)"), "FrameTooLarge")
     await t.unchangedAndUsable()
   })

@@ -6,7 +6,7 @@
  * cursors, and two sockets that share partyserver's `_pk` stay two.
  */
 import { describe, expect, it } from "vitest"
-import type { Ack, Change, Failure, ServerMessage } from "../../src/protocol/Protocol.ts"
+import type { Change, Failure, Pushed, ServerMessage } from "../../src/protocol/Protocol.ts"
 import { protocolClients } from "../helpers/clients.ts"
 import { hooks } from "../helpers/hooks.ts"
 import { workerUrl } from "../helpers/inject.ts"
@@ -15,7 +15,7 @@ import { create, idsOf, update } from "../helpers/todos.ts"
 
 const { connect, track } = protocolClients()
 
-/** Every version a client was shown, in arrival order (an Ack's changes come before it). */
+/** Every version a client was shown, in arrival order (a push reply's changes come before it). */
 const versionsSeen = (messages: ReadonlyArray<ServerMessage>) =>
   messages.filter((m): m is Change => m._tag === "Change").map((m) => m.version)
 
@@ -58,11 +58,11 @@ describe("a sender never skips a version", () => {
       const versions = versionsSeen(c.messages)
       expect(versions).toEqual([...versions].sort((a, b) => a - b))
       expect(new Set(versions).size).toBe(versions.length)
-      // and each Ack's version is covered by the changes that came before it
+      // and each reply's version is covered by the changes that came before it
       let highest = 0
       for (const m of c.messages) {
         if (m._tag === "Change") highest = Math.max(highest, m.version)
-        if (m._tag === "Ack") expect(highest).toBeGreaterThanOrEqual(m.version)
+        if (m._tag === "Pushed") expect(highest).toBeGreaterThanOrEqual(m.version)
       }
     }
     await h.actionSteps(0)
@@ -138,6 +138,7 @@ describe("connections are keyed by the socket, not by the id the client chose", 
     expect(seen.version).toBe(ack.version)
     const reply = expectAck(await second.act({ clientId: "two", seq: 1, action: create("b", "from the second socket") }))
     await first.next<Change>((m) => m._tag === "Change" && m.rows.some((r) => r[0] === "b"), { what: "the first socket's Change" })
-    expect(first.messages.filter((m): m is Ack => m._tag === "Ack").map((m) => m.requestId)).not.toContain(reply.requestId)
+    expect(first.messages.filter((m): m is Pushed => m._tag === "Pushed").map((m) => m.clientId)).not.toContain("two")
+    expect(reply.rows.map((r) => r[0])).toEqual(["b"])
   })
 })

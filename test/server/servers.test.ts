@@ -23,15 +23,15 @@ afterAll(async () => {
 const connect = (party: string, room: string) => ProtocolClient.connect(roomUrl(worker!.url, room, { party }))
 
 describe("a server that cannot start", () => {
-  it("answers a Subscribe and an Action with Unavailable, naming the missing table", async () => {
+  it("answers a Subscribe and a Push with Unavailable, naming the missing table", async () => {
     const client = await connect("broken", "broken")
     try {
       client.send({ _tag: "Subscribe", channel: "todos", since: null })
       const first = await client.next((m) => m._tag === "Failure")
       expect(first).toMatchObject({ _tag: "Failure", reason: "Unavailable" })
       expect(first._tag === "Failure" && first.message).toContain("todos")
-      client.send({ _tag: "Action", requestId: "r1", channel: "todos", clientId: "c", clientKey: keyOf("c"), seq: 1, action: remove("x") })
-      expect(await client.next((m) => m._tag === "Failure")).toMatchObject({ reason: "Unavailable" })
+      client.send({ _tag: "Push", channel: "todos", clientId: "c", clientKey: keyOf("c"), actions: [{ seq: 1, action: remove("x") }] })
+      expect(await client.next((m) => m._tag === "Failure")).toMatchObject({ reason: "Unavailable", clientId: "c" })
     } finally {
       await client.close()
     }
@@ -39,7 +39,7 @@ describe("a server that cannot start", () => {
 })
 
 describe("partysync-style handlers", () => {
-  it("a cursor, a Promise and an array of objects are the Ack's rows and reach subscribers", async () => {
+  it("handlers returning a cursor, a Promise or an array of objects: the reply carries the captured rows, and they reach subscribers", async () => {
     const a = await connect("seed-style", "ported")
     const b = await connect("seed-style", "ported")
     try {

@@ -31,9 +31,9 @@ describe("sync between clients", () => {
     expect(seenByA._tag === "Change" && seenByA.version).toBe(ackB.version)
     expect(ackB.version).toBeGreaterThan(ackA.version)
 
-    // the acting client also receives its own change, before its Ack
+    // the acting client also receives its own change, before its push's reply
     const ownChange = a.messages.findIndex((m) => m._tag === "Change" && m.rows.some((r) => r[0] === "t1"))
-    const ownAck = a.messages.indexOf(ackA)
+    const ownAck = a.messages.findIndex((m) => m._tag === "Pushed" && m.clientId === "ca")
     expect(ownChange).toBeGreaterThanOrEqual(0)
     expect(ownChange).toBeLessThan(ownAck)
     expect(a.invalid).toEqual([])
@@ -80,14 +80,14 @@ describe("sync between clients", () => {
     expect(again).toMatchObject({ reset: false, rows: [], deleted: [], version: first.version })
   })
 
-  it("a re-sent action is applied once and its reply says so", async () => {
+  it("a re-sent action is applied once and its reply carries the first outcome's rows", async () => {
     const room = freshRoom("dup")
     const c = await connect(room)
     await c.subscribe("todos", null)
     const first = expectAck(await c.act({ clientId: "dup", seq: 1, action: create("once", "once") }))
-    expect(first.duplicate).toBe(false)
+    expect(first.rows.map((r) => r[0])).toEqual(["once"])
     const again = expectAck(await c.act({ clientId: "dup", seq: 1, action: create("once", "once") }))
-    expect(again.duplicate).toBe(true)
+    expect(again.rows).toEqual(first.rows)
     expect(again.version).toBe(first.version)
     expect((await hooks(workerUrl(), room).rows()).map((r) => r[0])).toEqual(["once"])
     expect(await hooks(workerUrl(), room).clients()).toEqual([{ client_id: "dup", seq: 1 }])
@@ -105,13 +105,13 @@ describe("sync between clients", () => {
     const second = await connect(room)
     const sync = await second.subscribe("todos", null)
     const retried = expectAck(await second.act({ clientId: "mobile", seq: 2, action: update("n", { text: "v2" }) }))
-    expect(retried.duplicate).toBe(true)
+    expect(retried.rows).toEqual(applied.rows)
     expect(retried.version).toBe(applied.version)
     expect(sync.version).toBe(applied.version)
     expect(await hooks(workerUrl(), room).rows()).toEqual(rowsBefore)
     // the next sequence number is applied normally
     const next = expectAck(await second.act({ clientId: "mobile", seq: 3, action: update("n", { text: "v3" }) }))
-    expect(next.duplicate).toBe(false)
+    expect(next.rows.map((r) => r[1])).toEqual(["v3"])
     expect(next.version).toBeGreaterThan(applied.version)
   })
 })

@@ -1,8 +1,9 @@
 /**
- * ActionDispatch over node:sqlite with the Todo handler: a valid action is
- * applied once and answered after its Change; every kind of bad input gets
+ * ActionDispatch over node:sqlite with the Todo handler: a pushed action is
+ * applied once and answered after its Change; every kind of bad frame gets
  * its typed Failure and writes nothing (no rows, no sequence number, no
- * version); a handler that fails after writing leaves no rows.
+ * version); an action refused (before or by its handler) is decided as a
+ * refusal that every re-send gets again, and writes no rows.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -15,7 +16,7 @@ import { Caller } from "../../src/services/Caller.ts"
 import { type ConnectionState, initialState } from "../../src/services/Connections.ts"
 import { makeMemoryConnection } from "../../src/testing/MemoryConnections.ts"
 import { NotAuthorized } from "../../src/services/Errors.ts"
-import type { Ack, ErrorReason, Failure, ServerMessage } from "../../src/protocol/Protocol.ts"
+import type { Applied, ErrorReason, Failure, Pushed, Refused, ServerMessage } from "../../src/protocol/Protocol.ts"
 import { Reconciliation } from "../../src/services/Reconciliation.ts"
 import { Storage } from "../../src/services/Storage.ts"
 import type { SyncOptions } from "../../src/services/SyncConfig.ts"
@@ -26,8 +27,31 @@ import { FAIL_AFTER_WRITE, servicesLayer } from "../helpers/services.ts"
 import { create, update } from "../helpers/todos.ts"
 import { keyOf } from "../helpers/protocol.ts"
 
-const action = (clientId: string, seq: number, body: unknown, extra: { channel?: string; requestId?: string } = {}) =>
-  JSON.stringify({ _tag: "Action", requestId: extra.requestId ?? `${clientId}-${seq}`, channel: extra.channel ?? "todos", clientId, clientKey: keyOf(clientId), seq, action: body })
+/** A push of one action. */
+const action = (clientId: string, seq: number, body: unknown, extra: { channel?: string } = {}) =>
+  JSON.stringify({ _tag: "Push", channel: extra.channel ?? "todos", clientId, clientKey: keyOf(clientId), actions: [{ seq, action: body }] })
+
+/** The reply to a push among some frames. */
+const pushedIn = (frames: ReadonlyArray<ServerMessage>): Pushed => {
+  const reply = frames.find((m): m is Pushed => m._tag === "Pushed")
+  assert.isDefined(reply, JSON.stringify(frames))
+  return reply!
+}
+
+/** The outcome of action `seq` in a reply. */
+const outcome = (frames: ReadonlyArray<ServerMessage>, seq: number): Applied | Refused => {
+  const result = pushedIn(frames).results.find((r) => r.seq === seq)
+  assert.isDefined(result, JSON.stringify(frames))
+  return result!
+}
+
+/** The refusal of action `seq`: decided, final. */
+const refusedWith = (frames: ReadonlyArray<ServerMessage>, seq: number, reason: ErrorReason): Refused => {
+  const result = outcome(frames, seq)
+  assert.isTrue("reason" in result, JSON.stringify(result))
+  assert.strictEqual((result as Refused).reason, reason, JSON.stringify(result))
+  return result as Refused
+}
 
 const run = <A, E>(
   body: (c: ReturnType<typeof makeMemoryConnection>) => Effect.Effect<A, E, ActionDispatch | Reconciliation | Storage>,
@@ -79,15 +103,15 @@ const breakingOn = (id: string, broken: Effect.Effect<ReadonlyArray<ReadonlyArra
   }))
 
 /**
- * Seeds one row, sends an action the server refuses, checks its rows and
+ * Seeds one row, pushes an action the server refuses, checks its rows and
  * version did not change, that the refusal is final (a re-send of the same
- * seq gets it again, even with an action that would pass) and that the
- * connection still works.
+ * seq gets it again, even with an action that would pass), that the client's
+ * next seq is decided, and that the connection still works.
  */
 const refusesOnce = (
   frame: string,
   reason: ErrorReason,
-  check: (f: Failure) => void = () => {},
+  check: (f: Refused) => void = () => {},
   layers: { handler?: Layer.Layer<ActionHandler, never, Storage>; authorizer?: Layer.Layer<Authorizer> } = {}
 ) => {
   const connection = makeMemoryConnection("c1")
@@ -96,15 +120,19 @@ const refusesOnce = (
     yield* receive(c, JSON.stringify({ _tag: "Subscribe", channel: "todos", since: null }))
     yield* receive(c, action("seed", 1, create("seed", "seed")))
     const before = yield* snapshot
-    check(onlyFailure(yield* receive(c, frame), reason))
+    const parsed = JSON.parse(frame) as { clientId: string; actions: Array<{ seq: number }> }
+    const seq = parsed.actions[0]!.seq
+    check(refusedWith(yield* receive(c, frame), seq, reason))
     const after = yield* snapshot
     assert.deepStrictEqual([after.rows, after.version], [before.rows, before.version])
-    const parsed = JSON.parse(frame) as { clientId: string; seq: number }
-    const again = onlyFailure(yield* receive(c, action(parsed.clientId, parsed.seq, create("fine", "would pass"), { requestId: "again" })), reason)
+    const again = refusedWith(yield* receive(c, action(parsed.clientId, seq, create("fine", "would pass"))), seq, reason)
     check(again)
     assert.deepStrictEqual((yield* snapshot).rows, before.rows)
+    // the refusal decided its seq: the client's next one is applied
+    const following = yield* receive(c, action(parsed.clientId, seq + 1, create("following", "following")))
+    assert.isTrue("rows" in outcome(following, seq + 1))
     const next = yield* receive(c, action("seed", 2, create("next", "next")))
-    assert.deepStrictEqual(next.map((m) => m._tag), ["Change", "Ack"])
+    assert.deepStrictEqual(next.map((m) => m._tag), ["Change", "Pushed"])
   }).pipe(Effect.provide(servicesLayer({ connections: [connection], ...layers })))
 }
 
@@ -118,57 +146,62 @@ const refuses = (frame: string | ArrayBuffer, reason: ErrorReason, check: (f: Fa
       check(onlyFailure(yield* receive(c, frame), reason))
       assert.deepStrictEqual(yield* snapshot, before)
       const after = yield* receive(c, action("seed", 2, create("next", "next")))
-      assert.deepStrictEqual(after.map((m) => m._tag), ["Change", "Ack"])
+      assert.deepStrictEqual(after.map((m) => m._tag), ["Change", "Pushed"])
     })
   )
 
 describe("ActionDispatch", () => {
-  it.effect("a valid action is applied: its Change is published, then the Ack with the rows and version", () =>
+  it.effect("a pushed action is applied: its Change is published, then the reply with the captured rows and version", () =>
     run((c) =>
       Effect.gen(function*() {
         yield* receive(c, JSON.stringify({ _tag: "Subscribe", channel: "todos", since: null }))
         const frames = yield* receive(c, action("a", 1, create("t1", "  hello  ")))
-        assert.deepStrictEqual(frames.map((m) => m._tag), ["Change", "Ack"])
-        const ack = frames[1] as Ack
-        assert.deepStrictEqual(ack.rows.map((r) => r.slice(0, 3)), [["t1", "hello", 0]])
-        assert.strictEqual(ack.version, 1)
-        assert.isFalse(ack.duplicate)
-        assert.strictEqual(ack.requestId, "a-1")
+        assert.deepStrictEqual(frames.map((m) => m._tag), ["Change", "Pushed"])
+        const reply = frames[1] as Pushed
+        assert.deepStrictEqual(reply.results.map((r) => [r.seq, "rows" in r ? r.rows.map((row) => row.slice(0, 3)) : r.reason]), [[1, [["t1", "hello", 0]]]])
+        assert.strictEqual(reply.version, 1)
+        assert.strictEqual(reply.next, 2)
+        assert.strictEqual(reply.clientId, "a")
         const state = yield* snapshot
         assert.deepStrictEqual(state.clients, [["a", 1]])
       })))
 
-  it.effect("a duplicate (clientId, clientKey: keyOf(clientId), seq) is not applied twice and is answered as a duplicate", () =>
+  it.effect("a re-sent (clientId, seq) is not applied twice and gets the first outcome's rows", () =>
     run((c) =>
       Effect.gen(function*() {
-        yield* receive(c, action("a", 1, create("t1", "one")))
-        yield* receive(c, action("a", 2, update("t1", { text: "two" })))
+        const first = outcome(yield* receive(c, action("a", 1, create("t1", "one"))), 1)
+        const second = outcome(yield* receive(c, action("a", 2, update("t1", { text: "two" }))), 2)
         const before = yield* snapshot
-        for (const seq of [2, 1]) {
-          const frames = yield* receive(c, action("a", seq, update("t1", { text: "three" }), { requestId: `retry-${seq}` }))
-          assert.deepStrictEqual(frames, [{ _tag: "Ack", requestId: `retry-${seq}`, version: before.version, rows: [], duplicate: true }])
+        for (const [seq, was] of [[2, second], [1, first]] as const) {
+          const frames = yield* receive(c, action("a", seq, update("t1", { text: "three" })))
+          assert.deepStrictEqual(frames, [{ _tag: "Pushed", channel: "todos", clientId: "a", version: before.version, next: 3, results: [{ ...was, duplicate: true }] }])
         }
         assert.deepStrictEqual(yield* snapshot, before)
-        // another client's seq 2 is its own
-        const other = yield* receive(c, action("b", 2, update("t1", { text: "b" })))
-        assert.isFalse((other.find((m) => m._tag === "Ack") as Ack).duplicate)
+        // another client's seq 1 is its own
+        const other = outcome(yield* receive(c, action("b", 1, update("t1", { text: "b" }))), 1)
+        assert.deepStrictEqual("rows" in other ? other.rows.map((r) => r[1]) : other, ["b"])
       })))
 
   it.effect("malformed JSON -> MalformedJson", () => refuses(`{"_tag":`, "MalformedJson"))
   it.effect("an unknown message -> UnknownMessage", () => refuses(`{"_tag":"Hello","requestId":"h1"}`, "UnknownMessage"))
-  it.effect("an action without seq -> UnknownMessage naming its request id", () =>
-    refuses(JSON.stringify({ _tag: "Action", requestId: "no-seq", channel: "todos", clientId: "x", action: create("x", "x") }), "UnknownMessage", (f) =>
-      assert.strictEqual(f.requestId, "no-seq")))
+  it.effect("a push without seqs -> UnknownMessage naming its client id", () =>
+    refuses(JSON.stringify({ _tag: "Push", channel: "todos", clientId: "x", clientKey: keyOf("x"), actions: [{ action: create("x", "x") }] }), "UnknownMessage", (f) =>
+      assert.strictEqual(f.clientId, "x")))
+  it.effect("a push whose seqs do not follow each other -> UnknownMessage", () =>
+    refuses(JSON.stringify({ _tag: "Push", channel: "todos", clientId: "x", clientKey: keyOf("x"), actions: [{ seq: 1, action: create("x", "x") }, { seq: 3, action: create("y", "y") }] }), "UnknownMessage"))
+  it.effect("an Action frame of the previous release -> Unavailable by its request id (that tab keeps the action queued)", () =>
+    refuses(JSON.stringify({ _tag: "Action", requestId: "old-1", channel: "todos", clientId: "x", clientKey: keyOf("x"), seq: 1, action: create("x", "x") }), "Unavailable", (f) =>
+      assert.strictEqual(f.requestId, "old-1")))
   it.effect("a binary frame -> UnknownMessage", () => refuses(new TextEncoder().encode(action("x", 1, create("x", "x"))).buffer as ArrayBuffer, "UnknownMessage"))
   for (const channel of ["nope", "todos; DROP TABLE todos", "sqlite_master", "_psync_clients"]) {
     it.effect(`unknown channel ${JSON.stringify(channel)} -> UnknownChannel`, () =>
       refuses(action("x", 1, create("x", "x"), { channel }), "UnknownChannel", (f) => {
         assert.strictEqual(f.channel, channel)
-        assert.strictEqual(f.requestId, "x-1")
+        assert.strictEqual(f.clientId, "x")
       }))
   }
-  it.effect("a schema-invalid action -> InvalidAction with its request id", () =>
-    refuses(action("x", 1, { type: "create", payload: { id: "x" } }), "InvalidAction", (f) => assert.strictEqual(f.requestId, "x-1")))
+  it.effect("a schema-invalid action -> refused InvalidAction, decided", () =>
+    refusesOnce(action("x", 1, { type: "create", payload: { id: "x" } }), "InvalidAction", (f) => assert.include(f.message, "text")))
   it.effect("a frame over the inbound limit -> FrameTooLarge", () =>
     refuses(action("x", 1, create("x", "x".repeat(300 * 1024))), "FrameTooLarge"))
   it.effect("a handler whose SQL fails -> HandlerFailed with the engine's reason, not the statement", () =>
@@ -180,21 +213,21 @@ describe("ActionDispatch", () => {
     refusesOnce(action("x", 1, create("x", " ")), "ActionRejected", (f) => assert.strictEqual(f.message, "text must be 1 to 200 characters")))
   it.effect("a handler that fails after writing -> its refusal, and its row is rolled back", () =>
     refusesOnce(action("x", 1, create("x", FAIL_AFTER_WRITE)), "ActionRejected", (f) => assert.strictEqual(f.message, "failed after writing")))
-  it.effect("a handler that returns a row not matching the record Schema -> InvalidRecord naming the column, rolled back", () =>
+  it.effect("a handler that writes a row not matching the record Schema -> InvalidRecord naming the column, rolled back", () =>
     refusesOnce(action("x", 1, create("x", "x")), "InvalidRecord", (f) => assert.include(f.message, "column completed"), {
-      handler: breakingOn("x", Effect.map(Storage.use((sql) => sql.raw("INSERT INTO todos VALUES ('x', 'x', 0, 1, 1, NULL, 1)")), () => [["x", "x", "yes", 1, 1, 1, null]]))
+      handler: breakingOn("x", Effect.map(Storage.use((sql) => sql.raw("INSERT INTO todos VALUES ('x', 'x', 'yes', 1, 1, NULL, 1)")), () => []))
     }))
   it.effect("a handler that dies -> HandlerFailed, rolled back", () =>
     refusesOnce(action("x", 1, create("x", "x")), "HandlerFailed", (f) => assert.include(f.message, "kaboom"), {
       handler: breakingOn("x", Effect.andThen(Storage.use((sql) => sql.raw("INSERT INTO todos VALUES ('x', 'x', 0, 1, 1, NULL, 1)")), Effect.die(new Error("kaboom"))))
     }))
 
-  it.effect("a read-only connection may subscribe but its actions get ReadOnly", () =>
+  it.effect("a read-only connection may subscribe but its actions are refused ReadOnly", () =>
     run((c) =>
       Effect.gen(function*() {
         const sync = yield* receive(c, JSON.stringify({ _tag: "Subscribe", channel: "todos", since: null }))
         assert.strictEqual(sync[sync.length - 1]!._tag, "Synced")
-        onlyFailure(yield* receive(c, action("x", 1, create("x", "x"))), "ReadOnly")
+        refusedWith(yield* receive(c, action("x", 1, create("x", "x"))), 1, "ReadOnly")
         assert.deepStrictEqual((yield* snapshot).rows, [])
       }), { state: { ...initialState, readOnly: true } }))
 
@@ -221,8 +254,8 @@ describe("ActionDispatch", () => {
         const second = yield* Effect.forkChild(ActionDispatch.use((d) => d.receive(c, action("o", 2, create("fast", "fast")))), { startImmediately: true })
         yield* Fiber.join(first)
         yield* Fiber.join(second)
-        const acks = decodedFrames(c).filter((m): m is Ack => m._tag === "Ack")
-        assert.deepStrictEqual(acks.map((a) => [a.requestId, a.duplicate]), [["o-1", false], ["o-2", false]])
+        const replies = decodedFrames(c).filter((m): m is Pushed => m._tag === "Pushed")
+        assert.deepStrictEqual(replies.map((r) => r.results.map((x) => [x.seq, "rows" in x])), [[[1, true]], [[2, true]]])
         const { rows, clients } = yield* snapshot
         assert.deepStrictEqual(rows.map((r) => r[0]), ["fast", "slow"])
         assert.deepStrictEqual(clients, [["o", 2]])
@@ -241,7 +274,7 @@ describe("ActionDispatch", () => {
         assert.deepStrictEqual(yield* receive(c, JSON.stringify({ _tag: "Unsubscribe", channel: "todos" })), [])
         assert.deepStrictEqual(c.state.channels, [])
         const frames = yield* receive(c, action("x", 1, create("x", "x")))
-        assert.deepStrictEqual(frames.map((m) => m._tag), ["Ack"])
+        assert.deepStrictEqual(frames.map((m) => m._tag), ["Pushed"])
       })))
 })
 
@@ -261,7 +294,7 @@ describe("ActionDispatch: identities and limits", () => {
     }))
     return Effect.gen(function*() {
       yield* receive(connection, action("client-a", 3, create("t", "t")))
-      assert.deepStrictEqual(seen, [{ principal: { user: "ada" }, connectionId: "conn-7", clientId: "client-a", seq: 3, requestId: "client-a-3" }])
+      assert.deepStrictEqual(seen, [{ principal: { user: "ada" }, connectionId: "conn-7", clientId: "client-a", seq: 3, requestId: "client-a:3" }])
     }).pipe(Effect.provide(servicesLayer({ connections: [connection], handler })))
   })
 
@@ -269,11 +302,11 @@ describe("ActionDispatch: identities and limits", () => {
     run((c) =>
       Effect.gen(function*() {
         yield* receive(c, action("victim", 1, create("v1", "mine")))
-        const forged = JSON.stringify({ _tag: "Action", requestId: "forged", channel: "todos", clientId: "victim", clientKey: "attacker-key-0123456", seq: 2 ** 40, action: create("f", "forged") })
+        const forged = JSON.stringify({ _tag: "Push", channel: "todos", clientId: "victim", clientKey: "attacker-key-0123456", actions: [{ seq: 2, action: create("f", "forged") }] })
         const failure = onlyFailure(yield* receive(c, forged), "ClientMismatch")
-        assert.strictEqual(failure.requestId, "forged")
+        assert.strictEqual(failure.clientId, "victim")
         const next = yield* receive(c, action("victim", 2, create("v2", "still mine")))
-        assert.isFalse((next.find((m) => m._tag === "Ack") as Ack).duplicate)
+        assert.isTrue("rows" in outcome(next, 2))
         assert.deepStrictEqual((yield* snapshot).rows.map((r) => r[0]), ["v1", "v2"])
       })))
 
@@ -302,8 +335,8 @@ describe("ActionDispatch: identities and limits", () => {
       first.sent.length = 0
       second.sent.length = 0
       const reply = yield* receive(first, action("one", 1, create("a", "from the first socket")))
-      assert.deepStrictEqual(reply.map((m) => m._tag), ["Change", "Ack"])
-      // the second socket gets the change as a Change frame of its own, not folded into the first one's Ack
+      assert.deepStrictEqual(reply.map((m) => m._tag), ["Change", "Pushed"])
+      // the second socket gets the change as a Change frame of its own, not folded into the first one's reply
       assert.deepStrictEqual(decodedFrames(second).map((m) => m._tag), ["Change"])
     }).pipe(Effect.provide(servicesLayer({ connections: [first, second] })))
   })
@@ -312,15 +345,17 @@ describe("ActionDispatch: identities and limits", () => {
     const v2 = Channel.make("todos", { record: todos.record, action: todos.action, version: 2, upgrade: { 1: (a) => a } })
     const strict = Channel.make("todos", { record: todos.record, action: todos.action, version: 2 })
     const frame = (clientId: string) =>
-      JSON.stringify({ _tag: "Action", requestId: `${clientId}-1`, channel: "todos", clientId, clientKey: `${clientId}-key-0123456789`, seq: 1, action: create(clientId, "old"), schema: 1 })
+      JSON.stringify({ _tag: "Push", channel: "todos", clientId, clientKey: `${clientId}-key-0123456789`, actions: [{ seq: 1, action: create(clientId, "old"), schema: 1 }] })
     const run = (channel: Channel.Any, clientId: string) => {
       const c = makeMemoryConnection("c")
-      return Effect.flatMap(receive(c, frame(clientId)), (frames) => Effect.succeed(frames.map((m) => m._tag === "Failure" ? m.reason : m._tag)))
-        .pipe(Effect.provide(servicesLayer({ connections: [c], channels: [channel] })))
+      return Effect.flatMap(receive(c, frame(clientId)), (frames) => {
+        const result = outcome(frames, 1)
+        return Effect.succeed("reason" in result ? result.reason : "Applied")
+      }).pipe(Effect.provide(servicesLayer({ connections: [c], channels: [channel] })))
     }
     return Effect.gen(function*() {
-      assert.deepStrictEqual(yield* run(v2, "up"), ["Ack"])
-      assert.deepStrictEqual(yield* run(strict, "no"), ["Outdated"])
+      assert.strictEqual(yield* run(v2, "up"), "Applied")
+      assert.strictEqual(yield* run(strict, "no"), "Outdated")
     })
   })
 })

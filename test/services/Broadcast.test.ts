@@ -54,7 +54,7 @@ describe("Broadcast", () => {
     }).pipe(Effect.provide(layer))
   })
 
-  it.effect("an action's sender gets its changes inside the Ack, the other subscribers as Change frames", () => {
+  it.effect("a push's sender gets its changes inside the reply, the other subscribers as Change frames", () => {
     const { todos, both, layer } = setup()
     return Effect.gen(function*() {
       const b = yield* Broadcast
@@ -63,17 +63,17 @@ describe("Broadcast", () => {
       const withheld = yield* b.publish([changes("todos", 1, ["t1"])], todos)
       assert.deepStrictEqual(todos.sent, [])
       assert.deepStrictEqual(withheld, both.sent)
-      yield* b.ack(todos, { _tag: "Ack", requestId: "r1", version: 1, rows: [], duplicate: false }, withheld)
+      yield* b.pushed(todos, { _tag: "Pushed", channel: "todos", clientId: "c", version: 1, next: 2, results: [{ seq: 1, rows: [] }] }, withheld)
       // one frame for the sender, and its Change is the very text the others got
       assert.strictEqual(todos.sent.length, 1)
       assert.include(todos.sent[0]!, both.sent[0]!)
       const frames = decodedFrames(todos)
-      assert.deepStrictEqual(frames.map((m) => m._tag), ["Change", "Ack"])
+      assert.deepStrictEqual(frames.map((m) => m._tag), ["Change", "Pushed"])
       assert.deepStrictEqual(frames[0], decodedFrames(both)[0])
     }).pipe(Effect.provide(layer))
   })
 
-  it.effect("an Ack that would exceed the frame limit with its changes is sent after them, separately", () => {
+  it.effect("a reply that would exceed the frame limit with its changes is sent after them, separately", () => {
     const { todos, layer } = setup(2_000)
     return Effect.gen(function*() {
       const b = yield* Broadcast
@@ -81,11 +81,11 @@ describe("Broadcast", () => {
       const ids = Array.from({ length: 60 }, (_, i) => `row-${i}`)
       const withheld = yield* b.publish([changes("todos", 60, ids)], todos)
       assert.isAbove(withheld.length, 1)
-      yield* b.ack(todos, { _tag: "Ack", requestId: "r1", version: 60, rows: [], duplicate: false }, withheld)
+      yield* b.pushed(todos, { _tag: "Pushed", channel: "todos", clientId: "c", version: 60, next: 2, results: [{ seq: 1, rows: [] }] }, withheld)
       assert.strictEqual(todos.sent.length, withheld.length + 1)
       for (const frame of todos.sent) assert.isAtMost(new TextEncoder().encode(frame).length, 2_000)
       const frames = decodedFrames(todos)
-      assert.strictEqual(frames[frames.length - 1]!._tag, "Ack")
+      assert.strictEqual(frames[frames.length - 1]!._tag, "Pushed")
       assert.strictEqual((frames[frames.length - 1] as { changes?: unknown }).changes, undefined)
     }).pipe(Effect.provide(layer))
   })
@@ -137,20 +137,35 @@ describe("Broadcast", () => {
     }).pipe(Effect.provide(layer))
   })
 
-  it.effect("an Ack whose rows exceed the frame limit sends them first as AckRows chunks below the limit, then the Ack", () => {
+  it.effect("a result whose rows exceed the frame limit sends them first as ResultRows chunks below the limit, then the reply", () => {
     const limit = 2_000
     const { todos, layer } = setup(limit)
     return Effect.gen(function*() {
       const b = yield* Broadcast
       const rows = Array.from({ length: 300 }, (_, i) => [`row-${i}`, "x".repeat(20), 0, 1, 1, null])
-      yield* b.ack(todos, { _tag: "Ack", requestId: "big", version: 7, rows, duplicate: false }, [])
+      yield* b.pushed(todos, { _tag: "Pushed", channel: "todos", clientId: "big", version: 7, next: 2, results: [{ seq: 1, rows }] }, [])
       assert.isTrue(todos.sent.every((frame) => new TextEncoder().encode(frame).length <= limit))
       const frames = decodedFrames(todos)
       const last = frames.pop()!
-      assert.deepStrictEqual(last, { _tag: "Ack", requestId: "big", version: 7, rows: [], duplicate: false })
+      assert.deepStrictEqual(last, { _tag: "Pushed", channel: "todos", clientId: "big", version: 7, next: 2, results: [{ seq: 1, rows: [] }] })
       assert.isAbove(frames.length, 1)
-      assert.isTrue(frames.every((m) => m._tag === "AckRows" && m.requestId === "big"))
-      assert.deepStrictEqual(frames.flatMap((m) => m._tag === "AckRows" ? m.rows : []), rows)
+      assert.isTrue(frames.every((m) => m._tag === "ResultRows" && m.clientId === "big" && m.seq === 1))
+      assert.deepStrictEqual(frames.flatMap((m) => m._tag === "ResultRows" ? m.rows : []), rows)
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("results that do not fit in one reply are split over several, each below the limit, in seq order", () => {
+    const limit = 2_000
+    const { todos, layer } = setup(limit)
+    return Effect.gen(function*() {
+      const b = yield* Broadcast
+      const results = Array.from({ length: 40 }, (_, i) => ({ seq: i + 1, rows: [[`row-${i}`, "y".repeat(60), 0, 1, 1, null]] }))
+      yield* b.pushed(todos, { _tag: "Pushed", channel: "todos", clientId: "many", version: 9, next: 41, results }, [])
+      assert.isTrue(todos.sent.every((frame) => new TextEncoder().encode(frame).length <= limit))
+      const frames = decodedFrames(todos)
+      assert.isAbove(frames.length, 1)
+      assert.isTrue(frames.every((m) => m._tag === "Pushed" && m.next === 41))
+      assert.deepStrictEqual(frames.flatMap((m) => m._tag === "Pushed" ? m.results : []), results)
     }).pipe(Effect.provide(layer))
   })
 })

@@ -11,9 +11,10 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { SyncRows } from "../../src/protocol/Protocol.ts"
-import { DECIDED_WINDOW } from "../../src/services/ClientLedger.ts"
+import type { PreparedAction, PreparedPush } from "../../src/services/Batch.ts"
+import { ActionRejected } from "../../src/services/Errors.ts"
 import { initialState } from "../../src/services/Connections.ts"
-import { type ActionKey, MARK_EVERY, Reconciliation } from "../../src/services/Reconciliation.ts"
+import { MARK_EVERY, Reconciliation } from "../../src/services/Reconciliation.ts"
 import { Storage } from "../../src/services/Storage.ts"
 import { defaultOptions } from "../../src/services/SyncConfig.ts"
 import { makeMemoryConnection } from "../../src/testing/MemoryConnections.ts"
@@ -54,12 +55,40 @@ const sync = (since: number | null, history?: string) =>
     }
   })
 
-const key = (clientId: string, seq: number, extra: Partial<ActionKey> = {}): ActionKey => ({
-  clientId,
-  clientKey: `key-of-${clientId}-0123456789`,
-  seq,
-  ...extra
-})
+/** An action that inserts a row, one that is refused by its handler, one refused before it runs. */
+const inserts = (seq: number, id: string): PreparedAction<Storage> => ({ seq, run: insertRow(id) })
+const rejected = (seq: number, message: string): PreparedAction<Storage> => ({ seq, run: Effect.andThen(insertRow(`r${seq}`), Effect.fail(new ActionRejected({ message }))) })
+const notAuthorized = (seq: number): PreparedAction<Storage> => ({ seq, refused: { reason: "NotAuthorized", message: "no" } })
+
+/** Decides a push of `clientId` through Reconciliation, as dispatch does. */
+const decide = (
+  clientId: string,
+  actions: ReadonlyArray<PreparedAction<Storage>>,
+  extra: Partial<Omit<PreparedPush<Storage>, "actions" | "clientId">> = {}
+) =>
+  Effect.gen(function*() {
+    const r = yield* Reconciliation
+    return yield* r.exclusive(r.decide({
+      channel: todos,
+      clientId,
+      clientKey: `key-of-${clientId}-0123456789`,
+      principal: null,
+      confirmed: undefined,
+      skip: undefined,
+      ...extra,
+      actions
+    }, makeMemoryConnection("pusher")))
+  })
+
+/** A decided batch's outcomes as `seq:outcome` (`seq:ids` applied, `seq:Reason` refused); a refused push as its reason. */
+const outcomes = (decided: { readonly _tag: string; readonly results?: ReadonlyArray<unknown>; readonly failure?: { readonly reason: string } }) =>
+  decided._tag === "Refused"
+    ? decided.failure!.reason
+    : (decided.results as ReadonlyArray<{ seq: number; rows?: ReadonlyArray<ReadonlyArray<unknown>>; reason?: string }>).map((r) =>
+      `${r.seq}:${r.reason ?? r.rows!.map((row) => row[0]).join(",")}`
+    )
+
+const ledgerRow = (clientId: string) => exec("SELECT seq, outcomes FROM _psync_clients WHERE client_id = ?", clientId)
 
 describe("Reconciliation: capture and versions", () => {
   it.effect("triggers capture inserts, updates and hard deletes made with plain SQL outside write", () =>
@@ -456,72 +485,132 @@ describe("Reconciliation: GC", () => {
 })
 
 describe("Reconciliation: the client ledger", () => {
-  const claim = (k: ActionKey, now = 1_000) => Effect.map(Reconciliation.use((r) => r.write(r.claim(k, now))), (w) => w.value._tag)
-
-  it.effect("claim takes each seq once: new highest, then lower ones it has not seen, never one it has", () =>
+  it.effect("a client's actions are decided in order, one batch in one write; a re-send gets its first outcome; one past the next waits", () =>
     withRoom(() =>
       Effect.gen(function*() {
-        assert.strictEqual(yield* claim(key("c1", 3)), "New")
-        assert.strictEqual(yield* claim(key("c2", 1)), "New")
-        assert.strictEqual(yield* claim(key("c1", 3)), "Decided")
-        // 1 and 2 were never decided: each may be claimed once, below the highest
-        assert.strictEqual(yield* claim(key("c1", 1)), "New")
-        assert.strictEqual(yield* claim(key("c1", 1)), "Decided")
-        assert.strictEqual(yield* claim(key("c1", 10)), "New")
-        assert.strictEqual(yield* claim(key("c1", 2)), "New")
-        assert.strictEqual(yield* claim(key("c1", 2)), "Decided")
-        assert.strictEqual(yield* claim(key("c1", 9)), "New")
-        // past the window, lower seqs count as decided
-        assert.strictEqual(yield* claim(key("c1", 10 + DECIDED_WINDOW + 5)), "New")
-        assert.strictEqual(yield* claim(key("c1", 4)), "Decided")
-        // a claim rolled back with its action leaves the seq free
-        const r = yield* Reconciliation
-        const failed = yield* Effect.exit(r.write(Effect.andThen(r.claim(key("c3", 1), 1_000), Effect.fail("refused"))))
-        assert.strictEqual(failed._tag, "Failure")
-        assert.strictEqual(yield* claim(key("c3", 1)), "New")
+        const first = yield* decide("c1", [inserts(1, "a"), inserts(2, "b"), inserts(3, "c")])
+        assert.deepStrictEqual(outcomes(first), ["1:a", "2:b", "3:c"])
+        assert.strictEqual(first._tag === "Decided" && first.next, 4)
+        assert.deepStrictEqual((yield* ledgerRow("c1")).map((row) => row[0]), [3])
+        // a re-send of 2..3 and the new 4: the first two answered from the ledger, 4 applied
+        const again = yield* decide("c1", [inserts(2, "b-again"), inserts(3, "c-again"), inserts(4, "d")])
+        assert.deepStrictEqual(outcomes(again), ["2:b", "3:c", "4:d"])
+        // 6 is past the next (5): nothing is decided, the reply says where to resume
+        const gap = yield* decide("c1", [inserts(6, "f")])
+        assert.deepStrictEqual(outcomes(gap), [])
+        assert.strictEqual(gap._tag === "Decided" && gap.next, 5)
+        assert.deepStrictEqual((yield* exec("SELECT id FROM todos ORDER BY id")).map((row) => row[0]), ["a", "b", "c", "d"])
         // bookkeeping is not a channel change
-        assert.strictEqual(yield* r.version, 0)
+        assert.strictEqual(yield* Reconciliation.use((r) => r.version), 4)
       })))
 
-  it.effect("only the key that first used a client id may use it again: a forged claim changes nothing", () =>
+  it.effect("a failing action rolls back only its own writes; the batch goes on and its refusal is final", () =>
     withRoom(() =>
       Effect.gen(function*() {
-        assert.strictEqual(yield* claim(key("victim", 1)), "New")
-        assert.strictEqual(yield* claim(key("victim", 2 ** 40, { clientKey: "forged-key-0123456789" })), "Mismatch")
-        assert.strictEqual(yield* claim(key("victim", 2)), "New")
-        assert.deepStrictEqual(yield* exec("SELECT seq FROM _psync_clients WHERE client_id = 'victim'"), [[2]])
-      })))
-
-  it.effect("a refusal is final: every re-send gets it, and a refused seq cannot be applied later", () =>
-    withRoom(() =>
-      Effect.gen(function*() {
-        const r = yield* Reconciliation
-        assert.strictEqual((yield* r.exclusive(r.refuse(key("c", 1), "HandlerFailed", "UNIQUE constraint failed", 1_000)))._tag, "New")
+        const batch = yield* decide("c", [inserts(1, "a"), rejected(2, "no b"), inserts(3, "c"), notAuthorized(4), inserts(5, "e")])
+        assert.deepStrictEqual(outcomes(batch), ["1:a", "2:ActionRejected", "3:c", "4:NotAuthorized", "5:e"])
+        assert.deepStrictEqual((yield* exec("SELECT id FROM todos ORDER BY id")).map((row) => row[0]), ["a", "c", "e"])
+        // every re-send gets the first answer, even with an action that would now pass
         for (let i = 0; i < 2; i++) {
-          const again = yield* r.write(r.claim(key("c", 1), 1_000))
-          assert.deepStrictEqual(again.value, { _tag: "Decided", decision: { _tag: "Refused", reason: "HandlerFailed", message: "UNIQUE constraint failed" } })
+          assert.deepStrictEqual(outcomes(yield* decide("c", [inserts(2, "b"), inserts(4, "d")])), ["2:ActionRejected", "4:NotAuthorized"])
         }
-        // refusing an applied seq records nothing and reports the decision
-        assert.strictEqual(yield* claim(key("c", 2)), "New")
-        assert.deepStrictEqual(yield* r.exclusive(r.refuse(key("c", 2), "NotAuthorized", "no", 1_000)), { _tag: "Decided", decision: { _tag: "Applied" } })
+        assert.deepStrictEqual((yield* exec("SELECT id FROM todos ORDER BY id")).map((row) => row[0]), ["a", "c", "e"])
       })))
 
-  it.effect("clients idle past the retention are forgotten; a re-send first sent before then is refused as expired, a new action is not", () =>
+  it.effect("outcomes are kept until the client confirms them, then forgotten; a confirm alone writes nothing at once", () =>
+    withRoom(() =>
+      Effect.gen(function*() {
+        yield* decide("c", [inserts(1, "a"), rejected(2, "no")])
+        const kept = JSON.parse(String((yield* ledgerRow("c"))[0]![1])) as Array<Array<unknown>>
+        assert.deepStrictEqual(kept.map((o) => o[0]), [1, 2])
+        // the next push confirms 1: its outcome goes, 2's stays
+        yield* decide("c", [inserts(3, "c")], { confirmed: 1 })
+        const after = JSON.parse(String((yield* ledgerRow("c"))[0]![1])) as Array<Array<unknown>>
+        assert.deepStrictEqual(after.map((o) => o[0]), [2, 3])
+        // a push with nothing to decide only remembers the confirm; the GC writes it
+        const usage = (yield* Storage).usage()
+        yield* decide("c", [], { confirmed: 3 })
+        assert.strictEqual((yield* Storage).usage().rowsWritten, usage.rowsWritten)
+        yield* Reconciliation.use((r) => r.gc(100 * DAY))
+        assert.deepStrictEqual(yield* ledgerRow("c"), [[3, null]])
+      })))
+
+  it.effect("only the key that first used a client id may use it again: a forged push changes nothing", () =>
+    withRoom(() =>
+      Effect.gen(function*() {
+        yield* decide("victim", [inserts(1, "v1")])
+        const forged = yield* decide("victim", [inserts(2, "forged")], { clientKey: "forged-key-0123456789" })
+        assert.strictEqual(outcomes(forged), "ClientMismatch")
+        assert.deepStrictEqual(outcomes(yield* decide("victim", [inserts(2, "v2")])), ["2:v2"])
+        assert.deepStrictEqual((yield* ledgerRow("victim")).map((row) => row[0]), [2])
+      })))
+
+  it.effect("a client that no longer holds the seq the ledger expects may skip it: decided as never applied", () =>
+    withRoom(() =>
+      Effect.gen(function*() {
+        yield* decide("c", [inserts(1, "a")])
+        assert.deepStrictEqual(outcomes(yield* decide("c", [inserts(4, "d")])), [])
+        const skipped = yield* decide("c", [inserts(4, "d")], { skip: 2 })
+        assert.deepStrictEqual(outcomes(skipped), ["4:d"])
+        assert.deepStrictEqual(outcomes(yield* decide("c", [inserts(2, "b"), inserts(3, "c")])), ["2:Skipped", "3:Skipped"])
+        // a skip that does not start at the next seq is ignored
+        assert.deepStrictEqual(outcomes(yield* decide("c", [inserts(9, "i")], { skip: 7 })), [])
+        assert.deepStrictEqual((yield* exec("SELECT id FROM todos ORDER BY id")).map((row) => row[0]), ["a", "d"])
+      })))
+
+  it.effect("idle clients with nothing to confirm are forgotten; one with outcomes to confirm is kept; a forgotten client's next push is new", () =>
     withRoom(() =>
       Effect.gen(function*() {
         const r = yield* Reconciliation
-        const t0 = 10 * DAY
-        assert.strictEqual(yield* claim(key("idle", 1), t0), "New")
-        assert.strictEqual(yield* claim(key("busy", 1), t0 + 29 * DAY), "New")
-        const later = t0 + defaultOptions.clientRetentionMs + DAY
-        const gc = yield* r.gc(later)
+        yield* decide("settled", [inserts(1, "a")])
+        yield* decide("settled", [], { confirmed: 1 })
+        yield* decide("unsure", [inserts(1, "b")])
+        const gc = yield* r.gc(Date.now() + defaultOptions.clientRetentionMs + DAY)
         assert.strictEqual(gc.clientsPruned, 1)
-        assert.deepStrictEqual((yield* exec("SELECT client_id FROM _psync_clients")).map((row) => row[0]), ["busy"])
-        // seq 1 came back: it was first sent long ago, so it may have been applied
-        assert.strictEqual(yield* claim(key("idle", 1, { sentAt: t0 }), later), "Expired")
-        // seq 2 was never sent before: it is applied
-        assert.strictEqual(yield* claim(key("idle", 2), later), "New")
-        // a known client's old re-send is answered from the ledger as usual
-        assert.strictEqual(yield* claim(key("busy", 1, { sentAt: t0 }), later), "Decided")
+        assert.deepStrictEqual((yield* exec("SELECT client_id FROM _psync_clients")).map((row) => row[0]), ["unsure"])
+        // the kept client's re-send is still answered from the ledger
+        assert.deepStrictEqual(outcomes(yield* decide("unsure", [inserts(1, "b-again")])), ["1:b"])
+        // the forgotten one had settled everything: what it pushes now is new, whatever its seq
+        assert.deepStrictEqual(outcomes(yield* decide("settled", [inserts(2, "c")])), ["2:c"])
       })))
+
+  it.effect("a principal holds at most maxClientsPerPrincipal client ids: a new one takes a confirmed one's place, or is refused", () => {
+    const watcher = makeMemoryConnection("watcher")
+    return Effect.gen(function*() {
+      const as = (principal: string) => ({ principal })
+      yield* decide("p1", [inserts(1, "a")], as("ada"))
+      yield* decide("p2", [inserts(1, "b")], as("ada"))
+      // both hold outcomes to confirm: a third id is refused, another principal is not
+      assert.strictEqual(outcomes(yield* decide("p3", [inserts(1, "c")], as("ada"))), "TooManyClients")
+      assert.deepStrictEqual(outcomes(yield* decide("q1", [inserts(1, "q")], as("bob"))), ["1:q"])
+      // once p1 confirmed everything, the new id takes its place
+      yield* decide("p1", [], { ...as("ada"), confirmed: 1 })
+      yield* decide("p1", [inserts(2, "a2")], { ...as("ada"), confirmed: 1 })
+      yield* decide("p1", [], { ...as("ada"), confirmed: 2 })
+      yield* Reconciliation.use((r) => r.gc(1))
+      assert.deepStrictEqual(outcomes(yield* decide("p3", [inserts(1, "c")], as("ada"))), ["1:c"])
+      assert.deepStrictEqual((yield* exec("SELECT client_id FROM _psync_clients ORDER BY client_id")).map((row) => row[0]), ["p2", "p3", "q1"])
+    }).pipe(Effect.provide(servicesLayer({ connections: [watcher], options: { maxClientsPerPrincipal: 2 } })))
+  })
+
+  it.effect("rows of the first releases' ledger are read: decided seqs are answered, seqs it never decided are decided once", () => {
+    const watcher = makeMemoryConnection("watcher")
+    return Effect.gen(function*() {
+      // seq 5 highest; bit 0 (seq 4) and bit 2 (seq 2) decided; seqs 3 and 1 never were; seq 2 refused
+      assert.deepStrictEqual(outcomes(yield* decide("old", [inserts(2, "x")])), ["2:HandlerFailed"])
+      assert.deepStrictEqual(outcomes(yield* decide("old", [inserts(3, "three")])), ["3:three"])
+      assert.deepStrictEqual(outcomes(yield* decide("old", [inserts(3, "three-again"), inserts(4, "y"), inserts(5, "z"), inserts(6, "six")])), ["3:three", "4:", "5:", "6:six"])
+      assert.deepStrictEqual(outcomes(yield* decide("old", [inserts(1, "one")])), ["1:one"])
+      assert.deepStrictEqual((yield* exec("SELECT id FROM todos ORDER BY id")).map((row) => row[0]), ["one", "six", "three"])
+    }).pipe(Effect.provide(servicesLayer({
+      connections: [watcher],
+      setup: [
+        TODO_TABLE,
+        "CREATE TABLE _psync_clients (client_id TEXT PRIMARY KEY NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, decided INTEGER NOT NULL DEFAULT 0, seen INTEGER NOT NULL) WITHOUT ROWID",
+        "INSERT INTO _psync_clients VALUES ('old', 'key-of-old-0123456789', 5, 5, 1)",
+        "CREATE TABLE _psync_refused (client_id TEXT NOT NULL, seq INTEGER NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL, PRIMARY KEY (client_id, seq)) WITHOUT ROWID",
+        "INSERT INTO _psync_refused VALUES ('old', 2, 'HandlerFailed', 'UNIQUE constraint failed')"
+      ]
+    })))
+  })
 })
