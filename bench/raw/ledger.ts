@@ -1,9 +1,10 @@
 /**
  * The floor of our storage design, by hand: a raw partyserver object that
- * does per action what SyncServer's SQL does (claim the client's seq in the
- * ledger, insert the row with the change-log trigger, read the changes after
- * the published version, all in one `transactionSync`), with no Effect, no
- * Schema and no services. `bench/floor.ts` compares its server CPU per action
+ * does per push what SyncServer's SQL does (read the client's ledger row,
+ * insert the row with the change-log trigger in a savepoint, read the
+ * changes after the version before it, write the ledger row, all in one
+ * `transactionSync`), with no Effect, no Schema and no services. Each frame
+ * is a push of one action, as the raw baseline sends them. `bench/floor.ts` compares its server CPU per action
  * with raw's and ours: the gap to raw is what the design's SQL costs, the
  * gap to ours is what the library's code costs.
  *
@@ -24,7 +25,7 @@ interface SqlStorageLike {
 const CHANGES =
   `SELECT l.version, l.deleted, l.id, t.* FROM _psync_log l LEFT JOIN todos t ON t.id = l.id ` +
   `WHERE l.version > ? AND l.channel = 1 ORDER BY l.version`
-const KEY = "bench-floor-key-"
+const KEY = "bench-floor-key-0123456789"
 
 export class RawLedger extends Server {
   static override options = { hibernate: true }
@@ -59,12 +60,18 @@ export class RawLedger extends Server {
       const seq = (this.#seqs.get(connection) ?? 0) + 1
       this.#seqs.set(connection, seq)
       const { row, changes } = this.#storage.transactionSync(() => {
-        if (this.#exec(Ledger.CLAIM, connection.id, KEY, seq, now).length === 0) throw new Error("floor: seq already decided")
-        const inserted = this.#exec(
-          "INSERT INTO todos (id, text, completed, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING *",
-          frame.id, frame.text.trim(), frame.completed, now, now
-        )
-        return { row: inserted[0] ?? null, changes: this.#exec(CHANGES, this.#published) }
+        const client = this.#exec(Ledger.LOAD, connection.id)[0]
+        if (client !== undefined && Number(client[1]) >= seq) throw new Error("floor: seq already decided")
+        const { inserted, captured } = this.#storage.transactionSync(() => {
+          const inserted = this.#exec(
+            "INSERT INTO todos (id, text, completed, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING *",
+            frame.id, frame.text.trim(), frame.completed, now, now
+          )
+          return { inserted, captured: this.#exec(CHANGES, this.#published) }
+        })
+        const outcome = JSON.stringify([[seq, captured.map((c) => c.slice(3))]])
+        this.#exec(Ledger.SAVE, connection.id, KEY, seq, null, now, null, outcome)
+        return { row: inserted[0] ?? null, changes: captured }
       })
       this.#published = Number(changes[changes.length - 1]?.[0] ?? this.#published)
       const rows = changes.map((c) => c.slice(3))

@@ -18,7 +18,7 @@ import { ActionDiscarded, type SendError } from "../protocol/Errors.ts"
 import { layerIndexedDb } from "./IndexedDbStore.ts"
 import * as Listeners from "./Listeners.ts"
 import { makeMemoryStore } from "./MemoryStore.ts"
-import { type ClientOptions, makeCore, type OpenSocket, type Optimistic, type SyncClientCore, type SyncStatus } from "./SyncClient.ts"
+import { type ClientOptions, type DiscardedAction, makeCore, type OpenSocket, type Optimistic, type SyncClientCore, type SyncStatus } from "./SyncClient.ts"
 
 /** Where the facade keeps its local cache. */
 export type StoreOption =
@@ -34,6 +34,10 @@ export interface PlainSyncClient<C extends Channel.Any> {
   subscribe(listener: () => void): () => void
   getStatus(): SyncStatus
   subscribeStatus(listener: () => void): () => void
+  /** Queued actions the server refused while no `send` waited for them (see `SyncClientCore.getDiscarded`). */
+  getDiscarded(): ReadonlyArray<DiscardedAction<Channel.ActionOf<C>>>
+  /** Forgets the discarded actions once shown. */
+  dismissDiscarded(): void
   /**
    * Resolves with the server's rows; rejects with a `SendError` (`ActionRejected`, `NotAuthorized`, `HandlerFailed`, ...).
    * While the status says `unauthorized` (the socket was refused, why in `lastError`), `outdated` or `unavailable`,
@@ -117,6 +121,8 @@ export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C
   return {
     getSnapshot: () => (client === undefined ? EMPTY : client.getSnapshot()),
     getStatus: () => (client === undefined ? STARTING : client.getStatus()),
+    getDiscarded: () => (client === undefined ? EMPTY : client.getDiscarded()),
+    dismissDiscarded: () => client?.dismissDiscarded(),
     subscribe,
     subscribeStatus: subscribe,
     send,

@@ -151,16 +151,24 @@ export const make = <A>(options: PendingStoreOptions<A>) => {
     const { channel } = options
     let encoded = stored.a
     let schema = stored.s ?? channel.version
+    let decoded: Exit.Exit<A, unknown> | undefined
     if (schema < channel.version) {
       try {
-        encoded = Channel.upgradeAction(channel, schema, encoded)
-        schema = channel.version
+        // declared steps, or none: an action that decodes under this build's Schema needs none
+        const upgraded = Channel.upgradeAction(channel, schema, encoded)
+        const exit = options.decodeAction(upgraded)
+        if (Exit.isSuccess(exit)) {
+          encoded = upgraded
+          schema = channel.version
+          decoded = exit
+        }
       } catch {
-        // left for the server, which upgrades it or says why it cannot
+        // left for the server, which refuses it with the reason (the client lists it among the discarded)
       }
+    } else {
+      decoded = options.decodeAction(encoded)
+      if (Exit.isFailure(decoded)) engine.report("InvalidAction", `queued action: ${messageOf(decoded.cause)}`)
     }
-    const decoded = schema === channel.version ? options.decodeAction(encoded) : undefined
-    if (decoded !== undefined && Exit.isFailure(decoded)) engine.report("InvalidAction", `queued action: ${messageOf(decoded.cause)}`)
     return {
       clientId: id,
       clientKey: stored.k,

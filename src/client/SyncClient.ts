@@ -32,10 +32,10 @@ import * as PendingStore from "./PendingStore.ts"
 import { signal, writer } from "./Signal.ts"
 import { retryAfterBackoff } from "./Retry.ts"
 import type { PendingAction } from "./Outbox.ts"
-import { SyncEngine, type SyncStatus } from "./SyncEngine.ts"
+import { type DiscardedAction, SyncEngine, type SyncStatus } from "./SyncEngine.ts"
 import { attach, DEFAULT_MAX_IN_FLIGHT, type Link, locationOf, OPEN, type SocketLike } from "./Transport.ts"
 
-export type { SyncStatus } from "./SyncEngine.ts"
+export type { DiscardedAction, SyncStatus } from "./SyncEngine.ts"
 export type { SocketLike } from "./Transport.ts"
 
 /** What an action adds to a push besides its encoding: `{"seq":…,"action":…,"schema":…}`. */
@@ -121,6 +121,14 @@ export interface SyncClientCore<C extends Channel.Any> {
   readonly getSnapshot: () => ReadonlyArray<Channel.RecordOf<C>>
   /** The current status, synchronously. */
   readonly getStatus: () => SyncStatus
+  /**
+   * Queued actions the server refused while no `send` waited for them (queued
+   * by an earlier page or another tab, e.g. one that no upgrade step brings to
+   * this version): show them, then `dismissDiscarded`. The same array until it changes.
+   */
+  readonly getDiscarded: () => ReadonlyArray<DiscardedAction<Channel.ActionOf<C>>>
+  /** Forgets the discarded actions. */
+  readonly dismissDiscarded: () => void
   /** Calls `listener` (batched per microtask) after records or status change; returns the unsubscribe. */
   readonly subscribe: (listener: () => void) => () => void
   /**
@@ -138,6 +146,8 @@ export interface SyncClient<C extends Channel.Any> extends SyncClientCore<C> {
   readonly records: Stream.Stream<ReadonlyArray<Channel.RecordOf<C>>>
   /** The current status first, then every change. */
   readonly status: Stream.Stream<SyncStatus>
+  /** The discarded actions first, then every change. */
+  readonly discarded: Stream.Stream<ReadonlyArray<DiscardedAction<Channel.ActionOf<C>>>>
 }
 
 /** Opens a socket from `host`/`party`/`room` options; `Connect.ts` supplies the partysocket one. */
@@ -332,6 +342,8 @@ export const makeCore = <C extends Channel.Any>(
       clearLocalData,
       getSnapshot: () => engine.snapshot(),
       getStatus: () => engine.status(),
+      getDiscarded: () => engine.discarded(),
+      dismissDiscarded: () => engine.dismissDiscarded(),
       subscribe: notifier.subscribe,
       setOptimistic: (reducer, quiet) => engine.setOptimistic(reducer, quiet),
       clientId,
@@ -359,5 +371,5 @@ export const make = <C extends Channel.Any>(
           Stream.map(read),
           Stream.changesWith((a, b) => a === b)
         )
-    return { ...core, records: changes(core.getSnapshot), status: changes(core.getStatus) }
+    return { ...core, records: changes(core.getSnapshot), status: changes(core.getStatus), discarded: changes(core.getDiscarded) }
   })

@@ -37,6 +37,26 @@ import type { ServerFrame } from "./Frames.ts"
 import type { Route } from "./Transport.ts"
 
 export type { PendingAction, Waiter } from "./Outbox.ts"
+
+/**
+ * A queued action the server refused while no `send` was waiting for it (it
+ * was queued by an earlier page or another tab): kept so the app can show it.
+ */
+export interface DiscardedAction<A> {
+  readonly clientId: string
+  readonly seq: number
+  /** The action, when this build can read it (undefined for one encoded for an older version it cannot). */
+  readonly action: A | undefined
+  /** The action as it was queued. */
+  readonly encoded: unknown
+  /** The channel version it was encoded for. */
+  readonly schema: number
+  readonly reason: string
+  readonly message: string
+}
+
+/** How many discarded actions a client keeps (the newest). */
+const DISCARDED_KEPT = 100
 export type { SyncStatus } from "./Status.ts"
 
 /** Decodes wire rows with the channel's record Schema. */
@@ -103,6 +123,7 @@ export class SyncEngine<R extends Row, A> implements Route {
   readonly #confirmSent = new Map<string, number>()
   /** Per client id: the server expects a seq this browser no longer holds; the next push says so. */
   readonly #skip = new Map<string, number>()
+  #discarded: ReadonlyArray<DiscardedAction<A>> = []
 
   readonly options: EngineOptions<R, A>
   readonly channel: string
@@ -118,6 +139,24 @@ export class SyncEngine<R extends Row, A> implements Route {
   /** Actions not yet confirmed, in order. */
   get pending(): ReadonlyArray<PendingAction<A>> {
     return this.outbox.pending
+  }
+
+  /** Queued actions the server refused while nobody waited for them, oldest first (the newest 100). */
+  discarded(): ReadonlyArray<DiscardedAction<A>> {
+    return this.#discarded
+  }
+
+  /** Forgets the discarded actions (the app has shown them). */
+  dismissDiscarded(): void {
+    if (this.#discarded.length === 0) return
+    this.#discarded = []
+    this.options.onChange()
+  }
+
+  #discard(entry: PendingAction<A>, reason: string, message: string) {
+    if (entry.waiter !== undefined) return
+    const next = [...this.#discarded, { clientId: entry.clientId, seq: entry.seq, action: entry.action, encoded: entry.encoded, schema: entry.schema, reason, message }]
+    this.#discarded = next.length > DISCARDED_KEPT ? next.slice(-DISCARDED_KEPT) : next
   }
 
   /** Why the server refused the channel, while it does: sends fail with it. */
@@ -274,6 +313,7 @@ export class SyncEngine<R extends Row, A> implements Route {
     this.cursor = null
     this.history = undefined
     this.#lastError = null
+    this.#discarded = []
     this.options.onConfirmed()
     this.#dirty()
     if (this.#open) this.opened()
@@ -372,6 +412,7 @@ export class SyncEngine<R extends Row, A> implements Route {
       if (r.reason !== undefined) {
         const failure = { reason: r.reason, message: r.message ?? "" }
         this.#lastError = failure
+        this.#discard(entry, failure.reason, failure.message)
         settled.push(() => entry.waiter?.reject(fromFailure(failure)))
       } else {
         const rows = this.#decode(r.rows ?? [])
@@ -410,6 +451,7 @@ export class SyncEngine<R extends Row, A> implements Route {
     const dropped = this.outbox.pending.filter((p) => p.clientId === clientId && (inFlight === undefined || inFlight.seqs.has(p.seq) || frame.reason === "ClientMismatch" || frame.reason === "TooManyClients"))
     for (const p of dropped) this.#settled(this.outbox.take(clientId, p.seq)!)
     this.#lastError = { reason: frame.reason, message: frame.message }
+    for (const p of dropped) this.#discard(p, frame.reason, frame.message)
     this.#dirty()
     const error = frame.reason === "UnknownMessage" ? new SyncRefused({ reason: "UnknownMessage", message: frame.message }) : fromFailure(frame)
     for (const p of dropped) p.waiter?.reject(error)
@@ -488,7 +530,10 @@ export class SyncEngine<R extends Row, A> implements Route {
     const error = fromFailure(frame)
     const dropped = this.outbox.clear()
     this.#inFlight = undefined
-    for (const p of dropped) this.options.onSettled(p)
+    for (const p of dropped) {
+      this.options.onSettled(p)
+      this.#discard(p, frame.reason, frame.message)
+    }
     // the dropped actions leave the optimistic view too
     this.#snapshot = undefined
     this.#show("failed", frame)

@@ -12,6 +12,7 @@ export { makeMemoryStore } from "./MemoryStore.ts"
 export { IndexedDbStore, type IndexedDbOptions, layerIndexedDb, makeIndexedDb } from "./IndexedDbStore.ts"
 export {
   type ClientOptions,
+  type DiscardedAction,
   type OpenSocket,
   type Optimistic,
   type QueryOption,

@@ -8,7 +8,7 @@
  */
 import { useCallback, useEffect, useState, useSyncExternalStore } from "react"
 import type { PlainSyncClient } from "../client/Facade.ts"
-import type { Optimistic, SocketLike, SyncStatus } from "../client/SyncClient.ts"
+import type { DiscardedAction, Optimistic, SocketLike, SyncStatus } from "../client/SyncClient.ts"
 import type * as Channel from "../protocol/Channel.ts"
 import { type Entry, lookup, release, retain } from "./registry.ts"
 
@@ -58,4 +58,18 @@ export function useSync<C extends Channel.Any>(
 export function useSyncStatus<C extends Channel.Any>(channel: C, socket: SocketLike): SyncStatus {
   const client = useEntry(channel, socket).client
   return useSyncExternalStore(client.subscribeStatus, client.getStatus, client.getStatus)
+}
+
+/**
+ * Queued actions of a channel that the server refused while no `sendAction`
+ * waited for them (queued before a reload, or by another tab), and a function
+ * that dismisses them once shown.
+ */
+export function useDiscarded<C extends Channel.Any>(
+  channel: C,
+  socket: SocketLike
+): readonly [ReadonlyArray<DiscardedAction<Channel.ActionOf<C>>>, () => void] {
+  const client = useEntry(channel, socket).client
+  const discarded = useSyncExternalStore(client.subscribe, client.getDiscarded, client.getDiscarded)
+  return [discarded, client.dismissDiscarded] as const
 }

@@ -5,8 +5,8 @@
  *
  * @since 0.1.0
  */
-export { useSync, useSyncClient, useSyncStatus } from "./hooks.ts"
+export { useDiscarded, useSync, useSyncClient, useSyncStatus } from "./hooks.ts"
 export { clientCount, configureSync, type HookOptions } from "./registry.ts"
 export { IndexedDbStore, layerIndexedDb, makeIndexedDb } from "../client/IndexedDbStore.ts"
 export { ActionDiscarded, ActionRejected, HandlerFailed, InvalidAction, NotAuthorized, type SendError, SyncRefused } from "../protocol/Errors.ts"
-export type { SyncStatus } from "../client/SyncEngine.ts"
+export type { DiscardedAction, SyncStatus } from "../client/SyncEngine.ts"

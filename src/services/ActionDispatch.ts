@@ -137,7 +137,11 @@ const make = Effect.gen(function*() {
     const decoded = actionDecoders.get(channel.name)!(encoded)
     if (Exit.isFailure(decoded)) {
       const error = Cause.findErrorOption(decoded.cause)
-      return refuse("InvalidAction", error._tag === "Some" ? error.value.message : "invalid action")
+      const why = error._tag === "Some" ? error.value.message : "invalid action"
+      // an older version's action that no declared step brings to this Schema
+      return entry.schema !== undefined && entry.schema < channel.version
+        ? refuse("Outdated", `this action was encoded for version ${entry.schema} of channel ${channel.name} and does not decode under version ${channel.version} (declare an upgrade step): ${why}`)
+        : refuse("InvalidAction", why)
     }
     const action = decoded.value
     const principal = connection.state.principal
@@ -150,13 +154,17 @@ const make = Effect.gen(function*() {
     )
   }
 
-  const acceptPush = (connection: SyncConnection, lane: Lanes.Lane, message: Push) => {
-    const channel = channels.get(message.channel)
-    if (channel === undefined) return Effect.fail(fail("UnknownChannel", `unknown channel ${JSON.stringify(message.channel)}`, message.channel, message.clientId))
-    const count = message.actions.length
-    if (lane.actions + count > config.maxInFlightPerConnection) {
-      return Effect.fail(fail("TooManyInFlight", `more than ${config.maxInFlightPerConnection} actions in flight`, channel.name, message.clientId))
+  const acceptPush = (connection: SyncConnection, lane: Lanes.Lane, pushed: Push) => {
+    const channel = channels.get(pushed.channel)
+    if (channel === undefined) return Effect.fail(fail("UnknownChannel", `unknown channel ${JSON.stringify(pushed.channel)}`, pushed.channel, pushed.clientId))
+    // as many actions as the connection's budget has room for: the rest stay undecided, and the reply's `next`
+    // says to send them again (a push larger than the server's limit would otherwise never get through)
+    const room = config.maxInFlightPerConnection - lane.actions
+    if (room <= 0 && pushed.actions.length > 0) {
+      return Effect.fail(fail("TooManyInFlight", `more than ${config.maxInFlightPerConnection} actions in flight`, channel.name, pushed.clientId))
     }
+    const message = pushed.actions.length > room ? { ...pushed, actions: pushed.actions.slice(0, room) } : pushed
+    const count = message.actions.length
     let newest: number | undefined
     for (const a of message.actions) if (a.schema !== undefined && (newest === undefined || a.schema > newest)) newest = a.schema
     const newer = newerThanServer(newest, channel, message.clientId)

@@ -9,7 +9,7 @@
  */
 import { afterAll, describe, expect, it } from "vitest"
 import { createSyncClient, makeMemoryStore } from "../../src/client/index.ts"
-import { notesV1, notesV2 } from "../server/evolution/channels.ts"
+import { notesV1, notesV2, notesV2NoStep, notesV3Bare } from "../server/evolution/channels.ts"
 import { freshRoom, roomUrl } from "../helpers/protocol.ts"
 import { removeDir, type StartedWorker, startWorker, tempPersistDir } from "../helpers/worker.ts"
 import { eventually, partySocket } from "./support.ts"
@@ -71,6 +71,68 @@ describe("clients across a deploy", () => {
     expect(rows.map((r) => r[0])).toEqual(["n1", "n2", "n3"])
     expect(stale.getStatus().connection).toBe("outdated")
     await stale.close()
+    await v2.close()
+  })
+
+  it("the README's new-column recipe (version raised, no step): actions queued under the older version are applied as they are", async () => {
+    const room = freshRoom("evo-recipe")
+    const store = makeMemoryStore()
+    const first = await deploy("v2")
+    const port = Number(new URL(first.url).port)
+    const socket = () => partySocket(worker!.url, room, { party: "notes" })
+    const s2 = socket()
+    const v2 = createSyncClient({ channel: notesV2, socket: s2, store })
+    await eventually(() => (v2.getStatus().connection === "live" ? true : undefined), { what: "live" })
+    s2.close()
+    await eventually(() => (v2.getStatus().connection === "offline" ? true : undefined), { what: "offline" })
+    void v2.send({ type: "add", id: "q1", body: "queued under v2", priority: 2 }).catch(() => {})
+    await eventually(() => (v2.getStatus().pending === 1 ? true : undefined), { what: "queued" })
+    await v2.close()
+
+    await deploy("v3-bare", port)
+    const v3 = createSyncClient({ channel: notesV3Bare, socket: socket(), store })
+    await eventually(() => (v3.getStatus().connection === "live" && v3.getStatus().pending === 0 ? true : undefined), {
+      what: "the v3 client live with the v2 action sent",
+      timeoutMs: 30_000
+    })
+    expect(v3.getStatus().lastError).toBeNull()
+    expect(v3.getDiscarded()).toEqual([])
+    expect(v3.getSnapshot()).toEqual([["q1", "queued under v2", 2, 0, null]])
+    await v3.close()
+  })
+
+  it("a queued action no step can bring to the new version is not dropped silently: it is listed as discarded, with its reason", async () => {
+    const room = freshRoom("evo-discard")
+    const store = makeMemoryStore()
+    const first = await deploy("v1")
+    const port = Number(new URL(first.url).port)
+    const socket = () => partySocket(worker!.url, room, { party: "notes" })
+    const s1 = socket()
+    const v1 = createSyncClient({ channel: notesV1, socket: s1, store })
+    await eventually(() => (v1.getStatus().connection === "live" ? true : undefined), { what: "live" })
+    s1.close()
+    await eventually(() => (v1.getStatus().connection === "offline" ? true : undefined), { what: "offline" })
+    void v1.send({ type: "add", id: "lost", text: "no step brings me to v2" }).catch(() => {})
+    await eventually(() => (v1.getStatus().pending === 1 ? true : undefined), { what: "queued" })
+    await v1.close()
+
+    await deploy("v2-nostep", port)
+    const v2 = createSyncClient({ channel: notesV2NoStep, socket: socket(), store })
+    await eventually(() => (v2.getStatus().connection === "live" && v2.getStatus().pending === 0 ? true : undefined), {
+      what: "the v2 client live with the v1 action decided",
+      timeoutMs: 30_000
+    })
+    expect(v2.getDiscarded()).toEqual([expect.objectContaining({
+      seq: 1,
+      schema: 1,
+      action: undefined,
+      encoded: { type: "add", id: "lost", text: "no step brings me to v2" },
+      reason: "Outdated"
+    })])
+    expect(v2.getStatus().lastError).toMatchObject({ reason: "Outdated" })
+    v2.dismissDiscarded()
+    expect(v2.getDiscarded()).toEqual([])
+    expect(v2.getSnapshot()).toEqual([])
     await v2.close()
   })
 })

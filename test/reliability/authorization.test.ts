@@ -118,12 +118,12 @@ describe("authorization on connect", () => {
       socket.addEventListener("error", () => reject(new Error("forged-header socket failed to open")), { once: true })
       socket.addEventListener("message", (event) => resolve(JSON.parse(String(event.data))), { once: true })
       socket.addEventListener("open", () => {
-        socket.send(JSON.stringify({ _tag: "Action", requestId: "forged", channel: "todos", clientId: "forger", clientKey: keyOf("forger"), seq: 1, action: remove("t1") }))
+        socket.send(JSON.stringify({ _tag: "Push", channel: "todos", clientId: "forger", clientKey: keyOf("forger"), actions: [{ seq: 1, action: remove("t1") }] }))
       }, { once: true })
     })
     socket.close()
-    expect(reply).toMatchObject({ _tag: "Failure", requestId: "forged", reason: "ReadOnly" })
-    await t.unchanged()
+    expect(reply).toMatchObject({ _tag: "Pushed", clientId: "forger", results: [{ seq: 1, reason: "ReadOnly" }] })
+    await t.unchanged("forger")
   })
 })
 

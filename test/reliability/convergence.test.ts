@@ -15,7 +15,14 @@
  * - a storage wipe (deleteAll, a new history): clients reset to the new
  *   history's rows;
  * - bursts over the server's per-connection limit (lowered to MAX_IN_FLIGHT)
- *   while authorizing is slow: `TooManyInFlight`, retried by the client.
+ *   while authorizing is slow: the server decides what fits, the client
+ *   pushes the rest again (`TooManyInFlight` when nothing fits);
+ * - batches: each client pushes with its own budget (1 to 64 actions, so
+ *   batch boundaries fall anywhere), refused actions sit mid-batch, and a
+ *   push's reply is lost on the way (the socket drops it and reconnects, so
+ *   the client sends the batch again and gets its first outcomes);
+ * - a tab of the previous build opened on a client's store: it is outdated,
+ *   pushes nothing, and never holds that client's queue.
  *
  * At the end: every client's snapshot of both channels equals the server's
  * live rows; every action the server acknowledged after the last wipe was
@@ -32,8 +39,8 @@ import { randomUUID } from "node:crypto"
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { optimisticReducer } from "../../fixtures/todo-sync/src/app/optimistic.ts"
-import { MAX_TEXT, type Priority, type TodoAction, todos } from "../../fixtures/todo-sync/src/shared.ts"
-import { createSyncClient, makeMemoryStore, type PlainSyncClient } from "../../src/client/index.ts"
+import { MAX_TEXT, type Priority, type TodoAction, todos, todosV1 } from "../../fixtures/todo-sync/src/shared.ts"
+import { createSyncClient, makeMemoryStore, type PlainSyncClient, type SocketLike } from "../../src/client/index.ts"
 import type { PartySocket } from "partysocket"
 import { hooks } from "../helpers/hooks.ts"
 import { freshRoom, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
@@ -64,9 +71,13 @@ type Cmd =
   | { readonly t: "pause"; readonly ms: number }
   | { readonly t: "crash" }
   | { readonly t: "restart" }
+  | { readonly t: "lose"; readonly c: number }
+  | { readonly t: "oldtab"; readonly c: number }
 
 interface Scenario {
   readonly clients: number
+  /** Each client's budget of actions in flight: the most one push carries. */
+  readonly budgets: ReadonlyArray<number>
   readonly commands: ReadonlyArray<Cmd>
 }
 
@@ -111,9 +122,15 @@ const scenario: fc.Arbitrary<Scenario> = fc.integer({ min: 2, max: 5 }).chain((c
     { weight: 3, arbitrary: fc.record({ t: fc.constant("pause" as const), ms: fc.integer({ min: 0, max: 40 }) }) },
     { weight: 1, arbitrary: fc.constant({ t: "crash" as const }) },
     { weight: 1, arbitrary: fc.constant({ t: "restart" as const }) },
-    { weight: 1, arbitrary: fc.constant({ t: "wipe" as const }) }
+    { weight: 1, arbitrary: fc.constant({ t: "wipe" as const }) },
+    { weight: 2, arbitrary: fc.record({ t: fc.constant("lose" as const), c }) },
+    { weight: 1, arbitrary: fc.record({ t: fc.constant("oldtab" as const), c }) }
   )
-  return fc.record({ clients: fc.constant(clients), commands: fc.array(command, { minLength: 6, maxLength: 40 }) })
+  return fc.record({
+    clients: fc.constant(clients),
+    budgets: fc.array(fc.oneof(fc.integer({ min: 1, max: 4 }), fc.constant(64)), { minLength: clients, maxLength: clients }),
+    commands: fc.array(command, { minLength: 6, maxLength: 40 })
+  })
 }).filter((s) => s.commands.filter((x) => x.t === "crash" || x.t === "restart" || x.t === "wipe").length <= 2)
 
 /** One send and how it settled. */
@@ -131,9 +148,63 @@ interface Sent {
   error?: unknown
 }
 
+/**
+ * A partysocket whose inbound frames pass through the test: `loseNextReply`
+ * drops the next push reply on the way in and reconnects, as a connection
+ * that dies between the server's answer and the client.
+ */
+class LossySocket implements SocketLike {
+  readonly inner: PartySocket
+  loseNextReply = false
+  lost = 0
+  pushes = 0
+  readonly #wrapped = new Map<(event: any) => void, (event: any) => void>()
+  constructor(inner: PartySocket) {
+    this.inner = inner
+  }
+  get readyState() {
+    return this.inner.readyState
+  }
+  get host() {
+    return this.inner.host
+  }
+  get name() {
+    return this.inner.name
+  }
+  get room() {
+    return this.inner.room
+  }
+  get url() {
+    return this.inner.url
+  }
+  send(data: string) {
+    if (data.startsWith(`{"_tag":"Push"`) && !data.includes(`"actions":[]`)) this.pushes++
+    this.inner.send(data)
+  }
+  addEventListener(type: "open" | "close" | "message" | "error", listener: (event: any) => void) {
+    if (type !== "message") return this.inner.addEventListener(type, listener)
+    const wrapped = (event: { data: unknown }) => {
+      if (this.loseNextReply && typeof event.data === "string" && event.data.startsWith(`{"_tag":"Pushed"`)) {
+        this.loseNextReply = false
+        this.lost++
+        this.inner.reconnect()
+        return
+      }
+      listener(event)
+    }
+    this.#wrapped.set(listener, wrapped)
+    this.inner.addEventListener("message", wrapped)
+  }
+  removeEventListener(type: "open" | "close" | "message" | "error", listener: (event: any) => void) {
+    this.inner.removeEventListener(type, (type === "message" ? this.#wrapped.get(listener) : undefined) ?? listener)
+  }
+}
+
 /** One simulated client: a socket with a todos client and a notes client on it. */
 interface Sim {
   readonly party: PartySocket
+  readonly socket: LossySocket
+  readonly store: ReturnType<typeof makeMemoryStore>
   readonly todos: PlainSyncClient<typeof todos>
   readonly notes: PlainSyncClient<typeof notes>
   /** Failures with these reasons this socket was sent. */
@@ -143,11 +214,12 @@ interface Sim {
   readonly close: () => Promise<void>
 }
 
-const simulate = (workerUrl: string, room: string): Sim => {
+const simulate = (workerUrl: string, room: string, budget: number): Sim => {
   const party = partySocket(workerUrl, room)
+  const socket = new LossySocket(party)
   const store = makeMemoryStore()
-  const todoClient = createSyncClient({ channel: todos, socket: party, optimistic: optimisticReducer, store })
-  const noteClient = createSyncClient({ channel: notes, socket: party, store })
+  const todoClient = createSyncClient({ channel: todos, socket, optimistic: optimisticReducer, store, maxInFlight: budget })
+  const noteClient = createSyncClient({ channel: notes, socket, store, maxInFlight: budget })
   const told = new Map<string, number>()
   party.addEventListener("message", (event: { data: unknown }) => {
     const data = event.data
@@ -161,6 +233,8 @@ const simulate = (workerUrl: string, room: string): Sim => {
   })
   return {
     party,
+    socket,
+    store,
     todos: todoClient,
     notes: noteClient,
     told,
@@ -188,7 +262,9 @@ const stats = {
   forgesSkipped: 0,
   wipes: 0,
   bursts: 0,
-  transientRefusals: 0
+  transientRefusals: 0,
+  lostReplies: 0,
+  oldTabs: 0
 }
 let started = 0
 
@@ -212,7 +288,8 @@ const runScenario = async (s: Scenario) => {
   stats.cases++
   const room = freshRoom("conv")
   const h = hooks(worker.url, room)
-  const sims: Array<Sim> = Array.from({ length: s.clients }, () => simulate(worker.url, room))
+  const sims: Array<Sim> = Array.from({ length: s.clients }, (_, i) => simulate(worker.url, room, s.budgets[i] ?? 64))
+  const oldTabs: Array<{ readonly party: PartySocket; readonly socket: LossySocket; readonly client: PlainSyncClient<typeof todosV1> }> = []
   const sent: Array<Sent> = []
   const created: Array<string> = []
   let epoch = 0
@@ -336,6 +413,18 @@ const runScenario = async (s: Scenario) => {
         case "reconnect":
           sims[cmd.c]!.party.reconnect()
           break
+        case "lose":
+          sims[cmd.c]!.socket.loseNextReply = true
+          break
+        case "oldtab": {
+          if (oldTabs.length > 0) break
+          stats.oldTabs++
+          // the previous build on the same store: outdated against this server, it must leave the queue alone
+          const party = partySocket(worker.url, room)
+          const socket = new LossySocket(party)
+          oldTabs.push({ party, socket, client: createSyncClient({ channel: todosV1, socket, store: sims[cmd.c]!.store, leaseMs: 300 }) })
+          break
+        }
         case "pause":
           await new Promise((resolve) => setTimeout(resolve, cmd.ms))
           break
@@ -351,7 +440,10 @@ const runScenario = async (s: Scenario) => {
     }
 
     // everyone back online; every send settles (queued ones are re-sent under their original client id and seq)
-    for (const sim of sims) if (sim.party.readyState !== 1) sim.party.reconnect()
+    for (const sim of sims) {
+      sim.socket.loseNextReply = false
+      if (sim.party.readyState !== 1) sim.party.reconnect()
+    }
     await eventually(() => (sent.every((e) => e.outcome !== "pending") ? true : undefined), {
       timeoutMs: 60_000,
       what: `every send settled (${sent.filter((e) => e.outcome === "pending").length} of ${sent.length} pending)`
@@ -433,9 +525,18 @@ const runScenario = async (s: Scenario) => {
       expect(sim.shown, `client ${i} showed`).toEqual([])
       expect(sim.told.get("ClientMismatch") ?? 0, `client ${i} told ClientMismatch`).toBe(0)
       stats.transientRefusals += sim.told.get("TooManyInFlight") ?? 0
+      stats.lostReplies += sim.socket.lost
+    }
+    // a tab of the previous build was told it is outdated and pushed nothing
+    for (const old of oldTabs) {
+      await eventually(() => (old.client.getStatus().connection === "outdated" ? true : undefined), { what: "the old tab outdated" })
+      expect(old.socket.pushes, "pushes of the old tab").toBe(0)
     }
   } finally {
-    await Promise.all(sims.map((sim) => sim.close()))
+    await Promise.all([...sims.map((sim) => sim.close()), ...oldTabs.map(async (old) => {
+      await old.client.close()
+      old.party.close()
+    })])
   }
 }
 
@@ -449,7 +550,7 @@ describe("convergence under faults", () => {
     }
     // the default run must have met every fault kind (a smaller one may not)
     if (RUNS >= 50) {
-      for (const kind of ["crashes", "restarts", "disconnects", "rollbacks", "slowAuthorizers", "forges", "wipes", "bursts", "transientRefusals", "noteActions"] as const) {
+      for (const kind of ["crashes", "restarts", "disconnects", "rollbacks", "slowAuthorizers", "forges", "wipes", "bursts", "noteActions", "lostReplies", "oldTabs"] as const) {
         expect(stats[kind], kind).toBeGreaterThan(0)
       }
     }

@@ -33,7 +33,7 @@ const connect = async (room: string) => {
 /** An Action frame padded (in its requestId-free `action`) to exactly `bytes` UTF-8 bytes. */
 const frameOfSize = (bytes: number, id: string) => {
   const shell = (pad: string) =>
-    JSON.stringify({ _tag: "Action", requestId: id, channel: "todos", clientId: "size", clientKey: keyOf("size"), seq: 1, action: { type: "create", payload: { id, text: pad, completed: 0 } } })
+    JSON.stringify({ _tag: "Push", channel: "todos", clientId: id, clientKey: keyOf(id), actions: [{ seq: 1, action: { type: "create", payload: { id, text: pad, completed: 0 } } }] })
   const overhead = Buffer.byteLength(shell(""), "utf8")
   const frame = shell("x".repeat(bytes - overhead))
   expect(Buffer.byteLength(frame, "utf8")).toBe(bytes)
@@ -50,9 +50,9 @@ describe("inbound frame size limit", () => {
 
     const at = c.mark()
     c.send(frameOfSize(limit, "at-limit"))
-    // read and decoded: its text is over the action Schema's 10 000 characters
-    const atLimit = await c.next<Failure>((m) => m._tag === "Failure", { from: at })
-    expect(atLimit).toMatchObject({ reason: "InvalidAction", requestId: "at-limit" })
+    // read and decoded: its text is over the action Schema's 10 000 characters, so the action is refused
+    const atLimit = await c.next<Pushed>((m) => m._tag === "Pushed", { from: at })
+    expect(atLimit).toMatchObject({ clientId: "at-limit", results: [{ seq: 1, reason: "InvalidAction" }] })
 
     const over = c.mark()
     c.send(frameOfSize(limit + 1, "over-limit"))
@@ -60,7 +60,8 @@ describe("inbound frame size limit", () => {
     expect(overLimit.reason).toBe("FrameTooLarge")
     expect(overLimit.message).toContain(String(limit))
     expect(await h.rows()).toEqual([])
-    expect(await h.clients()).toEqual([])
+    // the refusal is the action's recorded outcome; the frame over the limit left no trace
+    expect((await h.clients()).map((x) => x.client_id)).toEqual(["at-limit"])
   })
 
   it("frames of 1, 8 and 24 MB are refused with FrameTooLarge and the connection keeps working", async () => {

@@ -28,14 +28,18 @@ const tab = (room: string, store: ReturnType<typeof makeMemoryStore>, options: {
 const status = (t: TodoClient) => t.client.getStatus()
 const create = (id: string, text: string): TodoAction => ({ type: "create", payload: { id, text, completed: 0, priority: 1 } })
 
-/** The pending queues in a shared store, by owner: the (clientId, seq) of each entry. */
+/** The pending queues in a shared store, by client id: the `clientId:seq` of each stored action, in seq order. */
 const queues = async (store: ReturnType<typeof makeMemoryStore>) => {
   const keys = await Effect.runPromise(store.keys)
   const out: Record<string, Array<string>> = {}
-  for (const key of keys.filter((k) => k.includes("/pending/"))) {
-    const value = JSON.parse((await Effect.runPromise(store.get(key))) ?? "null") as { owner: string; entries: Array<{ clientId: string; seq: number }> }
-    out[value.owner] = value.entries.map((e) => `${e.clientId}:${e.seq}`)
+  for (const key of keys) {
+    const at = key.indexOf("/q/")
+    if (at < 0) continue
+    const [id, seq] = key.slice(at + 3).split("/")
+    const clientId = decodeURIComponent(id!)
+    ;(out[clientId] ??= []).push(`${clientId}:${seq}`)
   }
+  for (const list of Object.values(out)) list.sort((x, y) => Number(x.split(":").pop()) - Number(y.split(":").pop()))
   return out
 }
 
@@ -62,7 +66,7 @@ describe("tabs sharing one persisted cache", () => {
       b.client.send(create("b2", "from b again"))
     ]
     await eventually(() => (status(a).pending === 3 && status(b).pending === 4 ? true : undefined), { what: "both queues filled" })
-    // each tab's queue is its own entry in the shared store, with its own client id and sequence numbers
+    // each tab's queue is its own in the shared store: one record per action, under its own client id and sequence numbers
     const stored = await eventually(async () => {
       const q = await queues(store)
       return q[a.client.clientId!]?.length === 3 && q[b.client.clientId!]?.length === 4 ? q : undefined

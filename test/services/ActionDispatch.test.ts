@@ -21,7 +21,7 @@ import { Reconciliation } from "../../src/services/Reconciliation.ts"
 import { Storage } from "../../src/services/Storage.ts"
 import type { SyncOptions } from "../../src/services/SyncConfig.ts"
 import { runTodoAction } from "../../fixtures/todo-sync/src/actions.ts"
-import { type TodoAction, todos } from "../../fixtures/todo-sync/src/shared.ts"
+import { type TodoAction, todos, upgradeFromV1 } from "../../fixtures/todo-sync/src/shared.ts"
 import { decodedFrames } from "../helpers/memory.ts"
 import { FAIL_AFTER_WRITE, servicesLayer } from "../helpers/services.ts"
 import { create, update } from "../helpers/todos.ts"
@@ -341,21 +341,26 @@ describe("ActionDispatch: identities and limits", () => {
     }).pipe(Effect.provide(servicesLayer({ connections: [first, second] })))
   })
 
-  it.effect("an action encoded for an older version of the channel is upgraded by the channel's function, or refused as Outdated when none is declared", () => {
-    const v2 = Channel.make("todos", { record: todos.record, action: todos.action, version: 2, upgrade: { 1: (a) => a } })
-    const strict = Channel.make("todos", { record: todos.record, action: todos.action, version: 2 })
-    const frame = (clientId: string) =>
-      JSON.stringify({ _tag: "Push", channel: "todos", clientId, clientKey: `${clientId}-key-0123456789`, actions: [{ seq: 1, action: create(clientId, "old"), schema: 1 }] })
-    const run = (channel: Channel.Any, clientId: string) => {
+  it.effect("an older version's action: upgraded by a declared step, taken as it is when it decodes under the current Schema, else refused Outdated", () => {
+    const withStep = Channel.make("todos", { record: todos.record, action: todos.action, version: 2, upgrade: { 1: upgradeFromV1 } })
+    // a version raised for a new column, with no step: actions that still decode need none
+    const noStep = Channel.make("todos", { record: todos.record, action: todos.action, version: 2 })
+    const v1Create = (id: string) => ({ type: "create", payload: { id, text: "old", completed: 0 } })
+    const frame = (clientId: string, action: unknown) =>
+      JSON.stringify({ _tag: "Push", channel: "todos", clientId, clientKey: `${clientId}-key-0123456789`, actions: [{ seq: 1, action, schema: 1 }] })
+    const run = (channel: Channel.Any, clientId: string, action: unknown) => {
       const c = makeMemoryConnection("c")
-      return Effect.flatMap(receive(c, frame(clientId)), (frames) => {
+      return Effect.flatMap(receive(c, frame(clientId, action)), (frames) => {
         const result = outcome(frames, 1)
-        return Effect.succeed("reason" in result ? result.reason : "Applied")
+        return Effect.succeed("reason" in result ? result.reason : `Applied ${JSON.stringify(result.rows.map((r) => r[5]))}`)
       }).pipe(Effect.provide(servicesLayer({ connections: [c], channels: [channel] })))
     }
     return Effect.gen(function*() {
-      assert.strictEqual(yield* run(v2, "up"), "Applied")
-      assert.strictEqual(yield* run(strict, "no"), "Outdated")
+      // the v1 create (no priority) gets the step's normal priority
+      assert.strictEqual(yield* run(withStep, "up", v1Create("up")), "Applied [1]")
+      // an update is the same in both versions: no step needed
+      assert.strictEqual(yield* run(noStep, "same", update("x", { text: "t" })), "Applied []")
+      assert.strictEqual(yield* run(noStep, "old", v1Create("old")), "Outdated")
     })
   })
 })

@@ -11,6 +11,7 @@ import { SqlClient } from "effect/sql"
 import * as Channel from "../../src/protocol/Channel.ts"
 import { ActionRejected, HandlerFailed, NotAuthorized } from "../../src/protocol/Errors.ts"
 import { Caller } from "../../src/services/Caller.ts"
+import { Storage } from "../../src/services/Storage.ts"
 import * as TestServer from "../../src/testing/TestServer.ts"
 
 const Note = Schema.Tuple([Schema.String, Schema.String, Schema.String, Schema.NullOr(Schema.Number)])
@@ -87,5 +88,39 @@ describe("TestServer", () => {
       assert.instanceOf(denied, NotAuthorized)
       const removed = yield* s.connect("admin").send("notes", { type: "remove", id: "n1" })
       assert.strictEqual(removed[0]![3], 1)
+    }))
+
+  it.effect("after the README's new-column migration, a partysync-style handler returning RETURNING * (table order) is applied; the reply is in wire order", () =>
+    Effect.gen(function*() {
+      // the column the second migration adds lands after deleted_at in the table
+      const seedStyle = yield* TestServer.make({
+        channels: [notes],
+        migrations,
+        onAction: (_channel, action) =>
+          Effect.gen(function*() {
+            const sql = yield* Storage
+            return action.type === "add"
+              ? yield* sql.raw("INSERT INTO notes (id, text, author) VALUES (?, ?, 'ada') RETURNING *", action.id, action.text)
+              : yield* sql.raw("UPDATE notes SET deleted_at = 5 WHERE id = ? RETURNING *", action.id)
+          })
+      })
+      const c = seedStyle.connect("ada")
+      assert.deepStrictEqual(yield* c.send("notes", { type: "add", id: "n1", text: "hello" }), [["n1", "hello", "ada", null]])
+      assert.deepStrictEqual(yield* c.send("notes", { type: "remove", id: "n1" }), [["n1", "hello", "ada", 5]])
+    }))
+
+  it.effect("what a handler returns is not the reply: the rows the action wrote are", () =>
+    Effect.gen(function*() {
+      const liar = yield* TestServer.make({
+        channels: [notes],
+        migrations,
+        onAction: (_channel, action) =>
+          Effect.gen(function*() {
+            const sql = yield* SqlClient.SqlClient
+            if (action.type === "add") yield* sql`INSERT INTO notes (id, text, author) VALUES (${action.id}, ${action.text}, 'ada')`
+            return [["ghost", "never written", "nobody", null]]
+          })
+      })
+      assert.deepStrictEqual(yield* liar.connect("ada").send("notes", { type: "add", id: "n1", text: "real" }), [["n1", "real", "ada", null]])
     }))
 })

@@ -1,8 +1,9 @@
 /**
  * The convergence test's worker: the Todo fixture's server (its hooks
  * included) plus a second channel, `notes` (see notes.ts), made by a third
- * migration, and the server's in-flight limit per connection taken from the
- * `MAX_IN_FLIGHT` var, lowered so that bursts get `TooManyInFlight`.
+ * migration, the server's in-flight limit per connection taken from the
+ * `MAX_IN_FLIGHT` var, lowered so that bursts get `TooManyInFlight`, and its
+ * client retention from `CLIENT_RETENTION_MS`.
  *
  * Plain JavaScript, as bench/raw/ours.js: tsconfig.json (DOM types) checks
  * test/ and would follow a TypeScript import into the Workers-typed fixture
@@ -17,7 +18,8 @@ export class ToDos extends FixtureToDos {
   migrations = { ...this.migrations, "3_create_notes": createNotes }
   syncOptions = {
     ...this.syncOptions,
-    ...(this.env.MAX_IN_FLIGHT === undefined ? {} : { maxInFlightPerConnection: Number(this.env.MAX_IN_FLIGHT) })
+    ...(this.env.MAX_IN_FLIGHT === undefined ? {} : { maxInFlightPerConnection: Number(this.env.MAX_IN_FLIGHT) }),
+    ...(this.env.CLIENT_RETENTION_MS === undefined ? {} : { clientRetentionMs: Number(this.env.CLIENT_RETENTION_MS) })
   }
 
   /** @param {string} channel @param {any} action @param {any} caller */

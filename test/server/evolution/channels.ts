@@ -43,6 +43,17 @@ export const notesV3 = Channel.make("notes", {
   upgrade: { 1: renameText, 2: (action) => action }
 })
 
+/** v3 as the README's "new column" recipe declares it: the version raised, no step for 2 (v2 actions decode as they are). */
+export const notesV3Bare = Channel.make("notes", {
+  version: 3,
+  record: notesV3.record,
+  action: notesV3.action,
+  upgrade: { 1: renameText }
+})
+
+/** v2 without its step: v1 actions (with `text`, not `body`) do not decode, so they cannot be upgraded. */
+export const notesV2NoStep = Channel.make("notes", { version: 2, record: notesV2.record, action: notesV2.action })
+
 const migration = (statement: string) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
@@ -60,7 +71,10 @@ export const migrationsOf = (deploy: string): Record<string, Effect.Effect<void,
     case "v2":
       return { ...m1, ...m2 }
     case "v3":
+    case "v3-bare":
       return { ...m1, ...m2, ...m3 }
+    case "v2-nostep":
+      return { ...m1, ...m2 }
     default:
       return {
         ...m1,
@@ -73,4 +87,5 @@ export const migrationsOf = (deploy: string): Record<string, Effect.Effect<void,
 }
 
 /** The channel a deploy serves. */
-export const channelOf = (deploy: string) => (deploy === "v3" ? notesV3 : deploy === "v2" ? notesV2 : notesV1)
+export const channelOf = (deploy: string) =>
+  deploy === "v3" ? notesV3 : deploy === "v3-bare" ? notesV3Bare : deploy === "v2" ? notesV2 : deploy === "v2-nostep" ? notesV2NoStep : notesV1

@@ -1,6 +1,6 @@
 /**
  * Test-only worker for schema evolution: one Durable Object class whose
- * deploy (`DEPLOY`: v1, v2, v3, or broken) picks the channel version and
+ * deploy (`DEPLOY`: v1, v2, v2-nostep, v3, v3-bare, or broken) picks the channel version and
  * the migrations, so a test can restart the same persisted state as the next
  * deploy. Handlers use effect/sql.
  */
