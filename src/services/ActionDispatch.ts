@@ -178,7 +178,10 @@ export class ActionDispatch extends Context.Service<ActionDispatch, {
       const prepare = (connection: SyncConnection, message: Action): SyncFailure | { readonly channel: Channel.Any; readonly action: unknown } => {
         const channel = lookup(message.channel, message.requestId)
         if (channel instanceof SyncFailure) return channel
-        if (connection.state.readOnly) return fail("ReadOnly", "this connection is read-only", message.requestId, channel.name)
+        const readOnly = connection.state.readOnly
+        if (readOnly === true || typeof readOnly === "string") {
+          return fail("ReadOnly", typeof readOnly === "string" && readOnly !== "" ? readOnly : "this connection is read-only", message.requestId, channel.name)
+        }
         const newer = newerThanServer(message.schema, channel, message.requestId)
         if (newer !== undefined) return newer
         let encoded = message.action
