@@ -21,14 +21,21 @@ import type { Caller, CallerShape } from "./Caller.ts"
 import type { Storage } from "./Storage.ts"
 
 /**
+ * The rows a handler returns: tuples, objects (by column name), a SQL
+ * cursor, or nothing. An array may mix tuples and objects: a `sql` statement
+ * returned where these rows are expected is typed with the union of both.
+ */
+export type ActionRows = HandlerRows | ReadonlyArray<ReadonlyArray<unknown> | Record<string, unknown>>
+
+/**
  * What a handler returns: an Effect (with `SqlClient`, `Storage`, `Caller`
  * and the app's own services `R` in context), or partysync-style the rows
  * themselves, a SQL cursor or a Promise of them.
  */
 export type ActionResult<R = never> =
-  | Effect.Effect<HandlerRows, unknown, SqlClient.SqlClient | Storage | Caller | R>
-  | Promise<HandlerRows>
-  | HandlerRows
+  | Effect.Effect<ActionRows, unknown, SqlClient.SqlClient | Storage | Caller | R>
+  | Promise<ActionRows>
+  | ActionRows
 
 /** Runs one decoded action of channel `Ch`, sent by a connection whose principal is a `P`. */
 export type Handler<Ch extends Channel.Any, P = unknown, R = never> = (
@@ -59,9 +66,10 @@ export class ServerDefinitionError extends Schema.TaggedError<ServerDefinitionEr
 
 /** A handler's result as an Effect: a Promise is awaited (a rejection is its failure), rows are taken as they are. */
 export const toEffect = <R>(result: ActionResult<R>): Effect.Effect<HandlerRows, unknown, SqlClient.SqlClient | Storage | Caller | R> => {
-  if (Effect.isEffect(result)) return result
-  if (result instanceof Promise) return Effect.tryPromise({ try: () => result, catch: (e) => e })
-  return Effect.succeed(result)
+  // toRows lays out each row by its own shape, so a mixed array is as good as HandlerRows
+  if (Effect.isEffect(result)) return result as Effect.Effect<HandlerRows, unknown, SqlClient.SqlClient | Storage | Caller | R>
+  if (result instanceof Promise) return Effect.tryPromise({ try: () => result as Promise<HandlerRows>, catch: (e) => e })
+  return Effect.succeed(result as HandlerRows)
 }
 
 type Untyped = (...args: ReadonlyArray<never>) => unknown

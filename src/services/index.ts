@@ -12,6 +12,7 @@ export * from "./Connections.ts"
 export * from "./Errors.ts"
 export {
   type ActionResult,
+  type ActionRows,
   type Handler,
   type Handlers,
   layer as layerFromHandlers,

@@ -32,6 +32,20 @@ export const handlers: Handlers<Board, User> = {
   comments: (action) => (action.type === "add" ? [[action.id, action.card, action.body, "?", null]] : [])
 }
 
+// a `sql` statement returned straight from a switch (its row type is inferred from where it is returned)
+export const statements: Handlers<Board> = {
+  cards: (action) =>
+    Effect.flatMap(SqlClient.SqlClient, (sql) => {
+      switch (action.type) {
+        case "add":
+          return sql`INSERT INTO cards (id, title, lane, author) VALUES (${action.id}, ${action.title}, 'todo', '') RETURNING *`
+        case "move":
+          return sql`UPDATE cards SET lane = ${action.lane} WHERE id = ${action.id} RETURNING *`
+      }
+    }),
+  comments: () => Effect.succeed([])
+}
+
 // an Effect deep in the app reads the principal typed, checked by the Schema
 export const authorOf: Effect.Effect<string, never, Caller> = Effect.map(Caller.principal(User), (user) => user.id)
 // `yield* Caller` keeps working, its principal unknown
