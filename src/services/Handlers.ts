@@ -9,7 +9,7 @@
  * server refuses to start (`ServerDefinitionError`), as it does with neither,
  * with a `handlers` that misses a declared channel or names one that is not.
  *
- * @since 0.3.0
+ * @since 0.2.0
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"

@@ -10,7 +10,7 @@
  * cannot load beside `@types/node`; the few options used here are typed
  * below.
  *
- * @since 0.3.0
+ * @since 0.2.0
  */
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
