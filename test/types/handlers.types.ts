@@ -79,6 +79,20 @@ export const inline = TestServer.make({
   }
 })
 
+// without a principal Schema, an annotated authorizeAction types the principal
+export const viaAuthorizer = Effect.map(
+  TestServer.make({
+    channels: [cards, comments],
+    handlers: { cards: (_action, caller) => [[caller.principal.role]], comments: () => [] },
+    authorizeAction: (principal: User) => (principal.role === "viewer" ? Effect.void : Effect.void)
+  }),
+  (server) => {
+    // @ts-expect-error the principal is the authorizer's User
+    server.connect("ada")
+    return server.connect({ id: "ada", role: "editor" })
+  }
+)
+
 // the seed's onAction keeps working
 export const seed = TestServer.make({
   channels: [cards, comments],
