@@ -10,8 +10,8 @@ import * as KeyValueStore from "effect/persistence/KeyValueStore"
 import * as Scope from "effect/Scope"
 import { PartySocket } from "partysocket"
 import type * as Channel from "../protocol/Channel.ts"
-import { createSyncClient as createWith, type FacadeOptions, type PlainSyncClient } from "./Facade.ts"
-import { type ClientOptions, make as makeWith, type OpenSocket, type SocketLike, type SyncClient } from "./SyncClient.ts"
+import { createSyncClientWith, type FacadeOptions, type PlainSyncClient } from "./Facade.ts"
+import { type ClientOptions, makeWith, type OpenSocket, type SocketLike, type SyncClient } from "./SyncClient.ts"
 
 /** Opens (and on scope close, closes) a partysocket to `host`/`party`/`room`. */
 export const openPartySocket: OpenSocket = (options) =>
@@ -40,4 +40,4 @@ export const make = <C extends Channel.Any>(
 
 /** Creates a sync client outside Effect, over `socket` or a partysocket it opens from `host`/`room`. */
 export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C>): PlainSyncClient<C> =>
-  createWith(options, openPartySocket)
+  createSyncClientWith(options, openPartySocket)

@@ -30,9 +30,16 @@ export type FacadeOptions<C extends Channel.Any> = ClientOptions<C> & { readonly
 
 /** A sync client with a plain (Promise and callback) API. */
 export interface PlainSyncClient<C extends Channel.Any> {
+  /** The live records (soft-deleted rows are never in it) with pending actions applied; the same array until something changes. */
   getSnapshot(): ReadonlyArray<Channel.RecordOf<C>>
+  /** Calls `listener` (batched) after the snapshot or the status changed; returns the unsubscribe. */
   subscribe(listener: () => void): () => void
+  /** The connection, pending count and ids, and last error; the same object until one of them changes. */
   getStatus(): SyncStatus
+  /**
+   * `subscribe` under the name `useSyncExternalStore(client.subscribeStatus, client.getStatus)` reads
+   * well with: the same listeners, called after the snapshot or the status changed.
+   */
   subscribeStatus(listener: () => void): () => void
   /** Queued actions the server refused while no `send` waited for them (see `SyncClientCore.getDiscarded`). */
   getDiscarded(): ReadonlyArray<DiscardedAction<Channel.ActionOf<C>>>
@@ -68,8 +75,13 @@ const storeLayer = (store: StoreOption | undefined): Layer.Layer<KeyValueStore.K
     ? store as Layer.Layer<KeyValueStore.KeyValueStore, unknown>
     : Layer.succeed(KeyValueStore.KeyValueStore, store as KeyValueStore.KeyValueStore)
 
-/** Creates a sync client outside Effect (see `makeCore` for how the server's refusals surface). */
-export const createSyncClient = <C extends Channel.Any>(options: FacadeOptions<C>, open?: OpenSocket): PlainSyncClient<C> => {
+/**
+ * Creates a sync client outside Effect over `options.socket`, or over a
+ * socket `open` makes (see `makeCore` for how the server's refusals
+ * surface). Apps use `createSyncClient` from effect-partysync/client, which
+ * is this with partysocket as `open`.
+ */
+export const createSyncClientWith = <C extends Channel.Any>(options: FacadeOptions<C>, open?: OpenSocket): PlainSyncClient<C> => {
   const scope = Scope.makeUnsafe()
   let client: SyncClientCore<C> | undefined
   let closed = false

@@ -23,6 +23,16 @@ export interface SyncStatus {
   readonly pending: number
   /** Ids of the records touched by pending actions (the optimistic rows). */
   readonly pendingIds: ReadonlySet<string | number>
+  /**
+   * The last error since the last successful sync began, or null: a
+   * refusal of the server's (`reason` and `message` as sent) or the
+   * client's own (`InvalidRecord`, `PersistenceFailed`, `ReducerFailed`,
+   * ...). So the refusal that made the status `unauthorized`, `unavailable`,
+   * `outdated` or `failed` shows until a sync succeeds, and is gone once the
+   * status is `live`; an error raised by that sync's own answer (a row that
+   * does not decode) or while `live` (a refused action) stays until the
+   * next successful sync (after a reconnect) or `clearLocalData()`.
+   */
   readonly lastError: { readonly reason: string; readonly message: string } | null
 }
 

@@ -1,5 +1,5 @@
 /**
- * `make`: a sync client for one channel over a socket, as an Effect. It
+ * `makeWith`: a sync client for one channel over a socket, as an Effect. It
  * loads the local cache (so the cached snapshot is out before the network
  * answers), adopts pending queues left by closed clients, then follows the
  * socket: Subscribe from the cursor on every (re)connect, pending actions
@@ -351,8 +351,13 @@ export const makeCore = <C extends Channel.Any>(
     }
   })
 
-/** Makes a sync client; it lives as long as the Scope. See `makeCore` for how refusals surface. */
-export const make = <C extends Channel.Any>(
+/**
+ * Makes a sync client over `options.socket`, or over a socket `open` makes;
+ * it lives as long as the Scope. See `makeCore` for how refusals surface.
+ * Apps use `make` from effect-partysync/client, which is this with
+ * partysocket as `open`.
+ */
+export const makeWith = <C extends Channel.Any>(
   options: ClientOptions<C>,
   open: OpenSocket = noOpener
 ): Effect.Effect<SyncClient<C>, never, Scope.Scope | KeyValueStore.KeyValueStore> =>

@@ -102,6 +102,8 @@ export class SyncEngine<R extends Row, A> implements Route {
   readonly outbox = new Outbox<A>()
   #connection: Connection = "connecting"
   #lastError: SyncStatus["lastError"] = null
+  /** `lastError` when the current Subscribe went out: a sync that succeeds clears it unless a newer one came since. */
+  #errorBeforeSync: SyncStatus["lastError"] = null
   #open = false
   /** No sync answer yet on this connection: frames other than the answer wait, and no action is sent. */
   #syncing = false
@@ -266,6 +268,7 @@ export class SyncEngine<R extends Row, A> implements Route {
 
   #subscribe() {
     this.#syncing = true
+    this.#errorBeforeSync = this.#lastError
     this.#answer.restart(false)
     this.options.transmit({
       _tag: "Subscribe",
@@ -481,6 +484,7 @@ export class SyncEngine<R extends Row, A> implements Route {
         this.history = frame.history
         this.#syncing = false
         this.#connection = "live"
+        if (this.#lastError === this.#errorBeforeSync) this.#lastError = null
         this.#refusal = undefined
         this.#attempts = 0
         this.options.onConfirmed()

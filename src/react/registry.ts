@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { createSyncClient, type PlainSyncClient, type StoreOption } from "../client/Facade.ts"
+import { createSyncClientWith, type PlainSyncClient, type StoreOption } from "../client/Facade.ts"
 import type { ClientOptions, SocketLike } from "../client/SyncClient.ts"
 import type * as Channel from "../protocol/Channel.ts"
 
@@ -53,7 +53,7 @@ export const lookup = <C extends Channel.Any>(channel: C, socket: SocketLike): E
   if (existing !== undefined && !existing.closed) return existing
   const { releaseDelayMs: _, ...options } = defaults
   const entry: Entry<C> = {
-    client: createSyncClient<C>({ ...(options as Omit<ClientOptions<C>, "channel">), channel, socket }),
+    client: createSyncClientWith<C>({ ...(options as Omit<ClientOptions<C>, "channel">), channel, socket }),
     refs: 0,
     closed: false,
     timer: undefined

@@ -1,8 +1,9 @@
 /**
  * SyncServer: a partyserver `Server` that keeps its channel tables in sync
  * with every connected client. Subclasses declare `channels`, create their
- * tables (in the constructor or `onStart`) and implement `onAction`, as an
- * Effect program or seed-style (array, cursor or Promise).
+ * tables (migrations, the constructor or `onStart`) and declare either
+ * `handlers` (one per channel) or `onAction`, as Effect programs or
+ * seed-style (array, cursor or Promise).
  *
  * Inside, one ManagedRuntime per object runs the services wired by
  * `src/layers/SyncLayer.ts` over the object's SQLite.
@@ -28,8 +29,9 @@ import type * as Channel from "../protocol/Channel.ts"
 import { NotAuthorized } from "../protocol/Errors.ts"
 import { encodeServerFrame } from "../protocol/Protocol.ts"
 import { ActionDispatch, idsOf } from "../services/ActionDispatch.ts"
-import { ActionHandler, Authorizer, type HandlerRows } from "../services/ActionHandler.ts"
-import { Caller, type CallerShape } from "../services/Caller.ts"
+import { Authorizer } from "../services/ActionHandler.ts"
+import type { CallerShape } from "../services/Caller.ts"
+import * as Handlers from "../services/Handlers.ts"
 import { type ConnectionState, Connections, initialState, type SyncConnection } from "../services/Connections.ts"
 import { type GcResult, type InstallReport, Reconciliation } from "../services/Reconciliation.ts"
 import { type MigrationRecord, run as runMigrations } from "../services/Migrations.ts"
@@ -37,36 +39,37 @@ import { DurableObjectStorage, Storage, type StorageUsage } from "../services/St
 import * as StorageSqlClient from "../services/StorageSqlClient.ts"
 import { Channels, defaultOptions, SyncConfig, type SyncOptions } from "../services/SyncConfig.ts"
 
-/** What `onAction` may return. */
-export type ActionResult<R> =
-  | Effect.Effect<HandlerRows, unknown, SqlClient.SqlClient | Storage | Caller | R>
-  | Promise<HandlerRows>
-  | HandlerRows
-
-/** What `authorizeConnection` grants. */
-export interface Grant {
-  /** Who is connected; handed to `authorizeAction` and to `onAction` as `Caller.principal`. */
-  readonly principal: unknown
-  /** A read-only connection may subscribe but not act. */
-  readonly readOnly?: boolean
+/** What `authorizeConnection` grants; `P` is the server's principal type. */
+export interface Grant<P = unknown> {
+  /**
+   * Who is connected; handed to `authorizeAction` and to handlers as the
+   * caller's principal. It must survive JSON: it travels in a header and is
+   * kept in the socket's attachment.
+   */
+  readonly principal: P
+  /**
+   * A read-only connection may subscribe but not act: each action it sends
+   * is refused with `SyncRefused { reason: "ReadOnly" }` (not recorded, not
+   * decoded, no handler runs). A string makes it read-only and is the
+   * refusal's message, which the user sees.
+   */
+  readonly readOnly?: boolean | string
 }
 
 const PRINCIPAL_HEADER = "x-effect-partysync-grant"
 
-const toEffect = <R>(result: ActionResult<R>): Effect.Effect<HandlerRows, unknown, SqlClient.SqlClient | Storage | Caller | R> => {
-  if (Effect.isEffect(result)) return result
-  if (result instanceof Promise) return Effect.tryPromise({ try: () => result, catch: (e) => e })
-  return Effect.succeed(result)
-}
-
 /**
  * A partyserver Server that syncs its channel tables to clients.
- * `Env` is the worker environment, `C` the union of its channels and `R` the
- * services its `layer` adds for `onAction`.
+ * `Env` is the worker environment, `C` the union of its channels, `R` the
+ * services its `layer` adds for handlers and `P` the principal
+ * `authorizeConnection` grants (the `caller.principal` handlers see).
  */
-export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C extends Channel.Any = Channel.Any, R = never>
-  extends Server<Env>
-{
+export abstract class SyncServer<
+  Env extends Cloudflare.Env = Cloudflare.Env,
+  C extends Channel.Any = Channel.Any,
+  R = never,
+  P = unknown
+> extends Server<Env> {
   static override options = { hibernate: true }
 
   /** The channels this object serves; each is backed by its table. */
@@ -87,20 +90,33 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
   readonly migrations: MigrationRecord | undefined = undefined
 
   /**
-   * Runs an action in a transaction; returns the changed rows. Fail with
-   * `ActionRejected` to refuse it (the client sees your message), or with
-   * anything else (or throw) when it breaks. `caller` is also in the
+   * One handler per channel, each typed by its channel's action Schema:
+   * `readonly handlers: Handlers<typeof cards | typeof comments, User> = { cards: (action, caller) => ..., comments: ... }`.
+   * Declare this or `onAction`, not both (the server would not start).
+   */
+  declare readonly handlers?: Handlers.Handlers<C, P, R>
+
+  /**
+   * The seed's single handler, for every channel (declare this or
+   * `handlers`). Runs an action in a transaction; returns the changed rows.
+   * Fail with `ActionRejected` to refuse it (the client sees your message),
+   * or with anything else (or throw) when it breaks. `caller` is also in the
    * Effect's context as the `Caller` service.
    */
-  abstract onAction(channel: C["name"], action: Channel.ActionOf<C>, caller: CallerShape): ActionResult<R>
+  onAction?(channel: C["name"], action: Channel.ActionOf<C>, caller: CallerShape<P>): Handlers.ActionResult<R>
 
-  /** Decides whether a WebSocket may connect; fail with `NotAuthorized` to refuse it (the client sees why). */
-  authorizeConnection(_request: Request): Effect.Effect<Grant, NotAuthorized> {
-    return Effect.succeed({ principal: null })
+  /**
+   * Decides whether a WebSocket may connect, and as whom: fail with
+   * `NotAuthorized` to refuse it (the client sees why), or grant a
+   * principal, read-only or not. The default grants every connection the
+   * principal null: override it when you declare `P`.
+   */
+  authorizeConnection(_request: Request): Effect.Effect<Grant<P>, NotAuthorized> {
+    return Effect.succeed({ principal: null as P })
   }
 
   /** Decides whether a connection's principal may run an action; the refusal is final for that action. */
-  authorizeAction(_principal: unknown, _channel: C["name"], _action: Channel.ActionOf<C>): Effect.Effect<void, NotAuthorized> {
+  authorizeAction(_principal: P, _channel: C["name"], _action: Channel.ActionOf<C>): Effect.Effect<void, NotAuthorized> {
     return Effect.void
   }
 
@@ -161,11 +177,12 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
     )
     const storage = StorageSqlClient.layer.pipe(Layer.provideMerge(Storage.layer.pipe(Layer.provide(base))))
     const app = ((this.layer ?? Layer.empty) as Layer.Layer<R, unknown, SqlClient.SqlClient | Storage>).pipe(Layer.provideMerge(storage))
-    const handler = ActionHandler.layerFrom((channel, action, caller) =>
-      toEffect(this.onAction(channel as C["name"], action as Channel.ActionOf<C>, caller))
-    )
+    const handler = Handlers.layer<R>(this.channels, {
+      handlers: this.handlers as Handlers.Declared["handlers"],
+      onAction: this.onAction === undefined ? undefined : this.onAction.bind(this)
+    }, `SyncServer ${this.constructor.name}`)
     const authorizer = Authorizer.layerFrom((principal, channel, action) =>
-      this.authorizeAction(principal, channel as C["name"], action as Channel.ActionOf<C>)
+      this.authorizeAction(principal as P, channel as C["name"], action as Channel.ActionOf<C>)
     )
     const layer = SyncLayer.layer.pipe(
       Layer.provide(Layer.mergeAll(handler, authorizer)),
@@ -303,7 +320,7 @@ export abstract class SyncServer<Env extends Cloudflare.Env = Cloudflare.Env, C 
 
   override onConnect(connection: Connection, ctx: ConnectionContext): void {
     const grant = ctx.request.headers.get(PRINCIPAL_HEADER)
-    const parsed = grant === null ? { principal: null, readOnly: false } : (JSON.parse(grant) as { principal: unknown; readOnly: boolean })
+    const parsed = grant === null ? { principal: null, readOnly: false } : (JSON.parse(grant) as { principal: unknown; readOnly: boolean | string })
     connection.setState({ ...initialState, principal: parsed.principal, readOnly: parsed.readOnly } satisfies ConnectionState)
     this.#live?.add(this.#adapt(connection))
   }

@@ -12,5 +12,5 @@
  */
 export * from "../services/index.ts"
 export * as SyncLayer from "../layers/SyncLayer.ts"
-export { type ActionResult, type Grant, SyncServer } from "./SyncServer.ts"
+export { type Grant, SyncServer } from "./SyncServer.ts"
 export { getServerByName, routePartykitRequest } from "partyserver"

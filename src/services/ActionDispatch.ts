@@ -124,7 +124,8 @@ const make = Effect.gen(function*() {
   ): Effect.Effect<Batch.PreparedAction<never>> => {
     const { seq } = entry
     const refuse = (reason: ErrorReason, message: string) => Effect.succeed({ seq, refused: { reason, message } })
-    if (connection.state.readOnly) return refuse("ReadOnly", "this connection is read-only")
+    const readOnly = connection.state.readOnly
+    if (readOnly === true || typeof readOnly === "string") return refuse("ReadOnly", typeof readOnly === "string" ? readOnly : "this connection is read-only")
     let encoded = entry.action
     if (entry.schema !== undefined && entry.schema < channel.version) {
       try {

@@ -14,8 +14,8 @@ export interface ConnectionState {
   readonly channels: ReadonlyArray<string>
   /** Set by the connect hook: who is connected. */
   readonly principal: unknown
-  /** A read-only connection may subscribe but not act. */
-  readonly readOnly: boolean
+  /** A read-only connection may subscribe but not act; a string is the message its actions are refused with. */
+  readonly readOnly: boolean | string
 }
 
 /** A connection. */

@@ -10,6 +10,15 @@ export * from "./Caller.ts"
 export * as Channel from "../protocol/Channel.ts"
 export * from "./Connections.ts"
 export * from "./Errors.ts"
+export {
+  type ActionResult,
+  type ActionRows,
+  type Handler,
+  type Handlers,
+  layer as layerFromHandlers,
+  type OnAction,
+  ServerDefinitionError
+} from "./Handlers.ts"
 export { MigrationFailed, type MigrationRecord } from "./Migrations.ts"
 export * from "./Reconciliation.ts"
 export * from "./Storage.ts"

@@ -7,32 +7,57 @@
  *
  * @since 0.2.0
  */
+import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type { SqlClient } from "effect/sql"
 import type * as Channel from "../protocol/Channel.ts"
 import { fromFailure, type NotAuthorized, type SendError } from "../protocol/Errors.ts"
 import { decodeServerMessage, encodeClientMessage, type ServerMessage, type WireRow } from "../protocol/Protocol.ts"
 import { ActionDispatch } from "../services/ActionDispatch.ts"
-import { ActionHandler, Authorizer, type HandlerRows } from "../services/ActionHandler.ts"
-import type { Caller, CallerShape } from "../services/Caller.ts"
+import { type ActionHandler, Authorizer } from "../services/ActionHandler.ts"
 import { initialState } from "../services/Connections.ts"
+import * as Handlers from "../services/Handlers.ts"
 import type { MigrationRecord } from "../services/Migrations.ts"
 import { Storage } from "../services/Storage.ts"
 import type { SyncOptions } from "../services/SyncConfig.ts"
 import { layerTest } from "./index.ts"
 import { makeMemoryConnection, type MemoryConnection } from "./MemoryConnections.ts"
 
-/** What a test server runs: the same hooks as a `SyncServer` subclass. */
-export interface TestServerOptions<C extends Channel.Any, R = never> {
+/**
+ * What a test server runs: the same hooks as a `SyncServer` subclass, with
+ * either `handlers` (one per channel) or `onAction`.
+ */
+export type TestServerOptions<C extends Channel.Any, R = never, P = unknown> =
+  & TestServerHooks<C, R, P>
+  & (
+    | {
+      /** As `SyncServer.handlers`: one handler per channel (the same object can serve both). */
+      readonly handlers: Handlers.Handlers<C, P, R>
+      readonly onAction?: undefined
+    }
+    | {
+      /** As `SyncServer.onAction`. */
+      readonly onAction: Handlers.OnAction<C, P, R>
+      readonly handlers?: undefined
+    }
+  )
+
+/** The hooks of a test server other than its handlers. */
+export interface TestServerHooks<C extends Channel.Any, R = never, P = unknown> {
   readonly channels: ReadonlyArray<C>
-  /** As `SyncServer.onAction`, as an Effect. */
-  readonly onAction: (channel: C["name"], action: Channel.ActionOf<C>, caller: CallerShape) => Effect.Effect<HandlerRows, unknown, SqlClient.SqlClient | Storage | Caller | R>
+  /**
+   * The principal's Schema: it types `connect`, `authorizeAction` and the
+   * handlers' `caller.principal`, and `connect` checks its principal with it.
+   * Without it the principal is typed by `authorizeAction`'s, or `unknown`.
+   */
+  readonly principal?: Schema.Schema<P> | undefined
   /** As `SyncServer.authorizeAction` (default: allow). */
-  readonly authorizeAction?: ((principal: unknown, channel: C["name"], action: Channel.ActionOf<C>) => Effect.Effect<void, NotAuthorized>) | undefined
+  readonly authorizeAction?: ((principal: P, channel: C["name"], action: Channel.ActionOf<C>) => Effect.Effect<void, NotAuthorized>) | undefined
   /** Your own services for `onAction`, as `SyncServer.layer`. */
   readonly layer?: Layer.Layer<R, never, SqlClient.SqlClient | Storage> | undefined
   readonly migrations?: MigrationRecord | undefined
@@ -43,8 +68,11 @@ export interface TestServerOptions<C extends Channel.Any, R = never> {
 
 /** A connection to a test server. */
 export interface TestConnection<C extends Channel.Any> {
-  /** Pushes an action the way a client does; succeeds with the rows it wrote in its channel, fails with the typed refusal. */
-  readonly send: (channel: C["name"], action: Channel.ActionOf<C>) => Effect.Effect<ReadonlyArray<WireRow>, SendError>
+  /** Pushes an action of `channel` the way a client does; succeeds with the rows it wrote in its channel, fails with the typed refusal. */
+  readonly send: <Name extends C["name"]>(
+    channel: Name,
+    action: Channel.ActionOf<Extract<C, { readonly name: Name }>>
+  ) => Effect.Effect<ReadonlyArray<WireRow>, SendError>
   /** Sends any frame (text, as on the wire) and returns the frames it produced. */
   readonly sendFrame: (frame: string) => Effect.Effect<ReadonlyArray<ServerMessage>>
   /** Every frame this connection was sent, decoded. */
@@ -52,10 +80,19 @@ export interface TestConnection<C extends Channel.Any> {
   readonly clientId: string
 }
 
+/** How a test connection is granted, besides its principal (as `SyncServer`'s `Grant`). */
+export interface ConnectOptions {
+  /** Refuse its actions with `ReadOnly`; a string is the refusal's message. */
+  readonly readOnly?: boolean | string
+}
+
+/** `connect`'s arguments: the principal may be left out when null is one. */
+export type ConnectArgs<P> = null extends P ? [principal?: P, options?: ConnectOptions] : [principal: P, options?: ConnectOptions]
+
 /** A test server. */
-export interface TestServer<C extends Channel.Any> {
-  /** Opens a connection whose principal is `principal` (what `authorizeConnection` would grant). */
-  readonly connect: (principal?: unknown, options?: { readonly readOnly?: boolean }) => TestConnection<C>
+export interface TestServer<C extends Channel.Any, P = unknown> {
+  /** Opens a connection whose principal is `principal` (what `authorizeConnection` would grant; default null). */
+  readonly connect: (...args: ConnectArgs<P>) => TestConnection<C>
   /** Runs statements or reads rows in the server's database. */
   readonly storage: Effect.Effect<Storage["Service"]>
 }
@@ -67,19 +104,27 @@ const decode = (frames: ReadonlyArray<string>): Array<ServerMessage> =>
     return exit.value._tag === "Pushed" ? [...(exit.value.changes ?? []), exit.value] : [exit.value]
   })
 
-/** Starts a test server for the length of the Scope. */
-export const make = <C extends Channel.Any, R = never>(
-  options: TestServerOptions<C, R>
-): Effect.Effect<TestServer<C>, never, Scope.Scope> =>
+/**
+ * Starts a test server for the length of the Scope. Fails with
+ * `ServerDefinitionError` when `handlers` does not match `channels` (or
+ * neither or both of `handlers` and `onAction` are given).
+ */
+export const make = <C extends Channel.Any, R = never, P = unknown>(
+  options: TestServerOptions<C, R, P>
+): Effect.Effect<TestServer<C, P>, Handlers.ServerDefinitionError, Scope.Scope> =>
   Effect.gen(function*() {
     const connections: Array<MemoryConnection> = []
-    const handler = ActionHandler.layerFrom((channel, action, caller) =>
-      options.onAction(channel as C["name"], action as Channel.ActionOf<C>, caller)
-    ).pipe(Layer.provide(options.layer ?? (Layer.empty as unknown as Layer.Layer<R, never, SqlClient.SqlClient | Storage>)))
+    // checked here, so that a bad declaration fails as itself rather than inside the services' build
+    const declared = Handlers.resolve(options.channels, options as Handlers.Declared, "TestServer")
+    if (declared instanceof Handlers.ServerDefinitionError) return yield* declared
+    const handler = Handlers.layer<R>(options.channels, options as Handlers.Declared, "TestServer").pipe(
+      Layer.orDie,
+      Layer.provide(options.layer ?? (Layer.empty as unknown as Layer.Layer<R, never, SqlClient.SqlClient | Storage>))
+    )
     const authorize = options.authorizeAction
     const authorizer = authorize === undefined
       ? Authorizer.layerAllowAll
-      : Authorizer.layerFrom((principal, channel, action) => authorize(principal, channel as C["name"], action as Channel.ActionOf<C>))
+      : Authorizer.layerFrom((principal, channel, action) => authorize(principal as P, channel as C["name"], action as Channel.ActionOf<C>))
     const context = yield* Layer.build(layerTest({
       channels: options.channels,
       handler: handler as Layer.Layer<ActionHandler, never, SqlClient.SqlClient | Storage>,
@@ -91,7 +136,12 @@ export const make = <C extends Channel.Any, R = never>(
     }))
     const dispatch = Context.get(context, ActionDispatch)
     let opened = 0
-    const connect = (principal: unknown = null, connectOptions: { readonly readOnly?: boolean } = {}): TestConnection<C> => {
+    const check = options.principal === undefined ? undefined : Schema.decodeUnknownExit(Schema.toType(options.principal))
+    const connect = (principal: unknown = null, connectOptions: ConnectOptions = {}): TestConnection<C> => {
+      const checked = check?.(principal)
+      if (checked !== undefined && Exit.isFailure(checked)) {
+        throw new TypeError(`effect-partysync/testing: connect's principal does not match the principal Schema: ${Cause.pretty(checked.cause)}`)
+      }
       const id = `test-${++opened}`
       const connection = makeMemoryConnection(id, { ...initialState, principal, readOnly: connectOptions.readOnly ?? false })
       connections.push(connection)
@@ -122,5 +172,5 @@ export const make = <C extends Channel.Any, R = never>(
         })
       return { send, sendFrame, frames: () => decode(connection.sent), clientId }
     }
-    return { connect, storage: Effect.succeed(Context.get(context, Storage)) }
+    return { connect: connect as TestServer<C, P>["connect"], storage: Effect.succeed(Context.get(context, Storage)) }
   })

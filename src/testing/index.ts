@@ -2,6 +2,8 @@
  * effect-partysync/testing: run a sync server's services in Node, for unit
  * tests of your handlers. Storage is `node:sqlite` (in memory by default),
  * connections are in-memory objects that record the frames they were sent.
+ * For integration tests, `startWorker` runs the app's worker in local
+ * workerd (with the app's own wrangler).
  *
  * @since 0.1.0
  */
@@ -25,6 +27,7 @@ export { layerMemoryConnections, makeMemoryConnection, type MemoryConnection } f
 export { layerNodeSqlite } from "./StorageSqlite.ts"
 export { ActionHandler, Authorizer } from "../services/ActionHandler.ts"
 export * as TestServer from "./TestServer.ts"
+export { localWorker, type LocalWorker, type LocalWorkerOptions, startWorker, WorkerStartError } from "./Worker.ts"
 
 /** Options of `layerTest`. */
 export interface TestOptions {

@@ -25,6 +25,10 @@ afterAll(() => {
   app.remove()
 })
 
+/** Source text without comments and string literals, where prose may say "as" or "any". */
+const withoutCommentsAndStrings = (code: string): string =>
+  code.replace(/\/\*[\s\S]*?\*\/|\/\/.*$|"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|`(?:\\.|[^`\\])*`/gm, '""')
+
 const tsc = (project: string, cwd = app.dir) => {
   const ran = node(cwd, [join(app.dir, "node_modules", "typescript", "bin", "tsc"), "--noEmit", "-p", project])
   app.timings[`tsc ${join(relative(app.dir, cwd), project)}`] = ran.ms
@@ -96,11 +100,18 @@ describe("the packed package in a fresh app", () => {
     tsc("tsconfig.json")
   })
 
-  it("tsc, worker program: the SyncServer subclass with workers types", () => {
+  it("tsc, worker program: strict, skipLibCheck false; a two-channel handler map and a typed principal without casts, and the mistakes of src/mistakes.ts refused", () => {
+    const config = readFileSync(join(app.dir, "tsconfig.worker.json"), "utf8")
+    expect(config).toMatch(/"skipLibCheck": false/)
+    // the app's own code holds no cast (`x as T`, `as const` aside) and no `any`: the declarations type it
+    for (const file of ["src/worker.ts", "src/handlers.ts", "test/handlers.test.ts", "test/worker.test.ts"]) {
+      const code = withoutCommentsAndStrings(readFileSync(join(app.dir, file), "utf8"))
+      expect(code.match(/(?<!\*\s*)\bas\s+(?!const\b)[\w{[(]|\bany\b/g), file).toBeNull()
+    }
     tsc("tsconfig.worker.json")
   })
 
-  it("tsc, test program: the unit tests with Node types", () => {
+  it("tsc, test program: the unit tests and the worker test (startWorker) with Node types", () => {
     tsc("tsconfig.test.json")
   })
 
@@ -108,14 +119,14 @@ describe("the packed package in a fresh app", () => {
     tsc("tsconfig.decls.json")
   })
 
-  it("vitest in the app, no special config: the handlers (Storage, ActionRejected from /server) through effect-partysync/testing", () => {
-    const ran = node(app.dir, [join(app.dir, "node_modules", "vitest", "vitest.mjs"), "run"])
+  it("vitest in the app, no special config: the handlers through TestServer, and the worker through startWorker (effect-partysync/testing)", () => {
+    const ran = node(app.dir, [join(app.dir, "node_modules", "vitest", "vitest.mjs"), "run"], 180_000)
     app.timings.vitest = ran.ms
     succeeded("vitest run", ran)
-    expect(ran.stdout).toMatch(/Tests\s+2 passed \(2\)/)
+    expect(ran.stdout).toMatch(/Tests\s+4 passed \(4\)/)
   })
 
-  it("workerd: the app's worker with two clients (createSyncClient from /client, Node's WebSocket) converging on the same rows", () => {
+  it("workerd: the app's worker (started by startWorker) with two users' clients (createSyncClient from /client, Node's WebSocket) converging on the same rows", () => {
     const ran = succeeded("scripts/converge.mjs", node(app.dir, ["scripts/converge.mjs"], 90_000))
     app.timings.workerd = ran.ms
     const result = JSON.parse(ran.stdout.trim().split("\n").pop()!)

@@ -1,12 +1,14 @@
 /**
- * Starts a real worker in local workerd with wrangler's `unstable_startWorker`,
- * for integration tests and the vitest global setup. Environment switches that
- * wrangler reads at import time are set before it is imported (no outbound
- * requests, no metrics, no local tracing, which halves WebSocket throughput).
+ * Starts a real worker in local workerd for integration tests and the vitest
+ * global setup, through the package's own `startWorker`
+ * (effect-partysync/testing), so every integration run also exercises it.
+ * Adds what only this repository's tests need: a temp persist directory by
+ * default, and the Todo fixture's `TEST_HOOKS` switch.
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { startWorker as startLocalWorker } from "../../src/testing/Worker.ts"
 
 /** A running worker. */
 export interface StartedWorker {
@@ -30,13 +32,6 @@ export interface StartWorkerOptions {
   readonly vars?: Readonly<Record<string, string>>
   /** A port to listen on (default: any free one); a restart on the same port keeps clients' cache keys. */
   readonly port?: number
-}
-
-const quiet = () => {
-  process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false"
-  process.env.WRANGLER_SEND_METRICS = "false"
-  process.env.X_LOCAL_OBSERVABILITY = "false"
-  process.env.WRANGLER_LOG ??= "warn"
 }
 
 /** Makes a fresh temp directory for Durable Object persistence. */
@@ -67,27 +62,14 @@ export const waitForHttp = async (url: string, timeoutMs = 30_000): Promise<void
 
 /** Starts a worker and waits until it answers HTTP. */
 export const startWorker = async (options: StartWorkerOptions = {}): Promise<StartedWorker> => {
-  quiet()
-  const { unstable_startWorker } = await import("wrangler")
   const persist = options.persist === true || options.persist === undefined
     ? tempPersistDir()
     : options.persist
-  const worker = await unstable_startWorker({
+  const worker = await startLocalWorker({
     config: options.config ?? "wrangler.toml",
-    bindings: {
-      ...(options.hooks === false ? {} : { TEST_HOOKS: { type: "plain_text" as const, value: "1" } }),
-      ...Object.fromEntries(Object.entries(options.vars ?? {}).map(([name, value]) => [name, { type: "plain_text" as const, value }]))
-    },
-    dev: {
-      server: { hostname: "127.0.0.1", port: options.port ?? 0 },
-      inspector: false,
-      persist,
-      watch: false,
-      logLevel: "warn"
-    }
+    persist,
+    vars: { ...(options.hooks === false ? {} : { TEST_HOOKS: "1" }), ...options.vars },
+    ...(options.port === undefined ? {} : { port: options.port })
   })
-  await worker.ready
-  const url = (await worker.url).toString().replace(/\/$/, "")
-  await waitForHttp(`${url}/`)
-  return { url, persist, dispose: () => worker.dispose() }
+  return { url: worker.url, persist, dispose: worker.dispose }
 }

@@ -7,6 +7,9 @@
  *   channel as first shipped (schema 1: `RETURNING *` is its wire order).
  * - `Versioned`: the Todo channel at schema version 2, so that a client built
  *   with the fixture's version 1 is told it is `Outdated`.
+ * - `KanbanBoard`: two channels with a handler each and a typed principal
+ *   (test/types/server.types.ts, where its types are checked).
+ * - `Misdeclared`: both `handlers` and `onAction`, so it must not start.
  *
  * Plain JavaScript: tsconfig.json (DOM types) checks test/ and would follow a
  * TypeScript import into the Workers-typed server; the server itself is
@@ -15,6 +18,9 @@
 import { routePartykitRequest, SyncServer } from "../../src/server/index.ts"
 import { todos, todosV1 } from "../../fixtures/todo-sync/src/shared.ts"
 import { TODO_TABLE, TODO_TABLE_V1 } from "../../fixtures/todo-sync/src/table.ts"
+import { cards, comments, migrations } from "../helpers/kanban.ts"
+
+export { KanbanBoard } from "../types/server.types.ts"
 
 export class Broken extends SyncServer {
   channels = [todos]
@@ -65,6 +71,16 @@ export class Versioned extends SyncServer {
   onStart() {
     this.ctx.storage.sql.exec(TODO_TABLE)
   }
+
+  onAction() {
+    return []
+  }
+}
+
+export class Misdeclared extends SyncServer {
+  channels = [cards, comments]
+  migrations = migrations
+  handlers = { cards: () => [], comments: () => [] }
 
   onAction() {
     return []

@@ -1,15 +1,12 @@
 /**
- * Starts the chat worker in local workerd (wrangler's unstable_startWorker),
- * connects two clients (createSyncClient from effect-partysync/client, Node's
- * WebSocket), has each write, and prints both snapshots once they agree as
- * one JSON line. Exits non-zero on failure or after 60 s.
+ * Starts the chat worker in local workerd (effect-partysync/testing's
+ * startWorker, over the app's wrangler), connects two users' clients
+ * (createSyncClient from effect-partysync/client, Node's WebSocket), has each
+ * write, and prints both snapshots once they agree as one JSON line. Exits
+ * non-zero on failure or after 60 s.
  */
-process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false"
-process.env.WRANGLER_SEND_METRICS = "false"
-process.env.X_LOCAL_OBSERVABILITY = "false"
-
 import { createSyncClient, makeMemoryStore } from "effect-partysync/client"
-import { unstable_startWorker } from "wrangler"
+import { startWorker } from "effect-partysync/testing"
 import { members, messages } from "../src/shared.ts"
 
 let waitingFor = "the worker"
@@ -23,27 +20,12 @@ const until = async (condition, what) => {
   while (!condition()) await new Promise((resolve) => setTimeout(resolve, 20))
 }
 
-const worker = await unstable_startWorker({
-  config: "wrangler.toml",
-  dev: { server: { hostname: "127.0.0.1", port: 0 }, inspector: false, persist: false, watch: false, logLevel: "warn" }
-})
+const worker = await startWorker({ config: "wrangler.toml" })
 try {
-  await worker.ready
-  const url = new URL(await worker.url)
-  // `ready` resolves a little before the worker answers
-  for (let i = 0; ; i++) {
-    try {
-      await (await fetch(url)).arrayBuffer()
-      break
-    } catch (error) {
-      if (i > 200) throw error
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
-  }
-  const connection = { host: url.host, party: "chat-room", room: "converge", protocol: "ws", WebSocket: globalThis.WebSocket }
-  const open = (channel) => createSyncClient({ channel, ...connection, store: makeMemoryStore() })
-  const a = { messages: open(messages), members: open(members) }
-  const b = { messages: open(messages), members: open(members) }
+  const connection = { host: worker.host, party: "chat-room", room: "converge", protocol: "ws", WebSocket: globalThis.WebSocket }
+  const open = (channel, name) => createSyncClient({ channel, ...connection, query: { name }, store: makeMemoryStore() })
+  const a = { messages: open(messages, "ada"), members: open(members, "ada") }
+  const b = { messages: open(messages, "bob"), members: open(members, "bob") }
   const all = [a.messages, a.members, b.messages, b.members]
   await Promise.all(all.map((c) => c.ready))
   await until(() => all.every((c) => c.getStatus().connection === "live"), "every client to be live")

@@ -1,10 +1,19 @@
 /**
- * The chat room's rules, as Effects over Storage: the worker runs them in
- * `onAction`, the unit test runs them in Node through effect-partysync/testing.
+ * The chat room's rules: one handler per channel, typed by its channel and
+ * by the room's principal (who `authorizeConnection` says is connected).
+ * The worker serves them, the unit test runs them in Node through
+ * effect-partysync/testing.
  */
 import * as Effect from "effect/Effect"
-import { ActionRejected, Storage } from "effect-partysync/server"
-import type { MemberAction, MessageAction } from "./shared"
+import * as Schema from "effect/Schema"
+import { ActionRejected, Caller, type Handlers, Storage } from "effect-partysync/server"
+import type { MemberAction, MessageAction, members, messages } from "./shared"
+
+/** Who is connected: a name, from the connection's `?name=`. */
+export const Principal = Schema.Struct({ name: Schema.String })
+export type Principal = typeof Principal.Type
+
+export type Channels = typeof messages | typeof members
 
 export const TABLES = [
   `CREATE TABLE IF NOT EXISTS messages (id TEXT PRIMARY KEY, author TEXT NOT NULL, text TEXT NOT NULL,
@@ -12,7 +21,7 @@ export const TABLES = [
   `CREATE TABLE IF NOT EXISTS members (id TEXT PRIMARY KEY, joined_at INTEGER NOT NULL, deleted_at INTEGER)`
 ]
 
-export const runMessageAction = (action: MessageAction, now = Date.now()) =>
+export const runMessageAction = (action: MessageAction, me: Principal, now = Date.now()) =>
   Effect.gen(function*() {
     const sql = yield* Storage
     switch (action.type) {
@@ -21,6 +30,7 @@ export const runMessageAction = (action: MessageAction, now = Date.now()) =>
         if (text === "") return yield* new ActionRejected({ message: "a message needs some text" })
         const member = yield* sql.raw("SELECT 1 FROM members WHERE id = ? AND deleted_at IS NULL", action.payload.author)
         if (member.length === 0) return yield* new ActionRejected({ message: `${action.payload.author} has not joined` })
+        if (action.payload.author !== me.name) return yield* new ActionRejected({ message: `you are ${me.name}, not ${action.payload.author}` })
         return yield* sql.raw(
           "INSERT INTO messages VALUES (?, ?, ?, ?, NULL) RETURNING *",
           action.payload.id,
@@ -34,9 +44,12 @@ export const runMessageAction = (action: MessageAction, now = Date.now()) =>
     }
   })
 
+// written without a caller argument: it reads the principal from its context, checked by the Schema
 export const runMemberAction = (action: MemberAction, now = Date.now()) =>
   Effect.gen(function*() {
     const sql = yield* Storage
+    const me = yield* Caller.principal(Principal)
+    if (action.payload.id !== me.name) return yield* new ActionRejected({ message: `you are ${me.name}, not ${action.payload.id}` })
     switch (action.type) {
       case "join":
         return yield* sql.raw(
@@ -48,3 +61,9 @@ export const runMemberAction = (action: MemberAction, now = Date.now()) =>
         return yield* sql.raw("UPDATE members SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL RETURNING *", now, action.payload.id)
     }
   })
+
+/** One handler per channel: each gets its own channel's action, and the caller's principal typed. */
+export const handlers: Handlers<Channels, Principal> = {
+  messages: (action, caller) => runMessageAction(action, caller.principal),
+  members: (action) => runMemberAction(action)
+}

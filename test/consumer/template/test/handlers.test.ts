@@ -1,49 +1,50 @@
 /**
  * The chat rules in Node, without workerd: effect-partysync/testing runs the
- * services over node:sqlite, and the handlers module's `Storage` and
- * `ActionRejected` come from effect-partysync/server (its Node variant here).
+ * room's handlers through the real dispatch path over node:sqlite, with a
+ * typed principal per connection (the handlers module's `Storage`,
+ * `ActionRejected` and `Caller` come from effect-partysync/server, its Node
+ * variant here).
  */
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import { ActionHandler, layerTest } from "effect-partysync/testing"
-import { ActionRejected, Storage } from "effect-partysync/server"
+import { TestServer } from "effect-partysync/testing"
+import { ActionRejected, SyncRefused } from "effect-partysync/server"
 import { describe, expect, it } from "vitest"
-import { runMemberAction, runMessageAction, TABLES } from "../src/handlers"
-import { type MemberAction, type MessageAction, members, messages } from "../src/shared"
+import { handlers, Principal, TABLES } from "../src/handlers"
+import { members, messages } from "../src/shared"
 
-const handler = Layer.effect(
-  ActionHandler,
-  Effect.gen(function*() {
-    const storage = yield* Storage
-    return ActionHandler.of({
-      run: (channel, action) =>
-        (channel.name === "messages" ? runMessageAction(action as MessageAction, 1) : runMemberAction(action as MemberAction, 1)).pipe(
-          Effect.provideService(Storage, storage)
-        )
-    })
-  })
-)
-
-const run = <A, E>(effect: Effect.Effect<A, E, Storage>) =>
-  Effect.runPromise(effect.pipe(Effect.provide(layerTest({ channels: [messages, members], handler, setup: TABLES }))))
+const room = TestServer.make({ channels: [messages, members], principal: Principal, handlers, setup: TABLES })
+const run = <A, E>(program: (server: Effect.Success<typeof room>) => Effect.Effect<A, E>) =>
+  Effect.runPromise(Effect.scoped(Effect.flatMap(room, program)))
 
 describe("chat rules", () => {
-  it("a member who joined may post; the row comes back", async () => {
-    const rows = await run(Effect.gen(function*() {
-      yield* runMemberAction({ type: "join", payload: { id: "ada" } }, 1)
-      return yield* runMessageAction({ type: "post", payload: { id: "m1", author: "ada", text: " hi " } }, 2)
-    }))
-    expect(rows).toEqual([["m1", "ada", "hi", 2, null]])
+  it("a member who joined may post as themselves; the row comes back", async () => {
+    const rows = await run((server) =>
+      Effect.gen(function*() {
+        const ada = server.connect({ name: "ada" })
+        yield* ada.send("members", { type: "join", payload: { id: "ada" } })
+        return yield* ada.send("messages", { type: "post", payload: { id: "m1", author: "ada", text: " hi " } })
+      }))
+    expect(rows.map((row) => row.slice(0, 3))).toEqual([["m1", "ada", "hi"]])
   })
 
-  it("a post by someone who has not joined is refused with ActionRejected and writes nothing", async () => {
-    const [error, count] = await run(Effect.gen(function*() {
-      const error = yield* Effect.flip(runMessageAction({ type: "post", payload: { id: "m1", author: "bob", text: "hi" } }))
-      const sql = yield* Storage
-      return [error, (yield* sql.raw("SELECT count(*) FROM messages"))[0]![0]] as const
-    }))
-    expect(error).toBeInstanceOf(ActionRejected)
-    expect(error.message).toBe("bob has not joined")
-    expect(count).toBe(0)
+  it("a post by someone who has not joined, or as someone else, is refused with the room's message", async () => {
+    const [notJoined, impostor] = await run((server) =>
+      Effect.gen(function*() {
+        const bob = server.connect({ name: "bob" })
+        const notJoined = yield* Effect.flip(bob.send("messages", { type: "post", payload: { id: "m1", author: "bob", text: "hi" } }))
+        yield* server.connect({ name: "ada" }).send("members", { type: "join", payload: { id: "ada" } })
+        const impostor = yield* Effect.flip(bob.send("messages", { type: "post", payload: { id: "m2", author: "ada", text: "hi" } }))
+        return [notJoined, impostor] as const
+      }))
+    expect(notJoined).toBeInstanceOf(ActionRejected)
+    expect(notJoined.message).toBe("bob has not joined")
+    expect(impostor.message).toBe("you are bob, not ada")
+  })
+
+  it("a read-only connection is refused with the room's message", async () => {
+    const refused = await run((server) =>
+      Effect.flip(server.connect({ name: "guest" }, { readOnly: "guests can only read" }).send("members", { type: "join", payload: { id: "guest" } })))
+    expect(refused).toBeInstanceOf(SyncRefused)
+    expect(refused).toMatchObject({ reason: "ReadOnly", message: "guests can only read" })
   })
 })
