@@ -2,10 +2,11 @@
  * Wire-level bench clients with one shape for both sides, so a scenario is
  * written once and run against ours and raw alike.
  *
- * - `ours`: speaks the effect-partysync protocol directly (Subscribe, Action,
- *   SyncRows/Synced/Change/Ack) and keeps a Map snapshot. An action counts as
- *   confirmed at its Ack, which the server sends after the action's Change
- *   frames, so the change is already in the snapshot then.
+ * - `ours`: speaks the effect-partysync protocol directly (Subscribe, Push,
+ *   SyncRows/Synced/Change/Pushed) and keeps a Map snapshot. It pushes as
+ *   the protocol intends: one push in flight, every action queued meanwhile
+ *   in the next one. An action counts as confirmed at its push's reply, which
+ *   carries the push's Change frames, so the change is in the snapshot then.
  * - `raw`: speaks the raw baseline's frames (bench/raw/worker.ts).
  *
  * The real client (src/client) gets the same shape in bench/real.ts.
@@ -14,7 +15,7 @@ import { bytesOf, now } from "./stats.ts"
 import type { Side } from "./workers.ts"
 
 /** The client key of a benchmark client id (the server binds an id to its key). */
-const keyOf = (clientId: string) => `bench-key-${clientId}`.padEnd(16, "-")
+const keyOf = (clientId: string) => `bench-key-${clientId}`.padEnd(16, "-").slice(0, 128)
 
 /** What a sync answer cost the client. */
 export interface SyncStats {
@@ -92,7 +93,10 @@ const oursClient = (ws: WebSocket, side: Side): BenchClient => {
   const clientId = `bench-${process.pid}-${++clientCounter}`
   let seq = 0
   const rows = new Map<unknown, Row>()
-  const pending = new Map<string, Pending>()
+  const pending = new Map<number, Pending>()
+  // actions not pushed yet, and whether a push is in flight
+  const queued: Array<{ seq: number; action: unknown }> = []
+  let inFlight: Array<{ seq: number; action: unknown }> = []
   let buffer: Array<{ rows: ReadonlyArray<Row>; deleted: ReadonlyArray<unknown> }> = []
   let syncing: { start: number; bytes: number; frames: number; largest: number; done: (s: SyncStats) => void } | undefined
 
@@ -102,6 +106,12 @@ const oursClient = (ws: WebSocket, side: Side): BenchClient => {
       else rows.delete(row[0])
     }
     for (const id of deleted) rows.delete(id)
+  }
+
+  const pushNext = () => {
+    if (inFlight.length > 0 || queued.length === 0) return
+    inFlight = queued.splice(0, 64)
+    ws.send(JSON.stringify({ _tag: "Push", channel: "todos", clientId, clientKey: keyOf(clientId), actions: inFlight }))
   }
 
   ws.onmessage = (event: MessageEvent) => {
@@ -118,13 +128,22 @@ const oursClient = (ws: WebSocket, side: Side): BenchClient => {
         apply(frame.rows, frame.deleted)
         client.onChange?.()
         return
-      case "Ack":
-        // the sender's own changes come inside its Ack
+      case "Pushed": {
+        // the sender's own changes come inside its push's reply
         for (const change of frame.changes ?? []) apply(change.rows, change.deleted)
         if (frame.changes?.length) client.onChange?.()
-        pending.get(frame.requestId)?.resolve(frame.rows)
-        pending.delete(frame.requestId)
+        for (const r of frame.results as Array<{ seq: number; rows?: ReadonlyArray<Row>; reason?: string; message?: string }>) {
+          const p = pending.get(r.seq)
+          pending.delete(r.seq)
+          if (r.reason === undefined) p?.resolve(r.rows ?? [])
+          else p?.reject(new Error(`bench: ${r.reason}: ${r.message}`))
+        }
+        // what the server did not decide (its room was full) goes again, first
+        queued.unshift(...inFlight.filter((a) => a.seq >= frame.next))
+        inFlight = []
+        pushNext()
         return
+      }
       case "SyncRows":
         buffer.push(frame)
         return
@@ -138,10 +157,10 @@ const oursClient = (ws: WebSocket, side: Side): BenchClient => {
         return
       }
       case "Failure": {
-        const p = frame.requestId === null ? undefined : pending.get(frame.requestId)
-        if (p !== undefined) {
-          pending.delete(frame.requestId)
-          p.reject(new Error(`bench: ${frame.reason}: ${frame.message}`))
+        if (frame.clientId === clientId) {
+          for (const p of pending.values()) p.reject(new Error(`bench: ${frame.reason}: ${frame.message}`))
+          pending.clear()
+          inFlight = []
         } else console.error("bench: ours failure", frame)
       }
     }
@@ -149,9 +168,10 @@ const oursClient = (ws: WebSocket, side: Side): BenchClient => {
 
   const act = (action: unknown) =>
     new Promise<ReadonlyArray<Row>>((resolve, reject) => {
-      const requestId = `${clientId}-${++seq}`
-      pending.set(requestId, { resolve, reject })
-      ws.send(JSON.stringify({ _tag: "Action", requestId, channel: "todos", clientId, clientKey: keyOf(clientId), seq, action }))
+      const s = ++seq
+      pending.set(s, { resolve, reject })
+      queued.push({ seq: s, action })
+      pushNext()
     })
 
   const client: BenchClient = {

@@ -190,14 +190,15 @@ export const usageOf = async (side: Side, room: string): Promise<{ rowsRead: num
   return (await res.json()) as { rowsRead: number; rowsWritten: number }
 }
 
-/** Rows written and read per create, over `count` sequential creates in a fresh room. */
-export const rowsPerAction = async (who: Contender, count: number): Promise<{ written: number; read: number }> => {
+/** Rows written and read per create, over `count` creates in a fresh room: one at a time, or all sent at once. */
+export const rowsPerAction = async (who: Contender, count: number, pipelined = false): Promise<{ written: number; read: number }> => {
   const room = freshRoom(`rows-${who.label}`)
   const [client] = await connectMany(who, room, 1)
   try {
     await client!.create("warm", TEXT)
     const before = await usageOf(who.side, room)
-    for (let i = 0; i < count; i++) await client!.create(`w-${i}`, TEXT)
+    if (pipelined) await Promise.all(Array.from({ length: count }, (_, i) => client!.create(`w-${i}`, TEXT)))
+    else for (let i = 0; i < count; i++) await client!.create(`w-${i}`, TEXT)
     const after = await usageOf(who.side, room)
     return { written: (after.rowsWritten - before.rowsWritten) / count, read: (after.rowsRead - before.rowsRead) / count }
   } finally {

@@ -29,7 +29,8 @@
 import { isTransient, type ClientMessage, type Failure, type RowId } from "../protocol/Protocol.ts"
 import { type ActionDiscarded, fromFailure, SyncRefused } from "../protocol/Errors.ts"
 import * as Optimistic from "./Optimistic.ts"
-import { Outbox, type PendingAction } from "./Outbox.ts"
+import type { PendingAction } from "./Outbox.ts"
+import { type DiscardedAction, Pushes, type Result } from "./Pushes.ts"
 import { RecordTable, type Row } from "./RecordTable.ts"
 import { type Connection, STICKY, type SyncStatus } from "./Status.ts"
 import { SyncAnswer } from "./SyncAnswer.ts"
@@ -37,26 +38,8 @@ import type { ServerFrame } from "./Frames.ts"
 import type { Route } from "./Transport.ts"
 
 export type { PendingAction, Waiter } from "./Outbox.ts"
+export type { DiscardedAction } from "./Pushes.ts"
 
-/**
- * A queued action the server refused while no `send` was waiting for it (it
- * was queued by an earlier page or another tab): kept so the app can show it.
- */
-export interface DiscardedAction<A> {
-  readonly clientId: string
-  readonly seq: number
-  /** The action, when this build can read it (undefined for one encoded for an older version it cannot). */
-  readonly action: A | undefined
-  /** The action as it was queued. */
-  readonly encoded: unknown
-  /** The channel version it was encoded for. */
-  readonly schema: number
-  readonly reason: string
-  readonly message: string
-}
-
-/** How many discarded actions a client keeps (the newest). */
-const DISCARDED_KEPT = 100
 export type { SyncStatus } from "./Status.ts"
 
 /** Decodes wire rows with the channel's record Schema. */
@@ -99,7 +82,7 @@ export class SyncEngine<R extends Row, A> implements Route {
   cursor: number | null = null
   /** The history the cursor belongs to (from `Synced`). */
   history: string | undefined = undefined
-  readonly outbox = new Outbox<A>()
+  readonly pushes: Pushes<A>
   #connection: Connection = "connecting"
   #lastError: SyncStatus["lastError"] = null
   /** `lastError` when the current Subscribe went out: a sync that succeeds clears it unless a newer one came since. */
@@ -118,14 +101,6 @@ export class SyncEngine<R extends Row, A> implements Route {
   #pendingIds: ReadonlySet<RowId> = Optimistic.EMPTY_IDS
   #status: SyncStatus | undefined
   #optimistic: EngineOptions<R, A>["optimistic"]
-  /** The push in flight: its client id and the seqs not answered yet. */
-  #inFlight: { readonly clientId: string; readonly seqs: Set<number> } | undefined
-  /** Per client id: the highest seq settled for good (stored queue updated), and the last one the server was told. */
-  readonly #confirmable = new Map<string, number>()
-  readonly #confirmSent = new Map<string, number>()
-  /** Per client id: the server expects a seq this browser no longer holds; the next push says so. */
-  readonly #skip = new Map<string, number>()
-  #discarded: ReadonlyArray<DiscardedAction<A>> = []
 
   readonly options: EngineOptions<R, A>
   readonly channel: string
@@ -136,6 +111,12 @@ export class SyncEngine<R extends Row, A> implements Route {
     this.channel = options.channel
     this.maxInFlight = options.maxInFlight
     this.#optimistic = options.optimistic
+    this.pushes = new Pushes<A>(options.channel, options.clientId)
+  }
+
+  /** The queue of pending actions. */
+  get outbox() {
+    return this.pushes.outbox
   }
 
   /** Actions not yet confirmed, in order. */
@@ -145,20 +126,12 @@ export class SyncEngine<R extends Row, A> implements Route {
 
   /** Queued actions the server refused while nobody waited for them, oldest first (the newest 100). */
   discarded(): ReadonlyArray<DiscardedAction<A>> {
-    return this.#discarded
+    return this.pushes.discarded
   }
 
   /** Forgets the discarded actions (the app has shown them). */
   dismissDiscarded(): void {
-    if (this.#discarded.length === 0) return
-    this.#discarded = []
-    this.options.onChange()
-  }
-
-  #discard(entry: PendingAction<A>, reason: string, message: string) {
-    if (entry.waiter !== undefined) return
-    const next = [...this.#discarded, { clientId: entry.clientId, seq: entry.seq, action: entry.action, encoded: entry.encoded, schema: entry.schema, reason, message }]
-    this.#discarded = next.length > DISCARDED_KEPT ? next.slice(-DISCARDED_KEPT) : next
+    if (this.pushes.dismiss()) this.options.onChange()
   }
 
   /** Why the server refused the channel, while it does: sends fail with it. */
@@ -258,9 +231,7 @@ export class SyncEngine<R extends Row, A> implements Route {
     this.#answer.restart(true)
     this.#retry = undefined
     this.#attempts = 0
-    this.#inFlight = undefined
-    this.#confirmSent.clear()
-    this.outbox.unsendAll()
+    this.pushes.reset(true)
     this.#subscribe()
     if (!STICKY.has(this.#connection)) this.#connection = "syncing"
     this.#statusChanged()
@@ -286,8 +257,7 @@ export class SyncEngine<R extends Row, A> implements Route {
     this.#answer.restart(true)
     this.#retry = undefined
     this.#attempts = 0
-    this.#inFlight = undefined
-    this.outbox.unsendAll()
+    this.pushes.reset(false)
     if (!STICKY.has(this.#connection) && this.#connection !== "offline") this.#show("offline")
   }
 
@@ -310,13 +280,11 @@ export class SyncEngine<R extends Row, A> implements Route {
 
   /** Forgets every record and the cursor; pending actions are rejected. */
   clear(reject: (p: PendingAction<A>) => ActionDiscarded): void {
-    this.#inFlight = undefined
-    for (const p of this.outbox.clear()) p.waiter?.reject(reject(p))
+    for (const p of this.pushes.clear()) p.waiter?.reject(reject(p))
     this.table.replace([])
     this.cursor = null
     this.history = undefined
     this.#lastError = null
-    this.#discarded = []
     this.options.onConfirmed()
     this.#dirty()
     if (this.#open) this.opened()
@@ -344,117 +312,67 @@ export class SyncEngine<R extends Row, A> implements Route {
 
   /** Actions pushed and not answered yet (the socket's budget counts them). */
   get inFlight(): number {
-    return this.#inFlight?.seqs.size ?? 0
+    return this.pushes.inFlight
   }
 
   /** Sends the next push if one may go now (synced, no backoff running, none in flight); returns how many actions it carries. */
   pushNext(room: number): number {
-    if (!this.#open || this.#syncing || this.#retry !== undefined || this.#inFlight !== undefined) return 0
-    const push = this.outbox.next(room, this.options.maxPushBytes)
+    if (!this.#open || this.#syncing || this.#retry !== undefined) return 0
+    const push = this.pushes.next(room, this.options.maxPushBytes)
     if (push === undefined) return 0
-    for (const p of push.entries) p.sent = true
-    this.#inFlight = { clientId: push.clientId, seqs: new Set(push.entries.map((p) => p.seq)) }
-    this.#transmitPush(push.clientId, push.clientKey, push.actions)
-    return push.entries.length
-  }
-
-  #transmitPush(clientId: string, clientKey: string, actions: ReadonlyArray<{ readonly seq: number; readonly action: unknown }>) {
-    const confirmed = this.#confirmable.get(clientId)
-    const skip = this.#skip.get(clientId)
-    this.#skip.delete(clientId)
-    if (confirmed !== undefined) this.#confirmSent.set(clientId, confirmed)
-    this.options.transmit({
-      _tag: "Push",
-      channel: this.channel,
-      clientId,
-      clientKey,
-      actions,
-      ...(confirmed === undefined ? {} : { confirmed }),
-      ...(skip === undefined ? {} : { skip })
-    })
+    this.options.transmit(push)
+    return push.actions.length
   }
 
   /** Seqs of `clientId` up to `seq` are settled and gone from the stored queue: the server may forget their outcomes. */
   confirm(clientId: string, seq: number): void {
-    if (seq > (this.#confirmable.get(clientId) ?? 0)) this.#confirmable.set(clientId, seq)
+    this.pushes.confirm(clientId, seq)
   }
 
-  /**
-   * Tells the server what was settled since the last push, when no push will
-   * carry it soon (the queue is idle). `keys` gives the key of a client id.
-   */
+  /** Tells the server what was settled since the last push, when no push will carry it soon (the queue is idle). */
   confirmIdle(keyOf: (clientId: string) => string | undefined): void {
-    if (!this.#open || this.#syncing || this.#inFlight !== undefined) return
-    for (const [clientId, seq] of this.#confirmable) {
-      if ((this.#confirmSent.get(clientId) ?? 0) >= seq || this.outbox.holds(clientId)) continue
-      const key = keyOf(clientId)
-      if (key !== undefined) this.#transmitPush(clientId, key, [])
-    }
+    if (!this.#open || this.#syncing) return
+    for (const push of this.pushes.idleConfirms(keyOf)) this.options.transmit(push)
   }
 
   /** True when replies to `clientId` belong to this engine. */
   owns(clientId: string): boolean {
-    return clientId === this.options.clientId || this.#inFlight?.clientId === clientId || this.outbox.holds(clientId)
-  }
-
-  #settled(entry: PendingAction<A>) {
-    this.#attempts = 0
-    this.options.onSettled(entry)
-    return entry
+    return this.pushes.owns(clientId)
   }
 
   /** A push's reply: settle what it decided; what is at or past `next` goes again. */
-  #pushed(clientId: string, next: number, results: ReadonlyArray<{ readonly seq: number; readonly rows?: ReadonlyArray<unknown>; readonly reason?: Failure["reason"]; readonly message?: string }>) {
-    const inFlight = this.#inFlight?.clientId === clientId ? this.#inFlight : undefined
-    const settled: Array<() => void> = []
-    for (const r of results) {
-      inFlight?.seqs.delete(r.seq)
-      const entry = this.outbox.take(clientId, r.seq)
-      if (entry === undefined) continue
-      this.#settled(entry)
-      if (r.reason !== undefined) {
-        const failure = { reason: r.reason, message: r.message ?? "" }
+  #pushed(clientId: string, next: number, results: ReadonlyArray<Result>) {
+    const settled = this.pushes.replied(clientId, next, results)
+    const calls: Array<() => void> = []
+    for (const { entry, result } of settled) {
+      this.#attempts = 0
+      this.options.onSettled(entry)
+      if (result.reason !== undefined) {
+        const failure = { reason: result.reason, message: result.message ?? "" }
         this.#lastError = failure
-        this.#discard(entry, failure.reason, failure.message)
-        settled.push(() => entry.waiter?.reject(fromFailure(failure)))
+        calls.push(() => entry.waiter?.reject(fromFailure(failure)))
       } else {
-        const rows = this.#decode(r.rows ?? [])
-        settled.push(() => entry.waiter?.resolve(rows))
+        const rows = this.#decode(result.rows ?? [])
+        calls.push(() => entry.waiter?.resolve(rows))
       }
     }
-    let lowest: number | undefined
-    for (const p of this.outbox.pending) {
-      if (p.clientId !== clientId) continue
-      if (p.seq >= next && p.sent) {
-        p.sent = false
-        inFlight?.seqs.delete(p.seq)
-      }
-      if (lowest === undefined || p.seq < lowest) lowest = p.seq
-    }
-    // the server expects a seq this browser no longer holds (its stored copy was lost): say so, or the queue waits forever
-    if (lowest !== undefined && lowest > next && this.outbox.get(clientId, next) === undefined) this.#skip.set(clientId, next)
-    if (inFlight !== undefined && inFlight.seqs.size === 0) this.#inFlight = undefined
-    if (settled.length > 0) this.#dirty()
-    for (const f of settled) f()
-    if (this.#inFlight === undefined) this.options.wake()
+    if (calls.length > 0) this.#dirty()
+    for (const f of calls) f()
+    if (!this.pushes.busy) this.options.wake()
   }
 
   /** A refused push: a temporary refusal sends it again after a backoff; a final one fails its actions. */
   #pushRefused(frame: Failure, clientId: string) {
-    const inFlight = this.#inFlight?.clientId === clientId ? this.#inFlight : undefined
-    if (inFlight !== undefined) this.#inFlight = undefined
-    if (isTransient(frame.reason)) {
+    const transient = isTransient(frame.reason)
+    const dropped = this.pushes.refused(clientId, frame.reason, frame.message, transient)
+    if (transient) {
       // not decided on the server: it stays queued, and goes again after the backoff
-      for (const p of this.outbox.pending) if (p.clientId === clientId) p.sent = false
       this.#backoff("actions")
       this.report(frame.reason, frame.message)
       return
     }
-    // the client id is not usable (another key owns it, or its principal has too many): its actions cannot apply
-    const dropped = this.outbox.pending.filter((p) => p.clientId === clientId && (inFlight === undefined || inFlight.seqs.has(p.seq) || frame.reason === "ClientMismatch" || frame.reason === "TooManyClients"))
-    for (const p of dropped) this.#settled(this.outbox.take(clientId, p.seq)!)
+    for (const p of dropped) this.options.onSettled(p)
     this.#lastError = { reason: frame.reason, message: frame.message }
-    for (const p of dropped) this.#discard(p, frame.reason, frame.message)
     this.#dirty()
     const error = frame.reason === "UnknownMessage" ? new SyncRefused({ reason: "UnknownMessage", message: frame.message }) : fromFailure(frame)
     for (const p of dropped) p.waiter?.reject(error)
@@ -503,7 +421,7 @@ export class SyncEngine<R extends Row, A> implements Route {
         return
       }
       case "Pushed":
-        return this.#pushed(frame.clientId, frame.next, frame.results as ReadonlyArray<{ readonly seq: number }>)
+        return this.#pushed(frame.clientId, frame.next, frame.results as ReadonlyArray<Result>)
       case "Failure":
         return frame.clientId === undefined ? this.#refused(frame) : this.#pushRefused(frame, frame.clientId)
     }
@@ -515,8 +433,7 @@ export class SyncEngine<R extends Row, A> implements Route {
       if (frame.reason === "NotAuthorized") return this.#show("unauthorized", frame)
       if (frame.reason !== "Unavailable") return this.report(frame.reason, frame.message)
       // none of what we sent was run: subscribe again (actions follow the sync) after a backoff
-      this.outbox.unsendAll()
-      this.#inFlight = undefined
+      this.pushes.reset(false)
       this.#syncing = true
       this.#backoff("subscribe")
       return this.#show("unavailable", frame)
@@ -532,12 +449,8 @@ export class SyncEngine<R extends Row, A> implements Route {
     // the server will not serve this channel: its queued actions can never apply
     this.#refusal = frame
     const error = fromFailure(frame)
-    const dropped = this.outbox.clear()
-    this.#inFlight = undefined
-    for (const p of dropped) {
-      this.options.onSettled(p)
-      this.#discard(p, frame.reason, frame.message)
-    }
+    const dropped = this.pushes.dropAll(frame.reason, frame.message)
+    for (const p of dropped) this.options.onSettled(p)
     // the dropped actions leave the optimistic view too
     this.#snapshot = undefined
     this.#show("failed", frame)

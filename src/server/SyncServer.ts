@@ -20,24 +20,24 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
+import type * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import type { SqlClient } from "effect/sql"
 import { type Connection, type ConnectionContext, Server, type WSMessage } from "partyserver"
-import * as SyncLayer from "../layers/SyncLayer.ts"
+import * as ServerLayer from "../layers/ServerLayer.ts"
 import type * as Channel from "../protocol/Channel.ts"
-import { NotAuthorized } from "../protocol/Errors.ts"
+import type { NotAuthorized } from "../protocol/Errors.ts"
 import { encodeServerFrame } from "../protocol/Protocol.ts"
-import { ActionDispatch, idsOf } from "../services/ActionDispatch.ts"
+import { ActionDispatch } from "../services/ActionDispatch.ts"
 import { Authorizer } from "../services/ActionHandler.ts"
 import type { CallerShape } from "../services/Caller.ts"
 import * as Handlers from "../services/Handlers.ts"
-import { type ConnectionState, Connections, initialState, type SyncConnection } from "../services/Connections.ts"
+import type { SyncConnection } from "../services/Connections.ts"
 import { type GcResult, type InstallReport, Reconciliation } from "../services/Reconciliation.ts"
 import { type MigrationRecord, run as runMigrations } from "../services/Migrations.ts"
-import { DurableObjectStorage, Storage, type StorageUsage } from "../services/Storage.ts"
-import * as StorageSqlClient from "../services/StorageSqlClient.ts"
-import { Channels, defaultOptions, SyncConfig, type SyncOptions } from "../services/SyncConfig.ts"
+import { Storage, type StorageUsage } from "../services/Storage.ts"
+import { defaultOptions, type SyncOptions } from "../services/SyncConfig.ts"
+import { adapt, describeError, encodeGrant, GRANT_HEADER, idsOfFrame, refuseSocket, stateOf } from "./Sockets.ts"
 
 /** What `authorizeConnection` grants; `P` is the server's principal type. */
 export interface Grant<P = unknown> {
@@ -49,14 +49,12 @@ export interface Grant<P = unknown> {
   readonly principal: P
   /**
    * A read-only connection may subscribe but not act: each action it sends
-   * is refused with `SyncRefused { reason: "ReadOnly" }` (not recorded, not
-   * decoded, no handler runs). A string makes it read-only and is the
-   * refusal's message, which the user sees.
+   * is refused with `SyncRefused { reason: "ReadOnly" }` (its decided outcome;
+   * no handler runs). A string makes it read-only and is the refusal's
+   * message, which the user sees.
    */
   readonly readOnly?: boolean | string
 }
-
-const PRINCIPAL_HEADER = "x-effect-partysync-grant"
 
 /**
  * A partyserver Server that syncs its channel tables to clients.
@@ -145,51 +143,25 @@ export abstract class SyncServer<
 
   #adapt(connection: Connection): SyncConnection {
     let adapter = this.#adapters.get(connection)
-    if (adapter === undefined) {
-      adapter = {
-        id: connection.id,
-        send: (frame) => {
-          try {
-            connection.send(frame)
-          } catch {
-            // the socket closed under us; the client resyncs from its cursor
-          }
-        },
-        get state() {
-          return (connection.state as ConnectionState | null) ?? initialState
-        },
-        setState: (state) => {
-          connection.setState(state)
-        }
-      }
-      this.#adapters.set(connection, adapter)
-    }
+    if (adapter === undefined) this.#adapters.set(connection, (adapter = adapt(connection)))
     return adapter
   }
 
   #build() {
-    const options = { ...defaultOptions, ...this.syncOptions }
-    const base = Layer.mergeAll(
-      Layer.succeed(DurableObjectStorage, this.ctx.storage),
-      Layer.succeed(Connections, Connections.of({ all: () => this.#connections() })),
-      Layer.succeed(Channels, Channels.fromList(this.channels)),
-      Layer.succeed(SyncConfig, options)
-    )
-    const storage = StorageSqlClient.layer.pipe(Layer.provideMerge(Storage.layer.pipe(Layer.provide(base))))
-    const app = ((this.layer ?? Layer.empty) as Layer.Layer<R, unknown, SqlClient.SqlClient | Storage>).pipe(Layer.provideMerge(storage))
-    const handler = Handlers.layer<R>(this.channels, {
-      handlers: this.handlers as Handlers.Declared["handlers"],
-      onAction: this.onAction === undefined ? undefined : this.onAction.bind(this)
-    }, `SyncServer ${this.constructor.name}`)
-    const authorizer = Authorizer.layerFrom((principal, channel, action) =>
-      this.authorizeAction(principal as P, channel as C["name"], action as Channel.ActionOf<C>)
-    )
-    const layer = SyncLayer.layer.pipe(
-      Layer.provide(Layer.mergeAll(handler, authorizer)),
-      Layer.provideMerge(app),
-      Layer.provideMerge(base)
-    )
-    return ManagedRuntime.make(layer)
+    return ManagedRuntime.make(ServerLayer.make<R>({
+      storage: this.ctx.storage,
+      connections: () => this.#connections(),
+      channels: this.channels,
+      options: { ...defaultOptions, ...this.syncOptions },
+      app: this.layer,
+      handler: Handlers.layer<R>(this.channels, {
+        handlers: this.handlers as Handlers.Declared["handlers"],
+        onAction: this.onAction === undefined ? undefined : this.onAction.bind(this)
+      }, `SyncServer ${this.constructor.name}`),
+      authorizer: Authorizer.layerFrom((principal, channel, action) =>
+        this.authorizeAction(principal as P, channel as C["name"], action as Channel.ActionOf<C>)
+      )
+    }))
   }
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -297,10 +269,10 @@ export abstract class SyncServer<
       return response
     }
     const headers = new Headers(request.headers)
-    headers.delete(PRINCIPAL_HEADER)
+    headers.delete(GRANT_HEADER)
     const outcome = await Effect.runPromise(Effect.result(Effect.suspend(() => this.authorizeConnection(request))))
-    if (outcome._tag === "Failure") return refuseSocket(outcome.failure)
-    headers.set(PRINCIPAL_HEADER, JSON.stringify({ principal: outcome.success.principal ?? null, readOnly: outcome.success.readOnly ?? false }))
+    if (outcome._tag === "Failure") return refuseSocket(outcome.failure as NotAuthorized)
+    headers.set(GRANT_HEADER, encodeGrant(outcome.success))
     return super.fetch(new Request(request, { headers }))
   }
 
@@ -319,9 +291,7 @@ export abstract class SyncServer<
   }
 
   override onConnect(connection: Connection, ctx: ConnectionContext): void {
-    const grant = ctx.request.headers.get(PRINCIPAL_HEADER)
-    const parsed = grant === null ? { principal: null, readOnly: false } : (JSON.parse(grant) as { principal: unknown; readOnly: boolean | string })
-    connection.setState({ ...initialState, principal: parsed.principal, readOnly: parsed.readOnly } satisfies ConnectionState)
+    connection.setState(stateOf(ctx.request.headers.get(GRANT_HEADER)))
     this.#live?.add(this.#adapt(connection))
   }
 
@@ -420,35 +390,4 @@ export abstract class SyncServer<
     this.#runtime = undefined
     this.#ready = undefined
   }
-}
-
-const describeError = (error: unknown): string => {
-  if (typeof error === "object" && error !== null && "message" in error && typeof error.message === "string") return error.message
-  return String(error)
-}
-
-/** The channel and client id of a frame, if it names them (to answer it while the services are down). */
-const idsOfFrame = (message: WSMessage): { channel: string | null; clientId?: string } => {
-  if (typeof message !== "string" || message.length > 1_000_000) return { channel: null }
-  try {
-    return idsOf(JSON.parse(message))
-  } catch {
-    return { channel: null }
-  }
-}
-
-/**
- * Refuses a WebSocket so that the client can tell why: a browser never sees
- * the status of a refused upgrade, so the socket is accepted, told
- * `NotAuthorized` with the reason, and closed with 4401 or 4403.
- */
-const refuseSocket = (error: NotAuthorized): Response => {
-  const status = error instanceof NotAuthorized ? (error.status ?? 403) : 403
-  const message = error instanceof NotAuthorized ? error.message : "not authorized"
-  const pair = new WebSocketPair()
-  const socket = pair[1]
-  socket.accept()
-  socket.send(encodeServerFrame({ _tag: "Failure", requestId: null, channel: null, reason: "NotAuthorized", message }))
-  socket.close(4000 + status, message.slice(0, 120))
-  return new Response(null, { status: 101, webSocket: pair[0] })
 }

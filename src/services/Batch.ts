@@ -20,9 +20,10 @@ import { ActionRejected, NotAuthorized } from "../protocol/Errors.ts"
 import type { Applied, ErrorReason, Refused, WireRow } from "../protocol/Protocol.ts"
 import * as Capture from "./Capture.ts"
 import * as Ledger from "./ClientLedger.ts"
+import * as Legacy from "./LedgerLegacy.ts"
+import * as Outcomes from "./Outcomes.ts"
 import { StorageError, SyncFailure } from "./Errors.ts"
 import type { ChannelChanges } from "./Frames.ts"
-import * as Histories from "./Histories.ts"
 import type { StorageShape } from "./Storage.ts"
 
 /** An action as dispatch prepared it: refused already, or a handler to run. */
@@ -126,7 +127,7 @@ export const makeLedgerState = () => {
         if (row === undefined) continue
         const client = Ledger.parse(row)
         const outcomes = new Map([...client.outcomes].filter(([seq]) => seq > confirmed))
-        if (outcomes.size !== client.outcomes.size) storage.rawUnsafe(Ledger.CONFIRM, Ledger.serialize(outcomes), clientId)
+        if (outcomes.size !== client.outcomes.size) storage.rawUnsafe(Ledger.CONFIRM, Outcomes.serialize(outcomes), clientId)
       }
       confirms.clear()
     },
@@ -140,36 +141,11 @@ export const makeLedgerState = () => {
 /** The ledger's memory. */
 export type LedgerState = ReturnType<typeof makeLedgerState>
 
-/** Creates the ledger's table, adds this release's columns to an older one, converts legacy rows once. */
-export const installLedger = (storage: StorageShape): void => {
-  if (Histories.meta(storage, "ledger") !== 2) {
-    // the first releases' table: `decided` was NOT NULL; it becomes nullable, with this release's columns
-    const columns = storage.rawUnsafe(`SELECT name, "notnull" FROM pragma_table_info('_psync_clients')`)
-    if (columns.length > 0) {
-      const names = new Set(columns.map((r) => String(r[0])))
-      const strict = columns.some((r) => r[0] === "decided" && Number(r[1]) === 1)
-      if (strict) {
-        storage.rawUnsafe(`ALTER TABLE _psync_clients RENAME TO _psync_clients_old`)
-        for (const statement of Ledger.SCHEMA) storage.rawUnsafe(statement)
-        storage.rawUnsafe(`INSERT INTO _psync_clients (client_id, key, seq, decided, seen) SELECT client_id, key, seq, decided, seen FROM _psync_clients_old`)
-        storage.rawUnsafe(`DROP TABLE _psync_clients_old`)
-      } else {
-        for (const [name, type] of Ledger.ADDED_COLUMNS) {
-          if (!names.has(name)) storage.rawUnsafe(`ALTER TABLE _psync_clients ADD COLUMN ${name} ${type}`)
-        }
-      }
-      for (const statement of Ledger.CONVERT_LEGACY) storage.rawUnsafe(statement)
-    }
-    for (const statement of Ledger.SCHEMA) storage.rawUnsafe(statement)
-    Histories.setMeta(storage, "ledger", 2)
-  }
-}
-
 /** The answer to a re-sent action: its kept outcome, a legacy refusal, or (confirmed before) applied. */
 const firstAnswer = (
   storage: StorageShape,
   clientId: string,
-  outcomes: ReadonlyMap<number, Ledger.Outcome>,
+  outcomes: ReadonlyMap<number, Outcomes.Outcome>,
   seq: number
 ): Applied | Refused => {
   const kept = outcomes.get(seq)
@@ -178,9 +154,7 @@ const firstAnswer = (
       ? { seq, rows: kept.rows, duplicate: true }
       : { seq, reason: kept.reason, message: kept.message, duplicate: true }
   }
-  const legacy = storage.rawUnsafe(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`, Ledger.LEGACY_REFUSALS).length > 0
-    ? storage.rawUnsafe(Ledger.LEGACY_REFUSAL_OF, clientId, seq)[0]
-    : undefined
+  const legacy = Legacy.exists(storage, Legacy.REFUSALS) ? storage.rawUnsafe(Legacy.REFUSAL_OF, clientId, seq)[0] : undefined
   if (legacy !== undefined) return { seq, reason: String(legacy[0]) as ErrorReason, message: String(legacy[1]), duplicate: true }
   return { seq, rows: [], duplicate: true }
 }
@@ -258,7 +232,7 @@ export const decide = <R>(push: PreparedPush<R>, ctx: BatchContext): Effect.Effe
     }
     let before = Math.max(ctx.published, top)
 
-    const record = (outcome: Ledger.Outcome) => {
+    const record = (outcome: Outcomes.Outcome) => {
       outcomes.set(outcome.seq, outcome)
       if (!holes.delete(outcome.seq)) last = outcome.seq
       decided = true
@@ -307,10 +281,10 @@ export const decide = <R>(push: PreparedPush<R>, ctx: BatchContext): Effect.Effe
           push.clientId,
           c.key,
           last,
-          Ledger.serializeHoles({ ...c, holes }),
+          Ledger.serializeHoles(holes),
           Date.now(),
           principal,
-          Ledger.serialize(outcomes)
+          Outcomes.serialize(outcomes)
         )
       } else if (confirmed > 0) ledger.confirm(push.clientId, confirmed)
       const changes = Capture.merge(steps)

@@ -32,6 +32,7 @@ import { Broadcast } from "./Broadcast.ts"
 import * as Capture from "./Capture.ts"
 import * as ChangeLog from "./ChangeLog.ts"
 import * as Ledger from "./ClientLedger.ts"
+import * as Legacy from "./LedgerLegacy.ts"
 import type { SyncConnection } from "./Connections.ts"
 import { StorageError, SyncFailure } from "./Errors.ts"
 import type { ChannelChanges } from "./Frames.ts"
@@ -313,10 +314,10 @@ const installSync = (storage: StorageShape, channels: ReadonlyMap<string, Channe
   // the first release's bookkeeping: start over with a new history
   const legacy = ChangeLog.LEGACY_TABLES.some((t) => exists(storage, t))
   if (legacy) {
-    for (const t of [...ChangeLog.LEGACY_TABLES, ...Ledger.LEGACY_TABLES, "_psync_meta"]) storage.rawUnsafe(`DROP TABLE IF EXISTS ${t}`)
+    for (const t of [...ChangeLog.LEGACY_TABLES, ...Legacy.TABLES, "_psync_meta"]) storage.rawUnsafe(`DROP TABLE IF EXISTS ${t}`)
   }
   for (const statement of ChangeLog.SCHEMA) storage.rawUnsafe(statement)
-  Batch.installLedger(storage)
+  Legacy.install(storage)
   const { logs, rebuilt } = Capture.install(storage, channels)
   const state = Histories.install(storage, rebuilt)
   const after = storage.usage()
@@ -367,7 +368,7 @@ const gcSync = (
   const clientsPruned = Number(storage.rawUnsafe(`SELECT count(*) FROM _psync_clients WHERE seen < ? AND outcomes IS NULL`, idleSince)[0]?.[0] ?? 0)
   if (clientsPruned > 0) {
     storage.rawUnsafe(Ledger.PRUNE, idleSince)
-    if (exists(storage, Ledger.LEGACY_REFUSALS)) storage.rawUnsafe(Ledger.PRUNE_LEGACY)
+    if (exists(storage, Legacy.REFUSALS)) storage.rawUnsafe(Legacy.PRUNE)
   }
   return { purged, horizon, clientsPruned, kept }
 }
