@@ -97,6 +97,8 @@ const oursClient = (ws: WebSocket, side: Side): BenchClient => {
   // actions not pushed yet, and whether a push is in flight
   const queued: Array<{ seq: number; action: unknown }> = []
   let inFlight: Array<{ seq: number; action: unknown }> = []
+  // the highest seq settled with nothing unsettled below it: the next push confirms it, as the real client does
+  let confirmed = 0
   let buffer: Array<{ rows: ReadonlyArray<Row>; deleted: ReadonlyArray<unknown> }> = []
   let syncing: { start: number; bytes: number; frames: number; largest: number; done: (s: SyncStats) => void } | undefined
 
@@ -111,7 +113,7 @@ const oursClient = (ws: WebSocket, side: Side): BenchClient => {
   const pushNext = () => {
     if (inFlight.length > 0 || queued.length === 0) return
     inFlight = queued.splice(0, 64)
-    ws.send(JSON.stringify({ _tag: "Push", channel: "todos", clientId, clientKey: keyOf(clientId), actions: inFlight }))
+    ws.send(JSON.stringify({ _tag: "Push", channel: "todos", clientId, clientKey: keyOf(clientId), actions: inFlight, ...(confirmed > 0 ? { confirmed } : {}) }))
   }
 
   ws.onmessage = (event: MessageEvent) => {
@@ -140,6 +142,7 @@ const oursClient = (ws: WebSocket, side: Side): BenchClient => {
         }
         // what the server did not decide (its room was full) goes again, first
         queued.unshift(...inFlight.filter((a) => a.seq >= frame.next))
+        confirmed = Math.max(confirmed, frame.next - 1)
         inFlight = []
         pushNext()
         return

@@ -62,7 +62,10 @@ const make = Effect.gen(function*() {
   const handler = yield* ActionHandler
   const authorizer = yield* Authorizer
   const lanes = Lanes.make()
-  const decodeMessage = Schema.decodeUnknownExit(ClientMessage)
+  // each frame decoded by its own tag's Schema: a union would try the members in turn
+  const decoders = new Map<unknown, (u: unknown) => Exit.Exit<ClientMessage, Schema.SchemaError>>(
+    ClientMessage.members.map((member) => [member.fields._tag.schema.literal, Schema.decodeUnknownExit(member)] as const)
+  )
   const actionDecoders = new Map<string, (u: unknown) => Exit.Exit<unknown, Schema.SchemaError>>()
   for (const channel of channels.values()) actionDecoders.set(channel.name, Schema.decodeUnknownExit(channel.action))
 
@@ -96,8 +99,9 @@ const make = Effect.gen(function*() {
     } catch {
       return fail("MalformedJson", "frame is not valid JSON")
     }
-    const exit = decodeMessage(json)
-    if (Exit.isSuccess(exit)) return exit.value
+    const decode = decoders.get((json as { _tag?: unknown } | null)?._tag)
+    const exit = decode === undefined ? undefined : decode(json)
+    if (exit !== undefined && Exit.isSuccess(exit)) return exit.value
     const ids = idsOf(json)
     if ((json as { _tag?: unknown })?._tag === "Action") {
       // a tab of the previous release: it keeps a temporary refusal's action queued, and the reloaded app sends it
@@ -109,8 +113,8 @@ const make = Effect.gen(function*() {
         channel: ids.channel
       })
     }
-    const error = Cause.findErrorOption(exit.cause)
-    return fail("UnknownMessage", `not a valid message: ${error._tag === "Some" ? error.value.message : "unknown shape"}`, ids.channel, ids.clientId)
+    const error = exit === undefined ? undefined : Cause.findErrorOption(exit.cause)
+    return fail("UnknownMessage", `not a valid message: ${error?._tag === "Some" ? error.value.message : "unknown shape"}`, ids.channel, ids.clientId)
   }
 
   // ---------------------------------------------------------------- pushes

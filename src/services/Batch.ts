@@ -64,8 +64,6 @@ export type Run =
     readonly version: number
     /** Whether the published mark was stored. */
     readonly stored: boolean
-    /** Log entries read (for the compaction's count). */
-    readonly entries: number
   }
   | { readonly _tag: "Refused"; readonly failure: SyncFailure }
 
@@ -210,7 +208,6 @@ export const decide = <R>(push: PreparedPush<R>, ctx: BatchContext): Effect.Effe
     let last = client.seq
     const results: Array<Applied | Refused> = []
     const steps: Array<ReadonlyArray<ChannelChanges>> = []
-    let entries = 0
     let decided = false
 
     // seqs the client says it no longer holds: decided as never applied
@@ -228,7 +225,6 @@ export const decide = <R>(push: PreparedPush<R>, ctx: BatchContext): Effect.Effe
     const outside = top > ctx.published ? Capture.read(storage, logs, ctx.published) : undefined
     if (outside !== undefined) {
       steps.push(outside.changes)
-      entries += outside.entries
     }
     let before = Math.max(ctx.published, top)
 
@@ -257,7 +253,6 @@ export const decide = <R>(push: PreparedPush<R>, ctx: BatchContext): Effect.Effe
           if (Exit.isSuccess(exit)) {
             const captured = exit.value
             steps.push(captured.changes)
-            entries += captured.entries
             before = Math.max(before, captured.version)
             record({ _tag: "Applied", seq, rows: captured.rows })
             return loop(at + 1)
@@ -289,7 +284,7 @@ export const decide = <R>(push: PreparedPush<R>, ctx: BatchContext): Effect.Effe
       } else if (confirmed > 0) ledger.confirm(push.clientId, confirmed)
       const changes = Capture.merge(steps)
       const version = Math.max(before, ctx.published)
-      return { _tag: "Run", results, next: holes.size > 0 ? Math.min(...holes) : last + 1, changes, version, stored: ctx.advance(version), entries }
+      return { _tag: "Run", results, next: holes.size > 0 ? Math.min(...holes) : last + 1, changes, version, stored: ctx.advance(version) }
     })
   })
 
@@ -307,8 +302,7 @@ const emptyRun = (published: number): Run => ({
   next: 1,
   changes: [],
   version: published,
-  stored: false,
-  entries: 0
+  stored: false
 })
 
 /**

@@ -37,8 +37,6 @@ export interface Captured {
   readonly version: number
   /** Why rows do not match their channel's record, one message per channel. */
   readonly invalid: Array<string>
-  /** How many log entries were read (an entry per write, before folding). */
-  readonly entries: number
 }
 
 /** Checks rows against the channel's record Schema; the message names the column. */
@@ -136,12 +134,10 @@ export const read = (
   const changes: Array<ChannelChanges> = []
   const invalid: Array<string> = []
   let version = after
-  let entries = 0
   for (const log of logs) {
     if (only !== undefined && !only.has(log.info.channel.name)) continue
     const result = storage.rawUnsafe(log.query, after)
     if (result.length === 0) continue
-    entries += result.length
     const found = ChangeLog.foldChanges(log.info.channel.name, result)
     const last = ChangeLog.highest(found)
     const problem = log.check(found.rows)
@@ -149,7 +145,7 @@ export const read = (
     changes.push({ ...found, version: last })
     version = Math.max(version, last)
   }
-  return { changes, version, invalid, entries }
+  return { changes, version, invalid }
 }
 
 /** The log's highest version (0 when empty). */

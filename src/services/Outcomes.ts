@@ -12,6 +12,13 @@ import type { ErrorReason, WireRow } from "../protocol/Protocol.ts"
 /** Stored outcomes larger than this (JSON characters) keep their refusals but drop their rows. */
 export const MAX_OUTCOME_CHARS = 256 * 1024
 
+/**
+ * Outcomes kept per client, the newest: a client confirms what it settled
+ * with its next push, so ours holds a batch or two; one that never confirms
+ * cannot make its row (read and written by every batch) grow without end.
+ */
+export const KEPT_PER_CLIENT = 256
+
 /** A decided action's outcome. */
 export type Outcome =
   | { readonly _tag: "Applied"; readonly seq: number; readonly rows: ReadonlyArray<WireRow> }
@@ -38,8 +45,9 @@ export const parse = (text: unknown): Map<number, Outcome> => {
 /** The outcomes to store, as JSON (null when none): the rows of the largest applied ones go first when over the cap. */
 export const serialize = (outcomes: ReadonlyMap<number, Outcome>): string | null => {
   if (outcomes.size === 0) return null
-  const entries: Array<Stored> = []
+  let entries: Array<Stored> = []
   for (const o of outcomes.values()) entries.push(o._tag === "Applied" ? [o.seq, o.rows] : [o.seq, o.reason, o.message])
+  if (entries.length > KEPT_PER_CLIENT) entries = entries.sort((a, b) => a[0] - b[0]).slice(-KEPT_PER_CLIENT)
   let text = JSON.stringify(entries)
   if (text.length <= MAX_OUTCOME_CHARS) return text
   // a bulk action's rows: keep that it was applied, not what it wrote

@@ -154,9 +154,8 @@ const make = Effect.gen(function*() {
   }
 
   /** After a publish: compacts the log once it holds about twice what the last compaction kept. */
-  const maybeCompact = (entries: number) =>
+  const maybeCompact = () =>
     Effect.suspend(() => {
-      appended += entries
       if (appended <= kept + COMPACT_SLACK) return Effect.void
       return storage.transaction(Effect.try({
         try: () => {
@@ -171,6 +170,8 @@ const make = Effect.gen(function*() {
 
   const publish = (changes: ReadonlyArray<ChannelChanges>, version: number, wrote: boolean, sender?: SyncConnection) =>
     Effect.map(broadcast.publish(changes, sender), (withheld) => {
+      // versions are the log's keys, and a rolled-back write frees its own: each version published is one entry
+      appended += Math.max(0, version - feed.published)
       feed = { ...feed, published: version }
       if (wrote) stored = version
       return withheld
@@ -188,7 +189,7 @@ const make = Effect.gen(function*() {
       })).pipe(Effect.mapError(storageError))
       if (run._tag === "Refused") return run as Batch.Decided
       const withheld = yield* publish(run.changes, run.version, run.stored, sender)
-      yield* maybeCompact(run.entries).pipe(Effect.catch((e) => Effect.logWarning("effect-partysync: log compaction failed", e)))
+      yield* maybeCompact().pipe(Effect.catch((e) => Effect.logWarning("effect-partysync: log compaction failed", e)))
       return { _tag: "Decided", results: run.results, next: run.next, version: run.version, withheld } satisfies Batch.Decided
     })
 
@@ -211,7 +212,7 @@ const make = Effect.gen(function*() {
       ? Effect.void
       : Effect.logError(`effect-partysync: rows written outside onAction do not match their channel's record: ${collected.invalid.join("; ")}`)
     return Effect.andThen(report, publish(collected.changes, collected.version, wrote)).pipe(
-      Effect.andThen(maybeCompact(collected.entries))
+      Effect.andThen(maybeCompact())
     )
   }).pipe(Effect.asVoid, Effect.mapError(storageError))
 
@@ -277,7 +278,7 @@ const make = Effect.gen(function*() {
           return Effect.succeed([value, captured, advance(captured.version, MARK_EVERY)] as const)
         })))
       yield* publish(captured.changes, captured.version, wrote)
-      yield* maybeCompact(captured.entries).pipe(Effect.catch((e) => Effect.logWarning("effect-partysync: log compaction failed", e)))
+      yield* maybeCompact().pipe(Effect.catch((e) => Effect.logWarning("effect-partysync: log compaction failed", e)))
       return { value, version: feed.published }
     }))
 
