@@ -25,6 +25,7 @@ import { layerNodeSqlite } from "../src/testing/StorageSqlite.ts"
 import { Channels, SyncConfig, defaultOptions } from "../src/services/SyncConfig.ts"
 import { now, round } from "./stats.ts"
 import { TODO_TABLE_V1 as TODO_TABLE } from "../fixtures/todo-sync/src/table.ts"
+import { Views } from "../src/services/Views.ts"
 
 /** The client key of a benchmark client id (the server binds an id to its key). */
 const keyOf = (clientId: string) => `bench-key-${clientId}`.padEnd(16, "-")
@@ -58,6 +59,7 @@ const ours = async (receivers: number, handlerSql: "storage" | "sqlclient" = "st
   }))
   const layer = SyncLayer.layer.pipe(
     Layer.provide(Layer.mergeAll(handler, Authorizer.layerAllowAll)),
+    Layer.provideMerge(Views.layerNone),
     Layer.provideMerge(storage),
     Layer.provideMerge(Layer.mergeAll(
       layerMemoryConnections(conns),

@@ -45,7 +45,7 @@ export class RawLedger extends Server {
     this.#exec(TODO_TABLE)
     for (const statement of [...ChangeLog.SCHEMA, ...Ledger.SCHEMA]) this.#exec(statement)
     for (const name of ChangeLog.triggerNames("todos")) this.#exec(`DROP TRIGGER IF EXISTS ${name}`)
-    for (const statement of ChangeLog.triggerSql({ channel: { table: "todos" } as never, index: 1, id: "id" })) this.#exec(statement)
+    for (const statement of ChangeLog.triggerSql({ channel: { table: "todos" } as never, index: 1, id: "id", columns: [], view: false })) this.#exec(statement)
   }
 
   override onMessage(connection: Connection, message: WSMessage) {

@@ -14,6 +14,7 @@ import { Connections, type SyncConnection } from "../services/Connections.ts"
 import { DurableObjectStorage, type DurableObjectSql, Storage } from "../services/Storage.ts"
 import * as StorageSqlClient from "../services/StorageSqlClient.ts"
 import { Channels, SyncConfig, type SyncOptions } from "../services/SyncConfig.ts"
+import type { Views } from "../services/Views.ts"
 import * as SyncLayer from "./SyncLayer.ts"
 
 /** What an object's services are built from. */
@@ -26,6 +27,8 @@ export interface ServerParts<R> {
   readonly app: Layer.Layer<R, unknown, SqlClient.SqlClient | Storage> | undefined
   readonly handler: Layer.Layer<ActionHandler, unknown, SqlClient.SqlClient | Storage | R>
   readonly authorizer: Layer.Layer<Authorizer>
+  /** The channels' read rules. */
+  readonly views: Layer.Layer<Views, never, SqlClient.SqlClient | Storage>
 }
 
 /** The services of one object, with the app's. */
@@ -40,6 +43,7 @@ export const make = <R>(parts: ServerParts<R>) => {
   const app = ((parts.app ?? Layer.empty) as Layer.Layer<R, unknown, SqlClient.SqlClient | Storage>).pipe(Layer.provideMerge(storage))
   return SyncLayer.layer.pipe(
     Layer.provide(Layer.mergeAll(parts.handler, parts.authorizer)),
+    Layer.provideMerge(parts.views.pipe(Layer.provide(app))),
     Layer.provideMerge(app),
     Layer.provideMerge(base)
   )

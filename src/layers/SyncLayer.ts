@@ -10,7 +10,7 @@ import { ActionDispatch } from "../services/ActionDispatch.ts"
 import { Broadcast } from "../services/Broadcast.ts"
 import { Reconciliation } from "../services/Reconciliation.ts"
 
-/** ActionDispatch, Reconciliation and Broadcast; needs Storage, Connections, Channels, ActionHandler, Authorizer. */
+/** ActionDispatch, Reconciliation and Broadcast; needs Storage, Connections, Channels, Views, ActionHandler, Authorizer. */
 export const layer = ActionDispatch.layer.pipe(
   Layer.provideMerge(Reconciliation.layer),
   Layer.provideMerge(Broadcast.layer)

@@ -22,7 +22,8 @@ export type ActionSchema = Schema.Codec<unknown, unknown>
 export interface Channel<
   Name extends string = string,
   R extends RecordSchema = RecordSchema,
-  A extends ActionSchema = ActionSchema
+  A extends ActionSchema = ActionSchema,
+  P = unknown
 > {
   readonly name: Name
   /** The SQLite table that backs the channel. */
@@ -36,15 +37,23 @@ export interface Channel<
    * version n into one encoded for version n + 1.
    */
   readonly upgrade: Readonly<Record<number, (action: unknown) => unknown>>
+  /**
+   * What a subscription may ask for (a board, a date range): the server
+   * validates them with this Schema and its read rule receives them. None:
+   * the channel takes no params.
+   */
+  readonly params: Schema.Codec<P, unknown> | undefined
 }
 
 /** Any channel. */
-export type Any = Channel<string, RecordSchema, ActionSchema>
+export type Any = Channel<string, RecordSchema, ActionSchema, any>
 
 /** The record tuple type of a channel. */
 export type RecordOf<C extends Any> = C["record"]["Type"]
 /** The action type of a channel. */
 export type ActionOf<C extends Any> = C["action"]["Type"]
+/** The params type of a channel (`undefined` when it takes none). */
+export type ParamsOf<C extends Any> = C extends Channel<string, RecordSchema, ActionSchema, infer P> ? P : never
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
 
@@ -55,7 +64,7 @@ export const isIdentifier = (s: string): boolean => IDENTIFIER.test(s) && !s.toL
  * Declares a channel. The name (and table, which defaults to the name) must
  * be a plain SQL identifier; anything else throws at declaration time.
  */
-export const make = <const Name extends string, R extends RecordSchema, A extends ActionSchema>(
+export const make = <const Name extends string, R extends RecordSchema, A extends ActionSchema, P = undefined>(
   name: Name,
   options: {
     readonly record: R
@@ -63,15 +72,25 @@ export const make = <const Name extends string, R extends RecordSchema, A extend
     readonly table?: string
     readonly version?: number
     readonly upgrade?: Readonly<Record<number, (action: unknown) => unknown>>
+    /** The params a subscription may pass (see `Channel.params`). */
+    readonly params?: Schema.Codec<P, any>
   }
-): Channel<Name, R, A> => {
+): Channel<Name, R, A, P> => {
   const table = options.table ?? name
   const version = options.version ?? 1
   // one message for the three checks: they run once, at declaration, and ship in every browser bundle
   if (!isIdentifier(name) || !isIdentifier(table) || table.startsWith("_psync") || !(version >= 1 && Number.isInteger(version))) {
     throw new TypeError(`effect-partysync: channel ${JSON.stringify(name)}: the name and table must be SQL identifiers (not _psync*), the version an integer >= 1`)
   }
-  return { name, table, record: options.record, action: options.action, version, upgrade: options.upgrade ?? {} }
+  return {
+    name,
+    table,
+    record: options.record,
+    action: options.action,
+    version,
+    upgrade: options.upgrade ?? {},
+    params: options.params as Schema.Codec<P, unknown> | undefined
+  }
 }
 
 /**

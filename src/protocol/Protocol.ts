@@ -34,6 +34,30 @@ const Seq = /*#__PURE__*/ Schema.Int.check(/*#__PURE__*/ Schema.isGreaterThanOrE
 const Name = /*#__PURE__*/ Schema.String.check(/*#__PURE__*/ Schema.isBetweenLength(1, 128))
 /** A channel's schema version, declared with the channel. */
 const SchemaVersion = /*#__PURE__*/ Schema.Int.check(/*#__PURE__*/ Schema.isGreaterThanOrEqualTo(1))
+/** A subscription's name: its channel and its params. */
+const Sub = /*#__PURE__*/ Schema.String.check(/*#__PURE__*/ Schema.isBetweenLength(1, 1024))
+
+/** Params as JSON with sorted keys: the same params give the same text on every side. */
+export const canonical = (value: unknown): string =>
+  JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v)
+
+/** The name of a subscription: its channel, and its encoded params when it has any. */
+export const subOf = (channel: string, params: unknown): string => (params === undefined ? channel : `${channel}?${canonical(params)}`)
+
+/** The channel of a subscription's name. */
+export const channelOfSub = (sub: string): string => {
+  const at = sub.indexOf("?")
+  return at < 0 ? sub : sub.slice(0, at)
+}
+
+/** The encoded params of a subscription's name (undefined when it has none). */
+export const paramsOfSub = (sub: string): unknown => {
+  const at = sub.indexOf("?")
+  return at < 0 ? undefined : JSON.parse(sub.slice(at + 1))
+}
 
 // ---------------------------------------------------------------------------
 // client -> server
@@ -49,13 +73,27 @@ export const Subscribe = /*#__PURE__*/ Schema.TaggedStruct("Subscribe", {
   channel: Name,
   since: /*#__PURE__*/ Schema.NullOr(Version),
   history: /*#__PURE__*/ Schema.optionalKey(Name),
-  schema: /*#__PURE__*/ Schema.optionalKey(SchemaVersion)
+  schema: /*#__PURE__*/ Schema.optionalKey(SchemaVersion),
+  /**
+   * The subscription's name on this socket when it has params (`subOf`):
+   * every frame of the subscription carries it, so one socket may hold two
+   * subscriptions of a channel with different params.
+   */
+  sub: /*#__PURE__*/ Schema.optionalKey(Sub),
+  /** The channel's params (its `params` Schema, encoded): what part of the channel the client asks for. */
+  params: /*#__PURE__*/ Schema.optionalKey(Schema.Unknown),
+  /**
+   * A view's resume: the ids the client holds. A row that changed since the
+   * cursor and that the view no longer admits is removed only if held (the
+   * answer for a hidden row and for a row that never was is the same).
+   */
+  held: /*#__PURE__*/ Schema.optionalKey(Schema.Array(RowId))
 })
 /** Start (or resume) receiving a channel. */
 export type Subscribe = typeof Subscribe.Type
 
-/** Stop receiving a channel's live changes. */
-export const Unsubscribe = /*#__PURE__*/ Schema.TaggedStruct("Unsubscribe", { channel: Name })
+/** Stop receiving a channel's (or one subscription's) live changes. */
+export const Unsubscribe = /*#__PURE__*/ Schema.TaggedStruct("Unsubscribe", { channel: Name, sub: /*#__PURE__*/ Schema.optionalKey(Sub) })
 /** Stop receiving a channel's live changes. */
 export type Unsubscribe = typeof Unsubscribe.Type
 
@@ -105,6 +143,10 @@ export type ClientMessage = typeof ClientMessage.Type
  *   than the server keeps, and all of them still have outcomes to confirm.
  * - `Skipped`: a client said it no longer held this action (`Push.skip`):
  *   it was decided as never applied.
+ * - `InvalidParams`: a Subscribe's params do not match the channel's params
+ *   Schema (or the channel takes none).
+ * - `TooManySubscriptions`: the connection holds as many subscriptions as
+ *   its state can keep.
  * - `Outdated`: the client was built with an older schema version of the
  *   channel than the server's; reload it.
  */
@@ -119,7 +161,9 @@ export const ProtocolReason = /*#__PURE__*/ Schema.Literals([
   "ClientMismatch",
   "TooManyClients",
   "Outdated",
-  "Skipped"
+  "Skipped",
+  "InvalidParams",
+  "TooManySubscriptions"
 ])
 /** Protocol refusals. */
 export type ProtocolReason = typeof ProtocolReason.Type
@@ -150,6 +194,7 @@ export type ErrorReason = typeof ErrorReason.Type
  */
 export const SyncRows = /*#__PURE__*/ Schema.TaggedStruct("SyncRows", {
   channel: Name,
+  sub: /*#__PURE__*/ Schema.optionalKey(Sub),
   reset: Schema.Boolean,
   rows: Schema.Array(WireRow),
   deleted: Schema.Array(RowId)
@@ -157,12 +202,20 @@ export const SyncRows = /*#__PURE__*/ Schema.TaggedStruct("SyncRows", {
 /** One chunk of a sync answer. */
 export type SyncRows = typeof SyncRows.Type
 
-/** Ends a sync answer: the client's cursor becomes `version` in `history`; live changes follow. */
+/**
+ * Ends a sync answer: the client's cursor becomes `version` in `history`;
+ * live changes follow. `view` says the subscription sees only the rows its
+ * read rule admits: its resume carries the ids the client holds. A view's
+ * history names its rule too, so a cursor taken under another rule (the
+ * access changed) gets a reset.
+ */
 export const Synced = /*#__PURE__*/ Schema.TaggedStruct("Synced", {
   channel: Name,
+  sub: /*#__PURE__*/ Schema.optionalKey(Sub),
   version: Version,
   reset: Schema.Boolean,
-  history: Name
+  history: Name,
+  view: /*#__PURE__*/ Schema.optionalKey(Schema.Literal(true))
 })
 /** Ends a sync answer. */
 export type Synced = typeof Synced.Type
@@ -173,6 +226,7 @@ export type Synced = typeof Synced.Type
  */
 export const Change = /*#__PURE__*/ Schema.TaggedStruct("Change", {
   channel: Name,
+  sub: /*#__PURE__*/ Schema.optionalKey(Sub),
   version: Version,
   rows: Schema.Array(WireRow),
   deleted: Schema.Array(RowId)
@@ -245,6 +299,7 @@ export type ResultRows = typeof ResultRows.Type
 export const Failure = /*#__PURE__*/ Schema.TaggedStruct("Failure", {
   requestId: Schema.NullOr(Schema.String),
   channel: Schema.NullOr(Schema.String),
+  sub: /*#__PURE__*/ Schema.optionalKey(Sub),
   clientId: /*#__PURE__*/ Schema.optionalKey(Name),
   reason: ErrorReason,
   message: Schema.String
@@ -252,8 +307,21 @@ export const Failure = /*#__PURE__*/ Schema.TaggedStruct("Failure", {
 /** A refused frame or action. */
 export type Failure = typeof Failure.Type
 
+/**
+ * The read rule of a view changed (the app re-evaluated its principal's
+ * access, or the object woke under another rule): the server stopped its live
+ * changes. Subscribe again from the cursor, with the ids held; the answer
+ * adds and removes what the new rule says.
+ */
+export const Resync = /*#__PURE__*/ Schema.TaggedStruct("Resync", {
+  channel: Name,
+  sub: /*#__PURE__*/ Schema.optionalKey(Sub)
+})
+/** A view's rule changed: subscribe again. */
+export type Resync = typeof Resync.Type
+
 /** Any frame the server may send. */
-export const ServerMessage = /*#__PURE__*/ Schema.Union([SyncRows, Synced, Change, ResultRows, Pushed, Failure])
+export const ServerMessage = /*#__PURE__*/ Schema.Union([SyncRows, Synced, Change, ResultRows, Pushed, Failure, Resync])
 /** Any frame the server may send. */
 export type ServerMessage = typeof ServerMessage.Type
 

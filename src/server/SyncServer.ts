@@ -37,6 +37,7 @@ import { type GcResult, type InstallReport, Reconciliation } from "../services/R
 import { type MigrationRecord, run as runMigrations } from "../services/Migrations.ts"
 import { Storage, type StorageUsage } from "../services/Storage.ts"
 import { defaultOptions, type SyncOptions } from "../services/SyncConfig.ts"
+import { type ReadRule, type ReadRules, Views } from "../services/Views.ts"
 import { adapt, describeError, encodeGrant, GRANT_HEADER, idsOfFrame, refuseSocket, stateOf } from "./Sockets.ts"
 
 /** What `authorizeConnection` grants; `P` is the server's principal type. */
@@ -93,6 +94,16 @@ export abstract class SyncServer<
    * Declare this or `onAction`, not both (the server would not start).
    */
   declare readonly handlers?: Handlers.Handlers<C, P, R>
+
+  /**
+   * Read rules per channel: who may subscribe (`authorize`) and which rows
+   * each subscription sees (`read`, a `Rule` of the principal and the
+   * subscription's params). A channel left out is read whole by every
+   * connection. Declared once, used by every path: sync answers, live
+   * changes, an action's reply rows. After a principal's access changes,
+   * call `refreshAccess`.
+   */
+  declare readonly views?: ReadRules<C, P>
 
   /**
    * The seed's single handler, for every channel (declare this or
@@ -160,7 +171,8 @@ export abstract class SyncServer<
       }, `SyncServer ${this.constructor.name}`),
       authorizer: Authorizer.layerFrom((principal, channel, action) =>
         this.authorizeAction(principal as P, channel as C["name"], action as Channel.ActionOf<C>)
-      )
+      ),
+      views: this.views === undefined ? Views.layerNone : Views.layerFrom(this.views as Readonly<Record<string, ReadRule | undefined>>)
     }))
   }
 
@@ -251,6 +263,19 @@ export abstract class SyncServer<
    */
   publishChanges(): Promise<void> {
     return this.runEffect(Effect.void)
+  }
+
+  /**
+   * Tells the server that the access of some principals changed (a
+   * membership row was written, a role revoked): the read rules of their
+   * connections' subscriptions are computed again, and each subscription
+   * whose rows change is resynced: its client gets the rows it may now see
+   * and loses those it may not, without a reset. `match` picks the
+   * principals (default: every connection). Resolves with the number of
+   * subscriptions resynced.
+   */
+  refreshAccess(match?: (principal: P) => boolean): Promise<number> {
+    return this.runEffect(Reconciliation.use((r) => r.refreshAccess(match as ((principal: unknown) => boolean) | undefined)))
   }
 
   /** Removes tombstones and log entries older than the retention now; clients with older cursors will get a reset. */

@@ -21,7 +21,8 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Channel from "../protocol/Channel.ts"
-import { ClientMessage, type ErrorReason, type Push, type Subscribe } from "../protocol/Protocol.ts"
+import * as Result from "effect/Result"
+import { ClientMessage, type ErrorReason, type Push, type RowId, type Subscribe, subOf } from "../protocol/Protocol.ts"
 import { ActionHandler, Authorizer } from "./ActionHandler.ts"
 import * as Batch from "./Batch.ts"
 import { Broadcast } from "./Broadcast.ts"
@@ -33,6 +34,7 @@ import { fitsIn } from "./Frames.ts"
 import * as Lanes from "./Lanes.ts"
 import { Reconciliation } from "./Reconciliation.ts"
 import { Channels, SyncConfig } from "./SyncConfig.ts"
+import * as Views from "./Views.ts"
 
 /** Best effort: the channel and client id of a frame that failed to decode, so the error can name them. */
 export const idsOf = (value: unknown): { channel: string | null; clientId?: string } => {
@@ -61,6 +63,7 @@ const make = Effect.gen(function*() {
   const broadcast = yield* Broadcast
   const handler = yield* ActionHandler
   const authorizer = yield* Authorizer
+  const views = yield* Views.Views
   const lanes = Lanes.make()
   // each frame decoded by its own tag's Schema: a union would try the members in turn
   const decoders = new Map<unknown, (u: unknown) => Exit.Exit<ClientMessage, Schema.SchemaError>>(
@@ -72,11 +75,15 @@ const make = Effect.gen(function*() {
   const fail = (reason: ErrorReason, message: string, channel: string | null = null, clientId?: string) =>
     new SyncFailure({ reason, message, requestId: null, channel, ...(clientId === undefined ? {} : { clientId }) })
 
+  const withSub = (e: SyncFailure, sub: string) =>
+    new SyncFailure({ reason: e.reason, message: e.message, requestId: e.requestId, channel: e.channel, sub })
+
   const refused = (connection: SyncConnection, e: SyncFailure) =>
     broadcast.send(connection, {
       _tag: "Failure",
       requestId: null,
       channel: e.channel,
+      ...(e.sub === undefined ? {} : { sub: e.sub }),
       ...(e.clientId === undefined ? {} : { clientId: e.clientId }),
       reason: e.reason,
       message: e.message
@@ -244,42 +251,63 @@ const make = Effect.gen(function*() {
     return `sync answers for ${channel} are limited to one per ${config.minSyncIntervalMs} ms on a connection; retry later`
   }
 
-  const answer = (connection: SyncConnection, message: Subscribe, lane: Lanes.Lane, request: { since: number | null; history: string | undefined }) =>
+  type Waiting = { since: number | null; history: string | undefined; held: ReadonlyArray<RowId> | undefined }
+
+  const answer = (connection: SyncConnection, message: Subscribe, lane: Lanes.Lane, sub: string, request: Waiting) =>
     Effect.gen(function*() {
-      if (lane.waiting.get(message.channel) === request) lane.waiting.delete(message.channel)
+      if (lane.waiting.get(sub) === request) lane.waiting.delete(sub)
       const channel = channels.get(message.channel)
       if (channel === undefined) return yield* fail("UnknownChannel", `unknown channel ${JSON.stringify(message.channel)}`, message.channel)
+      const named = (e: SyncFailure) => (sub === channel.name ? e : withSub(e, sub))
       if (message.schema !== undefined && message.schema < channel.version) {
         return yield* fail(
           "Outdated",
           `this client was built for version ${message.schema} of channel ${channel.name}; the server has version ${channel.version}: reload the app`,
           channel.name
-        )
+        ).pipe(Effect.mapError(named))
       }
       const newer = newerThanServer(message.schema, channel)
-      if (newer !== undefined) return yield* newer
-      yield* reconciliation.subscribe(connection, channel, request.since, request.history).pipe(
-        Effect.mapError((e) => fail("Unavailable", Batch.messageOf(e), channel.name))
+      if (newer !== undefined) return yield* Effect.fail(named(newer))
+      const params = Views.decodeParams(channel, message.params)
+      if (Result.isFailure(params)) return yield* Effect.fail(named(fail("InvalidParams", params.failure, channel.name)))
+      const principal = connection.state.principal
+      yield* views.authorize(principal, channel.name, params.success).pipe(
+        Effect.mapError((e) => named(fail("NotAuthorized", e.message, channel.name)))
+      )
+      yield* reconciliation.subscribe(connection, channel, { ...request, sub, params: params.success }).pipe(
+        Effect.mapError((e) =>
+          named(
+            e._tag === "SyncFailure" ? e : e._tag === "ViewFailed" ? fail("HandlerFailed", e.message, channel.name) : fail("Unavailable", Batch.messageOf(e), channel.name)
+          )
+        )
       )
     }).pipe(Effect.catchTag("SyncFailure", (e) => refused(connection, e)))
 
   const acceptSubscribe = (connection: SyncConnection, lane: Lanes.Lane, message: Subscribe) => {
-    const waiting = lane.waiting.get(message.channel)
+    const sub = subOf(message.channel, message.params)
+    if (sub.length > 1024) return Effect.fail(fail("InvalidParams", "the params are longer than a subscription's name may be (1,024 characters as JSON)", message.channel))
+    if (message.sub !== undefined && message.sub !== sub) {
+      return Effect.fail(withSub(fail("InvalidParams", "the subscription's name does not match its params", message.channel), message.sub))
+    }
+    const waiting = lane.waiting.get(sub)
     if (waiting !== undefined) {
       // the waiting one will answer for both: from the older cursor, or a reset when they disagree
-      if (message.since === null || waiting.since === null || message.history !== waiting.history) {
+      if (message.since === null || waiting.since === null || message.history !== waiting.history || waiting.held !== undefined || message.held !== undefined) {
         waiting.since = null
         waiting.history = undefined
+        waiting.held = undefined
       } else waiting.since = Math.min(waiting.since, message.since)
       return Effect.succeed(false)
     }
-    if (lane.syncs >= syncLimit) return Effect.fail(fail("TooManyInFlight", `more than ${syncLimit} subscriptions waiting`, message.channel))
-    const limited = rateLimited(connection, message.channel)
-    if (limited !== undefined) return Effect.fail(fail("TooManyInFlight", limited, message.channel))
-    const request = { since: message.since, history: message.history }
-    lane.waiting.set(message.channel, request)
+    const named = (e: SyncFailure) => (sub === message.channel ? e : withSub(e, sub))
+    if (lane.syncs >= syncLimit) return Effect.fail(named(fail("TooManyInFlight", `more than ${syncLimit} subscriptions waiting`, message.channel)))
+    // a subscription the server told to resync comes back at once, whatever the rate
+    const limited = views.resyncs(connection).delete(sub) ? undefined : rateLimited(connection, sub)
+    if (limited !== undefined) return Effect.fail(named(fail("TooManyInFlight", limited, message.channel)))
+    const request: Waiting = { since: message.since, history: message.history, held: message.held === undefined ? undefined : [...new Set(message.held)] }
+    lane.waiting.set(sub, request)
     lane.syncs++
-    lanes.enqueue(lane, Effect.ensuring(answer(connection, message, lane, request), Effect.sync(() => lane.syncs--)))
+    lanes.enqueue(lane, Effect.ensuring(answer(connection, message, lane, sub, request), Effect.sync(() => lane.syncs--)))
     return Effect.succeed(true)
   }
 
@@ -301,11 +329,11 @@ const make = Effect.gen(function*() {
       ? acceptSubscribe(connection, lane, message)
       : Effect.sync(() => {
         // a later Subscribe must not merge into one from before this Unsubscribe
-        lane.waiting.delete(message.channel)
+        lane.waiting.delete(message.sub ?? message.channel)
         const channel = channels.get(message.channel)
         lanes.enqueue(lane, channel === undefined
           ? refused(connection, fail("UnknownChannel", `unknown channel ${JSON.stringify(message.channel)}`, message.channel))
-          : broadcast.unsubscribe(connection, channel.name))
+          : broadcast.unsubscribe(connection, channel.name, message.sub))
         return true
       })
     return lane.preparing.withPermits(1)(accepted).pipe(

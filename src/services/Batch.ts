@@ -322,9 +322,11 @@ const runAction = <R>(
     drain(result)
     const captured = Capture.read(storage, logs, before)
     if (captured.invalid.length > 0) {
-      return Effect.fail(
-        new SyncFailure({ reason: "InvalidRecord", message: captured.invalid.join("; "), requestId: null, channel })
-      )
+      // a view's row is described in the server's log only: its writer may not be allowed to read it
+      const failure = new SyncFailure({ reason: "InvalidRecord", message: captured.invalidPublic.join("; "), requestId: null, channel })
+      return captured.invalidPublic.join() === captured.invalid.join()
+        ? Effect.fail(failure)
+        : Effect.andThen(Effect.logWarning(`effect-partysync: ${captured.invalid.join("; ")}`), Effect.fail(failure))
     }
     const own = captured.changes.find((c) => c.channel === channel)
     return Effect.succeed({ ...captured, rows: own?.rows ?? [] })

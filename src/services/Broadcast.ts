@@ -1,7 +1,8 @@
 /**
  * Broadcast: fan-out of committed changes to the connections subscribed to
  * a channel, in version order. Each frame is encoded once and the same text
- * goes to every subscriber.
+ * goes to every subscriber; a view's frames once per rule (and
+ * subscription name), for every subscriber under it.
  *
  * @since 0.1.0
  */
@@ -10,21 +11,34 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { Connections, type SyncConnection } from "./Connections.ts"
 import { changeFrames, type ChannelChanges, resultRowFrames, syncFrames, utf8Length } from "./Frames.ts"
-import { encodeServerFrame, type Pushed, type ServerMessage } from "../protocol/Protocol.ts"
+import { channelOfSub, encodeServerFrame, type Pushed, type ServerMessage } from "../protocol/Protocol.ts"
 import { SyncConfig } from "./SyncConfig.ts"
+import { Views } from "./Views.ts"
+import * as ViewSync from "./ViewSync.ts"
+
+/**
+ * The most JSON characters a connection's state may take: the socket's
+ * attachment holds 2,048 bytes, partyserver's id, tags and URL included.
+ */
+export const MAX_STATE_CHARS = 1_280
 
 /** The Broadcast service. */
 export class Broadcast extends Context.Service<Broadcast, {
   /** The channels some connection receives live changes for. */
   readonly subscribed: () => ReadonlySet<string>
-  /** Starts delivering a channel's live changes to a connection. */
-  readonly subscribe: (connection: SyncConnection, channel: string) => Effect.Effect<void>
-  /** Stops delivering a channel's live changes to a connection. */
-  readonly unsubscribe: (connection: SyncConnection, channel: string) => Effect.Effect<void>
+  /**
+   * Starts delivering a channel's live changes to a connection: the whole
+   * channel, or as subscription `sub` (params or a read rule) under the rule
+   * whose hash is `hash`. False when the connection's state cannot hold
+   * one more subscription.
+   */
+  readonly subscribe: (connection: SyncConnection, channel: string, sub?: { readonly sub: string; readonly hash: string }) => Effect.Effect<boolean>
+  /** Stops delivering a channel's (or one subscription's) live changes to a connection. */
+  readonly unsubscribe: (connection: SyncConnection, channel: string, sub?: string) => Effect.Effect<void>
   /**
    * Sends committed changes to every subscriber of their channel, except
    * `withheld`: its frames are returned instead (an action's sender gets them
-   * inside its `Ack`).
+   * inside its `Ack`). A view's subscribers get what their rule admits.
    */
   readonly publish: (
     changes: ReadonlyArray<ChannelChanges>,
@@ -42,7 +56,9 @@ export class Broadcast extends Context.Service<Broadcast, {
     connection: SyncConnection,
     changes: ChannelChanges,
     reset: boolean,
-    history: string
+    history: string,
+    sub?: string,
+    view?: boolean
   ) => Effect.Effect<void>
   /** Sends one message to one connection. */
   readonly send: (connection: SyncConnection, message: ServerMessage) => Effect.Effect<void>
@@ -55,15 +71,36 @@ export class Broadcast extends Context.Service<Broadcast, {
       const config = yield* SyncConfig
       const limit = config.maxOutboundFrameBytes
 
-      const subscribe = Effect.fnUntraced(function*(connection: SyncConnection, channel: string) {
+      const views = yield* Views
+
+      const subscribe = Effect.fnUntraced(function*(connection: SyncConnection, channel: string, sub?: { readonly sub: string; readonly hash: string }) {
         const state = connection.state
-        if (state.channels.includes(channel)) return
-        connection.setState({ ...state, channels: [...state.channels, channel] })
+        if (sub === undefined) {
+          if (!state.channels.includes(channel)) connection.setState({ ...state, channels: [...state.channels, channel] })
+          return true
+        }
+        const subs = (state.subs ?? []).filter(([name]) => name !== sub.sub)
+        const next = { ...state, subs: [...subs, [sub.sub, sub.hash] as const] }
+        // the state lives in the socket's attachment, which holds 2 KB with partyserver's own
+        if (JSON.stringify(next).length > MAX_STATE_CHARS) return false
+        try {
+          connection.setState(next)
+        } catch {
+          return false
+        }
+        return true
       })
-      const unsubscribe = Effect.fnUntraced(function*(connection: SyncConnection, channel: string) {
+      const unsubscribe = Effect.fnUntraced(function*(connection: SyncConnection, channel: string, sub?: string) {
         const state = connection.state
-        if (!state.channels.includes(channel)) return
-        connection.setState({ ...state, channels: state.channels.filter((c) => c !== channel) })
+        views.of(connection).delete(sub ?? channel)
+        if (state.channels.includes(channel) && (sub === undefined || sub === channel)) {
+          connection.setState({ ...state, channels: state.channels.filter((c) => c !== channel) })
+        }
+        const name = sub ?? channel
+        if (state.subs?.some(([s]) => s === name)) {
+          const current = connection.state
+          connection.setState({ ...current, subs: current.subs!.filter(([s]) => s !== name) })
+        }
       })
 
       // untraced: it runs for every committed action, and a span costs more than the fan-out of a small change
@@ -83,11 +120,43 @@ export class Broadcast extends Context.Service<Broadcast, {
           }
           return out
         }
+        // a subscription's frames, filtered and encoded once per rule and name: subscribers that share both share them
+        const subFrames = new Map<string, ReadonlyArray<string>>()
+        const images = new Map<ChannelChanges, ReturnType<typeof ViewSync.imagesOf>>()
+        const framesOfSub = (connection: SyncConnection, sub: string): ReadonlyArray<string> | undefined => {
+          const channel = channelOfSub(sub)
+          const change = byChannel.get(channel)
+          if (change === undefined) return undefined
+          const view = views.of(connection).get(sub)
+          if (view === undefined) {
+            // a channel with params and no rule; a view's subscription whose rule is not known here gets nothing
+            return views.has(channel) ? undefined : sub === channel ? framesOf(channel) : cached(`\u0000${sub}`, () => changeFrames(change, limit, sub))
+          }
+          return cached(`${sub}\u0000${view.rule.key}`, () => {
+            let imageOf = images.get(change)
+            if (imageOf === undefined) images.set(change, (imageOf = ViewSync.imagesOf(change)))
+            const seen = ViewSync.filterLive(change, view.rule, imageOf)
+            return seen === undefined ? [] : changeFrames(seen, limit, sub)
+          })
+        }
+        const cached = (key: string, make: () => ReadonlyArray<string>) => {
+          let out = subFrames.get(key)
+          if (out === undefined) subFrames.set(key, (out = make()))
+          return out
+        }
         for (const connection of connections.all()) {
           // by identity: two sockets may share an id (partyserver takes it from the client's `_pk`)
           const target = connection === withheld ? kept : undefined
-          for (const channel of connection.state.channels) {
+          const state = connection.state
+          for (const channel of state.channels) {
             const out = framesOf(channel)
+            if (out === undefined) continue
+            if (target !== undefined) target.push(...out)
+            else for (const frame of out) connection.send(frame)
+          }
+          if (state.subs === undefined) continue
+          for (const [sub] of state.subs) {
+            const out = framesOfSub(connection, sub)
             if (out === undefined) continue
             if (target !== undefined) target.push(...out)
             else for (const frame of out) connection.send(frame)
@@ -139,15 +208,28 @@ export class Broadcast extends Context.Service<Broadcast, {
         Effect.sync(() => connection.send(encodeServerFrame(message)))
 
       const sendSync = Effect.fn("Broadcast.sendSync")(
-        function*(connection: SyncConnection, changes: ChannelChanges, reset: boolean, history: string) {
-          for (const frame of syncFrames(changes, reset, limit)) connection.send(frame)
-          connection.send(encodeServerFrame({ _tag: "Synced", channel: changes.channel, version: changes.version, reset, history }))
+        function*(connection: SyncConnection, changes: ChannelChanges, reset: boolean, history: string, sub?: string, view?: boolean) {
+          const named = sub === undefined || sub === changes.channel ? undefined : sub
+          for (const frame of syncFrames(changes, reset, limit, named)) connection.send(frame)
+          connection.send(encodeServerFrame({
+            _tag: "Synced",
+            channel: changes.channel,
+            ...(named === undefined ? {} : { sub: named }),
+            version: changes.version,
+            reset,
+            history,
+            ...(view === true ? { view: true as const } : {})
+          }))
         }
       )
 
       const subscribed = () => {
         const out = new Set<string>()
-        for (const connection of connections.all()) for (const channel of connection.state.channels) out.add(channel)
+        for (const connection of connections.all()) {
+          const state = connection.state
+          for (const channel of state.channels) out.add(channel)
+          if (state.subs !== undefined) for (const [sub] of state.subs) out.add(channelOfSub(sub))
+        }
         return out
       }
 

@@ -12,7 +12,7 @@ import * as Cause from "effect/Cause"
 import * as Exit from "effect/Exit"
 import * as Schema from "effect/Schema"
 import type * as Channel from "../protocol/Channel.ts"
-import type { WireRow } from "../protocol/Protocol.ts"
+import type { RowId, WireRow } from "../protocol/Protocol.ts"
 import * as ChangeLog from "./ChangeLog.ts"
 import { StorageError } from "./Errors.ts"
 import type { ChannelChanges } from "./Frames.ts"
@@ -29,6 +29,10 @@ export interface ChannelLog {
   readonly check: (rows: ReadonlyArray<WireRow>) => string | undefined
 }
 
+/** A check's message for a client: a view's names no row and no value (the rule may hide the row from its writer). */
+export const publicProblem = (log: ChannelLog, problem: string): string =>
+  log.info.view ? `a row written in ${log.info.channel.name} does not match the channel's record (the server log has the details)` : problem
+
 /** What a read of the log found. */
 export interface Captured {
   /** Per channel with changes: each row once, at its newest version, in version order. */
@@ -37,6 +41,8 @@ export interface Captured {
   readonly version: number
   /** Why rows do not match their channel's record, one message per channel. */
   readonly invalid: Array<string>
+  /** The same, as a client may read them (`publicProblem`). */
+  readonly invalidPublic: Array<string>
 }
 
 /** Checks rows against the channel's record Schema; the message names the column. */
@@ -59,7 +65,7 @@ const recordChecker = (info: ChangeLog.TableInfo) => {
   }
 }
 
-const describe = (storage: StorageShape, channel: Channel.Any, index: number): ChangeLog.TableInfo => {
+const describe = (storage: StorageShape, channel: Channel.Any, index: number, view: boolean): ChangeLog.TableInfo => {
   const tableColumns = storage.rawUnsafe(`SELECT name FROM pragma_table_info(?) ORDER BY cid`, channel.table).map((r) => String(r[0]))
   if (tableColumns.length < 2) {
     throw new StorageError({
@@ -74,21 +80,25 @@ const describe = (storage: StorageShape, channel: Channel.Any, index: number): C
     hasRowid = false
   }
   const { columns, deletedAt } = ChangeLog.wireColumns(tableColumns)
-  return { channel, index, columns, id: tableColumns[0]!, deletedAt, hasRowid }
+  return { channel, index, columns, id: tableColumns[0]!, deletedAt, hasRowid, view }
 }
 
 /**
  * Installs the triggers of every channel table (inside the install
  * transaction). `rebuilt` is true when a channel captured before had lost
  * its triggers: changes may have gone uncaptured, so a new history must start.
- * Triggers that exist but differ (an older release's) are replaced without
- * that: they captured every change all along.
+ * Triggers that exist but differ (an older release's, or a channel that
+ * gained or lost a read rule) are replaced without that: they captured every
+ * change all along.
  */
 export const install = (
   storage: StorageShape,
-  channels: ReadonlyMap<string, Channel.Any>
+  channels: ReadonlyMap<string, Channel.Any>,
+  isView: (channel: string) => boolean
 ): { readonly logs: Array<ChannelLog>; readonly rebuilt: boolean } => {
   let rebuilt = false
+  const logColumns = storage.rawUnsafe(`SELECT name FROM pragma_table_info('_psync_log')`).map((r) => String(r[0]))
+  if (!logColumns.includes("old")) storage.rawUnsafe(ChangeLog.ADD_OLD)
   const logs: Array<ChannelLog> = []
   for (const channel of channels.values()) {
     const known = storage.rawUnsafe(`SELECT idx FROM _psync_channels WHERE name = ?`, channel.name)[0]?.[0]
@@ -98,7 +108,7 @@ export const install = (
         channel.name
       )[0]![0])
       : Number(known)
-    const info = describe(storage, channel, index)
+    const info = describe(storage, channel, index, isView(channel.name))
     const wanted = ChangeLog.triggerSql(info)
     const have = new Set(storage.rawUnsafe(
       `SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? AND name LIKE '\\_psync\\_%' ESCAPE '\\'`,
@@ -133,19 +143,23 @@ export const read = (
 ): Captured => {
   const changes: Array<ChannelChanges> = []
   const invalid: Array<string> = []
+  const invalidPublic: Array<string> = []
   let version = after
   for (const log of logs) {
     if (only !== undefined && !only.has(log.info.channel.name)) continue
     const result = storage.rawUnsafe(log.query, after)
     if (result.length === 0) continue
-    const found = ChangeLog.foldChanges(log.info.channel.name, result)
+    const found = ChangeLog.foldChanges(log.info.channel.name, result, log.info.view)
     const last = ChangeLog.highest(found)
     const problem = log.check(found.rows)
-    if (problem !== undefined) invalid.push(problem)
+    if (problem !== undefined) {
+      invalid.push(problem)
+      invalidPublic.push(publicProblem(log, problem))
+    }
     changes.push({ ...found, version: last })
     version = Math.max(version, last)
   }
-  return { changes, version, invalid }
+  return { changes, version, invalid, invalidPublic }
 }
 
 /** The log's highest version (0 when empty). */
@@ -171,7 +185,13 @@ export const merge = (steps: ReadonlyArray<ReadonlyArray<ChannelChanges>>): Arra
     }
     // newest entry per id wins; rebuilt in version order
     const latest = new Map<unknown, { readonly version: number; readonly row?: WireRow; readonly deleted?: unknown }>()
+    // a view's previous images: the earliest step's is the one before all of them
+    let olds: Map<RowId, string | null> | undefined
     for (const c of list) {
+      if (c.olds !== undefined) {
+        olds ??= new Map()
+        for (const [id, old] of c.olds) if (!olds.has(id)) olds.set(id, old)
+      }
       c.rows.forEach((row, i) => latest.set(row[0], { version: c.rowVersions[i]!, row }))
       c.deleted.forEach((id, i) => latest.set(id, { version: c.deletedVersions[i]!, deleted: id }))
     }
@@ -189,7 +209,8 @@ export const merge = (steps: ReadonlyArray<ReadonlyArray<ChannelChanges>>): Arra
         deletedVersions.push(e.version)
       }
     }
-    out.push({ channel, rows, rowVersions, deleted, deletedVersions, version: entries[entries.length - 1]!.version })
+    const version = entries[entries.length - 1]!.version
+    out.push(olds === undefined ? { channel, rows, rowVersions, deleted, deletedVersions, version } : { channel, rows, rowVersions, deleted, deletedVersions, version, olds })
   }
   return out
 }

@@ -8,10 +8,19 @@
  */
 import * as Context from "effect/Context"
 
-/** What the library remembers about a connection. */
+/**
+ * A subscription with params or a read rule: its name on the socket
+ * (`subOf`, which holds its channel and its encoded params) and the hash of
+ * the rule the client's rows were sent under ("" without a rule).
+ */
+export type Subscription = readonly [sub: string, hash: string]
+
+/** What the library remembers about a connection (in its socket's attachment, which holds 2 KB at most). */
 export interface ConnectionState {
-  /** Channels the connection receives live changes for. */
+  /** Channels the connection receives whole (no params, no read rule). */
   readonly channels: ReadonlyArray<string>
+  /** Subscriptions with params or a read rule. */
+  readonly subs?: ReadonlyArray<Subscription> | undefined
   /** Set by the connect hook: who is connected. */
   readonly principal: unknown
   /** A read-only connection may subscribe but not act; a string is the message its actions are refused with. */

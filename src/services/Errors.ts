@@ -26,5 +26,7 @@ export class SyncFailure extends Schema.TaggedError<SyncFailure>()("SyncFailure"
   requestId: Schema.NullOr(Schema.String),
   channel: Schema.NullOr(Schema.String),
   /** The client id of a refused push. */
-  clientId: Schema.optionalKey(Schema.String)
+  clientId: Schema.optionalKey(Schema.String),
+  /** The subscription of a refused Subscribe that has params. */
+  sub: Schema.optionalKey(Schema.String)
 }) {}

@@ -20,6 +20,12 @@ export interface ChannelChanges {
   readonly deletedVersions: ReadonlyArray<number>
   /** The highest version among rows and deleted. */
   readonly version: number
+  /**
+   * A view channel's live changes: each changed id's image (JSON, wire
+   * order) before the changes, null when it had no row. A rule tests it to
+   * tell whether a client held the row.
+   */
+  readonly olds?: ReadonlyMap<RowId, string | null> | undefined
 }
 
 const OVERHEAD = 200
@@ -98,17 +104,21 @@ const body = (entries: ReadonlyArray<Entry>) => {
   return `"rows":[${rows.join(",")}],"deleted":[${deleted.join(",")}]`
 }
 
+/** The frame's channel, and its subscription when it has params. */
+const target = (channel: string, sub: string | undefined) =>
+  sub === undefined || sub === channel ? `"channel":${JSON.stringify(channel)}` : `"channel":${JSON.stringify(channel)},"sub":${JSON.stringify(sub)}`
+
 /** `Change` frames for live changes; each frame's version is the highest it carries. */
-export const changeFrames = (changes: ChannelChanges, limit: number): Array<string> =>
+export const changeFrames = (changes: ChannelChanges, limit: number, sub?: string): Array<string> =>
   chunk(entriesOf(changes), limit, true).map((entries) => {
     const version = entries.length > 0 ? entries[entries.length - 1]!.version : changes.version
-    return `{"_tag":"Change","channel":${JSON.stringify(changes.channel)},"version":${version},${body(entries)}}`
+    return `{"_tag":"Change",${target(changes.channel, sub)},"version":${version},${body(entries)}}`
   })
 
 /** `SyncRows` frames for a sync answer (the client applies them all at `Synced`). */
-export const syncFrames = (changes: ChannelChanges, reset: boolean, limit: number): Array<string> =>
+export const syncFrames = (changes: ChannelChanges, reset: boolean, limit: number, sub?: string): Array<string> =>
   chunk(entriesOf(changes), limit, false).map((entries) =>
-    `{"_tag":"SyncRows","channel":${JSON.stringify(changes.channel)},"reset":${reset},${body(entries)}}`
+    `{"_tag":"SyncRows",${target(changes.channel, sub)},"reset":${reset},${body(entries)}}`
   )
 
 /** `ResultRows` frames for an action's rows that do not fit in its push's reply. */

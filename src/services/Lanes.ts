@@ -11,6 +11,7 @@
  *
  * @since 0.2.0
  */
+import type { RowId } from "../protocol/Protocol.ts"
 import * as Effect from "effect/Effect"
 import * as Semaphore from "effect/Semaphore"
 import type { SyncConnection } from "./Connections.ts"
@@ -30,8 +31,8 @@ export interface Lane {
   actions: number
   /** Subscribes accepted and not answered. */
   syncs: number
-  /** Subscribes waiting in the lane, by channel: a later one merges into the waiting one. */
-  readonly waiting: Map<string, { since: number | null; history: string | undefined }>
+  /** Subscribes waiting in the lane, by subscription name: a later one merges into the waiting one. */
+  readonly waiting: Map<string, { since: number | null; history: string | undefined; held: ReadonlyArray<RowId> | undefined }>
 }
 
 /** Yields to the runtime's event loop, so that frames waiting to be delivered are accepted. */

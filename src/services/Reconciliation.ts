@@ -33,12 +33,16 @@ import * as Capture from "./Capture.ts"
 import * as ChangeLog from "./ChangeLog.ts"
 import * as Ledger from "./ClientLedger.ts"
 import * as Legacy from "./LedgerLegacy.ts"
-import type { SyncConnection } from "./Connections.ts"
+import { channelOfSub, paramsOfSub, type Applied, type Refused, type RowId } from "../protocol/Protocol.ts"
+import { Connections, type SyncConnection } from "./Connections.ts"
 import { StorageError, SyncFailure } from "./Errors.ts"
 import type { ChannelChanges } from "./Frames.ts"
 import * as Histories from "./Histories.ts"
 import { type SqlValue, Storage, type StorageShape, type StorageUsage } from "./Storage.ts"
 import { Channels, SyncConfig } from "./SyncConfig.ts"
+import type * as Rule from "./Rule.ts"
+import * as Views from "./Views.ts"
+import * as ViewSync from "./ViewSync.ts"
 
 /** What a GC pass did. */
 export interface GcResult {
@@ -93,15 +97,36 @@ export interface ReconciliationShape {
   readonly write: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<{ readonly value: A; readonly version: number }, E | StorageError | SyncFailure, R>
   /** Publishes changes committed outside a push (alarms, requests, raw SQL). */
   readonly flush: Effect.Effect<void, StorageError>
-  /** Subscribes a connection to a channel and sends it every change after its cursor. */
+  /**
+   * Subscribes a connection to a channel (or one subscription of it) and
+   * sends it every change after its cursor that its view admits. Fails with
+   * `SyncFailure` when the connection cannot hold one more subscription, and
+   * `ViewFailed` when the channel's read rule fails.
+   */
   readonly subscribe: (
     connection: SyncConnection,
     channel: Channel.Any,
-    since: number | null,
-    history: string | undefined
-  ) => Effect.Effect<{ readonly reset: boolean; readonly version: number }, StorageError>
+    request: SubscribeRequest
+  ) => Effect.Effect<{ readonly reset: boolean; readonly version: number }, StorageError | SyncFailure | Views.ViewFailed>
+  /**
+   * Computes again the views of the connections whose principal `match`
+   * admits (every connection without it): a subscription whose rule changed
+   * stops receiving changes and is told to `Resync`. Returns how many were.
+   */
+  readonly refreshAccess: (match?: (principal: unknown) => boolean) => Effect.Effect<number>
   /** Removes old tombstones and log entries, compacts the log and forgets idle clients. */
   readonly gc: (now: number) => Effect.Effect<GcResult, StorageError>
+}
+
+/** What a Subscribe asks for, its params decoded. */
+export interface SubscribeRequest {
+  readonly since: number | null
+  readonly history: string | undefined
+  /** The subscription's name (the channel's, without params). */
+  readonly sub: string
+  readonly params: unknown
+  /** A view's resume: the ids the client holds. */
+  readonly held: ReadonlyArray<RowId> | undefined
 }
 
 /** Builds Reconciliation over Storage, publishing through Broadcast. */
@@ -110,7 +135,11 @@ const make = Effect.gen(function*() {
   const channels = yield* Channels
   const broadcast = yield* Broadcast
   const config = yield* SyncConfig
+  const views = yield* Views.Views
+  const connections = yield* Connections
   const lock = yield* Semaphore.make(1)
+  // the views of subscriptions opened before this start (the object slept) are computed again before anything is published
+  let cold = views.any
   const logs = new Map<string, Capture.ChannelLog>()
   // channels whose table may hold rows no check has seen: every one at install (rows from before capture, or from
   // migrations), and any a flush skipped; a full sync answer that finds them all valid takes its channel out
@@ -123,10 +152,69 @@ const make = Effect.gen(function*() {
   let appended = 0
   const ledger = Batch.makeLedgerState()
 
-  const exclusive = <A, E, R>(self: Effect.Effect<A, E, R>) => lock.withPermits(1)(self)
+  /**
+   * A view subscription's rule, computed again: the same as the one its rows
+   * were sent under, or the subscription stops and its client is told to
+   * `Resync` (it subscribes again with the ids it holds).
+   */
+  const recheck = (connection: SyncConnection, sub: string, hash: string | undefined) => {
+    const channel = channelOfSub(sub)
+    const log = logs.get(channel)
+    const stop = Effect.andThen(
+      broadcast.unsubscribe(connection, channel, sub),
+      Effect.suspend(() => {
+        views.resyncs(connection).add(sub)
+        return broadcast.send(connection, sub === channel ? { _tag: "Resync", channel } : { _tag: "Resync", channel, sub })
+      })
+    )
+    if (log === undefined) return Effect.as(stop, 1)
+    const principal = connection.state.principal
+    return Effect.gen(function*() {
+      const params = yield* Effect.try(() => paramsOfSub(sub)).pipe(
+        Effect.flatMap((raw) => Effect.fromResult(Views.decodeParams(channels.get(channel)!, raw)))
+      )
+      yield* views.authorize(principal, channel, params)
+      return yield* views.compute(principal, channel, params, log.info.columns)
+    }).pipe(
+      Effect.matchEffect({
+        onFailure: () => Effect.as(stop, 1),
+        onSuccess: (view) => {
+          if (view === undefined || view.hash !== hash) return Effect.as(stop, 1)
+          views.of(connection).set(sub, view)
+          return Effect.succeed(0)
+        }
+      })
+    )
+  }
+
+  /** Rechecks the view subscriptions of the connections `match` admits; `known` leaves those whose view is computed. */
+  const recheckAll = (match: (principal: unknown) => boolean, known: boolean) =>
+    Effect.suspend(() => {
+      const work: Array<Effect.Effect<number>> = []
+      for (const connection of connections.all()) {
+        const state = connection.state
+        if (!match(state.principal)) continue
+        const cached = views.of(connection)
+        // a channel served whole before a deploy gave it a read rule
+        for (const channel of state.channels) if (views.has(channel)) work.push(recheck(connection, channel, undefined))
+        for (const [sub, hash] of state.subs ?? []) {
+          if (!views.has(channelOfSub(sub)) || (known && cached.has(sub))) continue
+          work.push(recheck(connection, sub, hash))
+        }
+      }
+      return Effect.map(Effect.all(work), (counts) => counts.reduce((a, b) => a + b, 0))
+    })
+
+  const warm = Effect.suspend(() => {
+    if (!cold) return Effect.void
+    cold = false
+    return recheckAll(() => true, true)
+  })
+
+  const exclusive = <A, E, R>(self: Effect.Effect<A, E, R>) => lock.withPermits(1)(cold ? Effect.andThen(warm, self) : self)
 
   const install = storage.transaction(Effect.try({
-    try: () => installSync(storage, channels),
+    try: () => installSync(storage, channels, views.has),
     catch: storageError
   })).pipe(
     Effect.map(({ report, channelLogs, state, size }) => {
@@ -159,7 +247,7 @@ const make = Effect.gen(function*() {
       if (appended <= kept + COMPACT_SLACK) return Effect.void
       return storage.transaction(Effect.try({
         try: () => {
-          storage.rawUnsafe(ChangeLog.COMPACT)
+          storage.rawUnsafe(ChangeLog.COMPACT, feed.published, feed.published)
           kept = Number(storage.rawUnsafe(`SELECT count(*) FROM _psync_log`)[0]?.[0] ?? 0)
           Histories.setMeta(storage, "log_kept", kept)
           appended = 0
@@ -190,7 +278,8 @@ const make = Effect.gen(function*() {
       if (run._tag === "Refused") return run as Batch.Decided
       const withheld = yield* publish(run.changes, run.version, run.stored, sender)
       yield* maybeCompact().pipe(Effect.catch((e) => Effect.logWarning("effect-partysync: log compaction failed", e)))
-      return { _tag: "Decided", results: run.results, next: run.next, version: run.version, withheld } satisfies Batch.Decided
+      const results = views.has(push.channel.name) ? readable(run.results, push.channel.name, sender) : run.results
+      return { _tag: "Decided", results, next: run.next, version: run.version, withheld } satisfies Batch.Decided
     })
 
   // Rows committed outside a push cannot be rolled back: one that does not decode is still
@@ -216,21 +305,59 @@ const make = Effect.gen(function*() {
     )
   }).pipe(Effect.asVoid, Effect.mapError(storageError))
 
+  /**
+   * An action's reply rows, as its sender may read them: the rows some view
+   * of its subscriptions to the channel admits (none without one). An action
+   * may write a row its author cannot read: it is applied, without the row.
+   */
+  const readable = (results: ReadonlyArray<Applied | Refused>, channel: string, sender: SyncConnection) => {
+    const rules: Array<Rule.Compiled> = []
+    for (const [sub, view] of views.of(sender)) if (channelOfSub(sub) === channel) rules.push(view.rule)
+    return results.map((r) => ("rows" in r && r.rows.length > 0 ? { ...r, rows: ViewSync.visible(r.rows, rules) } : r))
+  }
+
   const subscribe = Effect.fn("Reconciliation.subscribe")(function*(
     connection: SyncConnection,
     channel: Channel.Any,
-    since: number | null,
-    cursorHistory: string | undefined
+    request: SubscribeRequest
   ) {
     return yield* exclusive(Effect.gen(function*() {
       yield* flushUnlocked
       const log = logs.get(channel.name)
       if (log === undefined) return yield* new StorageError({ message: `channel ${channel.name} is not installed`, cause: null })
       const version = feed.published
+      const { since, history: cursorHistory, sub } = request
+      // computed under the lock: an access change the app reports after this sees the subscription registered
+      const view = yield* views.compute(connection.state.principal, channel.name, request.params, log.info.columns)
+      const registered = yield* broadcast.subscribe(
+        connection,
+        channel.name,
+        view === undefined && sub === channel.name ? undefined : { sub, hash: view?.hash ?? "" }
+      )
+      if (!registered) {
+        return yield* new SyncFailure({
+          reason: "TooManySubscriptions",
+          message: `this connection holds as many subscriptions as it can keep; open another socket for more`,
+          requestId: null,
+          channel: channel.name
+        })
+      }
+      if (view !== undefined) views.of(connection).set(sub, view)
+      else views.of(connection).delete(sub)
+      if (view !== undefined) {
+        const history = Views.historyOf(feed.history, view)
+        const how = viewAnswer(request, view, version)
+        const changes = yield* Effect.try({ try: () => ViewSync.answer(storage, log, view.rule, how, version), catch: storageError })
+        const problem = log.check(changes.rows)
+        if (problem !== undefined) yield* Effect.logError(`effect-partysync: rows in ${channel.table} do not match the channel's record: ${problem}`)
+        const reset = how._tag === "Reset"
+        yield* broadcast.sendSync(connection, changes, reset, history, sub, true)
+        return { reset, version }
+      }
       const reset = Histories.needsReset({ ...feed, version }, since, cursorHistory)
       const changes: ChannelChanges = yield* Effect.try({
         try: () => {
-          if (!reset) return { ...ChangeLog.foldChanges(channel.name, storage.rawUnsafe(log.query, since!)), version }
+          if (!reset) return { ...ChangeLog.foldChanges(channel.name, storage.rawUnsafe(log.query, since!), log.info.view), version }
           const rows = storage.rawUnsafe(log.all) as Array<ReadonlyArray<unknown>>
           return { channel: channel.name, rows, rowVersions: rows.map(() => version), deleted: [], deletedVersions: [], version }
         },
@@ -243,11 +370,26 @@ const make = Effect.gen(function*() {
       if (problem !== undefined) {
         yield* Effect.logError(`effect-partysync: rows in ${channel.table} do not match the channel's record: ${problem}`)
       }
-      yield* broadcast.subscribe(connection, channel.name)
-      yield* broadcast.sendSync(connection, changes, reset, feed.history)
+      yield* broadcast.sendSync(connection, changes, reset, feed.history, sub)
       return { reset, version }
     }))
   })
+
+  /** How a view's cursor is answered: resumed, diffed against the held ids (another rule), or reset. */
+  const viewAnswer = (request: SubscribeRequest, view: Views.View, version: number): ViewSync.Answer => {
+    const { since, history, held } = request
+    const prefix = `${feed.history}.`
+    if (since === null || held === undefined || history === undefined || !history.startsWith(prefix)) return { _tag: "Reset" }
+    if (since < feed.horizon || since > version) return { _tag: "Reset" }
+    return history === Views.historyOf(feed.history, view) ? { _tag: "Resume", since, held } : { _tag: "Diff", since, held }
+  }
+
+  const refreshAccess = (match: (principal: unknown) => boolean = () => true) =>
+    exclusive(Effect.gen(function*() {
+      // publish what is committed under the rules its subscribers hold, then check the rules
+      yield* flushUnlocked.pipe(Effect.catch((e) => Effect.logWarning("effect-partysync: publishing before an access refresh failed", e)))
+      return yield* recheckAll(match, false)
+    }))
 
   const gc = Effect.fn("Reconciliation.gc")(function*(now: number) {
     return yield* exclusive(Effect.gen(function*() {
@@ -291,6 +433,7 @@ const make = Effect.gen(function*() {
     write,
     flush: exclusive(flushUnlocked),
     subscribe,
+    refreshAccess,
     gc
   } satisfies ReconciliationShape
 })
@@ -310,7 +453,7 @@ const exists = (storage: StorageShape, table: string) =>
  * Install, inside one transaction. Its cost does not depend on table sizes:
  * it reads the schema, the channel map and the meta rows, never a table.
  */
-const installSync = (storage: StorageShape, channels: ReadonlyMap<string, Channel.Any>) => {
+const installSync = (storage: StorageShape, channels: ReadonlyMap<string, Channel.Any>, isView: (channel: string) => boolean) => {
   const before = storage.usage()
   // the first release's bookkeeping: start over with a new history
   const legacy = ChangeLog.LEGACY_TABLES.some((t) => exists(storage, t))
@@ -319,7 +462,7 @@ const installSync = (storage: StorageShape, channels: ReadonlyMap<string, Channe
   }
   for (const statement of ChangeLog.SCHEMA) storage.rawUnsafe(statement)
   Legacy.install(storage)
-  const { logs, rebuilt } = Capture.install(storage, channels)
+  const { logs, rebuilt } = Capture.install(storage, channels, isView)
   const state = Histories.install(storage, rebuilt)
   const after = storage.usage()
   return {
@@ -361,7 +504,7 @@ const gcSync = (
     storage.rawUnsafe(`DELETE FROM _psync_checkpoints WHERE at < ?`, old[0]!)
     storage.rawUnsafe(ChangeLog.TRUNCATE, horizon)
   }
-  storage.rawUnsafe(ChangeLog.COMPACT)
+  storage.rawUnsafe(ChangeLog.COMPACT, feed.published, feed.published)
   const kept = Number(storage.rawUnsafe(`SELECT count(*) FROM _psync_log`)[0]?.[0] ?? 0)
   Histories.setMeta(storage, "horizon", horizon)
   Histories.setMeta(storage, "log_kept", kept)

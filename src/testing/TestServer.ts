@@ -17,13 +17,15 @@ import type * as Scope from "effect/Scope"
 import type { SqlClient } from "effect/sql"
 import type * as Channel from "../protocol/Channel.ts"
 import { fromFailure, type NotAuthorized, type SendError } from "../protocol/Errors.ts"
-import { decodeServerMessage, encodeClientMessage, type ServerMessage, type WireRow } from "../protocol/Protocol.ts"
+import { decodeServerMessage, encodeClientMessage, type ServerMessage, subOf, type WireRow } from "../protocol/Protocol.ts"
 import { ActionDispatch } from "../services/ActionDispatch.ts"
 import { type ActionHandler, Authorizer } from "../services/ActionHandler.ts"
 import { initialState } from "../services/Connections.ts"
 import * as Handlers from "../services/Handlers.ts"
 import type { MigrationRecord } from "../services/Migrations.ts"
+import { Reconciliation } from "../services/Reconciliation.ts"
 import { Storage } from "../services/Storage.ts"
+import type { ReadRule, ReadRules } from "../services/Views.ts"
 import type { SyncOptions } from "../services/SyncConfig.ts"
 import { layerTest } from "./index.ts"
 import { makeMemoryConnection, type MemoryConnection } from "./MemoryConnections.ts"
@@ -58,6 +60,8 @@ export interface TestServerHooks<C extends Channel.Any, R = never, P = unknown> 
   readonly principal?: Schema.Schema<P> | undefined
   /** As `SyncServer.authorizeAction` (default: allow). */
   readonly authorizeAction?: ((principal: P, channel: C["name"], action: Channel.ActionOf<C>) => Effect.Effect<void, NotAuthorized>) | undefined
+  /** The channels' read rules, as `SyncServer.views`. */
+  readonly views?: ReadRules<C, P> | undefined
   /** Your own services for `onAction`, as `SyncServer.layer`. */
   readonly layer?: Layer.Layer<R, never, SqlClient.SqlClient | Storage> | undefined
   readonly migrations?: MigrationRecord | undefined
@@ -72,6 +76,16 @@ export interface TestConnection<C extends Channel.Any> {
   readonly send: <Name extends C["name"]>(
     channel: Name,
     action: Channel.ActionOf<Extract<C, { readonly name: Name }>>
+  ) => Effect.Effect<ReadonlyArray<WireRow>, SendError>
+  /**
+   * Subscribes from no cursor, as a client does (with the channel's params,
+   * if it takes any), and succeeds with the rows of the answer: what this
+   * connection may read. Fails with the typed refusal.
+   */
+  readonly subscribe: <Name extends C["name"]>(
+    channel: Name,
+    ...params: undefined extends Channel.ParamsOf<Extract<C, { readonly name: Name }>> ? [params?: Channel.ParamsOf<Extract<C, { readonly name: Name }>>]
+      : [params: Channel.ParamsOf<Extract<C, { readonly name: Name }>>]
   ) => Effect.Effect<ReadonlyArray<WireRow>, SendError>
   /** Sends any frame (text, as on the wire) and returns the frames it produced. */
   readonly sendFrame: (frame: string) => Effect.Effect<ReadonlyArray<ServerMessage>>
@@ -95,6 +109,8 @@ export interface TestServer<C extends Channel.Any, P = unknown> {
   readonly connect: (...args: ConnectArgs<P>) => TestConnection<C>
   /** Runs statements or reads rows in the server's database. */
   readonly storage: Effect.Effect<Storage["Service"]>
+  /** As `SyncServer.refreshAccess`: computes the views of matching principals' connections again; succeeds with how many were resynced. */
+  readonly refreshAccess: (match?: (principal: P) => boolean) => Effect.Effect<number>
 }
 
 const decode = (frames: ReadonlyArray<string>): Array<ServerMessage> =>
@@ -132,7 +148,8 @@ export const make = <C extends Channel.Any, R = never, P = unknown>(
       setup: options.setup,
       migrations: options.migrations,
       connections,
-      options: options.syncOptions
+      options: options.syncOptions,
+      views: options.views as Readonly<Record<string, ReadRule | undefined>> | undefined
     }))
     const dispatch = Context.get(context, ActionDispatch)
     let opened = 0
@@ -170,7 +187,25 @@ export const make = <C extends Channel.Any, R = never, P = unknown>(
             return Effect.die(new Error(`effect-partysync/testing: no reply to action ${at} of ${clientId}`))
           })
         })
-      return { send, sendFrame, frames: () => decode(connection.sent), clientId }
+      const subscribe = (channel: C["name"], params?: unknown): Effect.Effect<ReadonlyArray<WireRow>, SendError> =>
+        Effect.suspend(() => {
+          const declared = options.channels.find((c) => c.name === channel)
+          const encoded = declared?.params === undefined || params === undefined ? params : Schema.encodeUnknownSync(declared.params)(params)
+          const sub = subOf(channel, encoded)
+          const frame = encodeClientMessage({ _tag: "Subscribe", channel, since: null, ...(encoded === undefined ? {} : { sub, params: encoded }) })
+          return Effect.flatMap(sendFrame(frame), (frames) => {
+            const mine = frames.filter((m) => "channel" in m && m.channel === channel && ((m as { sub?: string }).sub ?? channel) === sub)
+            const failure = mine.find((m) => m._tag === "Failure")
+            if (failure !== undefined && failure._tag === "Failure") return Effect.fail(fromFailure(failure))
+            return Effect.succeed(mine.flatMap((m) => (m._tag === "SyncRows" ? m.rows : [])))
+          })
+        })
+      return { send, subscribe: subscribe as TestConnection<C>["subscribe"], sendFrame, frames: () => decode(connection.sent), clientId }
     }
-    return { connect: connect as TestServer<C, P>["connect"], storage: Effect.succeed(Context.get(context, Storage)) }
+    const reconciliation = Context.get(context, Reconciliation)
+    return {
+      connect: connect as TestServer<C, P>["connect"],
+      storage: Effect.succeed(Context.get(context, Storage)),
+      refreshAccess: (match) => reconciliation.refreshAccess(match as ((principal: unknown) => boolean) | undefined)
+    }
   })

@@ -18,6 +18,7 @@ import { Reconciliation } from "../services/Reconciliation.ts"
 import { type MigrationRecord, run as runMigrations } from "../services/Migrations.ts"
 import { Storage } from "../services/Storage.ts"
 import * as StorageSqlClient from "../services/StorageSqlClient.ts"
+import { type ReadRule, Views } from "../services/Views.ts"
 import { Channels, defaultOptions, SyncConfig, type SyncOptions } from "../services/SyncConfig.ts"
 import { layerMemoryConnections } from "./MemoryConnections.ts"
 import { layerNodeSqlite } from "./StorageSqlite.ts"
@@ -41,6 +42,8 @@ export interface TestOptions {
   readonly connections?: Array<SyncConnection> | undefined
   readonly authorizer?: Layer.Layer<Authorizer> | undefined
   readonly options?: Partial<SyncOptions> | undefined
+  /** The channels' read rules (as `SyncServer.views`); default: none, every channel is read whole. */
+  readonly views?: Readonly<Record<string, ReadRule | undefined>> | undefined
   /** A database file, to reuse one database across layers (a restart); default: a fresh in-memory one. */
   readonly path?: string | undefined
 }
@@ -64,8 +67,10 @@ export const layerTest = (options: TestOptions) => {
     options.authorizer ?? Authorizer.layerAllowAll
   )
   const install = Layer.effectDiscard(Reconciliation.use((r) => r.install)).pipe(Layer.orDie)
+  const views = options.views === undefined ? Views.layerNone : Views.layerFrom(options.views)
   return install.pipe(
     Layer.provideMerge(SyncLayer.layer),
+    Layer.provideMerge(views),
     Layer.provideMerge(base),
     Layer.provideMerge(tables),
     Layer.provideMerge(storage)

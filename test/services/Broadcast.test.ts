@@ -6,6 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import { Views } from "../../src/services/Views.ts"
 import { Broadcast } from "../../src/services/Broadcast.ts"
 import { layerMemoryConnections, makeMemoryConnection } from "../../src/testing/MemoryConnections.ts"
 import type { ChannelChanges } from "../../src/services/Frames.ts"
@@ -28,6 +29,7 @@ const setup = (limit = defaultOptions.maxOutboundFrameBytes) => {
   const none = makeMemoryConnection("none")
   const layer = Broadcast.layer.pipe(
     Layer.provide(layerMemoryConnections([todos, notes, both, none])),
+    Layer.provide(Views.layerNone),
     Layer.provide(Layer.succeed(SyncConfig, { ...defaultOptions, maxOutboundFrameBytes: limit }))
   )
   return { todos, notes, both, none, layer }

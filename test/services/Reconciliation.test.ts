@@ -41,7 +41,7 @@ const sync = (since: number | null, history?: string) =>
   Effect.gen(function*() {
     const r = yield* Reconciliation
     const connection = makeMemoryConnection("syncer")
-    const result = yield* r.subscribe(connection, todos, since, history ?? r.history())
+    const result = yield* r.subscribe(connection, todos, { since: since, history: history ?? r.history(), sub: "todos", params: undefined, held: undefined })
     const frames = decodedFrames(connection)
     const chunks = frames.filter((m): m is SyncRows => m._tag === "SyncRows")
     const last = frames[frames.length - 1]!
@@ -95,7 +95,7 @@ describe("Reconciliation: capture and versions", () => {
     withRoom((watcher) =>
       Effect.gen(function*() {
         const r = yield* Reconciliation
-        yield* r.subscribe(watcher, todos, null, undefined)
+        yield* r.subscribe(watcher, todos, { since: null, history: undefined, sub: "todos", params: undefined, held: undefined })
         watcher.sent.length = 0
         yield* insertRow("a")
         yield* r.flush
@@ -118,7 +118,7 @@ describe("Reconciliation: capture and versions", () => {
       Effect.gen(function*() {
         const r = yield* Reconciliation
         yield* insertRow("old")
-        yield* r.subscribe(watcher, todos, null, undefined)
+        yield* r.subscribe(watcher, todos, { since: null, history: undefined, sub: "todos", params: undefined, held: undefined })
         watcher.sent.length = 0
         yield* r.write(exec("UPDATE todos SET id = 'new' WHERE id = 'old'"))
         const [change] = changesOf(watcher)
@@ -130,7 +130,7 @@ describe("Reconciliation: capture and versions", () => {
     withRoom((watcher) =>
       Effect.gen(function*() {
         const r = yield* Reconciliation
-        yield* r.subscribe(watcher, todos, null, undefined)
+        yield* r.subscribe(watcher, todos, { since: null, history: undefined, sub: "todos", params: undefined, held: undefined })
         watcher.sent.length = 0
         const seen: Array<number> = [yield* r.version]
         for (const id of ["a", "b"]) seen.push((yield* r.write(insertRow(id))).version)
@@ -144,7 +144,7 @@ describe("Reconciliation: capture and versions", () => {
     withRoom((watcher) =>
       Effect.gen(function*() {
         const r = yield* Reconciliation
-        yield* r.subscribe(watcher, todos, null, undefined)
+        yield* r.subscribe(watcher, todos, { since: null, history: undefined, sub: "todos", params: undefined, held: undefined })
         watcher.sent.length = 0
         const exit = yield* Effect.exit(r.write(Effect.andThen(insertRow("x"), Effect.fail("no"))))
         assert.strictEqual(exit._tag, "Failure")
@@ -208,7 +208,7 @@ describe("Reconciliation: sync answers and histories", () => {
         for (const [since, history] of [[1, "0123456789abcdef"], [1, undefined], [50, r.history()]] as const) {
           const answer = yield* Effect.gen(function*() {
             const connection = makeMemoryConnection("other")
-            const result = yield* r.subscribe(connection, todos, since, history)
+            const result = yield* r.subscribe(connection, todos, { since: since, history: history, sub: "todos", params: undefined, held: undefined })
             return { result, ids: decodedFrames(connection).flatMap((m) => m._tag === "SyncRows" ? m.rows.map((row) => row[0]) : []) }
           })
           assert.isTrue(answer.result.reset, `since ${since} in ${history}`)
@@ -426,7 +426,7 @@ describe("Reconciliation: GC", () => {
         const before = yield* r.version
         yield* r.write(exec("UPDATE todos SET deleted_at = ? WHERE id = 'old'", now - 8 * DAY))
         yield* r.write(exec("UPDATE todos SET deleted_at = ? WHERE id = 'young'", now - 1 * DAY))
-        yield* r.subscribe(watcher, todos, null, undefined)
+        yield* r.subscribe(watcher, todos, { since: null, history: undefined, sub: "todos", params: undefined, held: undefined })
         watcher.sent.length = 0
 
         const result = yield* r.gc(now)
