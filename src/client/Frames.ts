@@ -26,7 +26,8 @@ const frames = [
     results: Schema.Array(Schema.Union([Schema.Struct({ ...Protocol.Applied.fields, rows: Rows }), Protocol.Refused])),
     changes: Schema.optionalKey(Schema.Array(Change))
   }),
-  Protocol.Failure
+  Protocol.Failure,
+  Protocol.Resync
 ] as const
 /** A server frame with its rows not yet decoded. */
 export type ServerFrame = (typeof frames)[number]["Type"]

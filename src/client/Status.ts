@@ -13,6 +13,8 @@ export interface SyncStatus {
    * - `connecting`, `syncing`, `live`, `offline`: the usual life of a connection.
    * - `unavailable`: the server cannot serve the channel now (it could not start); retried on a backoff.
    * - `unauthorized`: the server refused the socket (401 or 403, why in `lastError`); actions stay queued.
+   *   Or the channel's read rule refused this subscription: its rows are cleared (memory and cache) and its
+   *   pending and new sends fail with `NotAuthorized`.
    * - `outdated`: this build is older than the server's channel: reload the app; actions stay queued for it.
    * - `failed`: the server refused the channel (`UnknownChannel`); pending and new sends fail.
    *

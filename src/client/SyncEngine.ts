@@ -42,12 +42,18 @@ export type { DiscardedAction } from "./Pushes.ts"
 
 export type { SyncStatus } from "./Status.ts"
 
+/** The most ids a view's resume carries; past that it asks for a reset (the Subscribe would pass 100 KB). */
+export const MAX_HELD = 2_000
+
 /** Decodes wire rows with the channel's record Schema. */
 export type RowDecoder<R> = (rows: ReadonlyArray<unknown>) => { readonly rows: Array<R>; readonly error: string | null }
 
 /** What the engine needs from its owner. */
 export interface EngineOptions<R extends Row, A> {
   readonly channel: string
+  /** The subscription's name when it has params (`subOf`), and the params as they travel. */
+  readonly sub?: string | undefined
+  readonly params?: unknown
   /** The channel's schema version this client was built with. */
   readonly schema: number
   readonly decodeRows: RowDecoder<R>
@@ -104,11 +110,13 @@ export class SyncEngine<R extends Row, A> implements Route {
 
   readonly options: EngineOptions<R, A>
   readonly channel: string
+  readonly sub: string
   readonly maxInFlight: number
 
   constructor(options: EngineOptions<R, A>) {
     this.options = options
     this.channel = options.channel
+    this.sub = options.sub ?? options.channel
     this.maxInFlight = options.maxInFlight
     this.#optimistic = options.optimistic
     this.pushes = new Pushes<A>(options.channel, options.clientId)
@@ -241,12 +249,18 @@ export class SyncEngine<R extends Row, A> implements Route {
     this.#syncing = true
     this.#errorBeforeSync = this.#lastError
     this.#answer.restart(false)
+    // a view's cursor (its history names a rule) resumes with the ids held: removals are checked against them
+    const view = this.history?.includes(".") === true && this.cursor !== null
+    const held = view ? this.table.array().map((row) => row[0] as RowId) : undefined
+    const resume = held === undefined || held.length <= MAX_HELD
     this.options.transmit({
       _tag: "Subscribe",
       channel: this.channel,
-      since: this.cursor,
-      ...(this.history === undefined ? {} : { history: this.history }),
-      schema: this.options.schema
+      since: resume ? this.cursor : null,
+      ...(this.history === undefined || !resume ? {} : { history: this.history }),
+      schema: this.options.schema,
+      ...(this.sub === this.channel ? {} : { sub: this.sub, params: this.options.params }),
+      ...(held === undefined || !resume ? {} : { held })
     })
   }
 
@@ -385,7 +399,8 @@ export class SyncEngine<R extends Row, A> implements Route {
   /** Handles one decoded frame addressed to this channel (or to one of its requests). */
   receive(frame: ServerFrame): void {
     // a refused Subscribe (no client id) would otherwise wait behind a sync that never ends
-    const urgent = frame._tag === "SyncRows" || frame._tag === "Synced" || (frame._tag === "Failure" && frame.clientId === undefined)
+    const urgent = frame._tag === "SyncRows" || frame._tag === "Synced" || frame._tag === "Resync" ||
+      (frame._tag === "Failure" && frame.clientId === undefined)
     if (this.#syncing && !urgent) {
       this.#answer.waiting.push(frame)
       return
@@ -420,6 +435,10 @@ export class SyncEngine<R extends Row, A> implements Route {
         this.#dirty()
         return
       }
+      case "Resync":
+        // the view's rule changed: the server stopped its changes until we subscribe again (an answer on its way already follows it)
+        if (this.#open && !this.#syncing) this.#subscribe()
+        return
       case "Pushed":
         return this.#pushed(frame.clientId, frame.next, frame.results as ReadonlyArray<Result>)
       case "Failure":
@@ -448,12 +467,19 @@ export class SyncEngine<R extends Row, A> implements Route {
     if (frame.reason === "Outdated") return this.#show("outdated", frame)
     // the server will not serve this channel: its queued actions can never apply
     this.#refusal = frame
+    if (frame.reason === "NotAuthorized") {
+      // no longer allowed to read it: what this client holds of it goes, from memory and from its cache
+      this.table.replace([])
+      this.cursor = null
+      this.history = undefined
+      this.options.onConfirmed()
+    }
     const error = fromFailure(frame)
     const dropped = this.pushes.dropAll(frame.reason, frame.message)
     for (const p of dropped) this.options.onSettled(p)
     // the dropped actions leave the optimistic view too
     this.#snapshot = undefined
-    this.#show("failed", frame)
+    this.#show(frame.reason === "NotAuthorized" ? "unauthorized" : "failed", frame)
     for (const p of dropped) p.waiter?.reject(error)
   }
 

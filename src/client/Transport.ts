@@ -1,8 +1,9 @@
 /**
  * The socket side of a client. Any WebSocket-like object works (a
  * partysocket, which reconnects by itself, or a plain WebSocket). Several
- * clients (channels) may share one socket: a hub per socket decodes each
- * frame once and routes it by channel, or by request id for replies.
+ * clients (channels, or subscriptions of a channel with different params)
+ * may share one socket: a hub per socket decodes each frame once and routes
+ * it by subscription (`sub`, else its channel), or by client id for replies.
  *
  * The server limits actions in flight per connection, not per client, so the
  * hub holds the socket's budget: every client on the socket sends its next
@@ -35,6 +36,8 @@ export const DEFAULT_MAX_IN_FLIGHT = 64
 /** One client's view of a shared socket. */
 export interface Route {
   readonly channel: string
+  /** The subscription's name (`subOf`): the channel's own name when it has no params. */
+  readonly sub: string
   /** The most actions this client allows unanswered on the socket; the smallest among a socket's clients applies. */
   readonly maxInFlight: number
   /** True when replies to this client id belong to this route. */
@@ -52,7 +55,7 @@ export interface Route {
 
 /** A route's handle on its socket. */
 export interface Link {
-  /** Detaches the route; true when it was the last one on its channel (so the caller may unsubscribe). */
+  /** Detaches the route; true when it was the last one on its subscription (so the caller may unsubscribe). */
   readonly detach: () => boolean
   /** Writes a frame if the socket is open. */
   readonly send: (message: ClientMessage) => void
@@ -63,7 +66,7 @@ export interface Link {
 class Hub {
   /** Rows of results too large for one frame, by client id and seq, until their reply. */
   readonly #resultRows = new Map<string, Array<unknown>>()
-  readonly #byChannel = new Map<string, Set<Route>>()
+  readonly #bySub = new Map<string, Set<Route>>()
   readonly #routes = new Set<Route>()
   #limit = DEFAULT_MAX_IN_FLIGHT
   #turn = 0
@@ -162,7 +165,7 @@ class Hub {
 
   #toChannel(frame: Exclude<ServerFrame, { readonly _tag: "Pushed" | "ResultRows" }>) {
     const channel = frame.channel
-    const targets = channel === null ? this.#routes : this.#byChannel.get(channel)
+    const targets = channel === null ? this.#routes : this.#bySub.get(frame.sub ?? channel)
     if (targets !== undefined) for (const r of [...targets]) r.receive(frame)
   }
   readonly #onOpen = () => {
@@ -185,8 +188,8 @@ class Hub {
       this.socket.addEventListener("close", this.#onClose)
     }
     this.#routes.add(route)
-    let set = this.#byChannel.get(route.channel)
-    if (set === undefined) this.#byChannel.set(route.channel, (set = new Set()))
+    let set = this.#bySub.get(route.sub)
+    if (set === undefined) this.#bySub.set(route.sub, (set = new Set()))
     set.add(route)
     this.#budget()
   }
@@ -194,10 +197,10 @@ class Hub {
   /** Removes a route; true when no other route on this socket listens to its channel. */
   remove(route: Route): boolean {
     if (!this.#routes.delete(route)) return false
-    const set = this.#byChannel.get(route.channel)
+    const set = this.#bySub.get(route.sub)
     set?.delete(route)
     const last = set === undefined || set.size === 0
-    if (last) this.#byChannel.delete(route.channel)
+    if (last) this.#bySub.delete(route.sub)
     this.#budget()
     if (this.#routes.size === 0) {
       this.socket.removeEventListener("message", this.#onMessage)

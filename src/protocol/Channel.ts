@@ -108,3 +108,7 @@ export const upgradeAction = (channel: Any, from: number, action: unknown): unkn
   }
   return value
 }
+
+/** A subscription's params as they travel (the channel's params Schema, encoded); undefined when it takes none. */
+export const encodeParams = <C extends Any>(channel: C, params: ParamsOf<C> | undefined): unknown =>
+  channel.params === undefined || params === undefined ? undefined : Schema.encodeUnknownSync(channel.params)(params)

@@ -47,6 +47,18 @@ export const canonical = (value: unknown): string =>
 /** The name of a subscription: its channel, and its encoded params when it has any. */
 export const subOf = (channel: string, params: unknown): string => (params === undefined ? channel : `${channel}?${canonical(params)}`)
 
+/** 64 bits of FNV-1a over a string, as 16 hex characters: a short name for a long one (a rule, a subscription). */
+export const hashOf = (text: string): string => {
+  let a = 0x811c9dc5
+  let b = 0x01000193 ^ 0x5bd1e995
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    a = Math.imul(a ^ c, 0x01000193)
+    b = Math.imul(b ^ c, 0x5bd1e995) ^ (b >>> 13)
+  }
+  return (a >>> 0).toString(16).padStart(8, "0") + (b >>> 0).toString(16).padStart(8, "0")
+}
+
 /** The channel of a subscription's name. */
 export const channelOfSub = (sub: string): string => {
   const at = sub.indexOf("?")

@@ -23,6 +23,7 @@ import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import type { SqlClient } from "effect/sql"
 import type * as Channel from "../protocol/Channel.ts"
+import { hashOf } from "../protocol/Protocol.ts"
 import type { NotAuthorized } from "../protocol/Errors.ts"
 import type { SyncConnection } from "./Connections.ts"
 import * as Rule from "./Rule.ts"
@@ -74,18 +75,6 @@ export const decodeParams = (channel: Channel.Any, raw: unknown): Result.Result<
   if (Exit.isSuccess(exit)) return Result.succeed(exit.value)
   const error = Cause.findErrorOption(exit.cause)
   return Result.fail(`the params of channel ${channel.name} do not match its params Schema: ${error._tag === "Some" ? error.value.message : "invalid"}`)
-}
-
-/** 64 bits of FNV-1a over a string, as 16 hex characters: names a rule in a history. */
-export const hashOf = (text: string): string => {
-  let a = 0x811c9dc5
-  let b = 0x01000193 ^ 0x5bd1e995
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    a = Math.imul(a ^ c, 0x01000193)
-    b = Math.imul(b ^ c, 0x5bd1e995) ^ (b >>> 13)
-  }
-  return (a >>> 0).toString(16).padStart(8, "0") + (b >>> 0).toString(16).padStart(8, "0")
 }
 
 /** The Views interface. */
