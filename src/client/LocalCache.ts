@@ -2,14 +2,13 @@
  * The client's local cache in a `KeyValueStore`, one namespace per
  * (host, party, room, channel):
  *
- * - `records`: `{ cursor, rows }` in one value, so a reader never sees rows
- *   from one moment with the cursor of another. Written debounced.
+ * - the confirmed records and cursor: see CachedRecords (the store's own
+ *   record layout, or keys under `meta` and `r/` here).
  * - `pending/<clientId>`: the queue of one client instance, each entry with
  *   its own `(clientId, seq)`, plus a heartbeat. Written on every change.
  *
- * Several tabs share the namespace. Confirmed records are the server's
- * state at a cursor, so whichever tab writes last leaves a valid cache. Pending
- * queues are per client instance, so tabs never overwrite each other's; a
+ * Several tabs share the namespace (how they share the records: see
+ * RecordCache). Pending queues are per client instance, so tabs never overwrite each other's; a
  * queue whose heartbeat is older than the lease (its tab closed or crashed)
  * is adopted by a running client, which sends its actions under their
  * original `(clientId, seq)`. If two tabs adopt the same queue, the server's
@@ -43,16 +42,6 @@ export interface StoredQueue {
   readonly entries: ReadonlyArray<StoredAction>
 }
 
-/** The persisted confirmed state. */
-export interface StoredRecords {
-  readonly cursor: number | null
-  /** The server history the cursor belongs to. */
-  readonly history?: string | undefined
-  /** The channel's schema version the rows were written under: another version's rows are not read. */
-  readonly schema?: number | undefined
-  readonly rows: ReadonlyArray<unknown>
-}
-
 const parse = (text: string | undefined): unknown => {
   if (text === undefined) return undefined
   try {
@@ -71,26 +60,15 @@ const isQueue = (u: unknown): u is StoredQueue =>
     Number.isInteger(e.seq) && e.seq >= 1
   )
 
-const isRecords = (u: unknown): u is StoredRecords =>
-  typeof u === "object" && u !== null && Array.isArray((u as StoredRecords).rows) &&
-  ((u as StoredRecords).cursor === null || Number.isInteger((u as StoredRecords).cursor)) &&
-  ((u as StoredRecords).history === undefined || typeof (u as StoredRecords).history === "string")
-
 /** The cache namespace of one (location, channel). */
 export const namespace = (location: string, channel: string): string =>
   `effect-partysync/v2/${encodeURIComponent(location)}/${channel}/`
 
 /** Access to one namespace of a KeyValueStore. */
 export const make = (kv: KeyValueStore.KeyValueStore, prefix: string) => {
-  const recordsKey = `${prefix}records`
   const queuePrefix = `${prefix}pending/`
   return {
     prefix,
-    loadRecords: Effect.map(kv.get(recordsKey), (text) => {
-      const value = parse(text)
-      return isRecords(value) ? value : undefined
-    }),
-    saveRecords: (records: StoredRecords) => kv.set(recordsKey, JSON.stringify(records)),
     saveQueue: (queue: StoredQueue) => kv.set(queuePrefix + queue.owner, JSON.stringify(queue)),
     removeQueue: (clientId: string) => kv.remove(queuePrefix + clientId),
     /** Every queue in the namespace. */
