@@ -62,6 +62,8 @@ export const make = <R extends Row>(options: CachedRecordsOptions<R>) => {
   const legacyKey = `${options.prefix}records`
   // an older cache was loaded: it goes once the new layout holds the table
   let migrating = false
+  // the position this client last loaded or stored: with no change since, a write has nothing to add
+  let held: { readonly cursor: number | null; readonly history: string | undefined } | undefined
 
   /** Loads the cache into the engine; true when the table must be written (a migration). */
   const load: Effect.Effect<boolean> = Effect.gen(function*() {
@@ -86,7 +88,10 @@ export const make = <R extends Row>(options: CachedRecordsOptions<R>) => {
     if (error !== null) engine.report("InvalidRecord", `cache: ${error}`)
     engine.load(loaded.meta.cursor, loaded.meta.history, rows)
     // the table is what the cache holds; a migrated one is written whole
-    if (!migrating) engine.table.drain()
+    if (!migrating) {
+      engine.table.drain()
+      held = loaded.meta
+    }
     return migrating
   }).pipe(Effect.catchCause((cause) => Effect.as(options.failed(cause), false)))
 
@@ -95,6 +100,10 @@ export const make = <R extends Row>(options: CachedRecordsOptions<R>) => {
     const table = engine.table
     // taken at one moment, with the cursor: nothing the socket delivers later can slip in
     const drained = table.drain()
+    // nothing new since this client's last load or write: an idle or closing client never writes over a later state
+    if (!drained.replaced && drained.ids.size === 0 && held?.cursor === engine.cursor && held.history === engine.history) {
+      return Effect.void
+    }
     const array = drained.replaced ? table.array() : undefined
     const upserts: Array<readonly [RowId, unknown, boolean]> = []
     const deletes: Array<RowId> = []
@@ -119,16 +128,16 @@ export const make = <R extends Row>(options: CachedRecordsOptions<R>) => {
     return written.pipe(
       Effect.flatMap((how) => {
         // stored nothing: these changes wait for the next write
-        if (how === "behind") table.restore(drained)
-        else if (how === "whole") {
+        if (how === "behind") return Effect.sync(() => table.restore(drained))
+        if (how === "whole") {
           // the store is not where this client's changes start from: the whole table goes, now
           table.restore({ replaced: true, ids: drained.ids })
           return Effect.suspend(attempt)
-        } else if (migrating) {
-          migrating = false
-          return kv.remove(legacyKey)
         }
-        return Effect.void
+        held = changes.meta
+        if (!migrating) return Effect.void
+        migrating = false
+        return kv.remove(legacyKey)
       }),
       Effect.catchCause((cause) => {
         table.restore(drained)
@@ -137,7 +146,10 @@ export const make = <R extends Row>(options: CachedRecordsOptions<R>) => {
     )
   })
 
-  const clear = Effect.andThen(cache.clear, kv.remove(legacyKey)).pipe(Effect.catchCause(options.failed))
+  const clear = Effect.suspend(() => {
+    held = undefined
+    return Effect.andThen(cache.clear, kv.remove(legacyKey))
+  }).pipe(Effect.catchCause(options.failed))
 
   return { load, write, clear }
 }

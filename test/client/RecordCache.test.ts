@@ -1,0 +1,304 @@
+/**
+ * The confirmed records' cache over a KeyValueStore (the memory store), with
+ * real clients driven through a fake socket:
+ * - write cost: a change writes the rows it changed and the meta, never the
+ *   table (counted: rows in what was written, not time);
+ * - a reload gets the rows in the table's order, with the cursor they are at;
+ * - clients sharing a store: one that is behind stores nothing, another
+ *   history replaces the table, and what is stored always loads as the rows
+ *   of its cursor;
+ * - a write cut short (the process died between two keys) is found by the
+ *   next client, which resets with the reason and keeps the queue;
+ * - a cache in the previous format (one `records` value) is migrated, or
+ *   reset once when it cannot be read, and the queue is kept.
+ */
+import * as Effect from "effect/Effect"
+import * as KeyValueStore from "effect/persistence/KeyValueStore"
+import { afterEach, describe, expect, it } from "vitest"
+import { todos } from "../../fixtures/todo-sync/src/shared.ts"
+import { createSyncClient, makeMemoryStore, type PlainSyncClient } from "../../src/client/index.ts"
+import { plan } from "../../src/client/RecordCache.ts"
+import { RecordTable } from "../../src/client/RecordTable.ts"
+import type { ServerMessage } from "../../src/protocol/Protocol.ts"
+import { FakeSocket } from "../helpers/fake-socket.ts"
+import { eventually } from "../helpers/protocol.ts"
+
+type Todo = typeof todos.record.Type
+type Client = PlainSyncClient<typeof todos>
+
+const NS = `effect-partysync/v2/${encodeURIComponent("fake.test/to-dos/room")}/todos/`
+const row = (id: string, text: string, deleted: number | null = null): Todo => [id, text, 0, 1, 1, 1, deleted]
+const rows = (n: number, from = 0) => Array.from({ length: n }, (_, i) => row(`t${from + i}`, `todo ${from + i}`))
+const change = (version: number, changed: ReadonlyArray<Todo>, deleted: ReadonlyArray<string> = []): ServerMessage =>
+  ({ _tag: "Change", channel: "todos", version, rows: changed, deleted })
+
+/** The rows of a full sync answer at `version`. */
+const answer = (socket: FakeSocket, version: number, all: ReadonlyArray<Todo>, history = "h1") => {
+  socket.deliver({ _tag: "SyncRows", channel: "todos", reset: true, rows: all, deleted: [] })
+  socket.deliver({ _tag: "Synced", channel: "todos", version, reset: true, history })
+}
+
+/**
+ * A memory store over `disk` that counts what is written, and that can be made to die
+ * after a number of further writes (every call fails from then on, as after a crash).
+ */
+const store = (disk: Map<string, string>) => {
+  const inner = makeMemoryStore(disk)
+  const log: Array<readonly ["set" | "remove", string, string?]> = []
+  // writes of records (not of pending queues) the process still makes before it dies
+  let budget = Infinity
+  const alive = <A>(effect: Effect.Effect<A, KeyValueStore.KeyValueStoreError>, key?: string) =>
+    Effect.suspend(() => {
+      if (budget <= 0) return Effect.fail(new KeyValueStore.KeyValueStoreError({ message: "the process died", method: "any" }))
+      if (key !== undefined && !key.includes("/pending/")) budget--
+      return effect
+    })
+  const kv = KeyValueStore.makeStringOnly({
+    get: (key) => alive(inner.get(key)),
+    set: (key, value) => alive(Effect.andThen(inner.set(key, value), Effect.sync(() => void log.push(["set", key, value]))), key),
+    remove: (key) => alive(Effect.andThen(inner.remove(key), Effect.sync(() => void log.push(["remove", key]))), key),
+    clear: alive(inner.clear, ""),
+    size: alive(inner.size),
+    keys: alive(inner.keys)
+  })
+  return { kv, log, dieAfter: (writes: number) => void (budget = writes) }
+}
+
+/** Record tuples in a stored value (a row of ours is an array whose first element is a "t..." id). */
+const rowsIn = (value: string | undefined): number => {
+  let n = 0
+  const walk = (u: unknown) => {
+    if (!Array.isArray(u)) return
+    if (u.length === 7 && typeof u[0] === "string" && u[0].startsWith("t")) n++
+    else u.forEach(walk)
+  }
+  if (value !== undefined) {
+    const parsed = JSON.parse(value) as unknown
+    walk(Array.isArray(parsed) ? parsed : typeof parsed === "object" && parsed !== null ? Object.values(parsed) : parsed)
+  }
+  return n
+}
+
+const storedMeta = (disk: Map<string, string>) => JSON.parse(disk.get(`${NS}meta`) ?? "null") as { cursor: number | null; history?: string; writing?: boolean } | null
+
+const open: Array<Client> = []
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((c) => c.close()))
+})
+
+const client = async (kv: KeyValueStore.KeyValueStore, socket = new FakeSocket(), options: { leaseMs?: number; persistDelayMs?: number } = {}) => {
+  const c = createSyncClient({ channel: todos, socket, store: kv, persistDelayMs: options.persistDelayMs ?? 1, ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }) })
+  open.push(c)
+  await c.ready
+  return { c, socket }
+}
+
+const ids = (c: Client) => c.getSnapshot().map((r) => r[0])
+const storedAt = (disk: Map<string, string>, cursor: number) =>
+  eventually(() => (storedMeta(disk)?.cursor === cursor && storedMeta(disk)?.writing !== true ? true : undefined), { what: `the cache stored at ${cursor}` })
+
+describe("the records cache over a KeyValueStore", () => {
+  it("a change writes the rows it changed and the meta, at 1k rows; a burst is one write", async () => {
+    const disk = new Map<string, string>()
+    const s = store(disk)
+    const { socket } = await client(s.kv)
+    socket.open()
+    answer(socket, 1000, rows(1000))
+    await storedAt(disk, 1000)
+    expect(s.log.reduce((n, [, , v]) => n + rowsIn(v), 0)).toBe(1000)
+
+    s.log.length = 0
+    socket.deliver(change(1001, [row("t500", "edited")]))
+    await storedAt(disk, 1001)
+    const written = s.log.filter(([op]) => op === "set")
+    expect(written.reduce((n, [, , v]) => n + rowsIn(v), 0)).toBe(1)
+    // the row, and the meta twice (marked while the row is written, then the new position)
+    expect(written.map(([, k]) => k.slice(NS.length))).toEqual(["meta", "r/st500", "meta"])
+
+    s.log.length = 0
+    socket.deliver(change(1002, [], ["t7"]))
+    await storedAt(disk, 1002)
+    expect(s.log.filter(([op]) => op === "remove").map(([, k]) => k.slice(NS.length))).toEqual(["r/st7"])
+    expect(s.log.reduce((n, [, , v]) => n + rowsIn(v), 0)).toBe(0)
+
+    s.log.length = 0
+    for (let v = 1003; v < 1053; v++) socket.deliver(change(v, [row(`t${v - 1003}`, `burst ${v}`)]))
+    await storedAt(disk, 1052)
+    expect(s.log.reduce((n, [, , v]) => n + rowsIn(v), 0)).toBe(50)
+    expect(s.log.filter(([, k]) => k === `${NS}meta`)).toHaveLength(2)
+  })
+
+  it("a reload gets the rows in the table's order, with the cursor and history they are at", async () => {
+    const disk = new Map<string, string>()
+    const a = await client(store(disk).kv)
+    a.socket.open()
+    answer(a.socket, 5, ["a", "b", "c", "d", "e"].map((id) => row(`t${id}`, id)))
+    // an update keeps its place, a new row goes last, a row deleted and created again moves last
+    a.socket.deliver(change(6, [row("tc", "c edited")], ["tb"]))
+    a.socket.deliver(change(7, [row("tf", "f")]))
+    a.socket.deliver(change(8, [], ["ta"]))
+    a.socket.deliver(change(9, [row("ta", "a again")]))
+    await storedAt(disk, 9)
+    const shown = a.c.getSnapshot()
+    expect(shown.map((r) => r[0])).toEqual(["tc", "td", "te", "tf", "ta"])
+    await a.c.close()
+
+    const b = await client(store(disk).kv)
+    expect(b.c.getSnapshot()).toEqual(shown)
+    b.socket.open()
+    expect(b.socket.frames("Subscribe")[0]).toMatchObject({ since: 9, history: "h1" })
+  })
+
+  it("clients sharing a store: one that is behind stores nothing, and what is stored always loads as its cursor's rows", async () => {
+    const disk = new Map<string, string>()
+    // one store shared by the tabs, as tabs share IndexedDB
+    const { kv } = store(disk)
+    const a = await client(kv)
+    const b = await client(kv)
+    for (const t of [a, b]) {
+      t.socket.open()
+      answer(t.socket, 10, rows(20))
+    }
+    await storedAt(disk, 10)
+    a.socket.deliver(change(11, [row("t1", "v11")]))
+    a.socket.deliver(change(12, [row("t2", "v12")], ["t3"]))
+    await storedAt(disk, 12)
+    const at12 = a.c.getSnapshot()
+
+    // b is behind (it has seen 11 only): the store keeps 12
+    b.socket.deliver(change(11, [row("t1", "v11")]))
+    await eventually(() => (ids(b.c).length === 20 && b.c.getSnapshot()[1]![1] === "v11" ? true : undefined))
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    expect(storedMeta(disk)?.cursor).toBe(12)
+    const c1 = await client(kv)
+    expect(c1.c.getSnapshot()).toEqual(at12)
+
+    // b catches up and goes on: its changes since its own last state (10) cover what the store lacks
+    b.socket.deliver(change(12, [row("t2", "v12")], ["t3"]))
+    b.socket.deliver(change(13, [row("t9", "v13")]))
+    await storedAt(disk, 13)
+    const c2 = await client(kv)
+    expect(c2.c.getSnapshot()).toEqual(b.c.getSnapshot())
+
+    // another history (a wiped server): the whole table, and a's next write (old history) the whole of its own
+    b.socket.close()
+    b.socket.open()
+    answer(b.socket, 2, rows(3, 100), "h2")
+    await eventually(() => (storedMeta(disk)?.history === "h2" ? true : undefined), { what: "the new history stored" })
+    const c3 = await client(kv)
+    expect(ids(c3.c)).toEqual(["t100", "t101", "t102"])
+    a.socket.deliver(change(13, [row("t9", "v13")]))
+    a.socket.deliver(change(14, [row("t4", "v14")]))
+    await eventually(() => (storedMeta(disk)?.history === "h1" && storedMeta(disk)?.cursor === 14 ? true : undefined), { what: "a's table stored" })
+    const c4 = await client(kv)
+    expect(c4.c.getSnapshot()).toEqual(a.c.getSnapshot())
+  })
+
+  it("a write cut short is found by the next client: reset with the reason, synced from scratch, the queue kept", async () => {
+    const disk = new Map<string, string>()
+    const s = store(disk)
+    const a = await client(s.kv, new FakeSocket(), { leaseMs: 60 })
+    a.socket.open()
+    answer(a.socket, 100, rows(100))
+    await storedAt(disk, 100)
+    // an action the server never answers: it is in the stored queue
+    void a.c.send({ type: "create", payload: { id: "n1", text: "queued", completed: 0, priority: 1 } }).catch(() => undefined)
+    await eventually(() => ([...disk.keys()].some((k) => k.includes("/pending/")) ? true : undefined), { what: "the queue stored" })
+    // the process dies after the meta is marked and one of five rows is written
+    s.dieAfter(2)
+    a.socket.deliver(change(101, rows(5, 50).map((r) => row(r[0], "changed"))))
+    await eventually(() => (a.c.getStatus().lastError?.reason === "PersistenceFailed" ? true : undefined))
+    expect(storedMeta(disk)).toMatchObject({ cursor: 100, writing: true })
+    expect(disk.get(`${NS}r/st50`)).toContain("changed")
+    expect(disk.get(`${NS}r/st51`)).not.toContain("changed")
+
+    const b = await client(store(disk).kv, new FakeSocket(), { leaseMs: 60 })
+    expect(b.c.getStatus().lastError).toMatchObject({ reason: "CacheReset", message: expect.stringContaining("cut short") })
+    expect(b.c.getSnapshot()).toEqual([])
+    b.socket.open()
+    expect(b.socket.frames("Subscribe")[0]).toMatchObject({ since: null })
+    answer(b.socket, 101, rows(100).map((r) => (Number(r[0].slice(1)) >= 50 && Number(r[0].slice(1)) < 55 ? row(r[0], "changed") : r)))
+    // a's queue is adopted once its lease ran out, and sent under a's client id and seq
+    await eventually(() => (b.socket.frames("Action").length === 1 ? true : undefined), { what: "the queued action sent" })
+    expect(b.socket.frames("Action")[0]).toMatchObject({ clientId: a.c.clientId, seq: 1 })
+    await storedAt(disk, 101)
+    const c = await client(store(disk).kv)
+    expect(c.c.getSnapshot()).toEqual(b.c.getSnapshot())
+    expect(c.c.getStatus().lastError).toBeNull()
+  })
+
+  it("a cache in the previous format is migrated with the first write; the queue is kept", async () => {
+    const disk = new Map<string, string>()
+    const old = rows(3)
+    disk.set(`${NS}records`, JSON.stringify({ cursor: 7, history: "h1", schema: 2, rows: old }))
+    disk.set(`${NS}pending/gone`, JSON.stringify({
+      owner: "gone",
+      key: "k".repeat(32),
+      heartbeat: 0,
+      nextSeq: 2,
+      entries: [{ clientId: "gone", clientKey: "k".repeat(32), seq: 1, action: { type: "delete", payload: { id: "t1" } }, schema: 2 }]
+    }))
+    const b = await client(store(disk).kv)
+    expect(b.c.getSnapshot()).toEqual(old)
+    expect(b.c.getStatus().pending).toBe(1)
+    await eventually(() => (disk.has(`${NS}records`) ? undefined : true), { what: "the old value removed" })
+    expect(storedMeta(disk)).toMatchObject({ cursor: 7, history: "h1" })
+    b.socket.open()
+    expect(b.socket.frames("Subscribe")[0]).toMatchObject({ since: 7, history: "h1" })
+    await b.c.close()
+    const c = await client(store(disk).kv)
+    expect(c.c.getSnapshot()).toEqual(old)
+  })
+
+  it("a cache in the previous format that cannot be read is reset once, with the reason; the queue is kept", async () => {
+    const disk = new Map<string, string>()
+    disk.set(`${NS}records`, "{\"cursor\":7,\"rows\":[[\"t1\"")
+    disk.set(`${NS}pending/gone`, JSON.stringify({ owner: "gone", key: "k".repeat(32), heartbeat: 0, nextSeq: 2, entries: [{ clientId: "gone", clientKey: "k".repeat(32), seq: 1, action: { type: "delete", payload: { id: "t1" } }, schema: 2 }] }))
+    const b = await client(store(disk).kv)
+    expect(b.c.getStatus()).toMatchObject({ pending: 1, lastError: { reason: "CacheReset", message: expect.stringContaining("previous format") } })
+    expect(disk.has(`${NS}records`)).toBe(false)
+    b.socket.open()
+    expect(b.socket.frames("Subscribe")[0]).toMatchObject({ since: null })
+  })
+})
+
+describe("RecordTable's changes", () => {
+  it("names each id once, new ones in table order, and takes back what a failed write could not store", () => {
+    const t = new RecordTable<Todo>()
+    t.replace(rows(3))
+    expect(t.drain()).toEqual({ replaced: true, ids: new Map() })
+    t.apply(row("t1", "edit"))
+    t.apply(row("n1", "new"))
+    t.apply(row("t0", "gone", 5))
+    t.apply(row("n2", "new"))
+    t.apply(row("n1", "again"))
+    const first = t.drain()
+    expect([...first.ids]).toEqual([["t1", false], ["n1", true], ["t0", false], ["n2", true]])
+    expect(t.drain().ids.size).toBe(0)
+    // a later change wins: n1 deleted and created again moves last
+    t.remove("n1")
+    t.apply(row("n1", "third"))
+    t.apply(row("t2", "edit"))
+    t.restore(first)
+    expect([...t.drain().ids]).toEqual([["t1", false], ["t0", false], ["n2", true], ["n1", true], ["t2", false]])
+    expect(t.array().map((r) => r[0])).toEqual(["t1", "t2", "n2", "n1"])
+  })
+})
+
+describe("plan", () => {
+  const meta = (cursor: number | null, history = "h1", schema = 2) => ({ cursor, history, schema })
+  const set = (cursor: number | null, replace = false, history = "h1") =>
+    ({ meta: meta(cursor, history), replace, upserts: [], deletes: [], all: replace ? () => [] : undefined })
+  it("stores the changes only on a state they extend, nothing on a later one, the table otherwise", () => {
+    expect(plan({ ...meta(10), next: 5 }, meta(8), set(12))).toBe("changes")
+    expect(plan({ ...meta(12), next: 5 }, meta(8), set(12))).toBe("changes")
+    expect(plan({ ...meta(13), next: 5 }, meta(8), set(12))).toBe("behind")
+    expect(plan({ ...meta(13), next: 5 }, meta(8), set(12, true))).toBe("behind")
+    expect(plan({ ...meta(7), next: 5 }, meta(8), set(12))).toBe("whole")
+    expect(plan({ ...meta(10, "h0"), next: 5 }, meta(8), set(12))).toBe("whole")
+    expect(plan(undefined, meta(8), set(12, true))).toBe("table")
+    expect(plan({ ...meta(10), next: 5 }, undefined, set(12))).toBe("whole")
+    expect(plan({ ...meta(10, "h1", 3), next: 5 }, meta(8), set(12, true))).toBe("behind")
+    expect(plan({ ...meta(10, "h1", 1), next: 5 }, meta(8), set(12, true))).toBe("table")
+  })
+})
