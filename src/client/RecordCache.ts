@@ -110,6 +110,7 @@ export const readMeta = (u: unknown): StoredMeta | undefined => {
 /** Loaded rows put in their places (`ords[i]` is the place of `rows[i]`). */
 export const inOrder = (rows: ReadonlyArray<unknown>, ords: ReadonlyArray<number>): Array<unknown> => {
   const n = rows.length
+  if (n === 0) return []
   let min = Infinity
   let max = -Infinity
   for (const o of ords) {

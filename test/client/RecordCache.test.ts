@@ -17,7 +17,7 @@ import * as KeyValueStore from "effect/persistence/KeyValueStore"
 import { afterEach, describe, expect, it } from "vitest"
 import { todos } from "../../fixtures/todo-sync/src/shared.ts"
 import { createSyncClient, makeMemoryStore, type PlainSyncClient } from "../../src/client/index.ts"
-import { plan } from "../../src/client/RecordCache.ts"
+import { inOrder, plan } from "../../src/client/RecordCache.ts"
 import { RecordTable } from "../../src/client/RecordTable.ts"
 import type { ServerMessage } from "../../src/protocol/Protocol.ts"
 import { FakeSocket } from "../helpers/fake-socket.ts"
@@ -300,5 +300,14 @@ describe("plan", () => {
     expect(plan({ ...meta(10), next: 5 }, undefined, set(12))).toBe("whole")
     expect(plan({ ...meta(10, "h1", 3), next: 5 }, meta(8), set(12, true))).toBe("behind")
     expect(plan({ ...meta(10, "h1", 1), next: 5 }, meta(8), set(12, true))).toBe("table")
+  })
+})
+
+describe("inOrder", () => {
+  it("puts rows in their places, dense or sparse, none or two in one place", () => {
+    expect(inOrder([], [])).toEqual([])
+    expect(inOrder(["c", "a", "b"], [7, 5, 6])).toEqual(["a", "b", "c"])
+    expect(inOrder(["c", "a", "b"], [9000, 5, 60])).toEqual(["a", "b", "c"])
+    expect(inOrder(["b", "a", "c"], [2, 1, 2])).toEqual(["a", "b", "c"])
   })
 })
