@@ -16,7 +16,7 @@ import * as Effect from "effect/Effect"
 import type * as KeyValueStore from "effect/persistence/KeyValueStore"
 import type { RowId } from "../protocol/Protocol.ts"
 import * as KvRecordCache from "./KvRecordCache.ts"
-import { type ChangeSet, type Loaded, NATIVE, type RecordCache, type WithRecordCache, type Written } from "./RecordCache.ts"
+import { type Loaded, NATIVE, type RecordCache, type WithRecordCache, type Written } from "./RecordCache.ts"
 import type { Row } from "./RecordTable.ts"
 import type { SyncEngine } from "./SyncEngine.ts"
 
@@ -39,20 +39,17 @@ export interface CachedRecordsOptions<R extends Row> {
 export const recordCache = (kv: KeyValueStore.KeyValueStore, prefix: string): RecordCache =>
   (kv as Partial<WithRecordCache>)[NATIVE]?.(prefix) ?? KvRecordCache.make(kv, prefix)
 
-// The cache before per-row records: `{ cursor, history?, schema?, rows }` in one value.
+// The cache before this layout: `{ cursor, history?, schema?, rows }` in one value.
 const legacy = (text: string): Loaded => {
   try {
-    const u = JSON.parse(text) as { cursor: unknown; history?: unknown; schema?: unknown; rows: unknown }
-    if (
-      Array.isArray(u.rows) && (u.cursor === null || Number.isInteger(u.cursor)) &&
-      (u.history === undefined || typeof u.history === "string") && (u.schema === undefined || Number.isInteger(u.schema))
-    ) {
-      return { meta: { cursor: u.cursor as number | null, history: u.history as string | undefined, schema: (u.schema as number | undefined) ?? 1 }, rows: u.rows }
+    const u = JSON.parse(text)
+    if (Array.isArray(u.rows) && (u.cursor === null || Number.isInteger(u.cursor))) {
+      return { meta: { cursor: u.cursor, history: u.history, schema: u.schema ?? 1 }, rows: u.rows }
     }
   } catch {
-    // reported below
+    // reset below
   }
-  return { reset: "the cache in the previous format could not be read" }
+  return { reset: "it is in the previous format and could not be read" }
 }
 
 /** Loading, writing and clearing the confirmed records of one client. */
@@ -62,16 +59,16 @@ export const make = <R extends Row>(options: CachedRecordsOptions<R>) => {
   const legacyKey = `${options.prefix}records`
   // an older cache was loaded: it goes once the new layout holds the table
   let migrating = false
+  // the first write also removes an older cache a migration left behind (it stopped before removing it)
+  let swept = false
   // the position this client last loaded or stored: with no change since, a write has nothing to add
   let held: { readonly cursor: number | null; readonly history: string | undefined } | undefined
 
   /** Loads the cache into the engine; true when the table must be written (a migration). */
   const load: Effect.Effect<boolean> = Effect.gen(function*() {
     let loaded = yield* cache.load
-    const old = yield* kv.get(legacyKey)
-    // left by a migration that stopped before removing it
-    if (old !== undefined && loaded !== undefined) yield* kv.remove(legacyKey)
-    else if (old !== undefined) {
+    const old = loaded === undefined ? yield* kv.get(legacyKey) : undefined
+    if (old !== undefined) {
       loaded = legacy(old)
       // one that cannot be read is reset once; one that can goes with the first write
       if ("reset" in loaded) yield* kv.remove(legacyKey)
@@ -79,7 +76,7 @@ export const make = <R extends Row>(options: CachedRecordsOptions<R>) => {
     }
     if (loaded === undefined) return false
     if ("reset" in loaded) {
-      engine.report("CacheReset", `${loaded.reset}: the records sync again from the server`)
+      engine.report("CacheReset", `the cached records were dropped (${loaded.reset}): they sync again from the server`)
       return false
     }
     // rows cached under another version of the channel are another shape: sync them again from scratch
@@ -101,27 +98,37 @@ export const make = <R extends Row>(options: CachedRecordsOptions<R>) => {
     // taken at one moment, with the cursor: nothing the socket delivers later can slip in
     const drained = table.drain()
     // nothing new since this client's last load or write: an idle or closing client never writes over a later state
-    if (!drained.replaced && drained.ids.size === 0 && held?.cursor === engine.cursor && held.history === engine.history) {
+    if (!drained.replaced && drained.touched.length === 0 && drained.inserted.length === 0 && held?.cursor === engine.cursor && held.history === engine.history) {
       return Effect.void
     }
     const array = drained.replaced ? table.array() : undefined
-    const upserts: Array<readonly [RowId, unknown, boolean]> = []
-    const deletes: Array<RowId> = []
-    const changes: ChangeSet = {
-      meta: { cursor: engine.cursor, history: engine.history, schema: options.schema },
-      replace: drained.replaced,
-      upserts,
-      deletes,
-      all: array && (() => array.map(options.encode))
-    }
+    const d: Array<RowId> = []
+    const u: Array<unknown> = []
+    const i: Array<unknown> = []
+    const meta = { cursor: engine.cursor, history: engine.history, schema: options.schema }
     let written: Effect.Effect<Written, unknown>
     try {
-      for (const [id, inserted] of drained.ids) {
-        const row = table.get(id)
-        if (row === undefined) deletes.push(id)
-        else upserts.push([id, options.encode(row), inserted])
+      const done = new Set<RowId>()
+      // the new rows still there, by each one's last insertion, which is their order in the table
+      for (let k = drained.inserted.length - 1; k >= 0; k--) {
+        const row = table.get(drained.inserted[k]!)
+        if (row !== undefined && !done.has(row[0] as RowId)) i.push(options.encode(row)) && done.add(row[0] as RowId)
       }
-      written = cache.write(changes)
+      for (const id of drained.touched) {
+        if (done.has(id)) continue
+        done.add(id)
+        const row = table.get(id)
+        if (row === undefined) d.push(id)
+        else u.push(options.encode(row))
+      }
+      written = cache.write({
+        meta,
+        replace: drained.replaced,
+        d,
+        u,
+        i: i.reverse(),
+        all: array && (() => array.map(options.encode))
+      })
     } catch (error) {
       written = Effect.die(error)
     }
@@ -131,11 +138,12 @@ export const make = <R extends Row>(options: CachedRecordsOptions<R>) => {
         if (how === "behind") return Effect.sync(() => table.restore(drained))
         if (how === "whole") {
           // the store is not where this client's changes start from: the whole table goes, now
-          table.restore({ replaced: true, ids: drained.ids })
+          table.restore({ ...drained, replaced: true })
           return Effect.suspend(attempt)
         }
-        held = changes.meta
-        if (!migrating) return Effect.void
+        held = meta
+        if (swept) return Effect.void
+        swept = true
         migrating = false
         return kv.remove(legacyKey)
       }),

@@ -17,21 +17,25 @@ import type { RowId } from "../protocol/Protocol.ts"
 export type Row = ReadonlyArray<unknown>
 
 /**
- * What changed since the last `drain`: each id touched, `true` when it was
- * inserted (in the order the table holds those rows: a row deleted and
- * inserted again moves last, as in the table), `false` when it was only updated
- * or removed; or `replaced`, when the whole table was (then `ids` is empty).
+ * What changed since the last `drain`, as logged (an id may appear more than
+ * once): the ids updated or removed, and the ids inserted, in the order of
+ * insertion (so an id's last insertion is its place in the table); or
+ * `replaced`, when the whole table was (then both are empty). Look each id
+ * up: a row inserted and removed again is named in both.
  */
 export interface TableChanges {
   readonly replaced: boolean
-  readonly ids: ReadonlyMap<RowId, boolean>
+  readonly touched: ReadonlyArray<RowId>
+  readonly inserted: ReadonlyArray<RowId>
 }
 
 /** Mutable, id-indexed table of live records (tombstones are removed, not kept). */
 export class RecordTable<R extends Row> {
   #rows = new Map<RowId, R>()
   #array: ReadonlyArray<R> | undefined = []
-  #changes = new Map<RowId, boolean>()
+  // a log, not a set: a push per change is all the hot path pays (the writer sorts it out)
+  #touched: Array<RowId> = []
+  #inserted: Array<RowId> = []
   #replaced = false
 
   /** Number of live records. */
@@ -48,21 +52,17 @@ export class RecordTable<R extends Row> {
   apply(row: R): void {
     const id = row[0] as RowId
     if (row[row.length - 1] != null) return this.remove(id)
-    if (this.#rows.has(id)) {
-      if (!this.#changes.has(id)) this.#changes.set(id, false)
-    } else {
-      // a new row goes last in the table, so last among the new ones too
-      this.#changes.delete(id)
-      this.#changes.set(id, true)
-    }
+    const size = this.#rows.size
     this.#rows.set(id, row)
+    if (this.#rows.size !== size) this.#inserted.push(id)
+    else this.#touched.push(id)
     this.#array = undefined
   }
 
   /** Removes a hard-deleted row. */
   remove(id: RowId): void {
     if (!this.#rows.delete(id)) return
-    if (!this.#changes.has(id)) this.#changes.set(id, false)
+    this.#touched.push(id)
     this.#array = undefined
   }
 
@@ -71,7 +71,8 @@ export class RecordTable<R extends Row> {
     this.#rows = new Map()
     for (const row of rows) if (row[row.length - 1] == null) this.#rows.set(row[0] as RowId, row)
     this.#array = undefined
-    this.#changes = new Map()
+    this.#touched = []
+    this.#inserted = []
     this.#replaced = true
   }
 
@@ -83,25 +84,22 @@ export class RecordTable<R extends Row> {
 
   /** What changed since the last call, which it forgets. */
   drain(): TableChanges {
-    const out = { replaced: this.#replaced, ids: this.#changes }
-    this.#changes = new Map()
+    const out = { replaced: this.#replaced, touched: this.#touched, inserted: this.#inserted }
+    this.#touched = []
+    this.#inserted = []
     this.#replaced = false
     return out
   }
 
-  /** Takes back changes a cache write could not store: the next `drain` has them again. */
+  /** Takes back changes a cache write could not store: the next `drain` has them again, before the later ones. */
   restore(changes: TableChanges): void {
-    if (changes.replaced) {
-      this.#replaced = true
-      this.#changes = new Map()
-    }
-    if (this.#replaced) return
-    // what changed since is newer: an id the table has seen again keeps its later entry (and place)
-    const later = this.#changes
-    this.#changes = new Map(changes.ids)
-    for (const [id, inserted] of later) {
-      if (inserted) this.#changes.delete(id)
-      this.#changes.set(id, inserted || (this.#changes.get(id) ?? false))
+    this.#replaced ||= changes.replaced
+    if (this.#replaced) {
+      this.#touched = []
+      this.#inserted = []
+    } else {
+      this.#touched = changes.touched.concat(this.#touched)
+      this.#inserted = changes.inserted.concat(this.#inserted)
     }
   }
 }

@@ -161,9 +161,14 @@ export const makeCore = <C extends Channel.Any>(
     const cache = LocalCache.make(kv, LocalCache.namespace(locationOf(socket), channel.name))
     const encodeAction = Schema.encodeUnknownExit(channel.action)
     // a record whose encoded form is itself (plain columns) is stored as is
-    const encodeRecord: (row: R) => unknown = Schema.toEncoded(channel.record).ast === channel.record.ast
-      ? (row) => row
-      : Schema.encodeUnknownSync(channel.record)
+    const encodeRow = Schema.encodeUnknownExit(channel.record)
+    const encodeRecord = Schema.toEncoded(channel.record).ast === channel.record.ast
+      ? (row: R): unknown => row
+      : (row: R): unknown => {
+        const exit = encodeRow(row)
+        if (Exit.isFailure(exit)) throw new Error(PendingStore.messageOf(exit.cause))
+        return exit.value
+      }
     const decodeRows = rowDecoder(channel.record as Schema.Codec<R, ReadonlyArray<unknown>>)
     const notifier = Listeners.make()
     const isOpen = () => socket.readyState === OPEN

@@ -7,8 +7,10 @@
  * - clients sharing a store: one that is behind stores nothing, another
  *   history replaces the table, and what is stored always loads as the rows
  *   of its cursor;
- * - a write cut short (the process died between two keys) is found by the
- *   next client, which resets with the reason and keeps the queue;
+ * - a write cut short (the process died between two keys) never shows: the
+ *   next client loads the state before it; a page gone missing resets the
+ *   cache with the reason; the queue is kept either way;
+ * - a log grown past half the table is folded into a new table;
  * - a cache in the previous format (one `records` value) is migrated, or
  *   reset once when it cannot be read, and the queue is kept.
  */
@@ -17,7 +19,7 @@ import * as KeyValueStore from "effect/persistence/KeyValueStore"
 import { afterEach, describe, expect, it } from "vitest"
 import { todos } from "../../fixtures/todo-sync/src/shared.ts"
 import { createSyncClient, makeMemoryStore, type PlainSyncClient } from "../../src/client/index.ts"
-import { inOrder, plan } from "../../src/client/RecordCache.ts"
+import { plan } from "../../src/client/RecordCache.ts"
 import { RecordTable } from "../../src/client/RecordTable.ts"
 import type { ServerMessage } from "../../src/protocol/Protocol.ts"
 import { FakeSocket } from "../helpers/fake-socket.ts"
@@ -79,7 +81,8 @@ const rowsIn = (value: string | undefined): number => {
   return n
 }
 
-const storedMeta = (disk: Map<string, string>) => JSON.parse(disk.get(`${NS}meta`) ?? "null") as { cursor: number | null; history?: string; writing?: boolean } | null
+const storedMeta = (disk: Map<string, string>) =>
+  JSON.parse(disk.get(`${NS}meta`) ?? "null") as { cursor: number | null; history?: string; from: number; to: number; epoch: string; pages: number } | null
 
 const open: Array<Client> = []
 afterEach(async () => {
@@ -95,7 +98,7 @@ const client = async (kv: KeyValueStore.KeyValueStore, socket = new FakeSocket()
 
 const ids = (c: Client) => c.getSnapshot().map((r) => r[0])
 const storedAt = (disk: Map<string, string>, cursor: number) =>
-  eventually(() => (storedMeta(disk)?.cursor === cursor && storedMeta(disk)?.writing !== true ? true : undefined), { what: `the cache stored at ${cursor}` })
+  eventually(() => (storedMeta(disk)?.cursor === cursor ? true : undefined), { what: `the cache stored at ${cursor}` })
 
 describe("the records cache over a KeyValueStore", () => {
   it("a change writes the rows it changed and the meta, at 1k rows; a burst is one write", async () => {
@@ -110,22 +113,59 @@ describe("the records cache over a KeyValueStore", () => {
     s.log.length = 0
     socket.deliver(change(1001, [row("t500", "edited")]))
     await storedAt(disk, 1001)
-    const written = s.log.filter(([op]) => op === "set")
-    expect(written.reduce((n, [, , v]) => n + rowsIn(v), 0)).toBe(1)
-    // the row, and the meta twice (marked while the row is written, then the new position)
-    expect(written.map(([, k]) => k.slice(NS.length))).toEqual(["meta", "r/st500", "meta"])
+    // a log entry holding the row, then the meta that counts it
+    expect(s.log.map(([op, k]) => `${op} ${k.slice(NS.length)}`)).toEqual(["set l/0", "set meta"])
+    expect(s.log.reduce((n, [, , v]) => n + rowsIn(v), 0)).toBe(1)
 
     s.log.length = 0
     socket.deliver(change(1002, [], ["t7"]))
     await storedAt(disk, 1002)
-    expect(s.log.filter(([op]) => op === "remove").map(([, k]) => k.slice(NS.length))).toEqual(["r/st7"])
+    expect(s.log.map(([op, k]) => `${op} ${k.slice(NS.length)}`)).toEqual(["set l/1", "set meta"])
     expect(s.log.reduce((n, [, , v]) => n + rowsIn(v), 0)).toBe(0)
 
     s.log.length = 0
     for (let v = 1003; v < 1053; v++) socket.deliver(change(v, [row(`t${v - 1003}`, `burst ${v}`)]))
     await storedAt(disk, 1052)
     expect(s.log.reduce((n, [, , v]) => n + rowsIn(v), 0)).toBe(50)
-    expect(s.log.filter(([, k]) => k === `${NS}meta`)).toHaveLength(2)
+    expect(s.log).toHaveLength(2)
+  })
+
+  it("a log grown past half the table is folded into a new table, and the old pages and entries go", async () => {
+    const disk = new Map<string, string>()
+    const s = store(disk)
+    const { c, socket } = await client(s.kv)
+    socket.open()
+    answer(socket, 100, rows(100))
+    await storedAt(disk, 100)
+    const first = storedMeta(disk)!
+    let v = 100
+    // entries of ten 1 KB rows: the log passes 64 KB (the least it may hold, more than half this table) at the 7th
+    const long = (k: number) => row(`t${k % 100}`, `${v} `.padEnd(1000, "x"))
+    while (storedMeta(disk)!.epoch === first.epoch) {
+      socket.deliver(change(++v, Array.from({ length: 10 }, (_, k) => long(v * 10 + k))))
+      await storedAt(disk, v)
+    }
+    const folded = storedMeta(disk)!
+    expect(folded).toMatchObject({ cursor: v, from: folded.to, pages: 1 })
+    expect(v - 100).toBe(7)
+    expect([...disk.keys()].filter((k) => k.startsWith(`${NS}l/`) || k.startsWith(`${NS}p/${first.epoch}`))).toEqual([])
+    const b = await client(store(disk).kv)
+    expect(b.c.getSnapshot()).toEqual(c.getSnapshot())
+  })
+
+  it("a client with nothing new since it loaded writes nothing, not even when it closes", async () => {
+    const disk = new Map<string, string>()
+    const a = await client(store(disk).kv)
+    a.socket.open()
+    answer(a.socket, 10, rows(10))
+    await storedAt(disk, 10)
+    await a.c.close()
+    const s = store(disk)
+    const b = await client(s.kv)
+    expect(b.c.getSnapshot()).toHaveLength(10)
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    await b.c.close()
+    expect(s.log.filter(([, key]) => !key.includes("/pending/"))).toEqual([])
   })
 
   it("a reload gets the rows in the table's order, with the cursor and history they are at", async () => {
@@ -194,37 +234,64 @@ describe("the records cache over a KeyValueStore", () => {
     expect(c4.c.getSnapshot()).toEqual(a.c.getSnapshot())
   })
 
-  it("a write cut short is found by the next client: reset with the reason, synced from scratch, the queue kept", async () => {
+  it("a write cut short never shows: the next client loads the state before it, and keeps the queue", async () => {
     const disk = new Map<string, string>()
     const s = store(disk)
     const a = await client(s.kv, new FakeSocket(), { leaseMs: 60 })
     a.socket.open()
     answer(a.socket, 100, rows(100))
     await storedAt(disk, 100)
+    const at100 = a.c.getSnapshot()
     // an action the server never answers: it is in the stored queue
     void a.c.send({ type: "create", payload: { id: "n1", text: "queued", completed: 0, priority: 1 } }).catch(() => undefined)
     await eventually(() => ([...disk.keys()].some((k) => k.includes("/pending/")) ? true : undefined), { what: "the queue stored" })
-    // the process dies after the meta is marked and one of five rows is written
-    s.dieAfter(2)
+    // the process dies after the log entry is written, before the meta that would count it
+    s.dieAfter(1)
     a.socket.deliver(change(101, rows(5, 50).map((r) => row(r[0], "changed"))))
     await eventually(() => (a.c.getStatus().lastError?.reason === "PersistenceFailed" ? true : undefined))
-    expect(storedMeta(disk)).toMatchObject({ cursor: 100, writing: true })
-    expect(disk.get(`${NS}r/st50`)).toContain("changed")
-    expect(disk.get(`${NS}r/st51`)).not.toContain("changed")
+    expect(disk.get(`${NS}l/0`)).toContain("changed")
+    expect(storedMeta(disk)).toMatchObject({ cursor: 100, to: 0 })
 
     const b = await client(store(disk).kv, new FakeSocket(), { leaseMs: 60 })
-    expect(b.c.getStatus().lastError).toMatchObject({ reason: "CacheReset", message: expect.stringContaining("cut short") })
-    expect(b.c.getSnapshot()).toEqual([])
+    expect(b.c.getSnapshot()).toEqual(at100)
+    expect(b.c.getStatus().lastError).toBeNull()
     b.socket.open()
-    expect(b.socket.frames("Subscribe")[0]).toMatchObject({ since: null })
-    answer(b.socket, 101, rows(100).map((r) => (Number(r[0].slice(1)) >= 50 && Number(r[0].slice(1)) < 55 ? row(r[0], "changed") : r)))
+    expect(b.socket.frames("Subscribe")[0]).toMatchObject({ since: 100, history: "h1" })
+    answer(b.socket, 101, at100.map((r) => (Number(r[0].slice(1)) >= 50 && Number(r[0].slice(1)) < 55 ? row(r[0], "changed") : r)))
     // a's queue is adopted once its lease ran out, and sent under a's client id and seq
     await eventually(() => (b.socket.frames("Action").length === 1 ? true : undefined), { what: "the queued action sent" })
     expect(b.socket.frames("Action")[0]).toMatchObject({ clientId: a.c.clientId, seq: 1 })
     await storedAt(disk, 101)
     const c = await client(store(disk).kv)
     expect(c.c.getSnapshot()).toEqual(b.c.getSnapshot())
-    expect(c.c.getStatus().lastError).toBeNull()
+  })
+
+  it("a table write cut short leaves the state before it; a page gone missing resets the cache with the reason", async () => {
+    const disk = new Map<string, string>()
+    const s = store(disk)
+    const a = await client(s.kv)
+    a.socket.open()
+    answer(a.socket, 5000, rows(5000))
+    await storedAt(disk, 5000)
+    const before = a.c.getSnapshot()
+    // a reset answer after a reconnect: the whole table again, and the process dies after two of its three pages
+    s.dieAfter(2)
+    a.socket.close()
+    a.socket.open()
+    answer(a.socket, 6000, rows(5000, 1))
+    await eventually(() => (a.c.getStatus().lastError?.reason === "PersistenceFailed" ? true : undefined))
+    const b = await client(store(disk).kv)
+    expect(b.c.getSnapshot()).toEqual(before)
+    expect(b.c.getStatus().lastError).toBeNull()
+    await b.c.close()
+
+    const meta = storedMeta(disk)!
+    disk.delete(`${NS}p/${meta.epoch}/1`)
+    const c = await client(store(disk).kv)
+    expect(c.c.getStatus().lastError).toMatchObject({ reason: "CacheReset", message: expect.stringContaining("missing") })
+    expect(c.c.getSnapshot()).toEqual([])
+    c.socket.open()
+    expect(c.socket.frames("Subscribe")[0]).toMatchObject({ since: null })
   })
 
   it("a cache in the previous format is migrated with the first write; the queue is kept", async () => {
@@ -263,51 +330,44 @@ describe("the records cache over a KeyValueStore", () => {
 })
 
 describe("RecordTable's changes", () => {
-  it("names each id once, new ones in table order, and takes back what a failed write could not store", () => {
+  it("logs the ids updated or removed and the ids inserted, and takes back what a failed write could not store", () => {
     const t = new RecordTable<Todo>()
+    const named = (c: ReturnType<typeof t.drain>) => ({ replaced: c.replaced, touched: [...c.touched], inserted: [...c.inserted] })
     t.replace(rows(3))
-    expect(t.drain()).toEqual({ replaced: true, ids: new Map() })
+    expect(named(t.drain())).toEqual({ replaced: true, touched: [], inserted: [] })
     t.apply(row("t1", "edit"))
     t.apply(row("n1", "new"))
     t.apply(row("t0", "gone", 5))
     t.apply(row("n2", "new"))
     t.apply(row("n1", "again"))
     const first = t.drain()
-    expect([...first.ids]).toEqual([["t1", false], ["n1", true], ["t0", false], ["n2", true]])
-    expect(t.drain().ids.size).toBe(0)
-    // a later change wins: n1 deleted and created again moves last
+    expect(named(first)).toEqual({ replaced: false, touched: ["t1", "t0", "n1"], inserted: ["n1", "n2"] })
+    expect(t.drain().touched).toHaveLength(0)
     t.remove("n1")
     t.apply(row("n1", "third"))
     t.apply(row("t2", "edit"))
     t.restore(first)
-    expect([...t.drain().ids]).toEqual([["t1", false], ["t0", false], ["n2", true], ["n1", true], ["t2", false]])
+    expect(named(t.drain())).toEqual({ replaced: false, touched: ["t1", "t0", "n1", "n1", "t2"], inserted: ["n1", "n2", "n1"] })
     expect(t.array().map((r) => r[0])).toEqual(["t1", "t2", "n2", "n1"])
+    t.restore({ replaced: true, touched: ["x"], inserted: [] })
+    expect(named(t.drain())).toEqual({ replaced: true, touched: [], inserted: [] })
   })
 })
 
 describe("plan", () => {
   const meta = (cursor: number | null, history = "h1", schema = 2) => ({ cursor, history, schema })
   const set = (cursor: number | null, replace = false, history = "h1") =>
-    ({ meta: meta(cursor, history), replace, upserts: [], deletes: [], all: replace ? () => [] : undefined })
+    ({ meta: meta(cursor, history), replace, d: [], u: [], i: [], all: replace ? () => [] : undefined })
   it("stores the changes only on a state they extend, nothing on a later one, the table otherwise", () => {
-    expect(plan({ ...meta(10), next: 5 }, meta(8), set(12))).toBe("changes")
-    expect(plan({ ...meta(12), next: 5 }, meta(8), set(12))).toBe("changes")
-    expect(plan({ ...meta(13), next: 5 }, meta(8), set(12))).toBe("behind")
-    expect(plan({ ...meta(13), next: 5 }, meta(8), set(12, true))).toBe("behind")
-    expect(plan({ ...meta(7), next: 5 }, meta(8), set(12))).toBe("whole")
-    expect(plan({ ...meta(10, "h0"), next: 5 }, meta(8), set(12))).toBe("whole")
+    expect(plan(meta(10), meta(8), set(12))).toBe("changes")
+    expect(plan(meta(12), meta(8), set(12))).toBe("changes")
+    expect(plan(meta(13), meta(8), set(12))).toBe("behind")
+    expect(plan(meta(13), meta(8), set(12, true))).toBe("behind")
+    expect(plan(meta(7), meta(8), set(12))).toBe("whole")
+    expect(plan(meta(10, "h0"), meta(8), set(12))).toBe("whole")
     expect(plan(undefined, meta(8), set(12, true))).toBe("table")
-    expect(plan({ ...meta(10), next: 5 }, undefined, set(12))).toBe("whole")
-    expect(plan({ ...meta(10, "h1", 3), next: 5 }, meta(8), set(12, true))).toBe("behind")
-    expect(plan({ ...meta(10, "h1", 1), next: 5 }, meta(8), set(12, true))).toBe("table")
-  })
-})
-
-describe("inOrder", () => {
-  it("puts rows in their places, dense or sparse, none or two in one place", () => {
-    expect(inOrder([], [])).toEqual([])
-    expect(inOrder(["c", "a", "b"], [7, 5, 6])).toEqual(["a", "b", "c"])
-    expect(inOrder(["c", "a", "b"], [9000, 5, 60])).toEqual(["a", "b", "c"])
-    expect(inOrder(["b", "a", "c"], [2, 1, 2])).toEqual(["a", "b", "c"])
+    expect(plan(meta(10), undefined, set(12))).toBe("whole")
+    expect(plan(meta(10, "h1", 3), meta(8), set(12, true))).toBe("behind")
+    expect(plan(meta(10, "h1", 1), meta(8), set(12, true))).toBe("table")
   })
 })
