@@ -1,9 +1,10 @@
 /**
  * 11. The client's local cache in Node (no network, the real client driven by
  * a fake socket): bytes written to a KeyValueStore per single-row change at
- * 1k and 100k rows (the layout any persistent KeyValueStore gets, counted at
- * the store: keys and values set), and the heap a 100k-row client holds,
- * against a bare Map of the same rows.
+ * 1k and 100k rows (counted at the store: keys and values set; a row and the
+ * same row 1,000 bytes longer, so the bytes per byte of row show apart from
+ * the fixed part), and the heap a 100k-row client holds (its memory store
+ * included), against a bare Map of the same rows.
  */
 import * as Effect from "effect/Effect"
 import * as KeyValueStore from "effect/persistence/KeyValueStore"
@@ -14,20 +15,19 @@ import { createSyncClient, makeMemoryStore } from "../src/client/index.ts"
 import { changeFrames, FakeSocket, syncFrames } from "./local.ts"
 import { sleep, until } from "./stats.ts"
 
-/** What one single-row change wrote. */
+/** What single-row changes wrote with `rows` rows cached: a row of `row` bytes, then the same row `long` bytes long. */
 export interface ChangeBytes {
   readonly rows: number
+  readonly row: number
   /** Bytes of the keys and values set for the change. */
   readonly bytes: number
-  /** Of which the row's own key and value. */
-  readonly rowBytes: number
-  /** The changed row, JSON-encoded. */
-  readonly encodedRow: number
-  /** Keys set and removed. */
+  readonly long: number
+  readonly longBytes: number
+  /** Keys set and removed for the first change. */
   readonly writes: number
 }
 
-/** A memory store seen as any KeyValueStore (no record layout of its own), counting what is set. */
+/** A memory store seen as any KeyValueStore, counting what is set. */
 const countingStore = () => {
   const inner = makeMemoryStore()
   const sets: Array<readonly [string, string]> = []
@@ -39,42 +39,39 @@ const countingStore = () => {
     size: inner.size,
     keys: inner.keys
   })
-  return { kv, sets, meta: () => Effect.runSync(Effect.map(inner.keys, (keys) => keys.find((k) => k.endsWith("/meta")))) }
+  const cursor = () => {
+    const meta = Effect.runSync(Effect.flatMap(inner.keys, (keys) => inner.get(keys.find((k) => k.endsWith("/meta")) ?? "")))
+    return meta === undefined ? undefined : (JSON.parse(meta) as { cursor: number }).cursor
+  }
+  return { kv, sets, cursor }
 }
 
-/** 11. Bytes written to a KeyValueStore for one single-row update, with `rows` rows cached. */
+/** 11. Bytes written to a KeyValueStore for single-row updates, with `rows` rows cached. */
 export const bytesPerChange = async (rows: number): Promise<ChangeBytes> => {
   const store = countingStore()
   const socket = new FakeSocket()
   const client = createSyncClient({ channel: todos, socket, store: store.kv, persistDelayMs: 1 })
   await client.ready
-  const stored = async (cursor: number) => {
-    await until(() => {
-      const key = store.meta()
-      const meta = key === undefined ? undefined : JSON.parse(store.sets.findLast(([k]) => k === key)?.[1] ?? "null")
-      return meta?.cursor === cursor && meta.writing !== true
-    }, 120_000, `the cache at ${cursor}`)
-    // the writer's hold-back after the table write
-    await sleep(5)
-  }
   for (const f of syncFrames(rows)) socket.deliver(f)
-  await stored(rows)
-  store.sets.length = 0
-  const frame = changeFrames(rows, 1)[0]!
-  const changed = JSON.parse(frame).rows[0] as ReadonlyArray<unknown>
-  socket.deliver(frame)
-  await stored(rows + 1)
-  const bytes = store.sets.reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0)
-  const own = store.sets.filter(([k]) => k.endsWith(`/r/s${String(changed[0])}`))
-  const writes = store.sets.length
-  await client.close()
-  return {
-    rows,
-    bytes,
-    rowBytes: own.reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0),
-    encodedRow: Buffer.byteLength(JSON.stringify(changed)),
-    writes
+  await until(() => store.cursor() === rows, 120_000, "the cache written")
+  const change = async (frame: { version: number; rows: Array<Array<unknown>> }) => {
+    // the writer's hold-back after the table write
+    await sleep(50)
+    store.sets.length = 0
+    socket.deliver(JSON.stringify(frame))
+    await until(() => store.cursor() === frame.version, 60_000, `the cache at ${frame.version}`)
+    return {
+      bytes: store.sets.reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0),
+      row: Buffer.byteLength(JSON.stringify(frame.rows[0])),
+      writes: store.sets.length
+    }
   }
+  const [short, long] = changeFrames(rows, 2).map((f) => JSON.parse(f))
+  long.rows[0][1] += "x".repeat(1000)
+  const a = await change(short)
+  const b = await change(long)
+  await client.close()
+  return { rows, row: a.row, bytes: a.bytes, long: b.row, longBytes: b.bytes, writes: a.writes }
 }
 
 setFlagsFromString("--expose-gc")
