@@ -1,8 +1,9 @@
 /**
  * The confirmed records' side of a client's local cache (the pending
- * queues are PendingStore's): the store's own record cache (IndexedDB) or
- * the KeyValueStore layout, loaded at start, written with what changed since
- * the last write, cleared with the rest.
+ * queues are PendingStore's), in RecordCache's layout, run by the store
+ * itself where it can (IndexedDB) or key by key (KvRecordCache): loaded at
+ * start, written with what changed since the last write (the table tells),
+ * cleared with the rest.
  *
  * An older cache, the whole table and cursor in one value (`records`), is
  * loaded once and written in the new layout with the first write, which
@@ -35,7 +36,7 @@ export interface CachedRecordsOptions<R extends Row> {
   readonly failed: (cause: any) => Effect.Effect<void>
 }
 
-/** The record cache a store provides, or the KeyValueStore layout over it. */
+/** The record cache a store runs itself, or the one over its keys. */
 export const recordCache = (kv: KeyValueStore.KeyValueStore, prefix: string): RecordCache =>
   (kv as Partial<WithRecordCache>)[NATIVE]?.(prefix) ?? KvRecordCache.make(kv, prefix)
 

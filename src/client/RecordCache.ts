@@ -79,10 +79,10 @@ export interface RecordCache<E = KeyValueStore.KeyValueStoreError> {
   readonly clear: Effect.Effect<void, E>
 }
 
-/** A store with a layout of its own has a record cache factory under this key. */
+/** A store that runs the record cache its own way (IndexedDB: in transactions) has its factory under this key. */
 export const NATIVE: unique symbol = Symbol.for("effect-partysync/RecordCache") as never
 
-/** A store that provides its own record cache. */
+/** A store that runs its own record cache. */
 export interface WithRecordCache {
   readonly [NATIVE]: (prefix: string) => RecordCache
 }
