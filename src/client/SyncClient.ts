@@ -160,9 +160,11 @@ export const makeCore = <C extends Channel.Any>(
     const leaseMs = options.leaseMs ?? 10_000
     const cache = LocalCache.make(kv, LocalCache.namespace(locationOf(socket), channel.name))
     const encodeAction = Schema.encodeUnknownExit(channel.action)
-    // a record whose encoded form is itself (plain columns) is stored as is
+    // a record whose encoded form is itself (plain columns) is stored as is, and loaded as it was read once checked
+    const plain = Schema.toEncoded(channel.record).ast === channel.record.ast
     const encodeRow = Schema.encodeUnknownExit(channel.record)
-    const encodeRecord = Schema.toEncoded(channel.record).ast === channel.record.ast
+    const decodeRow = Schema.decodeUnknownExit(channel.record)
+    const encodeRecord = plain
       ? (row: R): unknown => row
       : (row: R): unknown => {
         const exit = encodeRow(row)
@@ -216,6 +218,7 @@ export const makeCore = <C extends Channel.Any>(
       schema: channel.version,
       encode: encodeRecord,
       decodeRows,
+      check: plain ? (row) => Exit.isSuccess(decodeRow(row)) : undefined,
       failed: pendingStore.failed
     })
     const writeRecords = records.write

@@ -294,6 +294,21 @@ describe("the records cache over a KeyValueStore", () => {
     expect(c.socket.frames("Subscribe")[0]).toMatchObject({ since: null })
   })
 
+  it("a cached row that does not match the record is left out and reported; the others load", async () => {
+    const disk = new Map<string, string>()
+    const a = await client(store(disk).kv)
+    a.socket.open()
+    answer(a.socket, 3, rows(3))
+    await storedAt(disk, 3)
+    await a.c.close()
+    const meta = storedMeta(disk)!
+    const page = `${NS}p/${meta.epoch}/0`
+    disk.set(page, disk.get(page)!.replace(`"todo 1",0`, `"todo 1",7`))
+    const b = await client(store(disk).kv)
+    expect(ids(b.c)).toEqual(["t0", "t2"])
+    expect(b.c.getStatus().lastError).toMatchObject({ reason: "InvalidRecord" })
+  })
+
   it("a cache in the previous format is migrated with the first write; the queue is kept", async () => {
     const disk = new Map<string, string>()
     const old = rows(3)
