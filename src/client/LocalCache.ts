@@ -8,11 +8,12 @@
  *   its own `(clientId, seq)`, plus a heartbeat. Written on every change.
  *
  * Several tabs share the namespace (how they share the records: see
- * RecordCache). Pending queues are per client instance, so tabs never overwrite each other's; a
- * queue whose heartbeat is older than the lease (its tab closed or crashed)
- * is adopted by a running client, which sends its actions under their
- * original `(clientId, seq)`. If two tabs adopt the same queue, the server's
- * dedupe by `(clientId, seq)` still applies each action once.
+ * RecordCache). Pending queues are per client instance, so tabs never
+ * overwrite each other's; a queue whose heartbeat is older than the lease
+ * (its tab closed or crashed) is adopted by a running client, which sends
+ * its actions under their original `(clientId, seq)`. If two tabs adopt the
+ * same queue, the server's dedupe by `(clientId, seq)` still applies each
+ * action once.
  *
  * @since 0.1.0
  */
