@@ -39,7 +39,7 @@ IDBObjectStore.prototype.put = function (value, key) {
   return put.call(this, value, key)
 }
 const request = (r) => new Promise((resolve, reject) => { r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error) })
-const NS = "effect-partysync/v2/" + encodeURIComponent("bench.invalid/to-dos/cache") + "/todos/"
+const NS = "effect-partysync/v2/" + encodeURIComponent("bench.invalid/to-dos/cache") + "/todos/r/"
 const storedCursor = async () => {
   const db = await request(indexedDB.open("effect-partysync"))
   const meta = await request(db.transaction("kv").objectStore("kv").get(NS + "meta"))

@@ -61,7 +61,8 @@ const legacy = (text: string): Loaded => {
 /** Loading, writing and clearing the confirmed records of one client. */
 export const make = <R extends Row>(options: CachedRecordsOptions<R>) => {
   const { kv, engine } = options
-  const cache = recordCache(kv, options.prefix)
+  // the records' keys are all under `r/`, apart from the pending queues' (and the older cache's `records`)
+  const cache = recordCache(kv, `${options.prefix}r/`)
   const legacyKey = `${options.prefix}records`
   // an older cache was loaded: it goes once the new layout holds the table
   let migrating = false

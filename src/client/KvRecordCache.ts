@@ -1,7 +1,7 @@
 /**
  * The record cache over any `KeyValueStore` (Node, localStorage, a wrapped
- * store), in the client's namespace: `meta`, the pages `p/<epoch>/<n>` and
- * the log entries `l/<n>` (see RecordCache).
+ * store), under a prefix of the client's namespace: `meta`, the pages
+ * `p/<epoch>/<n>` and the log entries `l/<n>` (see RecordCache).
  *
  * A KeyValueStore writes one key at a time, so every write puts what it adds
  * first and the meta that counts it last: a log entry, then the meta; a new

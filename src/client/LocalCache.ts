@@ -2,8 +2,8 @@
  * The client's local cache in a `KeyValueStore`, one namespace per
  * (host, party, room, channel):
  *
- * - `meta`, `p/<epoch>/<n>`, `l/<n>`: the confirmed records and cursor,
- *   see RecordCache. Written with what changed, debounced.
+ * - `r/meta`, `r/p/<epoch>/<n>`, `r/l/<n>`: the confirmed records and
+ *   cursor, see RecordCache. Written with what changed, debounced.
  * - `pending/<clientId>`: the queue of one client instance, each entry with
  *   its own `(clientId, seq)`, plus a heartbeat. Written on every change.
  *

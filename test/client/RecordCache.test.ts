@@ -82,7 +82,7 @@ const rowsIn = (value: string | undefined): number => {
 }
 
 const storedMeta = (disk: Map<string, string>) =>
-  JSON.parse(disk.get(`${NS}meta`) ?? "null") as { cursor: number | null; history?: string; from: number; to: number; epoch: string; pages: number } | null
+  JSON.parse(disk.get(`${NS}r/meta`) ?? "null") as { cursor: number | null; history?: string; from: number; to: number; epoch: string; pages: number } | null
 
 const open: Array<Client> = []
 afterEach(async () => {
@@ -114,13 +114,13 @@ describe("the records cache over a KeyValueStore", () => {
     socket.deliver(change(1001, [row("t500", "edited")]))
     await storedAt(disk, 1001)
     // a log entry holding the row, then the meta that counts it
-    expect(s.log.map(([op, k]) => `${op} ${k.slice(NS.length)}`)).toEqual(["set l/0", "set meta"])
+    expect(s.log.map(([op, k]) => `${op} ${k.slice(NS.length)}`)).toEqual(["set r/l/0", "set r/meta"])
     expect(s.log.reduce((n, [, , v]) => n + rowsIn(v), 0)).toBe(1)
 
     s.log.length = 0
     socket.deliver(change(1002, [], ["t7"]))
     await storedAt(disk, 1002)
-    expect(s.log.map(([op, k]) => `${op} ${k.slice(NS.length)}`)).toEqual(["set l/1", "set meta"])
+    expect(s.log.map(([op, k]) => `${op} ${k.slice(NS.length)}`)).toEqual(["set r/l/1", "set r/meta"])
     expect(s.log.reduce((n, [, , v]) => n + rowsIn(v), 0)).toBe(0)
 
     s.log.length = 0
@@ -148,7 +148,7 @@ describe("the records cache over a KeyValueStore", () => {
     const folded = storedMeta(disk)!
     expect(folded).toMatchObject({ cursor: v, from: folded.to, pages: 1 })
     expect(v - 100).toBe(7)
-    expect([...disk.keys()].filter((k) => k.startsWith(`${NS}l/`) || k.startsWith(`${NS}p/${first.epoch}`))).toEqual([])
+    expect([...disk.keys()].filter((k) => k.startsWith(`${NS}r/l/`) || k.startsWith(`${NS}r/p/${first.epoch}`))).toEqual([])
     const b = await client(store(disk).kv)
     expect(b.c.getSnapshot()).toEqual(c.getSnapshot())
   })
@@ -249,7 +249,7 @@ describe("the records cache over a KeyValueStore", () => {
     s.dieAfter(1)
     a.socket.deliver(change(101, rows(5, 50).map((r) => row(r[0], "changed"))))
     await eventually(() => (a.c.getStatus().lastError?.reason === "PersistenceFailed" ? true : undefined))
-    expect(disk.get(`${NS}l/0`)).toContain("changed")
+    expect(disk.get(`${NS}r/l/0`)).toContain("changed")
     expect(storedMeta(disk)).toMatchObject({ cursor: 100, to: 0 })
 
     const b = await client(store(disk).kv, new FakeSocket(), { leaseMs: 60 })
@@ -286,7 +286,7 @@ describe("the records cache over a KeyValueStore", () => {
     await b.c.close()
 
     const meta = storedMeta(disk)!
-    disk.delete(`${NS}p/${meta.epoch}/1`)
+    disk.delete(`${NS}r/p/${meta.epoch}/1`)
     const c = await client(store(disk).kv)
     expect(c.c.getStatus().lastError).toMatchObject({ reason: "CacheReset", message: expect.stringContaining("missing") })
     expect(c.c.getSnapshot()).toEqual([])
@@ -302,7 +302,7 @@ describe("the records cache over a KeyValueStore", () => {
     await storedAt(disk, 3)
     await a.c.close()
     const meta = storedMeta(disk)!
-    const page = `${NS}p/${meta.epoch}/0`
+    const page = `${NS}r/p/${meta.epoch}/0`
     disk.set(page, disk.get(page)!.replace(`"todo 1",0`, `"todo 1",7`))
     const b = await client(store(disk).kv)
     expect(ids(b.c)).toEqual(["t0", "t2"])

@@ -91,11 +91,11 @@ const readRecords = async (prefix) => {
   if (!(await indexedDB.databases()).some((d) => d.name === "effect-partysync")) return null
   const db = await request(indexedDB.open("effect-partysync"))
   const kv = db.transaction("kv").objectStore("kv")
-  const text = await request(kv.get(prefix + "meta"))
+  const text = await request(kv.get(prefix + "r/meta"))
   if (text === undefined) return (db.close(), null)
   const meta = JSON.parse(text)
-  const pages = await Promise.all(Array.from({ length: meta.pages }, (_, n) => request(kv.get(prefix + "p/" + meta.epoch + "/" + n))))
-  const log = await Promise.all(Array.from({ length: meta.to - meta.from }, (_, n) => request(kv.get(prefix + "l/" + (meta.from + n)))))
+  const pages = await Promise.all(Array.from({ length: meta.pages }, (_, n) => request(kv.get(prefix + "r/p/" + meta.epoch + "/" + n))))
+  const log = await Promise.all(Array.from({ length: meta.to - meta.from }, (_, n) => request(kv.get(prefix + "r/l/" + (meta.from + n)))))
   db.close()
   const rows = new Map(pages.flatMap((p) => JSON.parse(p)).map((r) => [r[0], r]))
   let cursor = meta.tableCursor
