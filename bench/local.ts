@@ -12,7 +12,7 @@ import { now, until } from "./stats.ts"
 type Listener = (event: { data: unknown }) => void
 
 /** A socket that is always open and delivers frames on demand. */
-class FakeSocket {
+export class FakeSocket {
   readonly readyState = 1
   readonly url = "ws://bench.invalid/parties/to-dos/apply"
   readonly sent: Array<string> = []
@@ -36,7 +36,7 @@ class FakeSocket {
 const row = (i: number, text: string, t: number) => [`t${i}`, text, i % 2, t, t, 1, null]
 
 /** The initial sync frames of `n` rows, chunked like the server does. */
-const syncFrames = (n: number): Array<string> => {
+export const syncFrames = (n: number): Array<string> => {
   const frames: Array<string> = []
   let chunk: Array<string> = []
   let size = 200
@@ -55,32 +55,28 @@ const syncFrames = (n: number): Array<string> => {
   return frames
 }
 
-const changeFrames = (n: number, changes: number): Array<string> =>
+/** `changes` Change frames, each one row of an `n`-row table with a new text. */
+export const changeFrames = (n: number, changes: number): Array<string> =>
   Array.from({ length: changes }, (_, k) => {
     const i = (k * 7919) % n
     return JSON.stringify({ _tag: "Change", channel: "todos", version: n + k + 1, rows: [row(i, `changed ${k}`, 1_700_000_000_001 + k)], deleted: [] })
   })
 
-/** What scenario 6 measured. */
+/** What scenario 6 measured: per round, ours and the bare-Map baseline measured the same way, alternating. */
 export interface ApplyResult {
-  /** Initial reset sync of `rows` rows into the client, until the snapshot is readable. */
+  /** Initial reset sync of `rows` rows into the client, until the snapshot is readable (first round). */
   readonly initialMs: number
+  /** `changes` Change frames applied back to back, the snapshot read once at the end. */
+  readonly backToBack: { readonly ours: ReadonlyArray<number>; readonly map: ReadonlyArray<number> }
   /**
-   * `changes` Change frames, each delivered in its own task as a socket does,
-   * with a subscriber that reads the snapshot on every notification (what a UI
-   * does): ms until the last change is in the snapshot.
+   * The same frames, each delivered in its own task as a socket does, with the snapshot read
+   * every 16 ms (a UI's frame): ms until a read holds the last change. The bare Map's read is
+   * `Array.from(map.values())`.
    */
-  readonly applyNotifiedMs: number
-  /** The same frames with the snapshot read synchronously after every single one (the worst consumer). */
-  readonly applyEachMs: number
-  /** The same count of changes applied back to back, the snapshot read once at the end. */
-  readonly applyBatchMs: number
-  /** Notifications the subscriber got in the notified run. */
+  readonly perTask16: { readonly ours: ReadonlyArray<number>; readonly map: ReadonlyArray<number> }
+  /** One per task, with a subscriber that reads the snapshot on every notification (what React does): ms, and reads. */
+  readonly notifiedMs: number
   readonly notifications: number
-  /** The bare minimum: JSON.parse + Map.set of the same frames. */
-  readonly baselineMs: number
-  /** The same, one frame per task. */
-  readonly baselineTasksMs: number
 }
 
 const freshClient = async (rows: number) => {
@@ -98,62 +94,88 @@ const freshClient = async (rows: number) => {
   return { socket, client, initialMs }
 }
 
-/** 6. Client apply: `changes` single-row changes into a `rows`-row snapshot, in Node, no network. */
-export const clientApply = async (rows: number, changes: number): Promise<ApplyResult> => {
-  const frames = changeFrames(rows, changes)
+const task = () => new Promise<void>((resolve) => setImmediate(resolve))
 
-  const a = await freshClient(rows)
-  let t0 = now()
+/** Delivers frames one per task while something reads every 16 ms; ms until a read has seen `done`. */
+const perTask = async (frames: ReadonlyArray<string>, deliver: (frame: string) => void, read: () => boolean): Promise<number> => {
+  let seen = false
+  const timer = setInterval(() => {
+    if (read()) seen = true
+  }, 16)
+  const t0 = now()
   for (const f of frames) {
-    a.socket.deliver(f)
-    a.client.getSnapshot()
+    await task()
+    deliver(f)
   }
-  const applyEachMs = now() - t0
-  const last = JSON.parse(frames[frames.length - 1]!).rows[0]
-  if (!a.client.getSnapshot().some((r) => r[0] === last[0] && r[1] === last[1])) throw new Error("bench: the last change is not in the snapshot")
-  await a.client.close()
+  while (!seen) await task()
+  const ms = now() - t0
+  clearInterval(timer)
+  return ms
+}
+
+/** A bare Map holding the same `rows` rows as the client after its sync. */
+const bareMap = (rows: number) => {
+  const map = new Map<unknown, ReadonlyArray<unknown>>()
+  for (const f of syncFrames(rows)) for (const r of JSON.parse(f).rows ?? []) map.set(r[0], r)
+  return map
+}
+
+/** 6. Client apply: `changes` single-row changes into a `rows`-row client, in Node, no network, against a bare Map. */
+export const clientApply = async (rows: number, changes: number, rounds: number): Promise<ApplyResult> => {
+  const frames = changeFrames(rows, changes)
+  const last = JSON.parse(frames[frames.length - 1]!).rows[0] as ReadonlyArray<unknown>
+  const holds = (snapshot: ReadonlyArray<ReadonlyArray<unknown>>) => snapshot.some((r) => r[0] === last[0] && r[1] === last[1])
+  const backToBack = { ours: [] as Array<number>, map: [] as Array<number> }
+  const perTask16 = { ours: [] as Array<number>, map: [] as Array<number> }
+  let initialMs = NaN
+
+  const sides = {
+    ours: async () => {
+      const a = await freshClient(rows)
+      if (Number.isNaN(initialMs)) initialMs = a.initialMs
+      let t0 = now()
+      for (const f of frames) a.socket.deliver(f)
+      if (!holds(a.client.getSnapshot())) throw new Error("bench: the last change is not in the snapshot")
+      backToBack.ours.push(now() - t0)
+      await a.client.close()
+      const b = await freshClient(rows)
+      perTask16.ours.push(await perTask(frames, (f) => b.socket.deliver(f), () => holds(b.client.getSnapshot())))
+      await b.client.close()
+    },
+    map: async () => {
+      const map = bareMap(rows)
+      const t0 = now()
+      for (const f of frames) for (const r of JSON.parse(f).rows) map.set(r[0], r)
+      backToBack.map.push(now() - t0)
+      const other = bareMap(rows)
+      perTask16.map.push(await perTask(frames, (f) => {
+        for (const r of JSON.parse(f).rows) other.set(r[0], r)
+      }, () => holds(Array.from(other.values()))))
+    }
+  }
+  for (let r = 0; r < rounds; r++) {
+    if (r % 2 === 0) await sides.ours().then(sides.map)
+    else await sides.map().then(sides.ours)
+  }
 
   const n = await freshClient(rows)
   let reads = 0
-  const lastFrame = JSON.parse(frames[frames.length - 1]!).rows[0]
   const seen = new Promise<void>((resolve) => {
     n.client.subscribe(() => {
       reads++
-      const snapshot = n.client.getSnapshot()
-      if (snapshot.some((r) => r[0] === lastFrame[0] && r[1] === lastFrame[1])) resolve()
+      if (holds(n.client.getSnapshot())) resolve()
     })
   })
-  t0 = now()
+  const t0 = now()
   for (const f of frames) {
-    await new Promise<void>((resolve) => setImmediate(resolve))
+    await task()
     n.socket.deliver(f)
   }
   await seen
-  const applyNotifiedMs = now() - t0
+  const notifiedMs = now() - t0
   await n.client.close()
 
-  const b = await freshClient(rows)
-  t0 = now()
-  for (const f of frames) b.socket.deliver(f)
-  b.client.getSnapshot()
-  const applyBatchMs = now() - t0
-  await b.client.close()
-
-  const map = new Map<unknown, unknown>()
-  for (const f of syncFrames(rows)) for (const r of JSON.parse(f).rows ?? []) map.set(r[0], r)
-  t0 = now()
-  for (const f of frames) for (const r of JSON.parse(f).rows) map.set(r[0], r)
-  const baselineMs = now() - t0
-
-  // the same delivery, one frame per task, into a bare Map: what the task hops alone cost
-  t0 = now()
-  for (const f of frames) {
-    await new Promise<void>((resolve) => setImmediate(resolve))
-    for (const r of JSON.parse(f).rows) map.set(r[0], r)
-  }
-  const baselineTasksMs = now() - t0
-
-  return { initialMs: a.initialMs, applyNotifiedMs, notifications: reads, applyEachMs, applyBatchMs, baselineMs, baselineTasksMs }
+  return { initialMs, backToBack, perTask16, notifiedMs, notifications: reads }
 }
 
 /** What scenario 7 measured. */

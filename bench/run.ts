@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: runs scenarios 1-10 against our worker (with the real
+ * `npm run bench`: runs scenarios 1-11 against our worker (with the real
  * client, and with a protocol-level client to separate server from client
  * cost) and the raw partyserver baseline, alternating sides per round;
  * prints a table and writes bench/results.json. A target relative to raw
@@ -12,7 +12,8 @@
 import { writeFileSync } from "node:fs"
 import { cpus, loadavg } from "node:os"
 import { type Contender, connect } from "./clients.ts"
-import { bundleSize, clientApply } from "./local.ts"
+import { clientScenarios } from "./client-scenarios.ts"
+import { bundleSize } from "./local.ts"
 import { memoryRound } from "./memory.ts"
 import { coldStart, drainReal, drainWire, hotResume } from "./core.ts"
 import { bulkWrite, closeRig, fanOut, fanOutRig, freshRoom, initialSync, resumeRound, roundTrip, rowsPerAction, throughput } from "./network.ts"
@@ -23,8 +24,8 @@ import { seed, startWorkers, withCpu } from "./workers.ts"
 
 const QUICK = process.env.BENCH_QUICK === "1"
 const C = QUICK
-  ? { rtRounds: 2, rtPer: 200, fanReceivers: 100, fanRounds: 2, fanPer: 15, tpRounds: 1, tpTotal: 600, sync10k: 2, sync100k: 1, resumeRounds: 1, memClients: 200, applyChanges: 10_000, rowsPer: 100, bulkRows: 20_000, bulkRounds: 1, wakeSizes: [1_000, 10_000], drainRounds: 1, drain: 1_000, hotWrites: 10_000, coldRounds: 2 }
-  : { rtRounds: 4, rtPer: 500, fanReceivers: 100, fanRounds: 4, fanPer: 40, tpRounds: 3, tpTotal: 2000, sync10k: 5, sync100k: 5, resumeRounds: 3, memClients: 1000, applyChanges: 10_000, rowsPer: 300, bulkRows: 100_000, bulkRounds: 5, wakeSizes: [1_000, 10_000, 100_000], drainRounds: 3, drain: 1_000, hotWrites: 10_000, coldRounds: 5 }
+  ? { rtRounds: 2, rtPer: 200, fanReceivers: 100, fanRounds: 2, fanPer: 15, tpRounds: 1, tpTotal: 600, sync10k: 2, sync100k: 1, resumeRounds: 1, memClients: 200, applyChanges: 10_000, applyRounds: 2, reloads: 3, rowsPer: 100, bulkRows: 20_000, bulkRounds: 1, wakeSizes: [1_000, 10_000], drainRounds: 1, drain: 1_000, hotWrites: 10_000, coldRounds: 2 }
+  : { rtRounds: 4, rtPer: 500, fanReceivers: 100, fanRounds: 4, fanPer: 40, tpRounds: 3, tpTotal: 2000, sync10k: 5, sync100k: 5, resumeRounds: 3, memClients: 1000, applyChanges: 10_000, applyRounds: 5, reloads: 7, rowsPer: 300, bulkRows: 100_000, bulkRounds: 5, wakeSizes: [1_000, 10_000, 100_000], drainRounds: 3, drain: 1_000, hotWrites: 10_000, coldRounds: 5 }
 const DEADLINE = 60_000
 
 /** One row of the report. */
@@ -289,19 +290,9 @@ const main = async () => {
     ours: coldOf("ours", "wokenMs"), raw: coldOf("raw", "wokenMs"), target: "reported"
   })
 
-  log("6 client apply")
-  const apply = await clientApply(100_000, C.applyChanges)
-  detail.clientApply = apply
-  rows.push({
-    scenario: "6. client apply", metric: `${C.applyChanges} changes into 100k rows, as a UI reads them`, unit: "ms",
-    ours: round(apply.applyNotifiedMs, 1), raw: round(apply.baselineTasksMs, 1), target: "< 100 ms", pass: apply.applyNotifiedMs < 100,
-    note: `one frame per task, snapshot read on each of ${apply.notifications} notifications (raw = JSON.parse + Map.set, one frame per task); back to back with one read: ${round(apply.applyBatchMs, 1)} ms (raw ${round(apply.baselineMs, 1)}); read after every frame: ${round(apply.applyEachMs, 1)} ms; initial 100k-row load ${round(apply.initialMs, 1)} ms`
-  })
-
-  rows.push({
-    scenario: "6. client load", metric: "first load of 100k rows into the client (decode + snapshot)", unit: "ms",
-    ours: round(apply.initialMs, 1), raw: null
-  })
+  const client = await clientScenarios(C, log)
+  rows.push(...client.rows)
+  Object.assign(detail, client.detail)
 
   log("7 bundle size")
   const bundle = await bundleSize()

@@ -1,7 +1,10 @@
 /**
  * A `KeyValueStore` over IndexedDB (effect 4.1 has none built in). One
  * database, one object store; every call is one IndexedDB transaction, so
- * each write is atomic on its own.
+ * each write is atomic on its own. It also runs the client's record cache
+ * (RecordCache's layout, in the same object store) its own way: a load reads
+ * the meta, the pages and the log in one transaction, and a write reads the
+ * meta and makes all its changes in one, so a write is atomic as a whole.
  *
  * The connection is opened on first use and kept, but never trusted
  * forever: the browser may close it (site data cleared, storage pressure),
@@ -20,6 +23,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as KeyValueStore from "effect/persistence/KeyValueStore"
+import { NATIVE, recordCache } from "./RecordCache.ts"
 
 /** Options of the IndexedDB store. */
 export interface IndexedDbOptions {
@@ -87,7 +91,7 @@ export const makeIndexedDb = (options: IndexedDbOptions = {}): KeyValueStore.Key
   const closedUnderUs = (error: unknown) =>
     error instanceof DOMException && (error.name === "AbortError" || error.name === "InvalidStateError")
 
-  const attempt = async <A>(mode: IDBTransactionMode, f: (store: IDBObjectStore) => IDBRequest<A>): Promise<A> => {
+  const attempt = async <A>(mode: IDBTransactionMode, f: (store: IDBObjectStore) => Promise<A>): Promise<A> => {
     const d = await open()
     try {
       const tx = d.transaction(storeName, mode)
@@ -99,7 +103,7 @@ export const makeIndexedDb = (options: IndexedDbOptions = {}): KeyValueStore.Key
         : undefined
       // the request's own failure is the one reported; the transaction's must not go unhandled
       done?.catch(() => undefined)
-      const result = await request(f(tx.objectStore(storeName)))
+      const result = await f(tx.objectStore(storeName))
       await done
       return result
     } catch (error) {
@@ -108,7 +112,7 @@ export const makeIndexedDb = (options: IndexedDbOptions = {}): KeyValueStore.Key
     }
   }
 
-  const run = <A>(method: string, mode: IDBTransactionMode, f: (store: IDBObjectStore) => IDBRequest<A>, key?: string) =>
+  const run = <A>(method: string, mode: IDBTransactionMode, f: (store: IDBObjectStore) => Promise<A>, key?: string) =>
     Effect.tryPromise({
       // one more try, on a new connection
       try: () => attempt(mode, f).catch((error: unknown) => (closedUnderUs(error) ? attempt(mode, f) : Promise.reject(error))),
@@ -121,16 +125,38 @@ export const makeIndexedDb = (options: IndexedDbOptions = {}): KeyValueStore.Key
         })
     })
 
-  return KeyValueStore.makeStringOnly({
-    get: (key) => Effect.map(run("get", "readonly", (s) => s.get(key), key), (v) => (typeof v === "string" ? v : undefined)),
-    set: (key, value) => Effect.asVoid(run("set", "readwrite", (s) => s.put(value, key), key)),
-    remove: (key) => Effect.asVoid(run("remove", "readwrite", (s) => s.delete(key), key)),
-    clear: Effect.asVoid(run("clear", "readwrite", (s) => s.clear())),
-    size: run("size", "readonly", (s) => s.count()),
-    keys: Effect.map(run("keys", "readonly", (s) => s.getAllKeys()), (keys) => keys.map(String)),
-    clearPrefix: (prefix) =>
-      Effect.asVoid(run("clearPrefix", "readwrite", (s) => s.delete(IDBKeyRange.bound(prefix, prefix + "\uffff", false, false))))
+  const text = (s: IDBObjectStore, key: string) => request(s.get(key)).then((v) => (typeof v === "string" ? v : undefined))
+  const under = (prefix: string) => IDBKeyRange.bound(prefix, prefix + "\uffff", false, false)
+  const store = KeyValueStore.makeStringOnly({
+    get: (key) => run("get", "readonly", (s) => text(s, key), key),
+    set: (key, value) => Effect.asVoid(run("set", "readwrite", (s) => request(s.put(value, key)), key)),
+    remove: (key) => Effect.asVoid(run("remove", "readwrite", (s) => request(s.delete(key)), key)),
+    clear: Effect.asVoid(run("clear", "readwrite", (s) => request(s.clear()))),
+    size: run("size", "readonly", (s) => request(s.count())),
+    keys: Effect.map(run("keys", "readonly", (s) => request(s.getAllKeys())), (keys) => keys.map(String)),
+    clearPrefix: (prefix) => Effect.asVoid(run("clearPrefix", "readwrite", (s) => request(s.delete(under(prefix)))))
   })
+  const records = (prefix: string) =>
+    recordCache(prefix, {
+      read: (metaKey, more) =>
+        run("records", "readonly", async (s) => {
+          const meta = await text(s, metaKey)
+          return [meta, meta === undefined ? [] : await Promise.all(more(meta).map((key) => text(s, key)))] as const
+        }),
+      // the steps are made before the first is taken: a write never stops halfway but by aborting
+      update: (metaKey, decide) =>
+        run("records", "readwrite", async (s) => {
+          const [verdict, ops] = decide(await text(s, metaKey))
+          for (const op of ops) {
+            if (op[0] === "put") s.put(op[2], op[1])
+            else if (op[0] === "delete") s.delete(op[1])
+            else for (const p of op[1]) s.delete(under(p))
+          }
+          return verdict
+        })
+    })
+  // not enumerable: a store wrapped by `KeyValueStore.prefix` (a copy) writes its records key by key, under its prefix
+  return Object.defineProperty(store, NATIVE, { value: records })
 }
 
 /** A KeyValueStore Layer over IndexedDB. */

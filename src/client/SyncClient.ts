@@ -25,6 +25,7 @@ import * as Stream from "effect/Stream"
 import type * as Channel from "../protocol/Channel.ts"
 import { DEFAULT_MAX_INBOUND_FRAME_BYTES, type RowId } from "../protocol/Protocol.ts"
 import { ActionDiscarded, fromFailure, InvalidAction, type SendError } from "../protocol/Errors.ts"
+import * as CachedRecords from "./CachedRecords.ts"
 import { encodeFrame, rowDecoder } from "./Frames.ts"
 import * as Listeners from "./Listeners.ts"
 import * as LocalCache from "./LocalCache.ts"
@@ -188,10 +189,17 @@ export const makeCore = <C extends Channel.Any>(
     const maxPushBytes = (options.maxFrameBytes ?? DEFAULT_MAX_INBOUND_FRAME_BYTES) - 1_024
     const cache = LocalCache.make(kv, LocalCache.namespace(locationOf(socket), channel.name))
     const encodeAction = Schema.encodeUnknownExit(channel.action)
-    // a record whose encoded form is itself (plain columns) is stored as is: no walk over 100k rows per write
-    const encodeRecords = Schema.toEncoded(channel.record).ast === channel.record.ast
-      ? Exit.succeed<ReadonlyArray<unknown>>
-      : Schema.encodeUnknownExit(Schema.Array(channel.record))
+    // a record whose encoded form is itself (plain columns) is stored as is, and loaded as it was read once checked
+    const plain = Schema.toEncoded(channel.record).ast === channel.record.ast
+    const encodeRow = Schema.encodeUnknownExit(channel.record)
+    const decodeRow = Schema.decodeUnknownExit(channel.record)
+    const encodeRecord = plain
+      ? (row: R): unknown => row
+      : (row: R): unknown => {
+        const exit = encodeRow(row)
+        if (Exit.isFailure(exit)) throw new Error(PendingStore.messageOf(exit.cause))
+        return exit.value
+      }
     const decodeRows = rowDecoder(channel.record as Schema.Codec<R, ReadonlyArray<unknown>>)
     const notifier = Listeners.make()
     const isOpen = () => socket.readyState === OPEN
@@ -236,22 +244,22 @@ export const makeCore = <C extends Channel.Any>(
       decodeAction: Schema.decodeUnknownExit(channel.action) as (u: unknown) => Exit.Exit<A, unknown>,
       channel
     })
-    const writeRecords = Effect.suspend(() => {
-      const rows = encodeRecords(engine.table.array())
-      if (Exit.isFailure(rows)) return pendingStore.failed(rows.cause)
-      return cache.saveRecords({ cursor: engine.cursor, history: engine.history, schema: channel.version, rows: rows.value })
-    }).pipe(Effect.catchCause(pendingStore.failed))
+    // the confirmed records: what changed since the last write, in the store's record layout
+    const records = CachedRecords.make<R>({
+      kv,
+      prefix: cache.prefix,
+      engine,
+      schema: channel.version,
+      encode: encodeRecord,
+      decodeRows,
+      check: plain ? (row) => Exit.isSuccess(decodeRow(row)) : undefined,
+      failed: pendingStore.failed
+    })
+    const writeRecords = records.write
 
     // ------------------------------------------------------------ start
-    const stored = yield* cache.loadRecords.pipe(
-      Effect.catchCause((cause) => Effect.as(pendingStore.failed(cause), undefined))
-    )
-    // rows cached under another version of the channel are another shape: sync them again from scratch
-    if (stored !== undefined && (stored.schema ?? 1) === channel.version) {
-      const { rows, error } = decodeRows(stored.rows)
-      if (error !== null) engine.report("InvalidRecord", `cache: ${error}`)
-      engine.load(stored.cursor, stored.history, rows)
-    }
+    // true: an older cache was migrated, and the table goes to the new layout at once
+    if (yield* records.load) recordsDirty.raise()
     yield* pendingStore.adopt(true)
 
     link = attach(socket, engine)
@@ -333,6 +341,7 @@ export const makeCore = <C extends Channel.Any>(
     const clearLocalData = Effect.gen(function*() {
       engine.clear((p) => new ActionDiscarded({ reason: "Cleared", message: `action ${p.seq}: clearLocalData` }))
       yield* cache.clear.pipe(Effect.catchCause(pendingStore.failed))
+      yield* records.clear
       // the clear may have raced a write: persist the fresh state again
       yield* pendingStore.write
     })

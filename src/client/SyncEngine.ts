@@ -157,7 +157,14 @@ export class SyncEngine<R extends Row, A> implements Route {
 
   /** The current status; the same object until something in it changes. */
   status(): SyncStatus {
-    if (this.#snapshot === undefined) this.#rebuild()
+    if (this.#snapshot === undefined) {
+      // with nothing pending no id is: reading the status alone never builds the snapshot (O(table))
+      if (this.pending.length > 0) this.#rebuild()
+      else if (this.#pendingIds !== Optimistic.EMPTY_IDS) {
+        this.#pendingIds = Optimistic.EMPTY_IDS
+        this.#status = undefined
+      }
+    }
     if (this.#status === undefined) {
       this.#status = {
         connection: this.#connection,
