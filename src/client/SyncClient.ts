@@ -22,8 +22,8 @@ import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type * as Channel from "../protocol/Channel.ts"
-import { DEFAULT_MAX_INBOUND_FRAME_BYTES, type RowId } from "../protocol/Protocol.ts"
+import * as Channel from "../protocol/Channel.ts"
+import { DEFAULT_MAX_INBOUND_FRAME_BYTES, hashOf, type RowId, subOf } from "../protocol/Protocol.ts"
 import { ActionDiscarded, fromFailure, InvalidAction, type SendError } from "../protocol/Errors.ts"
 import * as CachedRecords from "./CachedRecords.ts"
 import { encodeFrame, rowDecoder } from "./Frames.ts"
@@ -71,6 +71,13 @@ export interface Connection {
 /** Options of a sync client. */
 export interface ClientOptions<C extends Channel.Any> {
   readonly channel: C
+  /**
+   * What part of the channel to sync, for a channel declared with `params`
+   * (a board, a date range): the server checks them with the channel's
+   * params Schema and its read rule decides the rows. Each params value is
+   * its own subscription, with its own local cache.
+   */
+  readonly params?: Channel.ParamsOf<C> | undefined
   /** A shared socket (partysocket or WebSocket-like); the client never closes it. */
   readonly socket?: SocketLike | undefined
   /** Without `socket`: where to connect (the client owns and closes that partysocket). */
@@ -181,13 +188,17 @@ export const makeCore = <C extends Channel.Any>(
     const scope = yield* Effect.scope
     const socket: SocketLike = options.socket ?? (yield* open(options))
     const channel = options.channel
-    // a fixed id is per channel: one id on two channels of a room would be one client with two keys
-    const clientId = options.clientId === undefined ? crypto.randomUUID() : `${options.clientId}@${channel.name}`
+    const params = Channel.encodeParams(channel, options.params)
+    const sub = subOf(channel.name, params)
+    // a fixed id is per subscription: one id on two channels of a room would be one client with two keys
+    const clientId = options.clientId === undefined
+      ? crypto.randomUUID()
+      : `${options.clientId}@${sub === channel.name ? sub : `${channel.name}#${hashOf(sub)}`}`
     if (clientId.length < 1 || clientId.length > 128) throw new TypeError("effect-partysync: clientId needs 1 to 100 characters")
     const leaseMs = options.leaseMs ?? 10_000
     // room for the push's envelope and each action's own keys
     const maxPushBytes = (options.maxFrameBytes ?? DEFAULT_MAX_INBOUND_FRAME_BYTES) - 1_024
-    const cache = LocalCache.make(kv, LocalCache.namespace(locationOf(socket), channel.name))
+    const cache = LocalCache.make(kv, LocalCache.namespace(locationOf(socket), sub))
     const encodeAction = Schema.encodeUnknownExit(channel.action)
     // a record whose encoded form is itself (plain columns) is stored as is, and loaded as it was read once checked
     const plain = Schema.toEncoded(channel.record).ast === channel.record.ast
@@ -214,6 +225,8 @@ export const makeCore = <C extends Channel.Any>(
 
     const engine: SyncEngine<R, A> = new SyncEngine<R, A>({
       channel: channel.name,
+      sub,
+      params,
       schema: channel.version,
       decodeRows,
       optimistic: options.optimistic,
@@ -286,7 +299,7 @@ export const makeCore = <C extends Channel.Any>(
       Effect.gen(function*() {
         closed = true
         const last = link!.detach()
-        if (last && isOpen()) socket.send(encodeFrame({ _tag: "Unsubscribe", channel: channel.name }))
+        if (last && isOpen()) socket.send(encodeFrame(sub === channel.name ? { _tag: "Unsubscribe", channel: channel.name } : { _tag: "Unsubscribe", channel: channel.name, sub }))
         yield* Fiber.interrupt(recordsWriter)
         yield* Fiber.interrupt(pendingWriter)
         yield* writeRecords

@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-export { useDiscarded, useSync, useSyncClient, useSyncStatus } from "./hooks.ts"
+export { type SyncHookOptions, useDiscarded, useSync, useSyncClient, useSyncStatus } from "./hooks.ts"
 export { clientCount, configureSync, type HookOptions } from "./registry.ts"
 export { IndexedDbStore, layerIndexedDb, makeIndexedDb } from "../client/IndexedDbStore.ts"
 export { ActionDiscarded, ActionRejected, HandlerFailed, InvalidAction, NotAuthorized, type SendError, SyncRefused } from "../protocol/Errors.ts"

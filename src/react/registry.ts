@@ -1,5 +1,6 @@
 /**
- * One sync client per (socket, channel name), shared by every hook that
+ * One sync client per (socket, subscription: a channel and its params),
+ * shared by every hook that
  * asks for it and reference counted: the hooks on one channel and socket see
  * one state, other channels and rooms get their own. A client nobody holds
  * is closed shortly after the last release (the delay lets StrictMode's
@@ -9,7 +10,8 @@
  */
 import { createSyncClientWith, type PlainSyncClient, type StoreOption } from "../client/Facade.ts"
 import type { ClientOptions, SocketLike } from "../client/SyncClient.ts"
-import type * as Channel from "../protocol/Channel.ts"
+import * as Channel from "../protocol/Channel.ts"
+import { subOf } from "../protocol/Protocol.ts"
 
 /** Options applied to every client the hooks create. */
 export type HookOptions =
@@ -45,28 +47,33 @@ const schedule = (socket: SocketLike, name: string, entry: Entry<any>) => {
   }, defaults.releaseDelayMs ?? 50)
 }
 
-/** The live entry for (socket, channel), created when missing. Holds no reference. */
-export const lookup = <C extends Channel.Any>(channel: C, socket: SocketLike): Entry<C> => {
+/** The registry's key of a channel's subscription with these params. */
+export const keyOf = <C extends Channel.Any>(channel: C, params: Channel.ParamsOf<C> | undefined): string =>
+  subOf(channel.name, Channel.encodeParams(channel, params))
+
+/** The live entry for (socket, subscription), created when missing. Holds no reference. */
+export const lookup = <C extends Channel.Any>(channel: C, socket: SocketLike, params?: Channel.ParamsOf<C>): Entry<C> => {
   let map = bySocket.get(socket)
   if (map === undefined) bySocket.set(socket, (map = new Map()))
-  const existing = map.get(channel.name) as Entry<C> | undefined
+  const key = keyOf(channel, params)
+  const existing = map.get(key) as Entry<C> | undefined
   if (existing !== undefined && !existing.closed) return existing
   const { releaseDelayMs: _, ...options } = defaults
   const entry: Entry<C> = {
-    client: createSyncClientWith<C>({ ...(options as Omit<ClientOptions<C>, "channel">), channel, socket }),
+    client: createSyncClientWith<C>({ ...(options as Omit<ClientOptions<C>, "channel">), channel, socket, params }),
     refs: 0,
     closed: false,
     timer: undefined
   }
-  map.set(channel.name, entry)
+  map.set(key, entry)
   // created during a render that may never commit: close it unless a hook takes it
-  schedule(socket, channel.name, entry)
+  schedule(socket, key, entry)
   return entry
 }
 
 /** Takes a reference; returns the live entry (a new one if the rendered one was closed meanwhile). */
-export const retain = <C extends Channel.Any>(channel: C, socket: SocketLike): Entry<C> => {
-  const entry = lookup(channel, socket)
+export const retain = <C extends Channel.Any>(channel: C, socket: SocketLike, params?: Channel.ParamsOf<C>): Entry<C> => {
+  const entry = lookup(channel, socket, params)
   entry.refs++
   if (entry.timer !== undefined) {
     clearTimeout(entry.timer)
