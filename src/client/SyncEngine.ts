@@ -443,8 +443,9 @@ export class SyncEngine<R extends Row, A> implements Route {
         return
       }
       case "Resync":
-        // the view's rule changed: the server stopped its changes until we subscribe again (an answer on its way already follows it)
-        if (this.#open && !this.#syncing) this.#subscribe()
+        // the view's rule changed (or a refused one now allows us): the server stopped its changes until we
+        // subscribe again; while our Subscribe is out, its answer (on its way) already follows the new rule
+        if (this.#open && (!this.#syncing || this.#refusal !== undefined)) this.#subscribe()
         return
       case "Pushed":
         return this.#pushed(frame.clientId, frame.next, frame.results as ReadonlyArray<Result>)

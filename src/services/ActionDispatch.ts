@@ -270,14 +270,16 @@ const make = Effect.gen(function*() {
       if (newer !== undefined) return yield* Effect.fail(named(newer))
       const params = Views.decodeParams(channel, message.params)
       if (Result.isFailure(params)) return yield* Effect.fail(named(fail("InvalidParams", params.failure, channel.name)))
-      const principal = connection.state.principal
-      yield* views.authorize(principal, channel.name, params.success).pipe(
-        Effect.mapError((e) => named(fail("NotAuthorized", e.message, channel.name)))
-      )
       yield* reconciliation.subscribe(connection, channel, { ...request, sub, params: params.success }).pipe(
         Effect.mapError((e) =>
           named(
-            e._tag === "SyncFailure" ? e : e._tag === "ViewFailed" ? fail("HandlerFailed", e.message, channel.name) : fail("Unavailable", Batch.messageOf(e), channel.name)
+            e._tag === "SyncFailure"
+              ? e
+              : e._tag === "NotAuthorized"
+              ? fail("NotAuthorized", e.message, channel.name)
+              : e._tag === "ViewFailed"
+              ? fail("HandlerFailed", e.message, channel.name)
+              : fail("Unavailable", Batch.messageOf(e), channel.name)
           )
         )
       )

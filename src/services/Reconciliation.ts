@@ -24,6 +24,7 @@
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Semaphore from "effect/Semaphore"
 import type * as Channel from "../protocol/Channel.ts"
@@ -35,7 +36,7 @@ import * as Ledger from "./ClientLedger.ts"
 import * as Legacy from "./LedgerLegacy.ts"
 import { channelOfSub, paramsOfSub, type Applied, type Refused, type RowId } from "../protocol/Protocol.ts"
 import { Connections, type SyncConnection } from "./Connections.ts"
-import { StorageError, SyncFailure } from "./Errors.ts"
+import { type NotAuthorized, StorageError, SyncFailure } from "./Errors.ts"
 import type { ChannelChanges } from "./Frames.ts"
 import * as Histories from "./Histories.ts"
 import { type SqlValue, Storage, type StorageShape, type StorageUsage } from "./Storage.ts"
@@ -66,6 +67,9 @@ export interface InstallReport {
 
 /** How far a batch's commit lets the stored published mark lag behind the published version. */
 export const MARK_EVERY = 64
+
+/** The rule hash a connection's state keeps for a subscription its channel's `authorize` refused. */
+const REFUSED = "!"
 
 /** Log entries beyond those kept at the last compaction that trigger the next one (besides doubling). */
 const COMPACT_SLACK = 32
@@ -107,7 +111,7 @@ export interface ReconciliationShape {
     connection: SyncConnection,
     channel: Channel.Any,
     request: SubscribeRequest
-  ) => Effect.Effect<{ readonly reset: boolean; readonly version: number }, StorageError | SyncFailure | Views.ViewFailed>
+  ) => Effect.Effect<{ readonly reset: boolean; readonly version: number }, StorageError | SyncFailure | Views.ViewFailed | NotAuthorized>
   /**
    * Computes again the views of the connections whose principal `match`
    * admits (every connection without it): a subscription whose rule changed
@@ -173,12 +177,15 @@ const make = Effect.gen(function*() {
       const params = yield* Effect.try(() => paramsOfSub(sub)).pipe(
         Effect.flatMap((raw) => Effect.fromResult(Views.decodeParams(channels.get(channel)!, raw)))
       )
-      yield* views.authorize(principal, channel, params)
+      const allowed = yield* Effect.exit(views.authorize(principal, channel, params))
+      // refused before and still refused: nothing to tell
+      if (Exit.isFailure(allowed)) return hash === REFUSED ? undefined : yield* Effect.failCause(allowed.cause)
       return yield* views.compute(principal, channel, params, log.info.columns)
     }).pipe(
       Effect.matchEffect({
         onFailure: () => Effect.as(stop, 1),
         onSuccess: (view) => {
+          if (view === undefined && hash === REFUSED) return Effect.succeed(0)
           if (view === undefined || view.hash !== hash) return Effect.as(stop, 1)
           views.of(connection).set(sub, view)
           return Effect.succeed(0)
@@ -327,8 +334,16 @@ const make = Effect.gen(function*() {
       if (log === undefined) return yield* new StorageError({ message: `channel ${channel.name} is not installed`, cause: null })
       const version = feed.published
       const { since, history: cursorHistory, sub } = request
-      // computed under the lock: an access change the app reports after this sees the subscription registered
-      const view = yield* views.compute(connection.state.principal, channel.name, request.params, log.info.columns)
+      // decided under the lock: an access change the app reports after this sees the subscription registered
+      const principal = connection.state.principal
+      const allowed = yield* Effect.exit(views.authorize(principal, channel.name, request.params))
+      if (Exit.isFailure(allowed)) {
+        // kept as refused (when there is room): a later refreshAccess that allows it tells the client to Resync
+        yield* broadcast.subscribe(connection, channel.name, { sub, hash: REFUSED })
+        views.of(connection).delete(sub)
+        return yield* Effect.failCause(allowed.cause)
+      }
+      const view = yield* views.compute(principal, channel.name, request.params, log.info.columns)
       const registered = yield* broadcast.subscribe(
         connection,
         channel.name,

@@ -43,9 +43,10 @@ export const filterLive = (changes: ChannelChanges, rule: Compiled, imageOf: (id
   const rows: Array<WireRow> = []
   const rowVersions: Array<number> = []
   const removed: Array<{ readonly id: RowId; readonly version: number }> = []
+  // a client holds a row it was sent live (a soft-deleted one it drops) while the rule admitted it
   const held = (id: RowId) => {
     const image = imageOf(id)
-    return image !== null && rule.test(image)
+    return image !== null && image[image.length - 1] === null && rule.test(image)
   }
   changes.rows.forEach((row, i) => {
     if (rule.test(row)) {

@@ -138,6 +138,14 @@ export const viewClient = (connection: TestConnection<any>) => {
       const m = frames[read]!
       if (m._tag === "Failure") {
         failures.push(m)
+        // as the client does: a subscription its read rule refuses loses what it held
+        if (m.reason === "NotAuthorized" && m.channel !== null && m.clientId === undefined) {
+          const held = holdOf(m.sub ?? m.channel)
+          held.rows.clear()
+          held.cursor = null
+          held.history = undefined
+          held.view = false
+        }
         continue
       }
       if (m._tag !== "SyncRows" && m._tag !== "Synced" && m._tag !== "Change" && m._tag !== "Resync") continue
@@ -193,6 +201,7 @@ export const viewClient = (connection: TestConnection<any>) => {
   const unsubscribe = (channel: string, params?: unknown) =>
     connection.sendFrame(encodeClientMessage({ _tag: "Unsubscribe", channel, ...(params === undefined ? {} : { sub: subOf(channel, params) }) }))
   return {
+    socket: connection,
     subscribe,
     unsubscribe,
     drain,
