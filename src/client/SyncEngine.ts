@@ -31,9 +31,9 @@ import { type ActionDiscarded, fromFailure, SyncRefused } from "../protocol/Erro
 import * as Optimistic from "./Optimistic.ts"
 import type { PendingAction } from "./Outbox.ts"
 import { type DiscardedAction, Pushes, type Result } from "./Pushes.ts"
-import { RecordTable, type Row } from "./RecordTable.ts"
+import { Feed } from "./Feed.ts"
+import type { RecordTable, Row } from "./RecordTable.ts"
 import { type Connection, STICKY, type SyncStatus } from "./Status.ts"
-import { SyncAnswer } from "./SyncAnswer.ts"
 import type { ServerFrame } from "./Frames.ts"
 import type { Route } from "./Transport.ts"
 
@@ -41,9 +41,6 @@ export type { PendingAction, Waiter } from "./Outbox.ts"
 export type { DiscardedAction } from "./Pushes.ts"
 
 export type { SyncStatus } from "./Status.ts"
-
-/** The most ids a view's resume carries; past that it asks for a reset (the Subscribe would pass 100 KB). */
-export const MAX_HELD = 2_000
 
 /** Decodes wire rows with the channel's record Schema. */
 export type RowDecoder<R> = (rows: ReadonlyArray<unknown>) => { readonly rows: Array<R>; readonly error: string | null }
@@ -84,19 +81,13 @@ export interface EngineOptions<R extends Row, A> {
 
 /** The synchronous core of a sync client for one channel, and its route on the socket. */
 export class SyncEngine<R extends Row, A> implements Route {
-  readonly table = new RecordTable<R>()
-  cursor: number | null = null
-  /** The history the cursor belongs to (from `Synced`). */
-  history: string | undefined = undefined
+  readonly feed = new Feed<R>()
   readonly pushes: Pushes<A>
   #connection: Connection = "connecting"
   #lastError: SyncStatus["lastError"] = null
   /** `lastError` when the current Subscribe went out: a sync that succeeds clears it unless a newer one came since. */
   #errorBeforeSync: SyncStatus["lastError"] = null
   #open = false
-  /** No sync answer yet on this connection: frames other than the answer wait, and no action is sent. */
-  #syncing = false
-  readonly #answer = new SyncAnswer<R>()
   /** What `retry()` will do: the backoff after a temporary refusal is running. */
   #retry: "subscribe" | "actions" | undefined
   /** Temporary refusals since the last answer that was not one. */
@@ -120,6 +111,21 @@ export class SyncEngine<R extends Row, A> implements Route {
     this.maxInFlight = options.maxInFlight
     this.#optimistic = options.optimistic
     this.pushes = new Pushes<A>(options.channel, options.clientId)
+  }
+
+  /** The confirmed records. */
+  get table(): RecordTable<R> {
+    return this.feed.table
+  }
+
+  /** The cursor of the confirmed records. */
+  get cursor(): number | null {
+    return this.feed.cursor
+  }
+
+  /** The history the cursor belongs to (from `Synced`). */
+  get history(): string | undefined {
+    return this.feed.history
   }
 
   /** The queue of pending actions. */
@@ -234,16 +240,14 @@ export class SyncEngine<R extends Row, A> implements Route {
 
   /** Loads the cached confirmed state (before connecting). */
   load(cursor: number | null, history: string | undefined, rows: ReadonlyArray<R>): void {
-    this.table.replace(rows)
-    this.cursor = cursor
-    this.history = history
+    this.feed.load(cursor, history, rows)
     this.#dirty()
   }
 
   /** The socket is open: subscribe from the cursor; pending actions follow once synced. */
   opened(): void {
     this.#open = true
-    this.#answer.restart(true)
+    this.feed.stop()
     this.#retry = undefined
     this.#attempts = 0
     this.pushes.reset(true)
@@ -253,29 +257,14 @@ export class SyncEngine<R extends Row, A> implements Route {
   }
 
   #subscribe() {
-    this.#syncing = true
     this.#errorBeforeSync = this.#lastError
-    this.#answer.restart(false)
-    // a view's cursor (its history names a rule) resumes with the ids held: removals are checked against them
-    const view = this.history?.includes(".") === true && this.cursor !== null
-    const held = view ? this.table.array().map((row) => row[0] as RowId) : undefined
-    const resume = held === undefined || held.length <= MAX_HELD
-    this.options.transmit({
-      _tag: "Subscribe",
-      channel: this.channel,
-      since: resume ? this.cursor : null,
-      ...(this.history === undefined || !resume ? {} : { history: this.history }),
-      schema: this.options.schema,
-      ...(this.sub === this.channel ? {} : { sub: this.sub, params: this.options.params }),
-      ...(held === undefined || !resume ? {} : { held })
-    })
+    this.options.transmit(this.feed.subscribe(this.channel, this.sub, this.options.schema, this.options.params))
   }
 
   /** The socket closed: whatever was in flight is sent again on the next connection. */
   closed(): void {
     this.#open = false
-    this.#syncing = false
-    this.#answer.restart(true)
+    this.feed.stop()
     this.#retry = undefined
     this.#attempts = 0
     this.pushes.reset(false)
@@ -302,9 +291,7 @@ export class SyncEngine<R extends Row, A> implements Route {
   /** Forgets every record and the cursor; pending actions are rejected. */
   clear(reject: (p: PendingAction<A>) => ActionDiscarded): void {
     for (const p of this.pushes.clear()) p.waiter?.reject(reject(p))
-    this.table.replace([])
-    this.cursor = null
-    this.history = undefined
+    this.feed.load(null, undefined, [])
     this.#lastError = null
     this.options.onConfirmed()
     this.#dirty()
@@ -338,7 +325,7 @@ export class SyncEngine<R extends Row, A> implements Route {
 
   /** Sends the next push if one may go now (synced, no backoff running, none in flight); returns how many actions it carries. */
   pushNext(room: number): number {
-    if (!this.#open || this.#syncing || this.#retry !== undefined) return 0
+    if (!this.#open || this.feed.syncing || this.#retry !== undefined) return 0
     const push = this.pushes.next(room, this.options.maxPushBytes)
     if (push === undefined) return 0
     this.options.transmit(push)
@@ -352,7 +339,7 @@ export class SyncEngine<R extends Row, A> implements Route {
 
   /** Tells the server what was settled since the last push, when no push will carry it soon (the queue is idle). */
   confirmIdle(keyOf: (clientId: string) => string | undefined): void {
-    if (!this.#open || this.#syncing) return
+    if (!this.#open || this.feed.syncing) return
     for (const push of this.pushes.idleConfirms(keyOf)) this.options.transmit(push)
   }
 
@@ -408,21 +395,19 @@ export class SyncEngine<R extends Row, A> implements Route {
     // a refused Subscribe (no client id) would otherwise wait behind a sync that never ends
     const urgent = frame._tag === "SyncRows" || frame._tag === "Synced" || frame._tag === "Resync" ||
       (frame._tag === "Failure" && frame.clientId === undefined)
-    if (this.#syncing && !urgent) {
-      this.#answer.waiting.push(frame)
+    const feed = this.feed
+    if (feed.syncing && !urgent) {
+      feed.answer.waiting.push(frame)
       return
     }
     switch (frame._tag) {
       case "SyncRows": {
-        if (this.#syncing) this.#answer.add(frame.reset, this.#decode(frame.rows), frame.deleted)
+        if (feed.syncing) feed.answer.add(frame.reset, this.#decode(frame.rows), frame.deleted)
         return
       }
       case "Synced": {
-        if (!this.#syncing) return
-        const buffered = this.#answer.apply(this.table, frame.reset)
-        this.cursor = frame.version
-        this.history = frame.history
-        this.#syncing = false
+        if (!feed.syncing) return
+        const buffered = feed.synced(frame.version, frame.history, frame.reset)
         this.#connection = "live"
         if (this.#lastError === this.#errorBeforeSync) this.#lastError = null
         this.#refusal = undefined
@@ -434,10 +419,8 @@ export class SyncEngine<R extends Row, A> implements Route {
         return
       }
       case "Change": {
-        if (this.cursor !== null && frame.version <= this.cursor) return
-        for (const id of frame.deleted) this.table.remove(id)
-        for (const row of this.#decode(frame.rows)) this.table.apply(row)
-        this.cursor = frame.version
+        if (feed.cursor !== null && frame.version <= feed.cursor) return
+        feed.change(frame.version, this.#decode(frame.rows), frame.deleted)
         this.options.onConfirmed()
         this.#dirty()
         return
@@ -445,7 +428,7 @@ export class SyncEngine<R extends Row, A> implements Route {
       case "Resync":
         // the view's rule changed (or a refused one now allows us): the server stopped its changes until we
         // subscribe again; while our Subscribe is out, its answer (on its way) already follows the new rule
-        if (this.#open && (!this.#syncing || this.#refusal !== undefined)) this.#subscribe()
+        if (this.#open && (!feed.syncing || this.#refusal !== undefined)) this.#subscribe()
         return
       case "Pushed":
         return this.#pushed(frame.clientId, frame.next, frame.results as ReadonlyArray<Result>)
@@ -461,13 +444,13 @@ export class SyncEngine<R extends Row, A> implements Route {
       if (frame.reason !== "Unavailable") return this.report(frame.reason, frame.message)
       // none of what we sent was run: subscribe again (actions follow the sync) after a backoff
       this.pushes.reset(false)
-      this.#syncing = true
+      this.feed.syncing = true
       this.#backoff("subscribe")
       return this.#show("unavailable", frame)
     }
     // Routed by channel, so every client of the channel on this socket hears it: a client that is
     // synced (by its own answer or by another client's, which reaches it too) has nothing to redo.
-    if (!this.#syncing) return
+    if (!this.feed.syncing) return
     if (isTransient(frame.reason)) {
       this.#backoff("subscribe")
       return this.#show(frame.reason === "Unavailable" ? "unavailable" : this.#connection, frame)
@@ -477,9 +460,7 @@ export class SyncEngine<R extends Row, A> implements Route {
     this.#refusal = frame
     if (frame.reason === "NotAuthorized") {
       // no longer allowed to read it: what this client holds of it goes, from memory and from its cache
-      this.table.replace([])
-      this.cursor = null
-      this.history = undefined
+      this.feed.load(null, undefined, [])
       this.options.onConfirmed()
     }
     const error = fromFailure(frame)
