@@ -64,11 +64,14 @@ const q = (identifier: string) => `"${identifier.replaceAll(`"`, `""`)}"`
 
 // A comparison admits a row only when the column holds a value of the rule value's kind, compared byte for byte:
 // SQLite would otherwise convert by the column's affinity ('5' = 5 on a TEXT column) or collation, and the SQL
-// condition and the in-memory test would disagree about a row.
+// condition and the in-memory test would disagree about a row. A string is compared twice (bound twice): under the
+// column's own collation, which its index serves and which admits every byte-equal value, then as bytes. Not with
+// COLLATE BINARY: a COLLATE anywhere in a branch of an OR keeps SQLite from using an index for any branch, so a rule
+// like "shared or mine" would scan the whole table.
 const kindOf = (column: string, value: string | number) =>
   typeof value === "string"
-    ? { sql: `${column} COLLATE BINARY`, guard: `typeof(${column}) = 'text'` }
-    : { sql: column, guard: `typeof(${column}) IN ('integer', 'real')` }
+    ? { sql: (op: string, bytes: string) => `${column} ${op} AND CAST(${column} AS BLOB) ${bytes}`, binds: 2, guard: `typeof(${column}) = 'text'` }
+    : { sql: (op: string) => `${column} ${op}`, binds: 1, guard: `typeof(${column}) IN ('integer', 'real')` }
 
 /** Compiles a rule against a table whose wire columns are `columns` (the names, in wire order). */
 export const compile = (rule: Rule, columns: ReadonlyArray<string>): Compiled => {
@@ -95,9 +98,9 @@ export const compile = (rule: Rule, columns: ReadonlyArray<string>): Compiled =>
         const value = checked(r.value)
         const column = `t.${q(r.column)}`
         if (value === null) return { sql: `${column} IS NULL`, test: (row) => row[i] === null }
-        params.push(value)
         const kind = kindOf(column, value)
-        return { sql: `(${kind.sql} = ? AND ${kind.guard})`, test: (row) => row[i] === value }
+        for (let k = 0; k < kind.binds; k++) params.push(value)
+        return { sql: `(${kind.sql("= ?", "= CAST(? AS BLOB)")} AND ${kind.guard})`, test: (row) => row[i] === value }
       }
       case "In": {
         const i = at(r.column)
@@ -107,9 +110,9 @@ export const compile = (rule: Rule, columns: ReadonlyArray<string>): Compiled =>
         for (const sample of ["", 0]) {
           const same = values.filter((v) => v !== null && typeof v === typeof sample) as Array<string | number>
           if (same.length === 0) continue
-          params.push(...same)
           const kind = kindOf(column, sample)
-          parts.push(`(${kind.sql} IN (${same.map(() => "?").join(", ")}) AND ${kind.guard})`)
+          for (let k = 0; k < kind.binds; k++) params.push(...same)
+          parts.push(`(${kind.sql(`IN (${same.map(() => "?").join(", ")})`, `IN (${same.map(() => "CAST(? AS BLOB)").join(", ")})`)} AND ${kind.guard})`)
         }
         const nulls = values.includes(null)
         if (nulls) parts.push(`${column} IS NULL`)

@@ -13,7 +13,7 @@ export { eventually }
 export const partySocket = (
   workerUrl: string,
   room: string,
-  options: { startClosed?: boolean; maxReconnectionDelay?: number; connectionTimeout?: number; party?: string } = {}
+  options: { startClosed?: boolean; maxReconnectionDelay?: number; connectionTimeout?: number; party?: string; query?: Record<string, string> } = {}
 ) =>
   new PartySocket({
     host: new URL(workerUrl).host,
@@ -24,6 +24,7 @@ export const partySocket = (
     minReconnectionDelay: 10,
     maxReconnectionDelay: options.maxReconnectionDelay ?? 200,
     ...(options.connectionTimeout === undefined ? {} : { connectionTimeout: options.connectionTimeout }),
+    ...(options.query === undefined ? {} : { query: options.query }),
     ...(options.startClosed === true ? { startClosed: true } : {})
   })
 

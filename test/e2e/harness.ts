@@ -4,7 +4,7 @@
  * (either schema version, and on a given port and state, so that a test can
  * deploy one version over another), Debian's Chromium driven by
  * playwright-core, one browser context per user, and a small page object for
- * the app.
+ * the app (its todos and its notes).
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -120,16 +120,25 @@ const dumpIndexedDb = async (): Promise<string> => {
 /** What the status badge can show. */
 type Connection = SyncStatus["connection"]
 
+/** Who a page connects as: a demo `?token=` (a string), or a demo `?user=` name. */
+export type Auth = string | { readonly user: string }
+
+const authQuery = (auth: Auth | undefined): string =>
+  auth === undefined ? "" : typeof auth === "string" ? `&token=${encodeURIComponent(auth)}` : `&user=${encodeURIComponent(auth.user)}`
+
 /** One simulated user: their own browser context (storage, network) and page. */
 export class User {
   readonly name: string
   readonly context: BrowserContext
   readonly page: Page
+  /** Every WebSocket frame the page received, as text, in order (to check what never reached this user). */
+  readonly received: Array<string> = []
 
   private constructor(name: string, context: BrowserContext, page: Page) {
     this.name = name
     this.context = context
     this.page = page
+    page.on("websocket", (socket) => socket.on("framereceived", (frame) => this.received.push(String(frame.payload))))
   }
 
   /** Opens the app in a new context, in `room`, and waits until the badge shows `connection` (default live). */
@@ -138,14 +147,14 @@ export class User {
     app: ServedApp,
     room: string,
     name: string,
-    token?: string,
+    auth?: Auth,
     connection: Connection = "live"
   ): Promise<User> {
     const context = await browser.newContext({ viewport: { width: 760, height: 640 }, deviceScaleFactor: 1 })
     context.setDefaultTimeout(WAIT_MS)
     const page = await context.newPage()
     const user = new User(name, context, page)
-    await page.goto(`${app.url}/?room=${encodeURIComponent(room)}${token === undefined ? "" : `&token=${encodeURIComponent(token)}`}`)
+    await page.goto(`${app.url}/?room=${encodeURIComponent(room)}${authQuery(auth)}`)
     await user.waitForConnection(connection)
     return user
   }
@@ -270,6 +279,64 @@ export class User {
   /** Clicks the delete button of `text`. */
   async remove(text: string): Promise<void> {
     const row = this.todo(text)
+    await row.hover()
+    await row.locator(".delete").click()
+  }
+
+  /** The note showing `text` (exact match). */
+  note(text: string): Locator {
+    return this.page.getByTestId("note").filter({ has: this.page.getByTestId("note-text").getByText(text, { exact: true }) })
+  }
+
+  /** The texts of the visible notes, in list order. */
+  async noteTexts(): Promise<Array<string>> {
+    return this.page.getByTestId("note-text").allInnerTexts()
+  }
+
+  /** Waits until the notes list shows exactly `texts`, in order. */
+  async waitForNotes(texts: ReadonlyArray<string>): Promise<void> {
+    await this.page.waitForFunction(
+      (expected) => {
+        const shown = [...document.querySelectorAll("[data-testid=note-text]")].map((el) => el.textContent)
+        return JSON.stringify(shown) === JSON.stringify(expected)
+      },
+      texts,
+      { timeout: WAIT_MS, polling: 50 }
+    ).catch(async (error: unknown) => {
+      throw new Error(`${this.name} expected notes ${JSON.stringify(texts)} but saw ${JSON.stringify(await this.noteTexts())}: ${String(error)}`)
+    })
+  }
+
+  /** Waits until the notes status shows `connection` (and, if given, that many pending changes). */
+  async waitForNotesConnection(connection: Connection, pending?: number): Promise<void> {
+    const selector = `[data-testid=notes-status][data-connection=${connection}]${pending === undefined ? "" : `[data-pending="${pending}"]`}`
+    await this.page.locator(selector).waitFor({ state: "visible", timeout: WAIT_MS })
+  }
+
+  /** Types a new note, ticks "Private" if asked (and unticks it otherwise), and presses Enter. */
+  async addNote(text: string, options: { readonly private?: boolean } = {}): Promise<void> {
+    await this.page.getByLabel("Private", { exact: true }).setChecked(options.private === true)
+    const input = this.page.getByLabel("New note")
+    await input.fill(text)
+    await input.press("Enter")
+  }
+
+  /** Clicks the lock of the user's own note `text` (private to shared, or shared to private). */
+  async toggleNotePrivate(text: string): Promise<void> {
+    await this.note(text).getByTestId("note-lock").click()
+  }
+
+  /** Double-clicks the user's own note `text`, replaces it with `next` and presses Enter. */
+  async editNote(text: string, next: string): Promise<void> {
+    await this.note(text).getByTestId("note-text").dblclick()
+    const input = this.page.getByLabel("Edit note")
+    await input.fill(next)
+    await input.press("Enter")
+  }
+
+  /** Clicks the delete button of the user's own note `text`. */
+  async removeNote(text: string): Promise<void> {
+    const row = this.note(text)
     await row.hover()
     await row.locator(".delete").click()
   }

@@ -7,6 +7,9 @@ import { roomUrl } from "./protocol.ts"
 /** A Todo row as clients see it (schema 2): [id, text, completed, created_at, updated_at, priority, deleted_at]. */
 export type TodoRow = [string, string, 0 | 1, number, number, 0 | 1 | 2, number | null]
 
+/** A note row (schema 2): [id, owner, text, private, updated_at, deleted_at]. */
+export type NoteRow = [string, string, string, 0 | 1, number, number | null]
+
 const call = async <A>(workerUrl: string, room: string, hook: string, body?: unknown): Promise<A> => {
   const response = await fetch(`${roomUrl(workerUrl, room, { ws: false })}/hooks/${hook}`, body === undefined
     ? {}
@@ -55,5 +58,11 @@ export const hooks = (workerUrl: string, room: string) => ({
   /** What the object's last start of the sync services did and cost. */
   installation: () => call<{ history: string; newHistory: boolean; usage: { rowsRead: number; rowsWritten: number } } | null>(workerUrl, room, "installation"),
   /** The change log: [version, id, deleted]. */
-  log: () => call<Array<[number, string, number]>>(workerUrl, room, "log")
+  log: () => call<Array<[number, string, number]>>(workerUrl, room, "log"),
+  /** Every note, tombstones included, in insertion order, in wire order. */
+  noteRows: () => call<Array<NoteRow>>(workerUrl, room, "note-rows"),
+  /** Shares a private note with a user (or stops sharing it): a row of the read rule's access table, nothing else. */
+  shareNote: (note: string, user: string, shared = true) => call<{ ok: true }>(workerUrl, room, "note-share", { note, user, shared }),
+  /** Calls the server's `refreshAccess` for `user`'s connections (every connection without one); the number resynced. */
+  refreshAccess: (user?: string) => call<{ resynced: number }>(workerUrl, room, "refresh-access", user === undefined ? {} : { user }).then((r) => r.resynced)
 })

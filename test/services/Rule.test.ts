@@ -70,6 +70,25 @@ describe("Rule", () => {
     db.close()
   })
 
+  it("an OR of comparisons (shared or mine) runs through an index per branch, not a scan of the table", () => {
+    const db = new DatabaseSync(":memory:")
+    db.exec(`CREATE TABLE notes (id TEXT PRIMARY KEY, owner TEXT NOT NULL, private INTEGER NOT NULL, deleted_at INTEGER)`)
+    db.exec(`CREATE INDEX notes_owner ON notes (owner)`)
+    db.exec(`CREATE INDEX notes_private ON notes (private)`)
+    const rules = [
+      Rule.or(Rule.eq("private", 0), Rule.eq("owner", "ann")),
+      Rule.or(Rule.eq("owner", "ann"), Rule.isIn("owner", ["bob", "cyd"]), Rule.isIn("id", ["n1", "n2"]))
+    ]
+    for (const r of rules) {
+      const compiled = Rule.compile(r, ["id", "owner", "private", "deleted_at"])
+      const plan = db.prepare(`EXPLAIN QUERY PLAN SELECT * FROM notes t WHERE t.deleted_at IS NULL AND ${compiled.where}`)
+        .all(...(compiled.params as Array<string | number | null>)).map((o) => String(o.detail))
+      assert.isFalse(plan.some((d) => d.startsWith("SCAN")), plan.join("; "))
+      assert.isTrue(plan.some((d) => d.includes("MULTI-INDEX OR")), plan.join("; "))
+    }
+    db.close()
+  })
+
   it("a column the table lacks or a value SQL and JSON disagree on is refused when compiled", () => {
     assert.throws(() => Rule.compile(Rule.eq("nope", 1), columns), /column "nope"/)
     assert.throws(() => Rule.compile(Rule.eq("n", Number.NaN), columns), /finite number/)

@@ -1,7 +1,8 @@
 /**
  * The convergence test's worker: the Todo fixture's server (its hooks
- * included) plus a second channel, `notes` (see notes.ts), made by a third
- * migration, the server's in-flight limit per connection taken from the
+ * included) with its second channel, `notes`, replaced by this test's own
+ * (see notes.ts: same name and table, another record, no read rule), made by
+ * its own third migration, the server's in-flight limit per connection taken from the
  * `MAX_IN_FLIGHT` var, lowered so that bursts get `TooManyInFlight`, and its
  * client retention from `CLIENT_RETENTION_MS`.
  *
@@ -14,8 +15,9 @@ import { createNotes, notes, runNoteAction } from "./notes.ts"
 
 export class ToDos extends FixtureToDos {
   // field initializers run after the fixture's: extend what it declared
-  channels = [...this.channels, notes]
+  channels = [...this.channels.filter((channel) => channel.name !== "notes"), notes]
   migrations = { ...this.migrations, "3_create_notes": createNotes }
+  views = {}
   syncOptions = {
     ...this.syncOptions,
     ...(this.env.MAX_IN_FLIGHT === undefined ? {} : { maxInFlightPerConnection: Number(this.env.MAX_IN_FLIGHT) }),
