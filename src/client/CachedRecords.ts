@@ -39,7 +39,17 @@ export interface CachedRecordsOptions<R extends Row> {
   readonly check?: ((row: unknown) => boolean) | undefined
   /** Reports a failed load or write in the status. */
   readonly failed: (cause: any) => Effect.Effect<void>
+  /**
+   * Whether a view's rows (what one principal may read) are stored: only
+   * when the cache is keyed by who is signed in (`userId`). Otherwise they
+   * live in memory only, and any a store holds are dropped: the next user of
+   * the browser must never see them.
+   */
+  readonly keepViews: boolean
 }
+
+/** A view's history names its rule after a dot. */
+const isView = (history: string | undefined) => history?.includes(".") === true
 
 /** The record cache a store runs itself, or the one over its keys. */
 export const recordCache = (kv: KeyValueStore.KeyValueStore, prefix: string): RecordCache =>
@@ -88,6 +98,10 @@ export const make = <R extends Row>(options: CachedRecordsOptions<R>) => {
     }
     // rows cached under another version of the channel are another shape: sync them again from scratch
     if (loaded.meta.schema !== options.schema) return false
+    if (isView(loaded.meta.history) && !options.keepViews) {
+      yield* cache.clear
+      return false
+    }
     const check = options.check
     const { rows, error } = check === undefined
       ? options.decodeRows(loaded.rows)
@@ -106,6 +120,13 @@ export const make = <R extends Row>(options: CachedRecordsOptions<R>) => {
   /** Writes what changed since the last write (nothing while another client has stored a later state). */
   const write: Effect.Effect<void> = Effect.suspend(function attempt(): Effect.Effect<void> {
     const table = engine.table
+    if (isView(engine.history) && !options.keepViews) {
+      table.drain()
+      // a cache written before the channel became a view goes too
+      if (held === undefined) return Effect.void
+      held = undefined
+      return cache.clear.pipe(Effect.catchCause(options.failed))
+    }
     // taken at one moment, with the cursor: nothing the socket delivers later can slip in
     const drained = table.drain()
     // nothing new since this client's last load or write: an idle or closing client never writes over a later state

@@ -1,6 +1,6 @@
 /**
  * The client's local cache in a `KeyValueStore`, one namespace per
- * (host, party, room, subscription):
+ * (host, party, room, user, subscription):
  *
  * - `r/meta`, `r/p/<epoch>/<n>`, `r/l/<n>`: the confirmed records and
  *   cursor, see RecordCache. Written with what changed, debounced.
@@ -15,11 +15,12 @@
 import * as KeyValueStore from "effect/persistence/KeyValueStore"
 
 /**
- * The cache namespace of one (location, subscription): a channel's name, or
- * its subscription's name (`subOf`) when it has params.
+ * The cache namespace of one (location, user, subscription): the user the
+ * app says is signed in (none: shared by whoever uses the browser), and a
+ * channel's name, or its subscription's name (`subOf`) when it has params.
  */
-export const namespace = (location: string, sub: string): string =>
-  `effect-partysync/v2/${encodeURIComponent(location)}/${encodeURIComponent(sub)}/`
+export const namespace = (location: string, sub: string, userId?: string): string =>
+  `effect-partysync/v2/${encodeURIComponent(location)}/${userId === undefined ? "" : `@${encodeURIComponent(userId)}/`}${encodeURIComponent(sub)}/`
 
 /** Access to one namespace of a KeyValueStore. */
 export const make = (kv: KeyValueStore.KeyValueStore, prefix: string) => ({

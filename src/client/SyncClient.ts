@@ -78,6 +78,14 @@ export interface ClientOptions<C extends Channel.Any> {
    * its own subscription, with its own local cache.
    */
   readonly params?: Channel.ParamsOf<C> | undefined
+  /**
+   * Who is signed in (your user's id): the local cache, rows and queued
+   * actions, is kept apart per user, so the next user of a browser never
+   * sees the last one's rows or sends their queued actions. Set it whenever
+   * a browser may be shared. Without it, a view's rows (a channel with a
+   * read rule) are kept in memory only.
+   */
+  readonly userId?: string | undefined
   /** A shared socket (partysocket or WebSocket-like); the client never closes it. */
   readonly socket?: SocketLike | undefined
   /** Without `socket`: where to connect (the client owns and closes that partysocket). */
@@ -198,7 +206,7 @@ export const makeCore = <C extends Channel.Any>(
     const leaseMs = options.leaseMs ?? 10_000
     // room for the push's envelope and each action's own keys
     const maxPushBytes = (options.maxFrameBytes ?? DEFAULT_MAX_INBOUND_FRAME_BYTES) - 1_024
-    const cache = LocalCache.make(kv, LocalCache.namespace(locationOf(socket), sub))
+    const cache = LocalCache.make(kv, LocalCache.namespace(locationOf(socket), sub, options.userId))
     const encodeAction = Schema.encodeUnknownExit(channel.action)
     // a record whose encoded form is itself (plain columns) is stored as is, and loaded as it was read once checked
     const plain = Schema.toEncoded(channel.record).ast === channel.record.ast
@@ -266,7 +274,8 @@ export const makeCore = <C extends Channel.Any>(
       encode: encodeRecord,
       decodeRows,
       check: plain ? (row) => Exit.isSuccess(decodeRow(row)) : undefined,
-      failed: pendingStore.failed
+      failed: pendingStore.failed,
+      keepViews: options.userId !== undefined
     })
     const writeRecords = records.write
 

@@ -169,4 +169,39 @@ describe("the notes view, with real clients", () => {
     await eventually(() => (note(bob, "s1")?.[2] === "for everyone, edited" ? true : undefined), { what: "bob sees the shared edit" })
     expect(bob.socket.carried("version three")).toBe(false)
   })
+  it("two users of one browser never see each other's view rows from the local cache", async () => {
+    const room = freshRoom("views-browser")
+    // one store, as one browser's IndexedDB; an offline client reads only what the store holds
+    const offline = (store: ReturnType<typeof makeMemoryStore>, user: string, userId?: string) => {
+      const socket = partySocket(workerUrl(), room, { startClosed: true, query: { user } })
+      const client = createSyncClient({ channel: notes, socket, store, ...(userId === undefined ? {} : { userId }) })
+      cleanup.push(() => client.close())
+      return client
+    }
+    const online = async (store: ReturnType<typeof makeMemoryStore>, user: string, userId?: string) => {
+      const socket = partySocket(workerUrl(), room, { query: { user } })
+      const client = createSyncClient({ channel: notes, socket, store, ...(userId === undefined ? {} : { userId }) })
+      cleanup.push(() => socket.close())
+      await eventually(() => (client.getStatus().connection === "live" ? true : undefined), { what: "live" })
+      return client
+    }
+
+    // without userId a view's rows are never stored: the next user of the browser finds nothing
+    const shared = makeMemoryStore()
+    const ann = await online(shared, "ann")
+    await ann.send(create("diary", "ann's diary", 1))
+    await ann.close()
+    const loaded = (client: PlainSyncClient<typeof notes>) =>
+      eventually(() => (client.getStatus().connection === "offline" || client.getStatus().connection === "connecting" ? client.getSnapshot() : undefined))
+    expect(ids(await loaded(offline(shared, "bob")))).toEqual([])
+
+    // with userId each user's cache is their own: ann finds her note offline, bob does not
+    const keyed = makeMemoryStore()
+    const annKeyed = await online(keyed, "ann", "ann")
+    await eventually(() => (note({ client: annKeyed } as UserClient, "diary") !== undefined ? true : undefined), { what: "ann's note" })
+    await annKeyed.close()
+    const annAgain = offline(keyed, "ann", "ann")
+    await eventually(() => (note({ client: annAgain } as UserClient, "diary") !== undefined ? true : undefined), { what: "ann's cached note" })
+    expect(ids(await loaded(offline(keyed, "bob", "bob")))).toEqual([])
+  })
 })
