@@ -105,6 +105,44 @@ describe("forced hibernation", () => {
   })
 })
 
+describe("forced hibernation with views", () => {
+  const note = (id: string, text: string, hidden: 0 | 1) => ({ type: "create", payload: { id, text, private: hidden } })
+  const setPrivate = (id: string, hidden: 0 | 1) => ({ type: "setPrivate", payload: { id, private: hidden } })
+  const edit = (id: string, text: string) => ({ type: "edit", payload: { id, text } })
+
+  it("a view's subscription keeps its rule through hibernation, and an access change made while asleep resyncs it", async () => {
+    const { url, hibernate } = harness!
+    const room = freshRoom("hib-views")
+    const ann = await ProtocolClient.connect(`${roomUrl(url, room)}?user=ann`)
+    const bob = await ProtocolClient.connect(`${roomUrl(url, room)}?user=bob`)
+    expectAck(await ann.act({ channel: "notes", clientId: "ann", seq: 1, action: note("shared", "for all", 0) }))
+    expectAck(await ann.act({ channel: "notes", clientId: "ann", seq: 2, action: note("secret", "ann only", 1) }))
+    const synced = await bob.subscribe("notes", null)
+    expect(idsOf(synced.rows)).toEqual(["shared"])
+
+    await hibernate(room)
+    const mark = bob.mark()
+    // woken by ann's action: the subscriptions' rules are computed again from the sockets' state
+    expectAck(await ann.act({ channel: "notes", clientId: "ann", seq: 3, action: edit("secret", "still ann only") }))
+    expectAck(await ann.act({ channel: "notes", clientId: "ann", seq: 4, action: edit("shared", "edited for all") }))
+    await bob.next((m) => m._tag === "Change" && m.rows.some((r) => r[0] === "shared" && r[2] === "edited for all"), { from: mark, what: "the shared note's change" })
+    expect(JSON.stringify(bob.messages.slice(mark))).not.toContain("still ann only")
+
+    // shared with bob while the object sleeps, without refreshAccess: the woken object finds bob's rule changed
+    await hibernate(room)
+    const before = bob.mark()
+    await hooks(url, room).shareNote("secret", "bob")
+    await bob.next((m) => m._tag === "Resync" && m.channel === "notes", { from: before, what: "Resync after the wake" })
+    bob.send({ _tag: "Subscribe", channel: "notes", since: synced.version, history: synced.history, held: ["shared"] })
+    const answer = await bob.next((m) => m._tag === "Synced" && m.channel === "notes", { from: before, what: "the answer under the new rule" })
+    expect(answer._tag === "Synced" && answer.reset).toBe(false)
+    const rows = bob.messages.slice(before).flatMap((m) => (m._tag === "SyncRows" ? m.rows : []))
+    expect(idsOf(rows)).toContain("secret")
+    await ann.close()
+    await bob.close()
+  })
+})
+
 /** Unsubscribe has no reply: it is in force once a later frame on the same socket was answered. */
 const eventuallyUnsubscribed = async (watcher: ProtocolClient) => {
   const from = watcher.mark()
