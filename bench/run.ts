@@ -26,7 +26,7 @@ import { seed, startWorkers, withCpu } from "./workers.ts"
 const QUICK = process.env.BENCH_QUICK === "1"
 const C = QUICK
   ? { rtRounds: 2, rtPer: 200, fanReceivers: 100, fanRounds: 2, fanPer: 15, tpRounds: 1, tpTotal: 600, sync10k: 2, sync100k: 1, resumeRounds: 1, memClients: 200, applyChanges: 10_000, applyRounds: 2, reloads: 3, rowsPer: 100, bulkRows: 20_000, bulkRounds: 1, wakeSizes: [1_000, 10_000], drainRounds: 1, drain: 1_000, hotWrites: 10_000, coldRounds: 2, viewReceivers: 100, viewFanRounds: 2, viewFanPer: 15, viewSyncReps: 5, viewIsoPairs: 2, viewIsoPer: 10 }
-  : { rtRounds: 4, rtPer: 500, fanReceivers: 100, fanRounds: 4, fanPer: 40, tpRounds: 3, tpTotal: 2000, sync10k: 5, sync100k: 5, resumeRounds: 3, memClients: 1000, applyChanges: 10_000, applyRounds: 5, reloads: 7, rowsPer: 300, bulkRows: 100_000, bulkRounds: 5, wakeSizes: [1_000, 10_000, 100_000], drainRounds: 3, drain: 1_000, hotWrites: 10_000, coldRounds: 5, viewReceivers: 100, viewFanRounds: 4, viewFanPer: 40, viewSyncReps: 15, viewIsoPairs: 4, viewIsoPer: 30 }
+  : { rtRounds: 4, rtPer: 500, fanReceivers: 100, fanRounds: 4, fanPer: 40, tpRounds: 3, tpTotal: 2000, sync10k: 5, sync100k: 5, resumeRounds: 3, memClients: 1000, applyChanges: 10_000, applyRounds: 5, reloads: 7, rowsPer: 300, bulkRows: 100_000, bulkRounds: 5, wakeSizes: [1_000, 10_000, 100_000], drainRounds: 3, drain: 1_000, hotWrites: 10_000, coldRounds: 5, viewReceivers: 100, viewFanRounds: 4, viewFanPer: 40, viewSyncReps: 15, viewIsoPairs: 8, viewIsoPer: 10 }
 const DEADLINE = 60_000
 
 /** One row of the report. */

@@ -14,7 +14,7 @@ import { startWorkers } from "./workers.ts"
 const QUICK = process.env.BENCH_QUICK === "1"
 const config = QUICK
   ? { viewReceivers: 100, viewFanRounds: 2, viewFanPer: 15, viewSyncReps: 5, viewIsoPairs: 2, viewIsoPer: 10 }
-  : { viewReceivers: 100, viewFanRounds: 4, viewFanPer: 40, viewSyncReps: 15, viewIsoPairs: 4, viewIsoPer: 30 }
+  : { viewReceivers: 100, viewFanRounds: 4, viewFanPer: 40, viewSyncReps: 15, viewIsoPairs: 8, viewIsoPer: 10 }
 const only = process.env.VIEWS?.split(",")
 const log = (...args: Array<unknown>) => console.error("bench:", ...args)
 const loadBefore = loadavg()
