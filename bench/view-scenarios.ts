@@ -234,10 +234,23 @@ const viewSync = async (ours: Side, raw: Side, c: ViewConfig) => {
   await seedTable(raw, rooms.raw, "items_board", SEEDED)
   const expected = SEEDED / BOARDS
   const sides = { ours, raw }
+  const boardOf = (r: number) => `b${(r * 37 + 11) % BOARDS}`
+  // two syncs of other boards first, unmeasured: the first answers of a run are slower (the code path is cold; ours
+  // measured 41 and 44 ms against 14 to 20 after)
+  const measured = new Set(Array.from({ length: c.viewSyncReps }, (_, r) => boardOf(r)))
+  const warm = Array.from({ length: BOARDS }, (_, b) => `b${b}`).filter((b) => !measured.has(b)).slice(0, 2)
+  for (const board of warm) {
+    const mine = await connectView(ours, rooms.ours, "byBoard", { user: `w-${board}`, params: { board } })
+    await mine.sync()
+    mine.close()
+    const theirs = await connectRawBoard(raw, rooms.raw)
+    await theirs.query(board)
+    theirs.close()
+  }
   const out = await alternate(c.viewSyncReps, ["ours", "raw"] as const, async (name, r): Promise<SyncSample> => {
     const side = sides[name]
     const room = rooms[name]
-    const board = `b${(r * 37 + 11) % BOARDS}`
+    const board = boardOf(r)
     const client = name === "ours"
       ? await connectView(side, room, "byBoard", { user: `s${r}`, params: { board } })
       : await connectRawBoard(side, room)
@@ -428,7 +441,8 @@ const syncRows = (sync: Awaited<ReturnType<typeof viewSync>>): Array<ViewRow> =>
       scenario: "14. view sync", metric: `${SEEDED / BOARDS} rows of one board out of ${SEEDED / 1000}k (Rule.eq on an indexed column), to Synced`, unit: "ms",
       ours: round(median(sync.ours.map((s) => s.ms)), 1), raw: round(median(sync.raw.map((s) => s.ms)), 1),
       target: "<= 1.5x raw", pass: sync.ratio <= 1.5, roundRatios: byRound(sync.ratio),
-      note: `raw = an indexed SELECT ... WHERE board = ? sent in one frame; bytes ours ${sync.ours[0]!.bytes} / raw ${sync.raw[0]!.bytes}`
+      note: `raw = an indexed SELECT ... WHERE board = ? sent in one frame; bytes ours ${sync.ours[0]!.bytes} / raw ${sync.raw[0]!.bytes}; ` +
+        `after two unmeasured syncs of other boards per side`
     },
     {
       scenario: "14. view sync", metric: "rows read by that sync (storage usage)", unit: "rows",
