@@ -6,11 +6,14 @@
  * prints the functions with the most self time. A development tool, not part
  * of `npm run bench`. `N` (default 3000) actions are profiled after a warm-up;
  * `SIDE=raw PARTY=parties/raw-ledger` profiles the hand-written floor of our
- * storage design (bench/raw/ledger.ts).
+ * storage design (bench/raw/ledger.ts). `DRIVE=view-sync` profiles `N`
+ * initial syncs of a 1,000-row view out of 100,000 rows instead (raw: the
+ * same rows by its indexed query, bench/raw/views-raw.ts).
  */
 import { writeFileSync } from "node:fs"
 import { type Contender, connect } from "./clients.ts"
 import { roundTrip, throughput } from "./network.ts"
+import { connectRawBoard, connectView, VIEW_PARTY } from "./view-client.ts"
 import { SIDES, start } from "./workers.ts"
 
 const N = Number(process.env.N ?? 3000)
@@ -53,14 +56,42 @@ const call = <A>(method: string, params: Record<string, unknown> = {}) =>
   })
 
 const who: Contender = { label: SIDE, side, connect }
+// DRIVE=view-sync profiles initial syncs of a 1,000-row view out of 100,000 rows (raw: its indexed board query)
+const views = process.env.DRIVE === "view-sync"
+const viewRoom = "profile-views"
+const viewSyncs = async (count: number) => {
+  for (let i = 0; i < count; i++) {
+    const board = `b${i % 100}`
+    if (SIDE === "raw") {
+      const client = await connectRawBoard(side, viewRoom)
+      await client.query(board)
+      client.close()
+    } else {
+      const client = await connectView(side, viewRoom, "byBoard", { user: `p${i}`, params: { board } })
+      await client.sync()
+      client.close()
+    }
+  }
+}
+const actions = views ? N : 2 * N
 try {
-  await roundTrip(who, 500, 60_000)
+  if (views) {
+    const seed = `${side.url}${VIEW_PARTY[SIDE]}/${viewRoom}/${SIDE === "ours" ? "hooks/seed" : "seed"}`
+    for (let i = -1; i < 100_000; i += 10_000) {
+      // the first, empty, wakes the object
+      await (await fetch(seed, { method: "POST", body: JSON.stringify({ table: "items_board", from: Math.max(0, i), count: i < 0 ? 0 : 10_000 }) })).text()
+    }
+    await viewSyncs(50)
+  } else await roundTrip(who, 500, 60_000)
   await call("Profiler.enable")
   await call("Profiler.setSamplingInterval", { interval: 50 })
   await call("Profiler.start")
   const t0 = performance.now()
-  await roundTrip(who, N, 120_000)
-  await throughput(who, 1, N, 32, 120_000)
+  if (views) await viewSyncs(N)
+  else {
+    await roundTrip(who, N, 120_000)
+    await throughput(who, 1, N, 32, 120_000)
+  }
   const ms = performance.now() - t0
   const { profile } = await call<{ profile: Profile }>("Profiler.stop")
   // PROFILE_OUT=file.cpuprofile keeps the raw profile (for Chrome DevTools or an inclusive-time pass)
@@ -98,8 +129,9 @@ try {
     total += dt
   })
   const idle = (self.get("(idle) :0") ?? 0)
-  console.log(`${SIDE}: ${2 * N} actions in ${Math.round(ms)} ms; profiled ${Math.round(total / 1000)} ms, idle ${Math.round(idle / 1000)} ms`)
-  console.log(`busy per action: ${Math.round((total - idle) / (2 * N))} us`)
+  const what = views ? "view syncs" : "actions"
+  console.log(`${SIDE}: ${actions} ${what} in ${Math.round(ms)} ms; profiled ${Math.round(total / 1000)} ms, idle ${Math.round(idle / 1000)} ms`)
+  console.log(`busy per ${what === "actions" ? "action" : "view sync"}: ${Math.round((total - idle) / actions)} us`)
   for (const [key, us] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 40)) {
     console.log(`${(us / 1000).toFixed(1).padStart(8)} ms ${((100 * us) / (total - idle)).toFixed(1).padStart(5)}%  ${key}`)
   }

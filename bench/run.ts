@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: runs scenarios 1-11 against our worker (with the real
+ * `npm run bench`: runs scenarios 1-14 against our worker (with the real
  * client, and with a protocol-level client to separate server from client
  * cost) and the raw partyserver baseline, alternating sides per round;
  * prints a table and writes bench/results.json. A target relative to raw
@@ -18,14 +18,15 @@ import { memoryRound } from "./memory.ts"
 import { coldStart, drainReal, drainWire, hotResume } from "./core.ts"
 import { bulkWrite, closeRig, fanOut, fanOutRig, freshRoom, initialSync, resumeRound, roundTrip, rowsPerAction, throughput } from "./network.ts"
 import { connectReal } from "./real.ts"
+import { viewScenarios } from "./view-scenarios.ts"
 import { fmtBytes, median, quantile, round, summarize } from "./stats.ts"
 import { wakeRounds } from "./wake.ts"
 import { seed, startWorkers, withCpu } from "./workers.ts"
 
 const QUICK = process.env.BENCH_QUICK === "1"
 const C = QUICK
-  ? { rtRounds: 2, rtPer: 200, fanReceivers: 100, fanRounds: 2, fanPer: 15, tpRounds: 1, tpTotal: 600, sync10k: 2, sync100k: 1, resumeRounds: 1, memClients: 200, applyChanges: 10_000, applyRounds: 2, reloads: 3, rowsPer: 100, bulkRows: 20_000, bulkRounds: 1, wakeSizes: [1_000, 10_000], drainRounds: 1, drain: 1_000, hotWrites: 10_000, coldRounds: 2 }
-  : { rtRounds: 4, rtPer: 500, fanReceivers: 100, fanRounds: 4, fanPer: 40, tpRounds: 3, tpTotal: 2000, sync10k: 5, sync100k: 5, resumeRounds: 3, memClients: 1000, applyChanges: 10_000, applyRounds: 5, reloads: 7, rowsPer: 300, bulkRows: 100_000, bulkRounds: 5, wakeSizes: [1_000, 10_000, 100_000], drainRounds: 3, drain: 1_000, hotWrites: 10_000, coldRounds: 5 }
+  ? { rtRounds: 2, rtPer: 200, fanReceivers: 100, fanRounds: 2, fanPer: 15, tpRounds: 1, tpTotal: 600, sync10k: 2, sync100k: 1, resumeRounds: 1, memClients: 200, applyChanges: 10_000, applyRounds: 2, reloads: 3, rowsPer: 100, bulkRows: 20_000, bulkRounds: 1, wakeSizes: [1_000, 10_000], drainRounds: 1, drain: 1_000, hotWrites: 10_000, coldRounds: 2, viewReceivers: 100, viewFanRounds: 2, viewFanPer: 15, viewSyncReps: 5, viewIsoPairs: 2, viewIsoPer: 10 }
+  : { rtRounds: 4, rtPer: 500, fanReceivers: 100, fanRounds: 4, fanPer: 40, tpRounds: 3, tpTotal: 2000, sync10k: 5, sync100k: 5, resumeRounds: 3, memClients: 1000, applyChanges: 10_000, applyRounds: 5, reloads: 7, rowsPer: 300, bulkRows: 100_000, bulkRounds: 5, wakeSizes: [1_000, 10_000, 100_000], drainRounds: 3, drain: 1_000, hotWrites: 10_000, coldRounds: 5, viewReceivers: 100, viewFanRounds: 4, viewFanPer: 40, viewSyncReps: 15, viewIsoPairs: 8, viewIsoPer: 10 }
 const DEADLINE = 60_000
 
 /** One row of the report. */
@@ -261,6 +262,11 @@ const main = async () => {
       ours: b("ours-wire"), raw: b("raw"), ...vsRaw("<=", 1.5, byRound((l) => bulk.get(l)!, "ours-wire", null)),
       note: "ours: the statement fires the capture trigger per row, and the request publishes the changes"
     })
+
+    // 14: views (the baseline of each sits in the "raw" column)
+    const views = await viewScenarios({ ours, raw }, C, log)
+    rows.push(...views.rows)
+    Object.assign(detail, views.detail)
   } finally {
     await ours.dispose()
     await raw.dispose()

@@ -6,12 +6,16 @@
  * through plain SQL, so the sync layer's triggers capture every row exactly
  * as they would any other write, and the request publishes them.
  *
+ * The view scenarios' server, BenchViews (views-server.ts), is bound beside it.
+ *
  * Plain JavaScript on purpose: tsconfig.json (DOM types) checks everything
  * under bench/ and would follow this import into the Workers-typed fixture
  * server; the server itself is typechecked by tsconfig.worker.json.
  */
 import fixture, { ToDos as FixtureToDos } from "../../fixtures/todo-sync/src/server.ts"
 import { bulkInsert, seedRows } from "./worker.ts"
+
+export { BenchViews } from "./views-server.ts"
 
 export class ToDos extends FixtureToDos {
   /** @param {Request} request */

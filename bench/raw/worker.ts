@@ -13,6 +13,7 @@ import { type Connection, routePartykitRequest, Server, type WSMessage } from "p
 import { TODO_TABLE } from "../../fixtures/todo-sync/src/table.ts"
 
 export { RawLedger } from "./ledger.ts"
+export { RawViews } from "./views-raw.ts"
 
 interface Env {
   readonly Raw: unknown
