@@ -167,11 +167,11 @@ export const make = ({ views, broadcast, connections, channels, logOf, feed }: V
    * of its subscriptions to the channel admits (none without one). An action
    * may write a row its author cannot read: it is applied, without the row.
    */
-  const readable = (results: ReadonlyArray<Applied | Refused>, channel: string, sender: SyncConnection) => {
+  const readable = (results: ReadonlyArray<Applied | Refused>, channel: string, sender: SyncConnection): ReadonlyArray<Applied | Refused> => {
     if (!views.has(channel)) return results
     const rules: Array<Rule.Compiled> = []
     for (const [sub, view] of views.of(sender)) if (channelOfSub(sub) === channel) rules.push(view.rule)
-    return results.map((r) => ("rows" in r && r.rows.length > 0 ? { ...r, rows: ViewSync.visible(r.rows, rules) } : r))
+    return results.map((r): Applied | Refused => ("rows" in r && r.rows.length > 0 ? { ...r, rows: ViewSync.visible(r.rows, rules) } : r))
   }
 
   return { open, answerOf, recheckAll, warm, readable, isCold: () => cold }

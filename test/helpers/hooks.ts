@@ -18,6 +18,21 @@ const call = async <A>(workerUrl: string, room: string, hook: string, body?: unk
   return (await response.json()) as A
 }
 
+/**
+ * A hook that only sets a value, sent again when wrangler's dev proxy lost its connection to a workerd that was
+ * just restarted (it answers 500 "Network connection lost"): setting the value twice is setting it once.
+ */
+const setting = async <A>(workerUrl: string, room: string, hook: string, body: unknown): Promise<A> => {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call<A>(workerUrl, room, hook, body)
+    } catch (error) {
+      if (attempt >= 5 || !String(error).includes("Network connection lost")) throw error
+      await new Promise((resolve) => setTimeout(resolve, 200 * attempt))
+    }
+  }
+}
+
 /** The hooks of one room. */
 export const hooks = (workerUrl: string, room: string) => ({
   /** Every row, tombstones included, in insertion order, in wire order (a schema 1 deploy answers schema 1 rows). */
@@ -46,9 +61,9 @@ export const hooks = (workerUrl: string, room: string) => ({
   /** Runs tombstone GC as if the time were `now`. */
   gc: (now: number) => call<{ purged: number; horizon: number; clientsPruned: number }>(workerUrl, room, "gc", { now }),
   /** Makes `authorizeAction` wait this many ms (asynchronously) before deciding; 0 turns it off. */
-  actionDelay: (ms: number) => call<{ ok: true }>(workerUrl, room, "action-delay", { ms }),
+  actionDelay: (ms: number) => setting<{ ok: true }>(workerUrl, room, "action-delay", { ms }),
   /** Slows `authorizeAction` by this many scheduler yields (CPU-bound work). */
-  actionSteps: (steps: number) => call<{ ok: true }>(workerUrl, room, "action-steps", { steps }),
+  actionSteps: (steps: number) => setting<{ ok: true }>(workerUrl, room, "action-steps", { steps }),
   /** Writes a row in a user transaction that awaits and then rolls back. */
   rolledBackWrite: (id: string, text: string) => call<{ outcome: string }>(workerUrl, room, "rolled-back-write", { id, text }),
   /** Inserts `count` rows in one statement. */

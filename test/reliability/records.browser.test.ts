@@ -64,7 +64,7 @@ const rowsIn = (value) => {
   return n
 }
 // what a key of the cache is: the records' meta, a page, a log entry, a pending queue
-const kind = (key) => typeof key !== "string" ? String(key) : /\/(q|lease|pending)\//.test(key) ? "pending" : key.endsWith("/meta") ? "meta" : key.includes("/p/") ? "page" : key.includes("/l/") ? "log" : key
+const kind = (key) => typeof key !== "string" ? String(key) : ["/q/", "/lease/", "/pending/"].some((p) => key.includes(p)) ? "pending" : key.endsWith("/meta") ? "meta" : key.includes("/p/") ? "page" : key.includes("/l/") ? "log" : key
 const counts = { puts: {}, deletes: {}, rows: 0 }
 const put = IDBObjectStore.prototype.put
 IDBObjectStore.prototype.put = function (value, key) {

@@ -76,7 +76,7 @@ describe("waking up", () => {
     console.log(`[wake] 1k rows: ${JSON.stringify(a)}; 100k rows: ${JSON.stringify(b)}`)
     expect(b.rowsRead).toBe(a.rowsRead)
     expect(b.rowsWritten).toBe(a.rowsWritten)
-    // and it reads a handful of rows (schema and bookkeeping), not the table
-    expect(b.rowsRead).toBeLessThan(100)
+    // and it reads the schema and the bookkeeping of the app's two channels, far below the smaller table's 1,000 rows
+    expect(b.rowsRead).toBeLessThan(250)
   })
 })
