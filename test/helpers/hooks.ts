@@ -19,10 +19,11 @@ const call = async <A>(workerUrl: string, room: string, hook: string, body?: unk
 }
 
 /**
- * A hook that only sets a value, sent again when wrangler's dev proxy lost its connection to a workerd that was
- * just restarted (it answers 500 "Network connection lost"): setting the value twice is setting it once.
+ * A hook whose second run changes nothing more than its first (it sets a value, or writes and rolls back), sent
+ * again when wrangler's dev proxy lost its connection to a workerd that was just restarted (it answers 500
+ * "Network connection lost").
  */
-const setting = async <A>(workerUrl: string, room: string, hook: string, body: unknown): Promise<A> => {
+const again = async <A>(workerUrl: string, room: string, hook: string, body: unknown): Promise<A> => {
   for (let attempt = 1; ; attempt++) {
     try {
       return await call<A>(workerUrl, room, hook, body)
@@ -61,11 +62,11 @@ export const hooks = (workerUrl: string, room: string) => ({
   /** Runs tombstone GC as if the time were `now`. */
   gc: (now: number) => call<{ purged: number; horizon: number; clientsPruned: number }>(workerUrl, room, "gc", { now }),
   /** Makes `authorizeAction` wait this many ms (asynchronously) before deciding; 0 turns it off. */
-  actionDelay: (ms: number) => setting<{ ok: true }>(workerUrl, room, "action-delay", { ms }),
+  actionDelay: (ms: number) => again<{ ok: true }>(workerUrl, room, "action-delay", { ms }),
   /** Slows `authorizeAction` by this many scheduler yields (CPU-bound work). */
-  actionSteps: (steps: number) => setting<{ ok: true }>(workerUrl, room, "action-steps", { steps }),
+  actionSteps: (steps: number) => again<{ ok: true }>(workerUrl, room, "action-steps", { steps }),
   /** Writes a row in a user transaction that awaits and then rolls back. */
-  rolledBackWrite: (id: string, text: string) => call<{ outcome: string }>(workerUrl, room, "rolled-back-write", { id, text }),
+  rolledBackWrite: (id: string, text: string) => again<{ outcome: string }>(workerUrl, room, "rolled-back-write", { id, text }),
   /** Inserts `count` rows in one statement. */
   seed: (from: number, count: number) => call<{ ok: true }>(workerUrl, room, "seed", { from, count }),
   /** Wipes the object's storage (deleteAll), recreates the table and restarts sync. */
