@@ -56,3 +56,86 @@ describe("reading a client as changes arrive", () => {
     expect(first[100]![1]).toBe("edit 1100")
   })
 })
+
+describe("the optimistic view as actions queue", () => {
+  const create = (id: string): TodoAction => ({ type: "create", payload: { id, text: `new ${id}`, completed: 0, priority: 1 } })
+  const entry = (seq: number, action: TodoAction, clientId = "c1") => ({
+    clientId,
+    clientKey: "k".repeat(32),
+    seq,
+    action,
+    encoded: action,
+    schema: 2,
+    bytes: 100,
+    sent: false,
+    waiter: undefined
+  })
+  const reducing = () => {
+    const calls = { n: 0 }
+    const reducer = (records: ReadonlyArray<Todo>, action: TodoAction): ReadonlyArray<Todo> => {
+      calls.n++
+      return action.type === "create" ? [...records, [action.payload.id, action.payload.text, 0, 2, 2, 1, null]] : records
+    }
+    return { calls, reducer }
+  }
+
+  it("applies the reducer only to the actions queued since the last read: a long offline session never replays its queue", () => {
+    const e = engine()
+    const { calls, reducer } = reducing()
+    e.setOptimistic(reducer)
+    for (let seq = 1; seq <= 200; seq++) {
+      e.enqueue([entry(seq, create(`n${seq}`))])
+      e.snapshot()
+      e.status()
+    }
+    expect(calls.n).toBe(200)
+    const rows = e.snapshot()
+    expect(rows).toHaveLength(1200)
+    expect(rows[1000]![0]).toBe("n1")
+    expect(rows[1199]![0]).toBe("n200")
+    expect(e.status().pendingIds.size).toBe(200)
+    expect(e.status().pendingIds.has("n200")).toBe(true)
+  })
+
+  it("replays the whole queue over the confirmed records once anything but an append changed", () => {
+    const e = engine()
+    const { calls, reducer } = reducing()
+    e.setOptimistic(reducer)
+    e.enqueue([entry(2, create("a")), entry(3, create("b"))])
+    expect(e.snapshot().slice(1000).map((r) => r[0])).toEqual(["a", "b"])
+    // an adopted action that predates the queue goes in front
+    e.enqueue([entry(1, create("first"), "old")], true)
+    expect(e.snapshot().slice(1000).map((r) => r[0])).toEqual(["first", "a", "b"])
+    expect(calls.n).toBe(2 + 3)
+    // a confirmed change under the queue
+    e.receive({ _tag: "Change", channel: "todos", version: 1001, rows: [row("t5", "edited")], deleted: [] })
+    const rows = e.snapshot()
+    expect(rows[5]![1]).toBe("edited")
+    expect(rows.slice(1000).map((r) => r[0])).toEqual(["first", "a", "b"])
+    expect(calls.n).toBe(2 + 3 + 3)
+    // a new reducer
+    const other = reducing()
+    e.setOptimistic(other.reducer)
+    e.enqueue([entry(4, create("c"))])
+    expect(e.snapshot().slice(1000).map((r) => r[0])).toEqual(["first", "a", "b", "c"])
+    expect(other.calls.n).toBe(4)
+  })
+
+  it("replays the rest of the queue once an action settled, or one went in front", () => {
+    const e = engine()
+    const { calls, reducer } = reducing()
+    e.setOptimistic(reducer)
+    e.enqueue([entry(1, create("a")), entry(2, create("b"))])
+    expect(e.snapshot().slice(1000).map((r) => r[0])).toEqual(["a", "b"])
+    expect(e.pushNext(10)).toBe(2)
+    e.receive({ _tag: "Pushed", channel: "todos", clientId: "c1", version: 1001, next: 2, results: [{ seq: 1, rows: [["a", "new a", 0, 2, 2, 1, null]] }] })
+    // as many actions as before, the last one the same: an adopted one took the settled one's place in front
+    e.enqueue([entry(1, create("x"), "old")], true)
+    expect(e.snapshot().slice(1000).map((r) => r[0])).toEqual(["x", "b"])
+    e.enqueue([entry(3, create("c"))])
+    const rows = e.snapshot()
+    expect(rows.slice(1000).map((r) => r[0])).toEqual(["x", "b", "c"])
+    expect(calls.n).toBe(2 + 2 + 1)
+    expect([...e.status().pendingIds].sort()).toEqual(["b", "c", "x"])
+  })
+})
