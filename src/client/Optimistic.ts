@@ -2,7 +2,8 @@
  * The optimistic view of one channel: the reducer applied over the
  * confirmed records for every pending action, in order, and the ids of the
  * records those actions touch (the rows a UI marks as pending). Pure, so
- * that the engine can rebuild it lazily, at most once between changes.
+ * that the engine can rebuild it lazily, at most once between changes, and
+ * extend the last build when actions were only queued since.
  *
  * @since 0.2.0
  */
@@ -61,12 +62,12 @@ export const build = <R extends Row, A>(
   previous?: View<R, A>
 ): View<R, A> => {
   const base = table.array()
-  const from = previous !== undefined && previous.base === base && previous.reducer === reducer && previous.count > 0 &&
-      pending[0] === previous.first && pending[previous.count - 1] === previous.last
+  const from = previous?.base === base && previous.reducer === reducer && pending[0] === previous.first &&
+      pending[previous.count - 1] === previous.last
     ? previous.count
     : 0
-  const named = new Set<RowId>(from > 0 ? previous!.named : undefined)
-  let rows: ReadonlyArray<R> = from > 0 ? previous!.reduced : base
+  const named = new Set(from > 0 ? previous!.named : undefined)
+  let rows = from > 0 ? previous!.reduced : base
   for (let k = from; k < pending.length; k++) {
     const action = pending[k]!.action
     if (action === undefined) continue
