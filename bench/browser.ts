@@ -9,7 +9,10 @@
  *   (one transaction's reads of the meta, the pages and the log, the pages
  *   parsed with JSON.parse), alternating;
  * - the heap a 100k-row client holds (V8's used heap after a collection),
- *   beside the raw read's arrays.
+ *   beside the raw read's arrays;
+ * - 12, enqueue stays flat: an offline client over 1,000 cached rows queues
+ *   1,000 actions into IndexedDB, each timed until its record is stored (see
+ *   bench/enqueue.ts for the Node side).
  */
 import { build } from "esbuild"
 import { existsSync } from "node:fs"
@@ -20,8 +23,10 @@ import { changeFrames, syncFrames } from "./local.ts"
 
 // The client, the channel and a fake socket for the page, and a counter of the bytes it puts into IndexedDB.
 const harness = `
-import { createSyncClient } from "./src/client/index.ts"
+import * as Effect from "effect/Effect"
+import { createSyncClient, makeIndexedDb } from "./src/client/index.ts"
 import { todos } from "./fixtures/todo-sync/src/shared.ts"
+import { optimisticReducer } from "./fixtures/todo-sync/src/app/optimistic.ts"
 class FakeSocket {
   readyState = 1
   url = "ws://bench.invalid/parties/to-dos/cache"
@@ -33,9 +38,12 @@ class FakeSocket {
 }
 const counted = { bytes: 0, puts: 0 }
 const put = IDBObjectStore.prototype.put
+// the records' keys only: a lease's heartbeat (every few seconds, whatever changes) is no change's cost
 IDBObjectStore.prototype.put = function (value, key) {
-  counted.puts++
-  counted.bytes += JSON.stringify(value).length + (key === undefined ? 0 : JSON.stringify(key).length)
+  if (typeof key === "string" && key.includes("/r/")) {
+    counted.puts++
+    counted.bytes += JSON.stringify(value).length + JSON.stringify(key).length
+  }
   return put.call(this, value, key)
 }
 const request = (r) => new Promise((resolve, reject) => { r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error) })
@@ -73,7 +81,39 @@ const open = async (frames) => {
   window.socket = socket
   return { ms, cached, rows: client.getSnapshot().length }
 }
-window.bench = { open, rawRead, storedCursor, counted }
+// 12: an offline client over the rows of frames (cached by an online one first) queues actions that edit them;
+// each is timed until IndexedDB has stored its record (and, with read, the snapshot and status read)
+let sessions = 0
+const offline = async (frames, actions, read) => {
+  const url = "ws://bench.invalid/parties/to-dos/offline-" + ++sessions
+  const online = new FakeSocket()
+  online.url = url
+  const seed = createSyncClient({ channel: todos, socket: online, persistDelayMs: 1 })
+  await seed.ready
+  for (const f of frames) online.deliver(f)
+  await seed.close()
+  const inner = makeIndexedDb()
+  let stored = () => {}
+  const store = Object.create(inner)
+  store.set = (key, value) => Effect.tap(inner.set(key, value), () => Effect.sync(() => key.includes("/q/") && stored()))
+  const socket = { readyState: 3, url, send() { throw new Error("offline") }, addEventListener() {}, removeEventListener() {} }
+  const client = createSyncClient({ channel: todos, socket, store, optimistic: optimisticReducer })
+  await client.ready
+  const cached = client.getSnapshot().length
+  const perEnqueue = []
+  for (let k = 0; k < actions; k++) {
+    const done = new Promise((resolve) => { stored = resolve })
+    const t0 = performance.now()
+    client.send({ type: "update", payload: { id: "t" + (k * 7) % cached, text: "edited offline " + k } }).catch(() => {})
+    if (read) { client.getSnapshot(); client.getStatus() }
+    await done
+    perEnqueue.push(performance.now() - t0)
+  }
+  const pending = client.getStatus().pending
+  await client.close()
+  return { cached, pending, perEnqueue }
+}
+window.bench = { open, rawRead, storedCursor, counted, offline }
 `
 
 /** What scenario 11 measured in Chromium. */
@@ -86,6 +126,12 @@ export interface BrowserCacheResult {
   readonly heap: { readonly ours: number; readonly raw: number }
 }
 
+/** 12 in Chromium: ms per enqueue of an offline session into IndexedDB, the queue alone and with a render's read after each. */
+export interface BrowserEnqueueResult {
+  readonly queue: ReadonlyArray<number>
+  readonly render: ReadonlyArray<number>
+}
+
 const launch = async (): Promise<Browser> => {
   const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
   if (!existsSync(executablePath)) throw new Error(`bench: Chromium not found at ${executablePath} (apt-get install -y chromium)`)
@@ -96,8 +142,26 @@ const launch = async (): Promise<Browser> => {
   })
 }
 
-/** Runs scenario 11's Chromium part; `reloads` rounds of the reload. */
-export const browserCache = async (reloads: number): Promise<BrowserCacheResult> => {
+/** 12 in Chromium: a warm-up session of 100 enqueues, then 1,000 with the queue alone and 1,000 with a render's read, each over 1,000 cached rows. */
+const offlineEnqueue = async (browser: Browser, origin: string): Promise<BrowserEnqueueResult> => {
+  const context = await browser.newContext()
+  const page = await context.newPage()
+  await page.goto(origin)
+  const frames = syncFrames(1_000)
+  const session = async (actions: number, read: boolean) => {
+    const r = await page.evaluate(([f, n, rd]) => (window as any).bench.offline(f, n, rd), [frames, actions, read] as const)
+    if (r.cached !== 1_000 || r.pending !== actions) throw new Error(`bench: the offline client held ${r.cached} rows and ${r.pending} actions`)
+    return r.perEnqueue as Array<number>
+  }
+  await session(100, true)
+  const queue = await session(1_000, false)
+  const render = await session(1_000, true)
+  await context.close()
+  return { queue, render }
+}
+
+/** Serves the harness on a loopback origin and runs `f` in a Chromium that can load it. */
+const withHarness = async <A>(f: (browser: Browser, origin: string) => Promise<A>): Promise<A> => {
   const bundled = await build({
     stdin: { contents: harness, resolveDir: process.cwd(), loader: "ts" },
     bundle: true,
@@ -114,6 +178,16 @@ export const browserCache = async (reloads: number): Promise<BrowserCacheResult>
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`
   const browser = await launch()
   try {
+    return await f(browser, origin)
+  } finally {
+    await browser.close()
+    server.close()
+  }
+}
+
+/** Runs scenario 11's Chromium part; `reloads` rounds of the reload. */
+export const browserCache = (reloads: number): Promise<BrowserCacheResult> =>
+  withHarness(async (browser, origin) => {
     const stored = async (page: Page, cursor: number) => {
       for (const deadline = Date.now() + 120_000; Date.now() < deadline;) {
         if ((await page.evaluate(() => (window as any).bench.storedCursor())) === cursor) return
@@ -182,8 +256,7 @@ export const browserCache = async (reloads: number): Promise<BrowserCacheResult>
     const heap = { ours: await heldBy("ours"), raw: await heldBy("raw") }
     await context.close()
     return { bytes, reload, heap }
-  } finally {
-    await browser.close()
-    server.close()
-  }
-}
+  })
+
+/** 12. Enqueues of offline sessions into IndexedDB in Chromium (see `offlineEnqueue`). */
+export const browserEnqueue = (): Promise<BrowserEnqueueResult> => withHarness(offlineEnqueue)

@@ -2,7 +2,8 @@
  * The optimistic view of one channel: the reducer applied over the
  * confirmed records for every pending action, in order, and the ids of the
  * records those actions touch (the rows a UI marks as pending). Pure, so
- * that the engine can rebuild it lazily, at most once between changes.
+ * that the engine can rebuild it lazily, at most once between changes, and
+ * extend the last build when actions were only queued since.
  *
  * @since 0.2.0
  */
@@ -27,30 +28,71 @@ export const sameSet = (a: ReadonlySet<RowId>, b: ReadonlySet<RowId>): boolean =
   return true
 }
 
-/** Builds the view; `onError` hears a reducer that threw (that action is skipped). */
+/**
+ * A built view, and what it was built from: the confirmed array, the reducer,
+ * the pending actions it applied (the first and the last of them, and how
+ * many), the reducer's output before `settle` and the ids the actions name.
+ */
+export interface View<R extends Row, A> {
+  readonly rows: ReadonlyArray<R>
+  readonly ids: ReadonlySet<RowId>
+  readonly base: ReadonlyArray<R>
+  readonly reducer: ((records: ReadonlyArray<R>, action: A) => ReadonlyArray<R>) | undefined
+  readonly count: number
+  readonly first: unknown
+  readonly last: unknown
+  readonly reduced: ReadonlyArray<R>
+  readonly named: ReadonlySet<RowId>
+}
+
+/**
+ * Builds the view; `onError` hears a reducer that threw (that action is
+ * skipped). Given the previous view, when nothing changed since but actions
+ * queued after it, only those are applied: each enqueue of a long offline
+ * session costs the same, not one reducer call per queued action. The queue
+ * only grows at either end and loses entries, so the same first and last
+ * entries at the same distance mean the same entries in between.
+ */
 export const build = <R extends Row, A>(
   table: RecordTable<R>,
   pending: ReadonlyArray<{ readonly action: A | undefined }>,
   reducer: ((records: ReadonlyArray<R>, action: A) => ReadonlyArray<R>) | undefined,
   idsOf: (action: A) => Iterable<RowId>,
-  onError: (error: unknown) => void
-): { readonly rows: ReadonlyArray<R>; readonly ids: ReadonlySet<RowId> } => {
+  onError: (error: unknown) => void,
+  previous?: View<R, A>
+): View<R, A> => {
   const base = table.array()
-  const ids = new Set<RowId>()
-  for (const p of pending) if (p.action !== undefined) for (const id of idsOf(p.action)) ids.add(id)
-  let rows: ReadonlyArray<R> = base
-  if (reducer !== undefined && pending.length > 0) {
-    for (const p of pending) {
-      if (p.action === undefined) continue
-      try {
-        rows = reducer(rows, p.action)
-      } catch (error) {
-        onError(error)
-      }
+  const from = previous?.base === base && previous.reducer === reducer && pending[0] === previous.first &&
+      pending[previous.count - 1] === previous.last
+    ? previous.count
+    : 0
+  const named = new Set(from > 0 ? previous!.named : undefined)
+  let rows = from > 0 ? previous!.reduced : base
+  for (let k = from; k < pending.length; k++) {
+    const action = pending[k]!.action
+    if (action === undefined) continue
+    for (const id of idsOf(action)) named.add(id)
+    if (reducer === undefined) continue
+    try {
+      rows = reducer(rows, action)
+    } catch (error) {
+      onError(error)
     }
-    if (rows !== base) rows = settle(table, rows, ids)
   }
-  return { rows, ids: ids.size === 0 ? EMPTY_IDS : ids }
+  const ids = new Set(named)
+  const reduced = rows
+  if (rows !== base) rows = settle(table, rows, ids)
+  return {
+    rows,
+    ids: ids.size === 0 ? EMPTY_IDS : ids,
+    base,
+    reducer,
+    count: pending.length,
+    first: pending[0],
+    last: pending[pending.length - 1],
+    reduced,
+    named
+  }
 }
 
 // One id, one row: a reducer that appends a row the server already confirmed

@@ -96,6 +96,8 @@ export class SyncEngine<R extends Row, A> implements Route {
   #refusal: Failure | undefined
   #snapshot: ReadonlyArray<R> | undefined = []
   #pendingIds: ReadonlySet<RowId> = Optimistic.EMPTY_IDS
+  /** The last optimistic build: actions queued after it extend it. */
+  #view: Optimistic.View<R, A> | undefined
   #status: SyncStatus | undefined
   #optimistic: EngineOptions<R, A>["optimistic"]
 
@@ -199,7 +201,8 @@ export class SyncEngine<R extends Row, A> implements Route {
     const view = Optimistic.build(this.table, this.pending, this.#optimistic, this.options.idsOf ?? Optimistic.defaultIdsOf, (error) => {
       this.#lastError = { reason: "ReducerFailed", message: String(error) }
       this.#status = undefined
-    })
+    }, this.#view)
+    this.#view = view
     this.#snapshot = view.rows
     // the status object stays the same unless something in it changed
     if (!Optimistic.sameSet(view.ids, this.#pendingIds)) {

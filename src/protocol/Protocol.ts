@@ -99,7 +99,7 @@ export const Subscribe = /*#__PURE__*/ Schema.TaggedStruct("Subscribe", {
    * cursor and that the view no longer admits is removed only if held (the
    * answer for a hidden row and for a row that never was is the same).
    */
-  held: /*#__PURE__*/ Schema.optionalKey(Schema.Array(RowId))
+  held: /*#__PURE__*/ Schema.optionalKey(/*#__PURE__*/ Schema.Array(RowId))
 })
 /** Start (or resume) receiving a channel. */
 export type Subscribe = typeof Subscribe.Type
@@ -191,7 +191,7 @@ export const isTransient = (reason: ErrorReason): boolean => reason === "TooMany
  */
 export const ErrorReason = /*#__PURE__*/ Schema.Union([
   ProtocolReason,
-  Schema.Literals(["InvalidAction", "NotAuthorized", "ActionRejected", "HandlerFailed", "InvalidRecord"])
+  /*#__PURE__*/ Schema.Literals(["InvalidAction", "NotAuthorized", "ActionRejected", "HandlerFailed", "InvalidRecord"])
 ])
 /** Why a frame or an action was refused. */
 export type ErrorReason = typeof ErrorReason.Type
@@ -208,8 +208,8 @@ export const SyncRows = /*#__PURE__*/ Schema.TaggedStruct("SyncRows", {
   channel: Name,
   sub: /*#__PURE__*/ Schema.optionalKey(Sub),
   reset: Schema.Boolean,
-  rows: Schema.Array(WireRow),
-  deleted: Schema.Array(RowId)
+  rows: /*#__PURE__*/ Schema.Array(WireRow),
+  deleted: /*#__PURE__*/ Schema.Array(RowId)
 })
 /** One chunk of a sync answer. */
 export type SyncRows = typeof SyncRows.Type
@@ -227,7 +227,7 @@ export const Synced = /*#__PURE__*/ Schema.TaggedStruct("Synced", {
   version: Version,
   reset: Schema.Boolean,
   history: Name,
-  view: /*#__PURE__*/ Schema.optionalKey(Schema.Literal(true))
+  view: /*#__PURE__*/ Schema.optionalKey(/*#__PURE__*/ Schema.Literal(true))
 })
 /** Ends a sync answer. */
 export type Synced = typeof Synced.Type
@@ -240,8 +240,8 @@ export const Change = /*#__PURE__*/ Schema.TaggedStruct("Change", {
   channel: Name,
   sub: /*#__PURE__*/ Schema.optionalKey(Sub),
   version: Version,
-  rows: Schema.Array(WireRow),
-  deleted: Schema.Array(RowId)
+  rows: /*#__PURE__*/ Schema.Array(WireRow),
+  deleted: /*#__PURE__*/ Schema.Array(RowId)
 })
 /** Committed changes to a channel. */
 export type Change = typeof Change.Type
@@ -253,8 +253,8 @@ export type Change = typeof Change.Type
  */
 export const Applied = /*#__PURE__*/ Schema.Struct({
   seq: Seq,
-  rows: Schema.Array(WireRow),
-  duplicate: /*#__PURE__*/ Schema.optionalKey(Schema.Literal(true))
+  rows: /*#__PURE__*/ Schema.Array(WireRow),
+  duplicate: /*#__PURE__*/ Schema.optionalKey(/*#__PURE__*/ Schema.Literal(true))
 })
 /** An action the server applied. */
 export type Applied = typeof Applied.Type
@@ -264,7 +264,7 @@ export const Refused = /*#__PURE__*/ Schema.Struct({
   seq: Seq,
   reason: ErrorReason,
   message: Schema.String,
-  duplicate: /*#__PURE__*/ Schema.optionalKey(Schema.Literal(true))
+  duplicate: /*#__PURE__*/ Schema.optionalKey(/*#__PURE__*/ Schema.Literal(true))
 })
 /** An action the server refused. */
 export type Refused = typeof Refused.Type
@@ -284,7 +284,7 @@ export const Pushed = /*#__PURE__*/ Schema.TaggedStruct("Pushed", {
   version: Version,
   next: Seq,
   results: /*#__PURE__*/ Schema.Array(/*#__PURE__*/ Schema.Union([Applied, Refused])),
-  changes: /*#__PURE__*/ Schema.optionalKey(Schema.Array(Change))
+  changes: /*#__PURE__*/ Schema.optionalKey(/*#__PURE__*/ Schema.Array(Change))
 })
 /** The reply to a `Push`. */
 export type Pushed = typeof Pushed.Type
@@ -297,7 +297,7 @@ export type Pushed = typeof Pushed.Type
 export const ResultRows = /*#__PURE__*/ Schema.TaggedStruct("ResultRows", {
   clientId: Name,
   seq: Seq,
-  rows: Schema.Array(WireRow)
+  rows: /*#__PURE__*/ Schema.Array(WireRow)
 })
 /** Part of a push's reply. */
 export type ResultRows = typeof ResultRows.Type
@@ -309,8 +309,8 @@ export type ResultRows = typeof ResultRows.Type
  * whose decoder requires it, read every refusal during a deploy.
  */
 export const Failure = /*#__PURE__*/ Schema.TaggedStruct("Failure", {
-  requestId: Schema.NullOr(Schema.String),
-  channel: Schema.NullOr(Schema.String),
+  requestId: /*#__PURE__*/ Schema.NullOr(Schema.String),
+  channel: /*#__PURE__*/ Schema.NullOr(Schema.String),
   sub: /*#__PURE__*/ Schema.optionalKey(Sub),
   clientId: /*#__PURE__*/ Schema.optionalKey(Name),
   reason: ErrorReason,
