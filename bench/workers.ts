@@ -73,6 +73,17 @@ export const start = async (name: Side["name"], config: string, party: string, o
   return { name, url, pid: pids[0]!, party, dispose: () => worker.dispose() }
 }
 
+/**
+ * The URL of the workerd process running a side's worker, bypassing wrangler's dev proxy (a second workerd in
+ * front of it, which relays every frame): the one port that process listens on.
+ */
+export const directUrl = (side: Side): string => {
+  const listening = execFileSync("ss", ["-ltnpH"]).toString().split("\n").filter((l) => l.includes(`pid=${side.pid},`))
+  const ports = listening.map((l) => /127\.0\.0\.1:(\d+)/.exec(l)?.[1]).filter((p): p is string => p !== undefined)
+  if (ports.length !== 1) throw new Error(`bench: expected workerd ${side.pid} to listen on one port, found ${ports.length}`)
+  return `http://127.0.0.1:${ports[0]}/`
+}
+
 /** The config and party path of each side. */
 export const SIDES = {
   ours: { config: "bench/raw/ours.wrangler.toml", party: "parties/to-dos" },
