@@ -36,6 +36,7 @@ import * as Legacy from "./LedgerLegacy.ts"
 import type { SyncConnection } from "./Connections.ts"
 import { StorageError, SyncFailure } from "./Errors.ts"
 import type { ChannelChanges } from "./Frames.ts"
+import * as FullSync from "./FullSync.ts"
 import * as Histories from "./Histories.ts"
 import { type SqlValue, Storage, type StorageShape, type StorageUsage } from "./Storage.ts"
 import { Channels, SyncConfig } from "./SyncConfig.ts"
@@ -69,6 +70,13 @@ const COMPACT_SLACK = 32
 const storageError = (cause: unknown) =>
   cause instanceof StorageError ? cause : new StorageError({ message: cause instanceof Error ? cause.message : String(cause), cause })
 
+/** How a Subscribe's full answer is read: the connection's read rule, and the turns it takes with other work. */
+export interface SubscribeOptions {
+  readonly filter?: FullSync.RowFilter | undefined
+  /** Without it, every chunk is read in a row. */
+  readonly pacing?: FullSync.Pacing | undefined
+}
+
 /** The Reconciliation interface. */
 export interface ReconciliationShape {
   /** Creates the bookkeeping tables and the triggers on every channel table; runs on every start. */
@@ -93,12 +101,16 @@ export interface ReconciliationShape {
   readonly write: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<{ readonly value: A; readonly version: number }, E | StorageError | SyncFailure, R>
   /** Publishes changes committed outside a push (alarms, requests, raw SQL). */
   readonly flush: Effect.Effect<void, StorageError>
-  /** Subscribes a connection to a channel and sends it every change after its cursor. */
+  /**
+   * Subscribes a connection to a channel and sends it every change after its
+   * cursor; a reset is read in chunks (`FullSync.ts`), paced by `options`.
+   */
   readonly subscribe: (
     connection: SyncConnection,
     channel: Channel.Any,
     since: number | null,
-    history: string | undefined
+    history: string | undefined,
+    options?: SubscribeOptions
   ) => Effect.Effect<{ readonly reset: boolean; readonly version: number }, StorageError>
   /** Removes old tombstones and log entries, compacts the log and forgets idle clients. */
   readonly gc: (now: number) => Effect.Effect<GcResult, StorageError>
@@ -220,33 +232,35 @@ const make = Effect.gen(function*() {
     connection: SyncConnection,
     channel: Channel.Any,
     since: number | null,
-    cursorHistory: string | undefined
+    cursorHistory: string | undefined,
+    options: SubscribeOptions = {}
   ) {
-    return yield* exclusive(Effect.gen(function*() {
+    const resumed = yield* exclusive(Effect.gen(function*() {
       yield* flushUnlocked
       const log = logs.get(channel.name)
       if (log === undefined) return yield* new StorageError({ message: `channel ${channel.name} is not installed`, cause: null })
       const version = feed.published
-      const reset = Histories.needsReset({ ...feed, version }, since, cursorHistory)
+      // a reset is read in chunks, taking turns with other work (below)
+      if (Histories.needsReset({ ...feed, version }, since, cursorHistory)) return log
       const changes: ChannelChanges = yield* Effect.try({
-        try: () => {
-          if (!reset) return { ...ChangeLog.foldChanges(channel.name, storage.rawUnsafe(log.query, since!)), version }
-          const rows = storage.rawUnsafe(log.all) as Array<ReadonlyArray<unknown>>
-          return { channel: channel.name, rows, rowVersions: rows.map(() => version), deleted: [], deletedVersions: [], version }
-        },
+        try: () => ({ ...ChangeLog.foldChanges(channel.name, storage.rawUnsafe(log.query, since!)), version }),
         catch: storageError
       })
-      // rows written outside onAction while nobody listened are checked here, where they are first served; a full
-      // answer skips the check when every row of the table has passed one since install
-      const problem = reset && !unchecked.has(channel.name) ? undefined : log.check(changes.rows)
-      if (reset && problem === undefined) unchecked.delete(channel.name)
+      // rows written outside onAction while nobody listened are checked here, where they are first served
+      const problem = log.check(changes.rows)
       if (problem !== undefined) {
         yield* Effect.logError(`effect-partysync: rows in ${channel.table} do not match the channel's record: ${problem}`)
       }
       yield* broadcast.subscribe(connection, channel.name)
-      yield* broadcast.sendSync(connection, changes, reset, feed.history)
-      return { reset, version }
+      yield* broadcast.sendSync(connection, changes, false, feed.history)
+      return { reset: false, version }
     }))
+    if ("reset" in resumed) return resumed
+    const version = yield* FullSync.answer({
+      storage, log: resumed, connection, exclusive, flush: flushUnlocked, feed: () => feed, unchecked, config,
+      subscribe: broadcast.subscribe(connection, channel.name), ...options
+    })
+    return { reset: true, version }
   })
 
   const gc = Effect.fn("Reconciliation.gc")(function*(now: number) {

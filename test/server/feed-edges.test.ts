@@ -84,24 +84,26 @@ describe("client ids belong to their key", () => {
 })
 
 describe("sync work per connection is bounded", () => {
-  it("300 pipelined Subscribes from a read-only connection get two sync answers and typed refusals", async () => {
+  it("300 pipelined Subscribes from a read-only connection get at most two sync answers; the rest merge into a waiting one or are refused", async () => {
     const room = freshRoom("flood")
     await hooks(workerUrl(), room).seed(0, 200)
     const reader = track(await ProtocolClient.connect(`${roomUrl(workerUrl(), room)}?token=readonly`))
     const from = reader.mark()
     for (let i = 0; i < 300; i++) reader.send({ _tag: "Subscribe", channel: "todos", since: null })
-    await reader.waitFor(() => reader.messages.slice(from).filter((m) => m._tag === "Synced" || m._tag === "Failure").length >= 300, {
-      what: "an answer to every Subscribe"
-    })
+    // answered on the lane after every Subscribe before it: once it is, all 300 were handled
+    reader.send({ _tag: "Unsubscribe", channel: "no-such-channel" })
+    await reader.next((m) => m._tag === "Failure" && m.reason === "UnknownChannel", { from, what: "the marker's refusal" })
     const answers = reader.messages.slice(from)
-    expect(answers.filter((m) => m._tag === "Synced")).toHaveLength(2)
-    const refused = answers.filter((m): m is Failure => m._tag === "Failure")
-    expect(refused).toHaveLength(298)
-    expect(new Set(refused.map((f) => f.reason))).toEqual(new Set(["TooManyInFlight"]))
+    const synced = answers.filter((m) => m._tag === "Synced")
+    expect(synced.length).toBeGreaterThanOrEqual(1)
+    expect(synced.length).toBeLessThanOrEqual(2)
+    const refused = answers.filter((m): m is Failure => m._tag === "Failure" && m.reason !== "UnknownChannel")
+    expect(synced.length + refused.length).toBeLessThanOrEqual(300)
+    expect(new Set(refused.map((f) => f.reason))).toEqual(new Set(refused.length === 0 ? [] : ["TooManyInFlight"]))
     const bytes = reader.frameBytes.slice(from).reduce((a, b) => a + b, 0)
-    // two full syncs of 200 rows and 298 short refusals, not 300 full syncs
-    const oneSync = reader.frameBytes.slice(from).filter((_, i) => answers[i]!._tag === "SyncRows").reduce((a, b) => a + b, 0) / 2
-    expect(bytes).toBeLessThan(oneSync * 2 + 298 * 300)
+    // at most two full syncs of 200 rows and short refusals, not 300 full syncs
+    const oneSync = reader.frameBytes.slice(from).filter((_, i) => answers[i]!._tag === "SyncRows").reduce((a, b) => a + b, 0) / synced.length
+    expect(bytes).toBeLessThan(oneSync * 2 + 300 * 300)
   })
 })
 

@@ -315,15 +315,27 @@ describe("ActionDispatch: identities and limits", () => {
       Effect.gen(function*() {
         for (let i = 0; i < 20; i++) yield* receive(c, action("w", i + 1, create(`row-${i}`, `row ${i}`)))
         c.sent.length = 0
-        const senders = Array.from({ length: 300 }, () =>
-          Effect.forkChild(ActionDispatch.use((d) => d.receive(c, JSON.stringify({ _tag: "Subscribe", channel: "todos", since: null }))), { startImmediately: true }))
-        const fibers = yield* Effect.all(senders)
-        for (const fiber of fibers) yield* Fiber.join(fiber)
+        // one after another, as a socket delivers them: each frame is done before the next comes
+        for (let i = 0; i < 300; i++) yield* receive(c, JSON.stringify({ _tag: "Subscribe", channel: "todos", since: null }))
         const frames = decodedFrames(c)
         assert.strictEqual(frames.filter((m) => m._tag === "Synced").length, 2)
         const refused = frames.filter((m): m is Failure => m._tag === "Failure")
         assert.strictEqual(refused.length, 298)
         assert.isTrue(refused.every((f) => f.reason === "TooManyInFlight" && f.channel === "todos"))
+      })))
+
+  it.live("Subscribes that arrive while one waits are merged into it: one answer for all", () =>
+    run((c) =>
+      Effect.gen(function*() {
+        for (let i = 0; i < 5; i++) yield* receive(c, action("w", i + 1, create(`row-${i}`, `row ${i}`)))
+        c.sent.length = 0
+        const senders = Array.from({ length: 300 }, () =>
+          Effect.forkChild(ActionDispatch.use((d) => d.receive(c, JSON.stringify({ _tag: "Subscribe", channel: "todos", since: null }))), { startImmediately: true }))
+        const fibers = yield* Effect.all(senders)
+        for (const fiber of fibers) yield* Fiber.join(fiber)
+        const frames = decodedFrames(c)
+        assert.strictEqual(frames.filter((m) => m._tag === "Synced").length, 1)
+        assert.strictEqual(frames.filter((m) => m._tag === "Failure").length, 0)
       })))
 
   it.effect("two connections with the same id are two connections: each gets its own frames", () => {
