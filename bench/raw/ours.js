@@ -1,8 +1,8 @@
 /**
  * Our side of the benchmarks: the Todo fixture's server unchanged, plus
  * bench-only HTTP hooks shared with the raw baseline: `seed` (rows in one
- * transaction, one statement each), `bulk` (one multi-row INSERT ... SELECT),
- * `usage` (rows read and written so far) and `limits` (the limit counters). Seeds and bulk writes go
+ * transaction, one statement each), `bulk` (one multi-row INSERT ... SELECT)
+ * and `usage` (rows read and written so far). Seeds and bulk writes go
  * through plain SQL, so the sync layer's triggers capture every row exactly
  * as they would any other write, and the request publishes them.
  *
@@ -28,7 +28,6 @@ export class ToDos extends FixtureToDos {
       return Response.json({ ok: true })
     }
     if (path.endsWith("/hooks/usage")) return Response.json(this.storageUsage() ?? null)
-    if (path.endsWith("/hooks/limits")) return Response.json(this.limits() ?? null)
     return super.onRequest(request)
   }
 }

@@ -1,15 +1,19 @@
 /**
  * Protocol abuse ends the connection: each connection may send a few
  * invalid frames within a window (`maxInvalidFrames` per
- * `invalidFramesWindowMs`) and bytes at a bounded rate (a bucket of
- * `maxInboundBurstBytes` refilled at `maxInboundBytesPerSecond`). Past
- * either, its next frame gets a verdict: the connection is told why and
- * closed with 1008 (policy violation).
+ * `invalidFramesWindowMs`), and bytes ahead of the server at a bounded rate
+ * (a bucket of `maxInboundBurstBytes` refilled at
+ * `maxInboundBytesPerSecond`). Past either, its next frame gets a verdict:
+ * the connection is told why and closed with 1008 (policy violation).
  *
- * The library's own client stays far inside both: it sends only valid
- * frames, and at most one push per channel in flight, each no larger than
- * the server's frame limit. Allowances are kept per connection object, so a
- * hibernated connection starts afresh when it wakes.
+ * Bytes count when a frame arrives while the connection's earlier frames
+ * are still being worked on: a client that waits for its answers paces
+ * itself, however large its frames; one that pipelines without waiting is
+ * the flood. The library's own client stays far inside both limits: it
+ * sends only valid frames, keeps within the in-flight budget, and has at
+ * most one push per channel unanswered, each no larger than the server's
+ * frame limit. Allowances are kept per connection object, so a hibernated
+ * connection starts afresh when it wakes.
  *
  * @since 0.2.0
  */
@@ -30,11 +34,11 @@ export const POLICY_VIOLATION = 1008
 
 /**
  * Refusals that count as invalid frames: a client of ours never sends one
- * twice in a row. A push over the in-flight budget counts too: our client
- * keeps within the budget, so only a client that pipelines past it gets
- * many (dispatch counts those itself).
+ * twice in a row. `TooManyInFlight` counts too: our client keeps within the
+ * in-flight budget and waits between Subscribes, so only a client that
+ * pipelines past them gets many.
  */
-export const INVALID_REASONS: ReadonlySet<string> = new Set(["MalformedJson", "UnknownMessage", "FrameTooLarge", "UnknownChannel"])
+export const INVALID_REASONS: ReadonlySet<string> = new Set(["MalformedJson", "UnknownMessage", "FrameTooLarge", "UnknownChannel", "TooManyInFlight"])
 
 interface Allowance {
   tokens: number
@@ -63,8 +67,12 @@ export const make = (limits: Limits) => {
     close: (connection: SyncConnection): void => {
       closed.add(connection)
     },
-    /** Charges a frame's size (UTF-16 units of a text frame, bytes of a binary one) to its connection. */
-    frame: (connection: SyncConnection, size: number, now = Date.now()): Verdict | undefined => {
+    /**
+     * Charges a frame's size (UTF-16 units of a text frame, bytes of a binary
+     * one) to its connection, when it came while earlier ones were in progress.
+     */
+    frame: (connection: SyncConnection, size: number, pipelined: boolean, now = Date.now()): Verdict | undefined => {
+      if (!pipelined) return undefined
       const a = of(connection, now)
       a.tokens = Math.min(limits.maxInboundBurstBytes, a.tokens + ((now - a.at) * limits.maxInboundBytesPerSecond) / 1000)
       a.at = now
@@ -73,7 +81,7 @@ export const make = (limits: Limits) => {
       return {
         kind: "byteRate",
         reason: "ByteRateExceeded",
-        message: `this connection sent more than ${limits.maxInboundBytesPerSecond} bytes per second (bursts up to ${limits.maxInboundBurstBytes})`
+        message: `this connection sent more than ${limits.maxInboundBytesPerSecond} bytes per second ahead of the server (bursts up to ${limits.maxInboundBurstBytes})`
       }
     },
     /** Counts an invalid frame against its connection. */

@@ -265,7 +265,7 @@ const make = Effect.gen(function*() {
       ? subscriptions.subscribe(connection, lane, message)
       : subscriptions.unsubscribe(connection, lane, message)
     return lane.preparing.withPermits(1)(accepted).pipe(
-      Effect.flatMap((ended) => (ended === undefined ? Effect.void : Effect.andThen(lanes.run, ended))),
+      Effect.flatMap((ended) => Effect.andThen(lanes.run, ended ?? Effect.void)),
       Effect.ensuring(Effect.sync(() => lanes.done(lane)))
     )
   }
@@ -299,7 +299,8 @@ const make = Effect.gen(function*() {
     Effect.suspend(() => {
       // a connection closed for abuse may still have frames on their way: they are dropped unread
       if (abuse.isClosed(connection)) return Effect.void
-      const tooMuch = abuse.frame(connection, typeof frame === "string" ? frame.length : frame.byteLength)
+      const pipelined = (lanes.peek(connection)?.frames ?? 0) > 0
+      const tooMuch = abuse.frame(connection, typeof frame === "string" ? frame.length : frame.byteLength, pipelined)
       if (tooMuch !== undefined) return close(connection, tooMuch)
       const early = typeof frame === "string" ? overBudget(connection, frame) : undefined
       if (early !== undefined) return Effect.fail(early)
@@ -310,15 +311,15 @@ const make = Effect.gen(function*() {
         const failure = Cause.findErrorOption(cause)
         if (failure._tag === "Some" && failure.value instanceof SyncFailure) {
           const e = failure.value
-          const verdict = Abuse.INVALID_REASONS.has(e.reason) || (e.reason === "TooManyInFlight" && e.clientId !== undefined)
-            ? abuse.invalid(connection)
-            : undefined
+          const verdict = Abuse.INVALID_REASONS.has(e.reason) ? abuse.invalid(connection) : undefined
           if (verdict !== undefined) return close(connection, verdict)
-          // a tab of the previous release reads this refusal by its request id
-          if (e.requestId !== null) {
-            return broadcast.send(connection, { _tag: "Failure", requestId: e.requestId, channel: e.channel, reason: e.reason, message: e.message })
-          }
-          return refused(connection, e)
+          // a tab of the previous release reads this refusal by its request id; either way, the frame runs a unit
+          return Effect.andThen(
+            e.requestId !== null
+              ? broadcast.send(connection, { _tag: "Failure", requestId: e.requestId, channel: e.channel, reason: e.reason, message: e.message })
+              : refused(connection, e),
+            lanes.run
+          )
         }
         // no span here: this runs per frame, and the span and its stack trace cost more than a small action
         return Effect.logError("effect-partysync: frame handling failed", cause)

@@ -7,10 +7,13 @@
  * connection that floods waits behind its own work, not ahead of everyone
  * else's.
  *
- * The scheduler runs in a fiber of its own, never in the event of the frame
- * that started it (a socket gets its next frame only once its event ends),
- * and it yields to the runtime before every unit, so that frames which
- * arrived meanwhile are accepted first and take part in the next turn.
+ * Each frame, once accepted (or refused), runs the next unit in turn,
+ * whichever lane it is on, in its own event; without frames arriving, the
+ * work left goes on in a fiber of its own that yields to the event loop
+ * before each unit, so that frames which arrived meanwhile are accepted
+ * first and take part in the next turn. While a flood keeps frames coming,
+ * work goes on at their pace and in fair turns, never waiting for the event
+ * loop to empty.
  *
  * A long unit gives its turn away between steps (`turn`): it goes to the
  * back of the round, ahead of its own lane's later units, and resumes when
@@ -64,16 +67,22 @@ interface Slot {
 
 const makeSlot = (): Slot => {
   let released = false
-  let wake: (() => void) | undefined
+  let waiters: Array<() => void> = []
   return {
     release: () => {
       if (released) return
       released = true
-      wake?.()
+      const woken = waiters
+      waiters = []
+      for (const wake of woken) wake()
     },
     wait: Effect.callback<void>((resume) => {
-      if (released) resume(Effect.void)
-      else wake = () => resume(Effect.void)
+      if (released) return resume(Effect.void)
+      const wake = () => resume(Effect.void)
+      waiters.push(wake)
+      return Effect.sync(() => {
+        waiters = waiters.filter((w) => w !== wake)
+      })
     })
   }
 }
@@ -99,7 +108,6 @@ export const make = (scope: Scope.Scope) => {
   // principals with runnable lanes, in turn order; each with its lanes in turn order
   const order: Array<string | null> = []
   const byPrincipal = new Map<string | null, Array<Lane>>()
-  let running = false
 
   const activate = (lane: Lane) => {
     if (lane.active || lane.away || lane.entries.length === 0) return
@@ -130,33 +138,59 @@ export const make = (scope: Scope.Scope) => {
     }
   }
 
+  /** The slot of the entry running now, if any: one at a time. */
+  let current: Slot | undefined
+  let draining = false
+
+  /** Runs the next entry in turn until it ends or gives its turn away; false when none could run. */
+  const step: Effect.Effect<boolean> = Effect.suspend(() => {
+    if (current !== undefined) return Effect.succeed(false)
+    const entry = next()
+    if (entry === undefined) return Effect.succeed(false)
+    const slot = makeSlot()
+    current = slot
+    entry.holder.slot = slot
+    const started = entry._tag === "Resume"
+      ? Effect.sync(entry.resume)
+      // a unit answers its own failures; a defect is logged here so that the turns go on
+      : Effect.forkIn(
+        Effect.ensuring(
+          Effect.catchCause(entry.unit, (cause) => Effect.logError("effect-partysync: a unit of work failed", cause)),
+          Effect.sync(() => entry.holder.slot.release())
+        ),
+        scope
+      )
+    return Effect.andThen(started, slot.wait).pipe(
+      Effect.ensuring(Effect.sync(() => {
+        if (current === slot) current = undefined
+      })),
+      Effect.as(true)
+    )
+  })
+
+  // Without frames arriving, the work left goes on in a fiber of its own, one entry per turn of the event loop.
   const drain: Effect.Effect<void> = Effect.gen(function*() {
     for (;;) {
       yield* yieldToRuntime
-      const entry = next()
-      if (entry === undefined) {
-        running = false
-        return
-      }
-      const slot = makeSlot()
-      entry.holder.slot = slot
-      if (entry._tag === "Resume") entry.resume()
-      else {
-        // a unit answers its own failures; a defect is logged here so that the turns go on
-        const unit = Effect.catchCause(entry.unit, (cause) => Effect.logError("effect-partysync: a unit of work failed", cause))
-        yield* Effect.forkIn(Effect.ensuring(unit, Effect.sync(() => entry.holder.slot.release())), scope)
-      }
-      yield* slot.wait
+      if (current !== undefined) yield* current.wait
+      else if (!(yield* step) && order.length === 0) return
     }
-  }).pipe(Effect.onInterrupt(() => Effect.sync(() => {
-    running = false
+  }).pipe(Effect.ensuring(Effect.sync(() => {
+    draining = false
   })))
 
-  const run = Effect.suspend(() => {
-    if (running) return Effect.void
-    running = true
+  /**
+   * Runs one entry in turn here, in the event of the frame that called it,
+   * then leaves the rest to the drain. Every frame that arrives runs one:
+   * while frames keep coming (a flood), work goes on at their pace and in
+   * fair turns, rather than waiting for the event loop to empty.
+   */
+  const kick: Effect.Effect<void> = Effect.suspend(() => {
+    if (draining || order.length === 0) return Effect.void
+    draining = true
     return Effect.asVoid(Effect.forkIn(drain, scope))
   })
+  const run: Effect.Effect<void> = Effect.andThen(step, kick)
 
   /** Queues `holder`'s resumption at the front of its lane (its lane's later units stay behind it). */
   const requeue = (lane: Lane, holder: Holder, resume: () => void) => {
@@ -179,7 +213,8 @@ export const make = (scope: Scope.Scope) => {
         lane.away = false
         const back = makeSlot()
         requeue(lane, holder, back.release)
-        yield* run
+        // never `run` here: a step in this fiber could pick this very unit and wait for itself
+        yield* kick
         yield* back.wait
         return yield* result
       })

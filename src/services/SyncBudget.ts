@@ -83,12 +83,7 @@ export const make = (limits: { readonly room: number; readonly connection: numbe
 
   const place = (connection: SyncConnection, principal: string | null, queued: () => void): Effect.Effect<void> =>
     Effect.callback<void>((resume) => {
-      if (fits(connection) && order.length === 0) {
-        take(connection)
-        return resume(Effect.void)
-      }
-      queued()
-      watch.waiting(1)
+      // in the queue first: a place goes to the next principal in turn, which may be this one
       const waiter: Waiter = { connection, grant: () => resume(Effect.void), granted: false }
       let queue = queues.get(principal)
       if (queue === undefined) {
@@ -96,6 +91,9 @@ export const make = (limits: { readonly room: number; readonly connection: numbe
         order.push(principal)
       }
       queue.push(waiter)
+      watch.waiting(1)
+      grantWaiting()
+      if (!waiter.granted) queued()
       // interrupted: out of the queue, or the place it was granted meanwhile goes back
       return Effect.sync(() => (waiter.granted ? release(connection) : remove(principal, waiter)))
     })

@@ -84,17 +84,20 @@ export interface SyncOptions {
   /** Open sockets the object accepts; past it a new socket is refused with `TooManyConnections`. */
   readonly maxConnectionsPerRoom: number
   /**
-   * Invalid frames (malformed, unknown, too large, for an unknown channel) a
-   * connection may send within `invalidFramesWindowMs`; one more closes it
-   * with 1008 (policy violation) and the reason `TooManyInvalidFrames`.
+   * Invalid frames (malformed, unknown, too large, for an unknown channel, or
+   * refused as `TooManyInFlight`) a connection may send within
+   * `invalidFramesWindowMs`; one more closes it with 1008 (policy violation)
+   * and the reason `TooManyInvalidFrames`.
    */
   readonly maxInvalidFrames: number
   /** The window `maxInvalidFrames` counts in. */
   readonly invalidFramesWindowMs: number
   /**
-   * Bytes per second a connection may send, on average: a bucket of
-   * `maxInboundBurstBytes` refilled at this rate. A frame that finds it
-   * empty closes the connection with 1008 and the reason `ByteRateExceeded`.
+   * Bytes per second a connection may send ahead of the server (frames that
+   * arrive while its earlier frames are still being worked on), on average:
+   * a bucket of `maxInboundBurstBytes` refilled at this rate. A frame that
+   * finds it empty closes the connection with 1008 and the reason
+   * `ByteRateExceeded`. A client that waits for its answers never pays.
    */
   readonly maxInboundBytesPerSecond: number
   /** The most bytes a connection may send at once before `maxInboundBytesPerSecond` applies. */

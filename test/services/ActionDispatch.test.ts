@@ -310,7 +310,7 @@ describe("ActionDispatch: identities and limits", () => {
         assert.deepStrictEqual((yield* snapshot).rows.map((r) => r[0]), ["v1", "v2"])
       })))
 
-  it.live("a flood of Subscribes for one channel gets two sync answers; the rest are refused as TooManyInFlight (clients retry)", () =>
+  it.live("a flood of Subscribes for one channel gets two sync answers, then refusals (clients retry), then the connection is closed", () =>
     run((c) =>
       Effect.gen(function*() {
         for (let i = 0; i < 20; i++) yield* receive(c, action("w", i + 1, create(`row-${i}`, `row ${i}`)))
@@ -320,9 +320,11 @@ describe("ActionDispatch: identities and limits", () => {
         const frames = decodedFrames(c)
         assert.strictEqual(frames.filter((m) => m._tag === "Synced").length, 2)
         const refused = frames.filter((m): m is Failure => m._tag === "Failure")
-        assert.strictEqual(refused.length, 298)
-        assert.isTrue(refused.every((f) => f.reason === "TooManyInFlight" && f.channel === "todos"))
-      })))
+        // maxInvalidFrames refusals, then the one that closes it; the frames after that are dropped
+        assert.deepStrictEqual(refused.map((f) => f.reason), [...Array.from({ length: 5 }, () => "TooManyInFlight"), "TooManyInvalidFrames"])
+        assert.strictEqual(c.closed?.code, 1008)
+        assert.isTrue(c.closed?.reason.startsWith("TooManyInvalidFrames"))
+      }), { options: { maxInvalidFrames: 5 } }))
 
   it.live("Subscribes that arrive while one waits are merged into it: one answer for all", () =>
     run((c) =>
