@@ -9,7 +9,9 @@
  * replaced at once, as a hostile client would.
  *
  * - `storm`: Subscribes with a cursor of another history (each one asks for
- *   a full sync of the whole table), pipelined.
+ *   a full sync of the whole table) from STORM_SOCKETS sockets, each sending
+ *   the next one as soon as the last was answered (pipelined Subscribes of
+ *   one connection merge into the one waiting, so this asks for more).
  * - `flood`: pushes of 64 valid creates each, pipelined over rotating client
  *   ids, each id's seqs rewound to what the server last said it expects.
  * - `junk`: malformed JSON, unknown tags, and frames over the size limit.
@@ -21,6 +23,7 @@ const WINDOW = 1_000
 const PUSH_SIZE = 64
 const FLOOD_IDS = 50
 const SOCKETS = 200
+const STORM_SOCKETS = 4
 
 const [mode, url, seconds] = process.argv.slice(2) as [string, string, string]
 const until = Date.now() + Number(seconds) * 1000
@@ -44,10 +47,16 @@ const count = (into: Record<string, number>, key: string) => {
 }
 
 /** One attacking socket: sends `next()` frames while fewer than WINDOW are unanswered, reopens when closed. */
-const attack = (next: () => string | undefined, onFrame: (data: string) => boolean = () => true, reopen = true): Promise<void> =>
+const attack = (
+  next: () => string | undefined,
+  onFrame: (data: string) => boolean = () => true,
+  reopen = true,
+  opened: () => void = () => {}
+): Promise<void> =>
   new Promise((done) => {
     const open = () => {
       if (stopping || Date.now() > until) return done()
+      opened()
       const ws = new WebSocket(url)
       let unanswered = 0
       stats.sockets++
@@ -91,7 +100,21 @@ const attack = (next: () => string | undefined, onFrame: (data: string) => boole
 const foreignHistory = "an-old-history-of-another-object"
 const subscribeOld = JSON.stringify({ _tag: "Subscribe", channel: "todos", since: 1, history: foreignHistory })
 
-const storm = () => attack(() => subscribeOld)
+const storm = () =>
+  Promise.all(Array.from({ length: STORM_SOCKETS }, () => {
+    // one Subscribe unanswered at a time: the next goes when the last is answered
+    let waiting = false
+    return attack(() => {
+      if (waiting) return undefined
+      waiting = true
+      return subscribeOld
+    }, (data) => {
+      if (data.startsWith(`{"_tag":"Synced"`) || data.startsWith(`{"_tag":"Failure"`)) waiting = false
+      return true
+    }, true, () => {
+      waiting = false
+    })
+  }))
 
 const flood = () => {
   const sent = new Map<string, number>()

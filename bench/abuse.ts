@@ -5,14 +5,16 @@
  * Ten well-behaved protocol-level clients make round trips (a create, then
  * a ~20 ms pause) in a room seeded with 20k rows, connected to the workerd
  * process that runs the worker (not through wrangler's dev proxy, see
- * `directUrl`). After a baseline phase, each attack runs for 10 s from a
- * process of its own (bench/abuse-attacker.ts): a Subscribe storm, an action
- * flood, a junk flood, and many sockets at once; a 3 s pause follows each.
- * It reports the others' p50 and p99 per phase as ratios to the baseline,
- * their actions failed or lost, whether the worker stayed up, what each
- * attacker got, and the server's limit counters; a second baseline at the
- * end shows how far the machine drifted. Results also go to
- * bench/abuse-results.json.
+ * `directUrl`). Each attack runs for 10 s from a process of its own
+ * (bench/abuse-attacker.ts): a Subscribe storm, an action flood, a junk
+ * flood, and many sockets at once; a 3 s pause follows each, and a 10 s
+ * baseline phase with no attack comes before the first and after each one.
+ * An attack's p50 and p99 are compared with the mean of the baselines just
+ * before and after it (the machine drifts over a run). It reports the
+ * others' actions failed or lost, whether the worker stayed up (same
+ * process, same object), what each attacker got, the CPU the worker and the
+ * attacker used per phase, and the server's limit counters. Results also go
+ * to bench/abuse-results.json.
  *
  * ABUSE_SECONDS (10), ABUSE_ROWS (20000), ABUSE_CLIENTS (10) and
  * ABUSE_PHASES (storm,flood,junk,sockets) change the run.
@@ -23,7 +25,7 @@ import { loadavg } from "node:os"
 import { fileURLToPath } from "node:url"
 import { type BenchClient, connect } from "./clients.ts"
 import { now, quantile, round, sleep } from "./stats.ts"
-import { directUrl, seed, SIDES, type Side, start } from "./workers.ts"
+import { cpuMicros, directUrl, seed, SIDES, type Side, start } from "./workers.ts"
 
 const SECONDS = Number(process.env.ABUSE_SECONDS ?? 10)
 const ROWS = Number(process.env.ABUSE_ROWS ?? 20_000)
@@ -85,7 +87,7 @@ const attacker = (mode: string, wsRoom: string) => {
     child.on("message", (m) => resolve(m as Record<string, unknown>))
     child.on("exit", () => resolve({ mode, exited: true }))
   })
-  return { stop: () => child.send("stop"), report }
+  return { stop: () => child.send("stop"), report, pid: child.pid! }
 }
 
 const alive = (pid: number) => {
@@ -115,12 +117,21 @@ const main = async () => {
     const run = runClients(clients, phase)
     await sleep(2_000)
     const attacks: Record<string, Record<string, unknown>> = {}
-    const phases = ["baseline", ...ATTACKS, "baseline-after"]
+    const cpu: Record<string, { worker: number; clients: number; attacker?: number }> = {}
+    const phases = ATTACKS.flatMap((a, i) => [`baseline-${i}`, a]).concat(`baseline-${ATTACKS.length}`)
     for (const name of phases) {
       log(`phase ${name}`)
       const attack = name.startsWith("baseline") ? undefined : attacker(name, wsRoom)
       phase.current = name
+      const before = { worker: cpuMicros(side.pid), clients: process.cpuUsage(), attacker: attack === undefined ? 0 : cpuMicros(attack.pid) }
       await sleep(SECONDS * 1000)
+      // CPU share of one core over the phase
+      cpu[name] = {
+        worker: round((cpuMicros(side.pid) - before.worker) / (SECONDS * 1e6), 2),
+        // this process: the well-behaved clients, decoding every change the room publishes
+        clients: (({ user, system }) => round((user + system) / (SECONDS * 1e6), 2))(process.cpuUsage(before.clients)),
+        ...(attack === undefined ? {} : { attacker: round((cpuMicros(attack.pid) - before.attacker) / (SECONDS * 1e6), 2) })
+      }
       attack?.stop()
       phase.current = `${name}-gap`
       if (attack !== undefined) attacks[name] = await attack.report
@@ -138,22 +149,27 @@ const main = async () => {
     const sameObject = (await instance()) === first
 
     const of = (name: string) => run.samples.filter((s) => s.phase === name).map((s) => s.ms)
-    const base = of("baseline")
-    const b50 = quantile(base, 0.5)
-    const b99 = quantile(base, 0.99)
-    const table = [...phases, ...ATTACKS.map((a) => `${a}-gap`)].map((name) => {
+    const table = phases.map((name) => {
       const xs = of(name)
       const p50 = quantile(xs, 0.5)
       const p99 = quantile(xs, 0.99)
+      const i = ATTACKS.indexOf(name)
+      // an attack against the mean of the baselines around it
+      const around = i < 0 ? undefined : [`baseline-${i}`, `baseline-${i + 1}`].map(of)
+      const b50 = around === undefined ? undefined : (quantile(around[0]!, 0.5) + quantile(around[1]!, 0.5)) / 2
+      const b99 = around === undefined ? undefined : (quantile(around[0]!, 0.99) + quantile(around[1]!, 0.99)) / 2
       return {
         phase: name,
         n: xs.length,
         p50: round(p50, 2),
         p99: round(p99, 2),
         max: round(Math.max(...xs), 1),
-        p50x: round(p50 / b50, 2),
-        p99x: round(p99 / b99, 2),
-        pass: name.startsWith("baseline") || name.endsWith("-gap") ? undefined : p50 <= 2 * b50 && p99 <= 3 * b99
+        p50x: b50 === undefined ? undefined : round(p50 / b50, 2),
+        p99x: b99 === undefined ? undefined : round(p99 / b99, 2),
+        pass: b50 === undefined || b99 === undefined ? undefined : p50 <= 2 * b50 && p99 <= 3 * b99,
+        workerCpu: cpu[name]?.worker,
+        clientsCpu: cpu[name]?.clients,
+        attackerCpu: cpu[name]?.attacker
       }
     })
     const result = {

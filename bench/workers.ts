@@ -100,7 +100,7 @@ export const startWorkers = async (): Promise<{ ours: Side; raw: Side }> => {
 const ticksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim())
 
 /** CPU time a process has used so far (user + system), in µs, at the kernel's tick resolution. */
-const cpuMicros = (pid: number): number => {
+export const cpuMicros = (pid: number): number => {
   // the fields after the command name, whose own parentheses may hold anything
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ").pop()!.split(" ")
   return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / ticksPerSecond

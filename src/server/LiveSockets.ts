@@ -25,13 +25,15 @@ export type Caps = Pick<SyncOptions, "maxConnectionsPerPrincipal" | "maxConnecti
 /** The open sockets of one object, counted per principal. */
 export class LiveSockets {
   readonly #list: () => Iterable<SyncConnection>
+  readonly #onClosed: (connection: SyncConnection) => void
   #all: Set<SyncConnection> | undefined
   readonly #byPrincipal = new Map<string | null, number>()
   #total = 0
 
-  /** `list` reads the open sockets from partyserver (once per wake). */
-  constructor(list: () => Iterable<SyncConnection>) {
+  /** `list` reads the open sockets from partyserver (once per wake); `onClosed` hears of every socket that closes. */
+  constructor(list: () => Iterable<SyncConnection>, onClosed: (connection: SyncConnection) => void = () => {}) {
     this.#list = list
+    this.#onClosed = onClosed
   }
 
   /** The open connections. */
@@ -59,6 +61,7 @@ export class LiveSockets {
 
   /** A socket closed (or failed). */
   closed(connection: SyncConnection): void {
+    this.#onClosed(connection)
     if (this.#all?.delete(connection) === true) this.#count(principalKey(connection.state.principal), -1)
   }
 

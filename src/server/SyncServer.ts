@@ -127,7 +127,7 @@ export abstract class SyncServer<
   #installation: (InstallReport & { readonly migrated: ReadonlyArray<readonly [number, string]> }) | undefined
   readonly #adapters = new WeakMap<Connection, SyncConnection>()
   /** The open connections (built once per wake, then kept up to date) and their caps. */
-  readonly #sockets = new LiveSockets(() => Array.from(this.getConnections(), (c) => this.#adapt(c)))
+  readonly #sockets = new LiveSockets(() => Array.from(this.getConnections(), (c) => this.#adapt(c)), (c) => this.#dispatch?.closed(c))
 
   /** What the last start of the services did (migrations run, history) and cost (rows read and written); undefined before the first. */
   get installation(): (InstallReport & { readonly migrated: ReadonlyArray<readonly [number, string]> }) | undefined {
@@ -297,6 +297,12 @@ export abstract class SyncServer<
     this.#sockets.opened(this.#adapt(connection), state.principal)
   }
 
+  // frames still on their way from a connection closed for abuse are dropped before partyserver reads its attachment
+  override webSocketMessage(ws: WebSocket, message: WSMessage): Promise<void> {
+    const adapter = this.#adapters.get(ws as unknown as Connection)
+    return adapter !== undefined && this.#dispatch?.dropped(adapter) === true ? Promise.resolve() : super.webSocketMessage(ws, message)
+  }
+
   override async onMessage(connection: Connection, message: WSMessage): Promise<void> {
     // partyserver does not await this promise: every failure is answered or logged here
     // the dispatch is set once the services started and cleared when they stop or fail to start
@@ -309,11 +315,8 @@ export abstract class SyncServer<
       this.#adapt(connection).send(encodeServerFrame({ _tag: "Failure", requestId: null, ...ids, reason: "Unavailable", message: unavailable }))
       return
     }
-    // receive never fails (refusals are answered, the rest is logged) and ends when the frame's work has; frames
-    // still on their way from a connection closed for abuse are dropped here, at no further cost
-    const adapter = this.#adapt(connection)
-    if (this.#dispatch!.dropped(adapter)) return
-    const fiber = this.#runtime!.runFork(this.#dispatch!.receive(adapter, message))
+    // deliver never fails (refusals are answered, the rest is logged); the frame's work is done in its turn
+    const fiber = this.#runtime!.runFork(this.#dispatch!.deliver(this.#adapt(connection), message))
     if (fiber.pollUnsafe() === undefined) await new Promise<void>((resolve) => fiber.addObserver(() => resolve()))
   }
 

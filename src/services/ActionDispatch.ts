@@ -1,18 +1,18 @@
 /**
  * ActionDispatch: one inbound frame, start to finish. It decodes the frame
  * with the Protocol Schema, looks the channel up among the declared ones,
- * and accepts it on its connection's lane (`Lanes.ts`). A push's actions
- * are prepared there, in order: each decoded with its channel's Schema (and
- * upgraded from an older version), authorized, and bound to the handler;
- * then the batch is decided in its fair turns, `actionsPerTurn` actions at a
- * time (one transaction each, `Batch.ts`), and answered with one `Pushed`
- * reply. Subscribes are answered on the lane too (`Subscriptions.ts`). Bad
+ * and accepts it on its connection's lane (`Lanes.ts`): accepting is cheap
+ * (parse, check, queue). A push is then decided in its fair turns,
+ * `actionsPerTurn` actions at a time: each slice prepared in order (every
+ * action decoded with its channel's Schema, upgraded from an older version,
+ * authorized and bound to the handler) and decided in one transaction
+ * (`Batch.ts`); one `Pushed` reply answers it. Subscribes are answered on the lane too (`Subscriptions.ts`). Bad
  * input never reaches SQL and writes nothing; a connection that keeps
  * sending it, or sends too much, is closed (`Abuse.ts`).
  *
- * `receive` ends when the frame's work has: a socket gets its next frame
- * only then, so one connection never has more than one frame in progress
- * and a flood waits in its own socket.
+ * `receive` ends when the frame's work has; `deliver`, which the server
+ * uses, as soon as the frame is accepted: an event kept open holds up the
+ * runtime's other events, and the work is done in its turn anyway.
  *
  * An action refused before it runs (not authorized, invalid, outdated, on a
  * read-only connection) is decided all the same: its refusal is its final
@@ -24,6 +24,7 @@ import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Channel from "../protocol/Channel.ts"
@@ -60,8 +61,16 @@ const PUSH_IDS = /^\{"_tag":"Push","channel":"([^"\\]{1,128})","clientId":"([^"\
 export class ActionDispatch extends Context.Service<ActionDispatch, {
   /** Handles one inbound frame. Never fails: every refusal becomes a `Failure` frame or a refused outcome. */
   readonly receive: (connection: SyncConnection, frame: string | ArrayBuffer | ArrayBufferView) => Effect.Effect<void>
+  /**
+   * The same, ending once the frame is accepted (and has run the next unit
+   * in turn) rather than when its own work is done: the socket's event ends
+   * early, and its answer is sent when its turn comes.
+   */
+  readonly deliver: (connection: SyncConnection, frame: string | ArrayBuffer | ArrayBufferView) => Effect.Effect<void>
   /** True once a connection was closed for abuse: its frames still on their way may be dropped without `receive`. */
   readonly dropped: (connection: SyncConnection) => boolean
+  /** The socket closed: the work it queued is dropped (a client resends what was not decided). */
+  readonly closed: (connection: SyncConnection) => void
 }>()("effect-partysync/ActionDispatch") {
   /** ActionDispatch over Reconciliation, Broadcast and the application's handler. */
   static readonly layer = Layer.effect(ActionDispatch, Effect.suspend(() => make))
@@ -158,15 +167,26 @@ const make = Effect.gen(function*() {
   }
 
   /**
-   * Decides a prepared push, `actionsPerTurn` actions per turn: each slice in
-   * a transaction of its own, the sender's changes of a slice sent before
+   * Runs a step of a unit: at once when it is synchronous; when it suspends
+   * (an authorizer that awaits a service), away from the scheduler, so that
+   * other connections' work goes on meanwhile.
+   */
+  const inTurn = <A>(self: Effect.Effect<A>, turns: Lanes.Turns): Effect.Effect<A> =>
+    Effect.flatMap(Effect.forkChild(self, { startImmediately: true }), (fiber) => {
+      const done = fiber.pollUnsafe()
+      return done !== undefined ? done : turns.away(Fiber.join(fiber))
+    })
+
+  /**
+   * Decides a push, `actionsPerTurn` actions per turn: each slice prepared
+   * (decoded, upgraded, authorized) in the connection's own turn and decided
+   * in a transaction of its own, the sender's changes of a slice sent before
    * the turn passes (a later change must never reach it first), and one
    * reply after the last slice.
    */
-  const decidePush = (connection: SyncConnection, lane: Lanes.Lane, push: Batch.PreparedPush<never>, turns: Lanes.Turns) => {
+  const decidePush = (connection: SyncConnection, lane: Lanes.Lane, channel: Channel.Any, push: Push, turns: Lanes.Turns) => {
     let undecided = push.actions.length
     const per = Math.max(1, config.actionsPerTurn)
-    const channel = push.channel.name
     return Effect.gen(function*() {
       const results: Array<Pushed["results"][number]> = []
       let decided: Extract<Batch.Decided, { _tag: "Decided" }> | undefined
@@ -175,13 +195,22 @@ const make = Effect.gen(function*() {
           for (const frame of decided.withheld) connection.send(frame)
           yield* turns.turn
         }
-        const actions = push.actions.slice(from, from + per)
-        // a confirm and a skip belong to the first slice
-        const slice = from === 0 ? { ...push, actions } : { ...push, actions, confirmed: undefined, skip: undefined }
+        const entries = push.actions.slice(from, from + per)
+        const actions = yield* inTurn(Effect.forEach(entries, (entry) => prepareAction(connection, channel, push.clientId, entry)), turns)
+        const slice: Batch.PreparedPush<never> = {
+          channel,
+          clientId: push.clientId,
+          clientKey: push.clientKey,
+          principal: connection.state.principal,
+          // a confirm and a skip belong to the first slice
+          confirmed: from === 0 ? push.confirmed : undefined,
+          skip: from === 0 ? push.skip : undefined,
+          actions
+        }
         const outcome = yield* reconciliation.exclusive(reconciliation.decide(slice, connection)).pipe(
           Effect.ensuring(Effect.sync(() => {
-            lane.actions -= actions.length
-            undecided -= actions.length
+            lane.actions -= entries.length
+            undecided -= entries.length
           }))
         )
         if (outcome._tag === "Refused") return yield* refused(connection, outcome.failure)
@@ -190,7 +219,7 @@ const make = Effect.gen(function*() {
       }
       yield* broadcast.pushed(connection, {
         _tag: "Pushed",
-        channel,
+        channel: channel.name,
         clientId: push.clientId,
         version: decided!.version,
         next: decided!.next,
@@ -198,54 +227,39 @@ const make = Effect.gen(function*() {
       }, decided!.withheld)
     }).pipe(
       // the ledger itself failed: nothing more was decided, so the client may push again
-      Effect.catchTag("StorageError", (e) => refused(connection, fail("Unavailable", Batch.messageOf(e), channel, push.clientId))),
+      Effect.catchTag("StorageError", (e) => refused(connection, fail("Unavailable", Batch.messageOf(e), channel.name, push.clientId))),
       Effect.ensuring(Effect.sync(() => {
         lane.actions -= undecided
       }))
     )
   }
 
-  const acceptPush = (connection: SyncConnection, lane: Lanes.Lane, pushed: Push): Effect.Effect<Subscriptions.Accepted, SyncFailure> => {
-    const channel = channels.get(pushed.channel)
-    if (channel === undefined) return Effect.fail(fail("UnknownChannel", `unknown channel ${JSON.stringify(pushed.channel)}`, pushed.channel, pushed.clientId))
-    // as many actions as the connection's budget has room for: the rest stay undecided, and the reply's `next`
-    // says to send them again (a push larger than the server's limit would otherwise never get through)
-    const room = config.maxInFlightPerConnection - lane.actions
-    if (room <= 0 && pushed.actions.length > 0) {
-      limits.hit("inFlight", { connection, id: connection.id, principal: lane.principal })
-      return Effect.fail(fail("TooManyInFlight", `more than ${config.maxInFlightPerConnection} actions in flight`, channel.name, pushed.clientId))
-    }
-    const message = pushed.actions.length > room ? { ...pushed, actions: pushed.actions.slice(0, room) } : pushed
-    const count = message.actions.length
-    let newest: number | undefined
-    for (const a of message.actions) if (a.schema !== undefined && (newest === undefined || a.schema > newest)) newest = a.schema
-    const newer = newerThanServer(newest, channel, message.clientId)
-    if (newer !== undefined) return Effect.fail(newer)
-    for (let i = 1; i < count; i++) {
-      if (message.actions[i]!.seq !== message.actions[i - 1]!.seq + 1) {
-        return Effect.fail(fail("UnknownMessage", "a push's actions must have consecutive seqs", channel.name, message.clientId))
+  /** A push: checked and queued (its actions are prepared in its turns), or refused. */
+  const acceptPush = (connection: SyncConnection, lane: Lanes.Lane, pushed: Push): Effect.Effect<Subscriptions.Accepted, SyncFailure> =>
+    Effect.suspend(() => {
+      const channel = channels.get(pushed.channel)
+      if (channel === undefined) return Effect.fail(fail("UnknownChannel", `unknown channel ${JSON.stringify(pushed.channel)}`, pushed.channel, pushed.clientId))
+      // as many actions as the connection's budget has room for: the rest stay undecided, and the reply's `next`
+      // says to send them again (a push larger than the server's limit would otherwise never get through)
+      const room = config.maxInFlightPerConnection - lane.actions
+      if (room <= 0 && pushed.actions.length > 0) {
+        limits.hit("inFlight", { connection, id: connection.id, principal: lane.principal })
+        return Effect.fail(fail("TooManyInFlight", `more than ${config.maxInFlightPerConnection} actions in flight`, channel.name, pushed.clientId))
       }
-    }
-    lane.actions += count
-    const prepared = Effect.map(
-      Effect.forEach(message.actions, (entry) => prepareAction(connection, channel, message.clientId, entry)),
-      (actions): Batch.PreparedPush<never> => ({
-        channel,
-        clientId: message.clientId,
-        clientKey: message.clientKey,
-        principal: connection.state.principal,
-        confirmed: message.confirmed,
-        skip: message.skip,
-        actions
-      })
-    )
-    return Effect.map(
-      Effect.onInterrupt(prepared, () => Effect.sync(() => {
-        lane.actions -= count
-      })),
-      (push) => lanes.enqueue(lane, (turns) => decidePush(connection, lane, push, turns))
-    )
-  }
+      const message = pushed.actions.length > room ? { ...pushed, actions: pushed.actions.slice(0, room) } : pushed
+      const count = message.actions.length
+      let newest: number | undefined
+      for (const a of message.actions) if (a.schema !== undefined && (newest === undefined || a.schema > newest)) newest = a.schema
+      const newer = newerThanServer(newest, channel, message.clientId)
+      if (newer !== undefined) return Effect.fail(newer)
+      for (let i = 1; i < count; i++) {
+        if (message.actions[i]!.seq !== message.actions[i - 1]!.seq + 1) {
+          return Effect.fail(fail("UnknownMessage", "a push's actions must have consecutive seqs", channel.name, message.clientId))
+        }
+      }
+      lane.actions += count
+      return Effect.succeed(lanes.enqueue(lane, (turns) => decidePush(connection, lane, channel, message, turns)))
+    })
 
   // ---------------------------------------------------------------- frames
 
@@ -256,7 +270,7 @@ const make = Effect.gen(function*() {
    * pushes sent after it. Lanes are keyed by the connection itself: ids are
    * the client's choice. The frame is done when its unit is.
    */
-  const accept = (connection: SyncConnection, message: ClientMessage): Effect.Effect<void, SyncFailure> => {
+  const accept = (connection: SyncConnection, message: ClientMessage, wait: boolean): Effect.Effect<void, SyncFailure> => {
     const lane = lanes.laneOf(connection, principalKey(connection.state.principal))
     lanes.begin(lane)
     const accepted: Effect.Effect<Subscriptions.Accepted, SyncFailure> = message._tag === "Push"
@@ -265,18 +279,29 @@ const make = Effect.gen(function*() {
       ? subscriptions.subscribe(connection, lane, message)
       : subscriptions.unsubscribe(connection, lane, message)
     return lane.preparing.withPermits(1)(accepted).pipe(
-      Effect.flatMap((ended) => Effect.andThen(lanes.run, ended ?? Effect.void)),
-      Effect.ensuring(Effect.sync(() => lanes.done(lane)))
+      // a frame that queued a unit is done when the unit is
+      Effect.onExit((exit) => (Exit.isSuccess(exit) && exit.value !== undefined ? Effect.void : Effect.sync(() => lanes.done(lane)))),
+      Effect.flatMap((ended) => Effect.andThen(lanes.run, wait && ended !== undefined ? ended : Effect.void))
     )
   }
 
   /** Ends a connection that broke a limit of `Abuse.ts`: told why, then closed with 1008. */
+  /**
+   * Ends a connection that broke a limit of `Abuse.ts`: told why, muted at
+   * once (its frames are dropped unread and get no answer, so a client that
+   * waits for answers before sending more stops), and closed with 1008 after
+   * `abuseCloseDelayMs` (a client that reconnects when closed comes back no
+   * sooner than that).
+   */
   const close = (connection: SyncConnection, verdict: Abuse.Verdict) =>
     Effect.sync(() => {
       abuse.close(connection)
+      lanes.gone(connection)
       limits.hit(verdict.kind, { connection, id: connection.id, principal: principalKey(connection.state.principal) })
       connection.send(encodeServerFrame({ _tag: "Failure", requestId: null, channel: null, reason: verdict.reason, message: verdict.message }))
-      connection.close?.(Abuse.POLICY_VIOLATION, `${verdict.reason}: ${verdict.message}`.slice(0, 120))
+      const shut = () => connection.close?.(Abuse.POLICY_VIOLATION, `${verdict.reason}: ${verdict.message}`.slice(0, 120))
+      if (config.abuseCloseDelayMs > 0) setTimeout(shut, config.abuseCloseDelayMs)
+      else shut()
     })
 
   /**
@@ -294,7 +319,7 @@ const make = Effect.gen(function*() {
     return fail("TooManyInFlight", `more than ${config.maxInFlightPerConnection} actions in flight`, ids[1]!, ids[2]!)
   }
 
-  const receive = (connection: SyncConnection, frame: string | ArrayBuffer | ArrayBufferView) =>
+  const handle = (connection: SyncConnection, frame: string | ArrayBuffer | ArrayBufferView, wait: boolean) =>
     // suspended: a throw while decoding or checking becomes a logged defect, not a rejected onMessage
     Effect.suspend(() => {
       // a connection closed for abuse may still have frames on their way: they are dropped unread
@@ -305,7 +330,7 @@ const make = Effect.gen(function*() {
       const early = typeof frame === "string" ? overBudget(connection, frame) : undefined
       if (early !== undefined) return Effect.fail(early)
       const message = decodeFrame(frame)
-      return message instanceof SyncFailure ? Effect.fail(message) : accept(connection, message)
+      return message instanceof SyncFailure ? Effect.fail(message) : accept(connection, message, wait)
     }).pipe(
       Effect.catchCause((cause) => {
         const failure = Cause.findErrorOption(cause)
@@ -326,5 +351,10 @@ const make = Effect.gen(function*() {
       })
     )
 
-  return ActionDispatch.of({ receive, dropped: abuse.isClosed })
+  return ActionDispatch.of({
+    receive: (connection, frame) => handle(connection, frame, true),
+    deliver: (connection, frame) => handle(connection, frame, false),
+    dropped: abuse.isClosed,
+    closed: lanes.gone
+  })
 })

@@ -19,10 +19,12 @@
  * back of the round, ahead of its own lane's later units, and resumes when
  * its lane comes up again. A unit that must wait for something outside the
  * scheduler (`away`) releases it meanwhile; its lane runs nothing else
- * until it is back.
+ * until it is back. The work of a connection that is gone (closed, or muted
+ * for abuse) stops at its next turn, and what it had queued never starts.
  *
  * @since 0.2.0
  */
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
@@ -155,10 +157,13 @@ export const make = (scope: Scope.Scope) => {
       // a unit answers its own failures; a defect is logged here so that the turns go on
       : Effect.forkIn(
         Effect.ensuring(
-          Effect.catchCause(entry.unit, (cause) => Effect.logError("effect-partysync: a unit of work failed", cause)),
+          Effect.catchCause(entry.unit, (cause) =>
+            Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logError("effect-partysync: a unit of work failed", cause)),
           Effect.sync(() => entry.holder.slot.release())
         ),
-        scope
+        scope,
+        // in this event, now: a synchronous unit is done before the step returns
+        { startImmediately: true }
       )
     return Effect.andThen(started, slot.wait).pipe(
       Effect.ensuring(Effect.sync(() => {
@@ -185,6 +190,10 @@ export const make = (scope: Scope.Scope) => {
    * while frames keep coming (a flood), work goes on at their pace and in
    * fair turns, rather than waiting for the event loop to empty.
    */
+  const done = (lane: Lane) => {
+    if (--lane.frames === 0 && lanes.get(lane.connection) === lane) lanes.delete(lane.connection)
+  }
+
   const kick: Effect.Effect<void> = Effect.suspend(() => {
     if (draining || order.length === 0) return Effect.void
     draining = true
@@ -198,12 +207,16 @@ export const make = (scope: Scope.Scope) => {
     activate(lane)
   }
 
+  const goneConnections = new WeakSet<SyncConnection>()
+  /** Ends a unit whose connection went away while it waited for its turn. */
+  const stillThere = (lane: Lane): Effect.Effect<void> => Effect.suspend(() => (goneConnections.has(lane.connection) ? Effect.interrupt : Effect.void))
+
   const turnsOf = (lane: Lane, holder: Holder): Turns => ({
     turn: Effect.suspend(() => {
       const back = makeSlot()
       requeue(lane, holder, back.release)
       holder.slot.release()
-      return back.wait
+      return Effect.andThen(back.wait, stillThere(lane))
     }),
     away: (wait) =>
       Effect.gen(function*() {
@@ -216,6 +229,7 @@ export const make = (scope: Scope.Scope) => {
         // never `run` here: a step in this fiber could pick this very unit and wait for itself
         yield* kick
         yield* back.wait
+        yield* stillThere(lane)
         return yield* result
       })
   })
@@ -237,13 +251,15 @@ export const make = (scope: Scope.Scope) => {
       },
     /** The lane of a connection with frames in progress, if any. */
     peek: (connection: SyncConnection): Lane | undefined => lanes.get(connection),
-    /** Counts a frame on its lane (registering the lane); `done` uncounts it when it is finished. */
+    /**
+     * Counts a frame on its lane (registering the lane): a lane lives as long
+     * as it has frames in progress. `done` uncounts a frame that queued no
+     * unit; a unit uncounts its frame when it ends.
+     */
     begin: (lane: Lane) => {
       if (lane.frames++ === 0) lanes.set(lane.connection, lane)
     },
-    done: (lane: Lane) => {
-      if (--lane.frames === 0 && lanes.get(lane.connection) === lane) lanes.delete(lane.connection)
-    },
+    done,
     /**
      * Queues a unit on its lane (run the scheduler with `run` after); the
      * returned Effect waits until the unit has ended.
@@ -253,9 +269,10 @@ export const make = (scope: Scope.Scope) => {
       let finished = false
       const holder: Holder = { slot: makeSlot() }
       const body = Effect.ensuring(
-        Effect.suspend(() => unit(turnsOf(lane, holder))),
+        Effect.andThen(stillThere(lane), Effect.suspend(() => unit(turnsOf(lane, holder)))),
         Effect.sync(() => {
           finished = true
+          done(lane)
           ended?.()
         })
       )
@@ -268,6 +285,10 @@ export const make = (scope: Scope.Scope) => {
     },
     /** Starts the scheduler in its own fiber unless it is running (it picks up new units as it goes). */
     run,
+    /** The connection is gone: its queued units never start, its running one stops at its next turn. */
+    gone: (connection: SyncConnection) => {
+      goneConnections.add(connection)
+    },
     /** Lanes with frames in progress (for tests and counters). */
     size: () => lanes.size
   }

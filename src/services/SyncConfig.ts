@@ -102,6 +102,11 @@ export interface SyncOptions {
   readonly maxInboundBytesPerSecond: number
   /** The most bytes a connection may send at once before `maxInboundBytesPerSecond` applies. */
   readonly maxInboundBurstBytes: number
+  /**
+   * A connection over either abuse limit is told why and muted at once (its
+   * frames dropped unread, unanswered), then closed this long after.
+   */
+  readonly abuseCloseDelayMs: number
 }
 
 /** The default tunables. */
@@ -124,7 +129,8 @@ export const defaultOptions: SyncOptions = {
   maxInvalidFrames: 20,
   invalidFramesWindowMs: 10_000,
   maxInboundBytesPerSecond: 4 * 1024 * 1024,
-  maxInboundBurstBytes: 16 * 1024 * 1024
+  maxInboundBurstBytes: 16 * 1024 * 1024,
+  abuseCloseDelayMs: 5_000
 }
 
 /** The tunables in force. */

@@ -105,7 +105,7 @@ describe("connection caps", () => {
 })
 
 describe("protocol abuse ends the connection", () => {
-  it(`junk: ${LIMITS.maxInvalidFrames} invalid frames are answered, the next closes the connection with 1008; others are unaffected`, async () => {
+  it(`junk: ${LIMITS.maxInvalidFrames} invalid frames are answered, the next mutes the connection and closes it with 1008; others are unaffected`, async () => {
     const room = freshRoom("junk")
     try {
       const junk = await connect(room)
@@ -113,6 +113,9 @@ describe("protocol abuse ends the connection", () => {
       await other.subscribe("todos", null)
       const kinds = ["{not json", JSON.stringify({ _tag: "Nonsense" }), JSON.stringify({ _tag: "Push", channel: "todos", clientId: 7 }), "x".repeat(300 * 1024)]
       for (let i = 0; i <= LIMITS.maxInvalidFrames; i++) junk.send(kinds[i % kinds.length]!)
+      // told why at once, and muted: what it sends after that gets no answer, until it is closed
+      await junk.next((m) => m._tag === "Failure" && m.reason === "TooManyInvalidFrames")
+      junk.send("{still junk")
       const closed = await junk.closed
       expect(closed.code).toBe(1008)
       expect(closed.reason).toMatch(/^TooManyInvalidFrames/)
@@ -129,6 +132,8 @@ describe("protocol abuse ends the connection", () => {
     const room = freshRoom("bytes")
     // ~4.3 KB a frame (a key the Schema drops pads it): 64 of them are four times the burst
     const pad = "p".repeat(4_000)
+    // every action waits 20 ms to be authorized: a sender that does not wait gets ahead of the server
+    await hooks(worker!.url, room).actionDelay(20)
     const push = (clientId: string, seq: number) =>
       JSON.stringify({ _tag: "Push", channel: "todos", clientId, clientKey: keyOf(clientId), actions: [{ seq, action: create(`${clientId}-${seq}`, "padded") }], pad })
     try {

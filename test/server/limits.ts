@@ -9,5 +9,6 @@ export const LIMITS = {
   actionsPerTurn: 1,
   syncRowsPerTurn: 50,
   maxFullSyncsPerRoom: 1,
-  maxFullSyncsPerConnection: 1
+  maxFullSyncsPerConnection: 1,
+  abuseCloseDelayMs: 300
 } as const
