@@ -73,6 +73,17 @@ export const start = async (name: Side["name"], config: string, party: string, o
   return { name, url, pid: pids[0]!, party, dispose: () => worker.dispose() }
 }
 
+/**
+ * The URL of the workerd process running a side's worker, bypassing wrangler's dev proxy (a second workerd in
+ * front of it, which relays every frame): the one port that process listens on.
+ */
+export const directUrl = (side: Side): string => {
+  const listening = execFileSync("ss", ["-ltnpH"]).toString().split("\n").filter((l) => l.includes(`pid=${side.pid},`))
+  const ports = listening.map((l) => /127\.0\.0\.1:(\d+)/.exec(l)?.[1]).filter((p): p is string => p !== undefined)
+  if (ports.length !== 1) throw new Error(`bench: expected workerd ${side.pid} to listen on one port, found ${ports.length}`)
+  return `http://127.0.0.1:${ports[0]}/`
+}
+
 /** The config and party path of each side. */
 export const SIDES = {
   ours: { config: "bench/raw/ours.wrangler.toml", party: "parties/to-dos" },
@@ -89,7 +100,7 @@ export const startWorkers = async (): Promise<{ ours: Side; raw: Side }> => {
 const ticksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim())
 
 /** CPU time a process has used so far (user + system), in µs, at the kernel's tick resolution. */
-const cpuMicros = (pid: number): number => {
+export const cpuMicros = (pid: number): number => {
   // the fields after the command name, whose own parentheses may hold anything
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ").pop()!.split(" ")
   return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / ticksPerSecond

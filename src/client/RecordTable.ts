@@ -66,10 +66,17 @@ export class RecordTable<R extends Row> {
     this.#array = undefined
   }
 
-  /** Replaces every record (a reset). */
+  /**
+   * Replaces every record (a reset) with `rows`, applied in order: a later
+   * row of an id wins, and a tombstone removes the id (a full answer ends
+   * with what changed while it was read).
+   */
   replace(rows: ReadonlyArray<R>): void {
     this.#rows = new Map()
-    for (const row of rows) if (row[row.length - 1] == null) this.#rows.set(row[0] as RowId, row)
+    for (const row of rows) {
+      if (row[row.length - 1] == null) this.#rows.set(row[0] as RowId, row)
+      else this.#rows.delete(row[0] as RowId)
+    }
     this.#array = undefined
     this.#touched = []
     this.#inserted = []

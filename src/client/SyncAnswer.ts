@@ -34,10 +34,17 @@ export class SyncAnswer<R extends Row> {
     for (const id of deleted) this.#deleted.push(id)
   }
 
-  /** Applies the whole answer at `Synced`; returns the frames that waited for it, in order. */
+  /**
+   * Applies the whole answer at `Synced`; returns the frames that waited for
+   * it, in order. A reset replaces the table with its rows, then drops its
+   * deletes: a full answer read in chunks ends with the rows changed and
+   * deleted meanwhile.
+   */
   apply(table: RecordTable<R>, reset: boolean): Array<ServerFrame> {
-    if (this.#reset || reset) table.replace(this.#rows)
-    else {
+    if (this.#reset || reset) {
+      table.replace(this.#rows)
+      for (const id of this.#deleted) table.remove(id)
+    } else {
       for (const id of this.#deleted) table.remove(id)
       for (const row of this.#rows) table.apply(row)
     }

@@ -255,7 +255,7 @@ export class SyncEngine<R extends Row, A> implements Route {
     this.#attempts = 0
     this.pushes.reset(true)
     this.#subscribe()
-    if (!STICKY.has(this.#connection)) this.#connection = "syncing"
+    if (!STICKY.has(this.#connection) && !this.#socketRefused()) this.#connection = "syncing"
     this.#statusChanged()
   }
 
@@ -271,7 +271,12 @@ export class SyncEngine<R extends Row, A> implements Route {
     this.#retry = undefined
     this.#attempts = 0
     this.pushes.reset(false)
-    if (!STICKY.has(this.#connection) && this.#connection !== "offline") this.#show("offline")
+    if (!STICKY.has(this.#connection) && this.#connection !== "offline" && !this.#socketRefused()) this.#show("offline")
+  }
+
+  // A socket refused over the server's connection caps shows `unavailable` until a sync succeeds (partysocket reconnects).
+  #socketRefused(): boolean {
+    return this.#connection === "unavailable" && this.#lastError?.reason === "TooManyConnections"
   }
 
   /** The backoff after a temporary refusal is over: subscribe again, or let the held actions go. */
@@ -444,6 +449,7 @@ export class SyncEngine<R extends Row, A> implements Route {
   #refused(frame: Failure) {
     if (frame.channel === null) {
       if (frame.reason === "NotAuthorized") return this.#show("unauthorized", frame)
+      if (frame.reason === "TooManyConnections") return this.#show("unavailable", frame)
       if (frame.reason !== "Unavailable") return this.report(frame.reason, frame.message)
       // none of what we sent was run: subscribe again (actions follow the sync) after a backoff
       this.pushes.reset(false)

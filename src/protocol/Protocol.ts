@@ -161,6 +161,10 @@ export type ClientMessage = typeof ClientMessage.Type
  *   its state can keep.
  * - `Outdated`: the client was built with an older schema version of the
  *   channel than the server's; reload it.
+ * - `TooManyConnections`: the socket was refused, over the server's cap on
+ *   open sockets per principal or per room (the client reconnects later).
+ * - `TooManyInvalidFrames`, `ByteRateExceeded`: the connection broke the
+ *   protocol too often, or sent too much, and is closed (1008).
  */
 export const ProtocolReason = /*#__PURE__*/ Schema.Literals([
   "MalformedJson",
@@ -175,7 +179,10 @@ export const ProtocolReason = /*#__PURE__*/ Schema.Literals([
   "Outdated",
   "Skipped",
   "InvalidParams",
-  "TooManySubscriptions"
+  "TooManySubscriptions",
+  "TooManyConnections",
+  "TooManyInvalidFrames",
+  "ByteRateExceeded"
 ])
 /** Protocol refusals. */
 export type ProtocolReason = typeof ProtocolReason.Type

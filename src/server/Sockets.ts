@@ -9,7 +9,7 @@
  */
 import type { Connection, WSMessage } from "partyserver"
 import { NotAuthorized } from "../protocol/Errors.ts"
-import { encodeServerFrame } from "../protocol/Protocol.ts"
+import { encodeServerFrame, type ErrorReason } from "../protocol/Protocol.ts"
 import { idsOf } from "../services/ActionDispatch.ts"
 import { type ConnectionState, initialState, type SyncConnection } from "../services/Connections.ts"
 
@@ -41,6 +41,13 @@ export const adapt = (connection: Connection): SyncConnection => ({
   },
   setState: (state) => {
     connection.setState(state)
+  },
+  close: (code, reason) => {
+    try {
+      connection.close(code, reason)
+    } catch {
+      // closed already
+    }
   }
 })
 
@@ -68,10 +75,18 @@ export const idsOfFrame = (message: WSMessage): { channel: string | null; client
 export const refuseSocket = (error: NotAuthorized): Response => {
   const status = error instanceof NotAuthorized ? (error.status ?? 403) : 403
   const message = error instanceof NotAuthorized ? error.message : "not authorized"
+  return refuseSocketWith("NotAuthorized", message, 4000 + status)
+}
+
+/** The close code of a socket refused over a connection cap: try again later. */
+export const TRY_AGAIN_LATER = 1013
+
+/** Accepts a WebSocket only to tell it why it is refused (a `Failure` with `reason`), then closes it with `code`. */
+export const refuseSocketWith = (reason: ErrorReason, message: string, code: number): Response => {
   const pair = new WebSocketPair()
   const socket = pair[1]
   socket.accept()
-  socket.send(encodeServerFrame({ _tag: "Failure", requestId: null, channel: null, reason: "NotAuthorized", message }))
-  socket.close(4000 + status, message.slice(0, 120))
+  socket.send(encodeServerFrame({ _tag: "Failure", requestId: null, channel: null, reason, message }))
+  socket.close(code, message.slice(0, 120))
   return new Response(null, { status: 101, webSocket: pair[0] })
 }

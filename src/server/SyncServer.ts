@@ -33,11 +33,13 @@ import { Authorizer } from "../services/ActionHandler.ts"
 import type { CallerShape } from "../services/Caller.ts"
 import * as Handlers from "../services/Handlers.ts"
 import type { SyncConnection } from "../services/Connections.ts"
+import { type LimitCounts, Limits } from "../services/Limits.ts"
 import { type GcResult, type InstallReport, Reconciliation } from "../services/Reconciliation.ts"
 import { type MigrationRecord, run as runMigrations } from "../services/Migrations.ts"
 import { Storage, type StorageUsage } from "../services/Storage.ts"
 import { defaultOptions, type SyncOptions } from "../services/SyncConfig.ts"
 import { type ReadRule, type ReadRules, Views } from "../services/Views.ts"
+import { LiveSockets } from "./LiveSockets.ts"
 import { adapt, describeError, encodeGrant, GRANT_HEADER, idsOfFrame, refuseSocket, stateOf } from "./Sockets.ts"
 
 /** What `authorizeConnection` grants; `P` is the server's principal type. */
@@ -129,23 +131,14 @@ export abstract class SyncServer<
     return Effect.void
   }
 
-  #runtime: ManagedRuntime.ManagedRuntime<ActionDispatch | Reconciliation | SqlClient.SqlClient | Storage | R, unknown> | undefined
+  #runtime: ManagedRuntime.ManagedRuntime<ActionDispatch | Reconciliation | Limits | SqlClient.SqlClient | Storage | R, unknown> | undefined
   #ready: Promise<void> | undefined
   /** The dispatch of the running services, looked up once rather than per frame. */
   #dispatch: ActionDispatch["Service"] | undefined
   #installation: (InstallReport & { readonly migrated: ReadonlyArray<readonly [number, string]> }) | undefined
   readonly #adapters = new WeakMap<Connection, SyncConnection>()
-  /**
-   * The open connections, kept up to date by connect and close. Built from
-   * partyserver's list once per wake: that list reads every socket's
-   * attachment each time, which cost more than a small action.
-   */
-  #live: Set<SyncConnection> | undefined
-
-  #connections(): Set<SyncConnection> {
-    if (this.#live === undefined) this.#live = new Set(Array.from(this.getConnections(), (c) => this.#adapt(c)))
-    return this.#live
-  }
+  /** The open connections (built once per wake, then kept up to date) and their caps. */
+  readonly #sockets = new LiveSockets(() => Array.from(this.getConnections(), (c) => this.#adapt(c)), (c) => this.#dispatch?.closed(c))
 
   /** What the last start of the services did (migrations run, history) and cost (rows read and written); undefined before the first. */
   get installation(): (InstallReport & { readonly migrated: ReadonlyArray<readonly [number, string]> }) | undefined {
@@ -161,7 +154,7 @@ export abstract class SyncServer<
   #build() {
     return ManagedRuntime.make(ServerLayer.make<R>({
       storage: this.ctx.storage,
-      connections: () => this.#connections(),
+      connections: () => this.#sockets.all(),
       channels: this.channels,
       options: { ...defaultOptions, ...this.syncOptions },
       app: this.layer,
@@ -243,6 +236,11 @@ export abstract class SyncServer<
     return this.#ready === undefined ? undefined : this.#runtime?.runSync(Storage.use((s) => Effect.sync(() => s.usage())))
   }
 
+  /** How often each limit was hit since the services started (each hit is also logged); undefined before they start. */
+  limits(): LimitCounts | undefined {
+    return this.#ready === undefined ? undefined : this.#runtime?.runSync(Limits.use((l) => Effect.sync(() => l.counts())))
+  }
+
   /** Runs an Effect with this object's services, then publishes any rows it changed. */
   async runEffect<A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient | Storage | Reconciliation | R>): Promise<A> {
     await this.#ensureReady()
@@ -297,8 +295,11 @@ export abstract class SyncServer<
     headers.delete(GRANT_HEADER)
     const outcome = await Effect.runPromise(Effect.result(Effect.suspend(() => this.authorizeConnection(request))))
     if (outcome._tag === "Failure") return refuseSocket(outcome.failure as NotAuthorized)
+    const place = this.#sockets.admit(outcome.success.principal, { ...defaultOptions, ...this.syncOptions }, (kind, principal) =>
+      this.#runtime?.runSync(Limits.use((l) => Effect.sync(() => l.hit(kind, { principal })))))
+    if (place instanceof Response) return place
     headers.set(GRANT_HEADER, encodeGrant(outcome.success))
-    return super.fetch(new Request(request, { headers }))
+    return super.fetch(new Request(request, { headers })).finally(place)
   }
 
   /**
@@ -316,8 +317,15 @@ export abstract class SyncServer<
   }
 
   override onConnect(connection: Connection, ctx: ConnectionContext): void {
-    connection.setState(stateOf(ctx.request.headers.get(GRANT_HEADER)))
-    this.#live?.add(this.#adapt(connection))
+    const state = stateOf(ctx.request.headers.get(GRANT_HEADER))
+    connection.setState(state)
+    this.#sockets.opened(this.#adapt(connection), state.principal)
+  }
+
+  // frames still on their way from a connection closed for abuse are dropped before partyserver reads its attachment
+  override webSocketMessage(ws: WebSocket, message: WSMessage): Promise<void> {
+    const adapter = this.#adapters.get(ws as unknown as Connection)
+    return adapter !== undefined && this.#dispatch?.dropped(adapter) === true ? Promise.resolve() : super.webSocketMessage(ws, message)
   }
 
   override async onMessage(connection: Connection, message: WSMessage): Promise<void> {
@@ -332,9 +340,8 @@ export abstract class SyncServer<
       this.#adapt(connection).send(encodeServerFrame({ _tag: "Failure", requestId: null, ...ids, reason: "Unavailable", message: unavailable }))
       return
     }
-    // receive never fails (refusals are answered, the rest is logged). Most frames finish synchronously
-    // inside the fork; only one that suspends (an awaiting authorizer or handler) keeps the event open.
-    const fiber = this.#runtime!.runFork(this.#dispatch!.receive(this.#adapt(connection), message))
+    // deliver never fails (refusals are answered, the rest is logged); the frame's work is done in its turn
+    const fiber = this.#runtime!.runFork(this.#dispatch!.deliver(this.#adapt(connection), message))
     if (fiber.pollUnsafe() === undefined) await new Promise<void>((resolve) => fiber.addObserver(() => resolve()))
   }
 
@@ -370,7 +377,7 @@ export abstract class SyncServer<
 
   #forget(ws: WebSocket) {
     const adapter = this.#adapters.get(ws as unknown as Connection)
-    if (adapter !== undefined) this.#live?.delete(adapter)
+    if (adapter !== undefined) this.#sockets.closed(adapter)
   }
 
   /**

@@ -1,12 +1,18 @@
 /**
  * ActionDispatch: one inbound frame, start to finish. It decodes the frame
  * with the Protocol Schema, looks the channel up among the declared ones,
- * and accepts it on its connection's lane (`Lanes.ts`). A push's actions
- * are prepared there, in order: each decoded with its channel's Schema (and
- * upgraded from an older version), authorized, and bound to the handler;
- * then the batch is decided in one transaction (`Batch.ts`) in its fair turn,
- * and answered with one `Pushed` reply. Bad input never reaches SQL, writes
- * nothing and leaves the connection usable.
+ * and accepts it on its connection's lane (`Lanes.ts`): accepting is cheap
+ * (parse, check, queue). A push is then decided in its fair turns,
+ * `actionsPerTurn` actions at a time: each slice prepared in order (every
+ * action decoded with its channel's Schema, upgraded from an older version,
+ * authorized and bound to the handler) and decided in one transaction
+ * (`Batch.ts`); one `Pushed` reply answers it. Subscribes are answered on the lane too (`Subscriptions.ts`). Bad
+ * input never reaches SQL and writes nothing; a connection that keeps
+ * sending it, or sends too much, is closed (`Abuse.ts`).
+ *
+ * `receive` ends when the frame's work has; `deliver`, which the server
+ * uses, as soon as the frame is accepted: an event kept open holds up the
+ * runtime's other events, and the work is done in its turn anyway.
  *
  * An action refused before it runs (not authorized, invalid, outdated, on a
  * read-only connection) is decided all the same: its refusal is its final
@@ -18,11 +24,12 @@ import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Channel from "../protocol/Channel.ts"
-import * as Result from "effect/Result"
-import { ClientMessage, type ErrorReason, type Push, type RowId, type Subscribe, subOf } from "../protocol/Protocol.ts"
+import { ClientMessage, encodeServerFrame, type ErrorReason, type Push, type Pushed } from "../protocol/Protocol.ts"
+import * as Abuse from "./Abuse.ts"
 import { ActionHandler, Authorizer } from "./ActionHandler.ts"
 import * as Batch from "./Batch.ts"
 import { Broadcast } from "./Broadcast.ts"
@@ -32,7 +39,10 @@ import type { SyncConnection } from "./Connections.ts"
 import { SyncFailure } from "./Errors.ts"
 import { fitsIn } from "./Frames.ts"
 import * as Lanes from "./Lanes.ts"
+import { Limits } from "./Limits.ts"
 import { Reconciliation } from "./Reconciliation.ts"
+import { fail, newerThanServer, tell as refused } from "./Refusals.ts"
+import * as Subscriptions from "./Subscriptions.ts"
 import { Channels, SyncConfig } from "./SyncConfig.ts"
 import * as Views from "./Views.ts"
 
@@ -44,13 +54,24 @@ export const idsOf = (value: unknown): { channel: string | null; clientId?: stri
   return typeof clientId === "string" && clientId.length >= 1 && clientId.length <= 128 ? { channel: named, clientId } : { channel: named }
 }
 
-/** Sync answers a connection gets per channel before `minSyncIntervalMs` applies. */
-const SYNC_BURST = 2
+/** How our encoder starts a push, and its channel and client id right after (see `overBudget`). */
+const PUSH_PREFIX = `{"_tag":"Push","channel":"`
+const PUSH_IDS = /^\{"_tag":"Push","channel":"([^"\\]{1,128})","clientId":"([^"\\]{1,128})","/
 
 /** The ActionDispatch service. */
 export class ActionDispatch extends Context.Service<ActionDispatch, {
   /** Handles one inbound frame. Never fails: every refusal becomes a `Failure` frame or a refused outcome. */
   readonly receive: (connection: SyncConnection, frame: string | ArrayBuffer | ArrayBufferView) => Effect.Effect<void>
+  /**
+   * The same, ending once the frame is accepted (and has run the next unit
+   * in turn) rather than when its own work is done: the socket's event ends
+   * early, and its answer is sent when its turn comes.
+   */
+  readonly deliver: (connection: SyncConnection, frame: string | ArrayBuffer | ArrayBufferView) => Effect.Effect<void>
+  /** True once a connection was closed for abuse: its frames still on their way may be dropped without `receive`. */
+  readonly dropped: (connection: SyncConnection) => boolean
+  /** The socket closed: the work it queued is dropped (a client resends what was not decided). */
+  readonly closed: (connection: SyncConnection) => void
 }>()("effect-partysync/ActionDispatch") {
   /** ActionDispatch over Reconciliation, Broadcast and the application's handler. */
   static readonly layer = Layer.effect(ActionDispatch, Effect.suspend(() => make))
@@ -63,8 +84,10 @@ const make = Effect.gen(function*() {
   const broadcast = yield* Broadcast
   const handler = yield* ActionHandler
   const authorizer = yield* Authorizer
-  const views = yield* Views.Views
-  const lanes = Lanes.make()
+  const limits = yield* Limits
+  const lanes = Lanes.make(yield* Effect.scope)
+  const abuse = Abuse.make(config)
+  const subscriptions = Subscriptions.make({ channels, config, reconciliation, broadcast, limits, lanes, views: yield* Views.Views })
   // each frame decoded by its own tag's Schema: a union would try the members in turn
   const decoders = new Map<unknown, (u: unknown) => Exit.Exit<ClientMessage, Schema.SchemaError>>(
     ClientMessage.members.map((member) => [member.fields._tag.schema.literal, Schema.decodeUnknownExit(member)] as const)
@@ -72,32 +95,10 @@ const make = Effect.gen(function*() {
   const actionDecoders = new Map<string, (u: unknown) => Exit.Exit<unknown, Schema.SchemaError>>()
   for (const channel of channels.values()) actionDecoders.set(channel.name, Schema.decodeUnknownExit(channel.action))
 
-  const fail = (reason: ErrorReason, message: string, channel: string | null = null, clientId?: string) =>
-    new SyncFailure({ reason, message, requestId: null, channel, ...(clientId === undefined ? {} : { clientId }) })
-
-  const withSub = (e: SyncFailure, sub: string) =>
-    new SyncFailure({ reason: e.reason, message: e.message, requestId: e.requestId, channel: e.channel, sub })
-
-  const refused = (connection: SyncConnection, e: SyncFailure) =>
-    broadcast.send(connection, {
-      _tag: "Failure",
-      requestId: null,
-      channel: e.channel,
-      ...(e.sub === undefined ? {} : { sub: e.sub }),
-      ...(e.clientId === undefined ? {} : { clientId: e.clientId }),
-      reason: e.reason,
-      message: e.message
-    })
-
-  /** A client built for a newer version of the channel than this server runs: a deploy is on its way, the client retries. */
-  const newerThanServer = (schema: number | undefined, channel: Channel.Any, clientId?: string) =>
-    schema !== undefined && schema > channel.version
-      ? fail("Unavailable", `this client was built for version ${schema} of channel ${channel.name}; the server still runs version ${channel.version}`, channel.name, clientId)
-      : undefined
-
   const decodeFrame = (frame: string | ArrayBuffer | ArrayBufferView): ClientMessage | SyncFailure => {
     if (typeof frame !== "string") return fail("UnknownMessage", "binary frames are not part of the protocol")
-    if (!fitsIn(frame, config.maxInboundFrameBytes)) return fail("FrameTooLarge", `frame exceeds ${config.maxInboundFrameBytes} bytes`)
+    // more UTF-16 units than the limit has bytes is too large without counting
+    if (frame.length > config.maxInboundFrameBytes || !fitsIn(frame, config.maxInboundFrameBytes)) return fail("FrameTooLarge", `frame exceeds ${config.maxInboundFrameBytes} bytes`)
     // parsed here rather than through a JSON-string Schema: one parse serves both the decode and the ids a
     // refusal names, without the Schema's per-call wrapper
     let json: unknown
@@ -166,152 +167,100 @@ const make = Effect.gen(function*() {
     )
   }
 
-  const acceptPush = (connection: SyncConnection, lane: Lanes.Lane, pushed: Push) => {
-    const channel = channels.get(pushed.channel)
-    if (channel === undefined) return Effect.fail(fail("UnknownChannel", `unknown channel ${JSON.stringify(pushed.channel)}`, pushed.channel, pushed.clientId))
-    // as many actions as the connection's budget has room for: the rest stay undecided, and the reply's `next`
-    // says to send them again (a push larger than the server's limit would otherwise never get through)
-    const room = config.maxInFlightPerConnection - lane.actions
-    if (room <= 0 && pushed.actions.length > 0) {
-      return Effect.fail(fail("TooManyInFlight", `more than ${config.maxInFlightPerConnection} actions in flight`, channel.name, pushed.clientId))
-    }
-    const message = pushed.actions.length > room ? { ...pushed, actions: pushed.actions.slice(0, room) } : pushed
-    const count = message.actions.length
-    let newest: number | undefined
-    for (const a of message.actions) if (a.schema !== undefined && (newest === undefined || a.schema > newest)) newest = a.schema
-    const newer = newerThanServer(newest, channel, message.clientId)
-    if (newer !== undefined) return Effect.fail(newer)
-    for (let i = 1; i < count; i++) {
-      if (message.actions[i]!.seq !== message.actions[i - 1]!.seq + 1) {
-        return Effect.fail(fail("UnknownMessage", "a push's actions must have consecutive seqs", channel.name, message.clientId))
-      }
-    }
-    lane.actions += count
-    const release = Effect.sync(() => {
-      lane.actions -= count
+  /**
+   * Runs a step of a unit: at once when it is synchronous; when it suspends
+   * (an authorizer that awaits a service), away from the scheduler, so that
+   * other connections' work goes on meanwhile.
+   */
+  const inTurn = <A>(self: Effect.Effect<A>, turns: Lanes.Turns): Effect.Effect<A> =>
+    Effect.flatMap(Effect.forkChild(self, { startImmediately: true }), (fiber) => {
+      const done = fiber.pollUnsafe()
+      return done !== undefined ? done : turns.away(Fiber.join(fiber))
     })
-    const prepared = Effect.map(
-      Effect.forEach(message.actions, (entry) => prepareAction(connection, channel, message.clientId, entry)),
-      (actions): Batch.PreparedPush<never> => ({
-        channel,
-        clientId: message.clientId,
-        clientKey: message.clientKey,
-        principal: connection.state.principal,
-        confirmed: message.confirmed,
-        skip: message.skip,
-        actions
-      })
-    )
-    const unit = (push: Batch.PreparedPush<never>) =>
-      reconciliation.exclusive(reconciliation.decide(push, connection)).pipe(
-        Effect.flatMap((decided) =>
-          decided._tag === "Refused"
-            ? refused(connection, decided.failure)
-            : broadcast.pushed(connection, {
-              _tag: "Pushed",
-              channel: channel.name,
-              clientId: message.clientId,
-              version: decided.version,
-              next: decided.next,
-              results: decided.results
-            }, decided.withheld)
-        ),
-        // the ledger itself failed: nothing was decided, so the client may push again
-        Effect.catchTag("StorageError", (e) => refused(connection, fail("Unavailable", Batch.messageOf(e), channel.name, message.clientId))),
-        Effect.ensuring(release)
-      )
-    return Effect.as(Effect.tap(Effect.onInterrupt(prepared, () => release), (push) => Effect.sync(() => lanes.enqueue(lane, unit(push)))), true)
-  }
-
-  // ---------------------------------------------------------------- subscriptions
-
-  const syncLimit = Math.max(2, 2 * channels.size)
 
   /**
-   * Sync answers are the expensive frames (a reset reads the whole table), so
-   * each connection gets `SYNC_BURST` per channel at once, then one per
-   * `minSyncIntervalMs`; a Subscribe over that is refused as `TooManyInFlight`,
-   * which clients retry after a pause. Keyed by the connection itself.
+   * Decides a push, `actionsPerTurn` actions per turn: each slice prepared
+   * (decoded, upgraded, authorized) in the connection's own turn and decided
+   * in a transaction of its own, the sender's changes of a slice sent before
+   * the turn passes (a later change must never reach it first), and one
+   * reply after the last slice.
    */
-  const syncsSent = new WeakMap<SyncConnection, Map<string, { count: number; last: number }>>()
-  const rateLimited = (connection: SyncConnection, channel: string): string | undefined => {
-    let byChannel = syncsSent.get(connection)
-    if (byChannel === undefined) syncsSent.set(connection, (byChannel = new Map()))
-    const now = Date.now()
-    const seen = byChannel.get(channel)
-    if (seen === undefined) {
-      byChannel.set(channel, { count: 1, last: now })
-      return undefined
-    }
-    if (seen.count < SYNC_BURST || now - seen.last >= config.minSyncIntervalMs) {
-      seen.count++
-      seen.last = now
-      return undefined
-    }
-    return `sync answers for ${channel} are limited to one per ${config.minSyncIntervalMs} ms on a connection; retry later`
-  }
-
-  type Waiting = { since: number | null; history: string | undefined; held: ReadonlyArray<RowId> | undefined }
-
-  const answer = (connection: SyncConnection, message: Subscribe, lane: Lanes.Lane, sub: string, request: Waiting) =>
-    Effect.gen(function*() {
-      if (lane.waiting.get(sub) === request) lane.waiting.delete(sub)
-      const channel = channels.get(message.channel)
-      if (channel === undefined) return yield* fail("UnknownChannel", `unknown channel ${JSON.stringify(message.channel)}`, message.channel)
-      const named = (e: SyncFailure) => (sub === channel.name ? e : withSub(e, sub))
-      if (message.schema !== undefined && message.schema < channel.version) {
-        return yield* fail(
-          "Outdated",
-          `this client was built for version ${message.schema} of channel ${channel.name}; the server has version ${channel.version}: reload the app`,
-          channel.name
-        ).pipe(Effect.mapError(named))
-      }
-      const newer = newerThanServer(message.schema, channel)
-      if (newer !== undefined) return yield* Effect.fail(named(newer))
-      const params = Views.decodeParams(channel, message.params)
-      if (Result.isFailure(params)) return yield* Effect.fail(named(fail("InvalidParams", params.failure, channel.name)))
-      yield* reconciliation.subscribe(connection, channel, { ...request, sub, params: params.success }).pipe(
-        Effect.mapError((e) =>
-          named(
-            e._tag === "SyncFailure"
-              ? e
-              : e._tag === "NotAuthorized"
-              ? fail("NotAuthorized", e.message, channel.name)
-              : e._tag === "ViewFailed"
-              ? fail("HandlerFailed", e.message, channel.name)
-              : fail("Unavailable", Batch.messageOf(e), channel.name)
-          )
+  const decidePush = (connection: SyncConnection, lane: Lanes.Lane, channel: Channel.Any, push: Push, turns: Lanes.Turns) => {
+    let undecided = push.actions.length
+    const per = Math.max(1, config.actionsPerTurn)
+    return Effect.gen(function*() {
+      const results: Array<Pushed["results"][number]> = []
+      let decided: Extract<Batch.Decided, { _tag: "Decided" }> | undefined
+      for (let from = 0; from === 0 || from < push.actions.length; from += per) {
+        if (decided !== undefined) {
+          for (const frame of decided.withheld) connection.send(frame)
+          yield* turns.turn
+        }
+        const entries = push.actions.slice(from, from + per)
+        const actions = yield* inTurn(Effect.forEach(entries, (entry) => prepareAction(connection, channel, push.clientId, entry)), turns)
+        const slice: Batch.PreparedPush<never> = {
+          channel,
+          clientId: push.clientId,
+          clientKey: push.clientKey,
+          principal: connection.state.principal,
+          // a confirm and a skip belong to the first slice
+          confirmed: from === 0 ? push.confirmed : undefined,
+          skip: from === 0 ? push.skip : undefined,
+          actions
+        }
+        const outcome = yield* reconciliation.exclusive(reconciliation.decide(slice, connection)).pipe(
+          Effect.ensuring(Effect.sync(() => {
+            lane.actions -= entries.length
+            undecided -= entries.length
+          }))
         )
-      )
-    }).pipe(Effect.catchTag("SyncFailure", (e) => refused(connection, e)))
-
-  const acceptSubscribe = (connection: SyncConnection, lane: Lanes.Lane, message: Subscribe) => {
-    const sub = subOf(message.channel, message.params)
-    if (sub.length > 1024) return Effect.fail(fail("InvalidParams", "the params are longer than a subscription's name may be (1,024 characters as JSON)", message.channel))
-    if (message.sub !== undefined && message.sub !== sub) {
-      return Effect.fail(withSub(fail("InvalidParams", "the subscription's name does not match its params", message.channel), message.sub))
-    }
-    const waiting = lane.waiting.get(sub)
-    if (waiting !== undefined) {
-      // the waiting one will answer for both: from the older cursor, or a reset when they disagree
-      if (message.since === null || waiting.since === null || message.history !== waiting.history || waiting.held !== undefined || message.held !== undefined) {
-        waiting.since = null
-        waiting.history = undefined
-        waiting.held = undefined
-      } else waiting.since = Math.min(waiting.since, message.since)
-      return Effect.succeed(false)
-    }
-    const named = (e: SyncFailure) => (sub === message.channel ? e : withSub(e, sub))
-    if (lane.syncs >= syncLimit) return Effect.fail(named(fail("TooManyInFlight", `more than ${syncLimit} subscriptions waiting`, message.channel)))
-    // a subscription the server told to resync comes back at once, whatever the rate
-    const limited = views.resyncs(connection).delete(sub) ? undefined : rateLimited(connection, sub)
-    if (limited !== undefined) return Effect.fail(named(fail("TooManyInFlight", limited, message.channel)))
-    const request: Waiting = { since: message.since, history: message.history, held: message.held === undefined ? undefined : [...new Set(message.held)] }
-    lane.waiting.set(sub, request)
-    lane.syncs++
-    lanes.enqueue(lane, Effect.ensuring(answer(connection, message, lane, sub, request), Effect.sync(() => lane.syncs--)))
-    return Effect.succeed(true)
+        if (outcome._tag === "Refused") return yield* refused(connection, outcome.failure)
+        results.push(...outcome.results)
+        decided = outcome
+      }
+      yield* broadcast.pushed(connection, {
+        _tag: "Pushed",
+        channel: channel.name,
+        clientId: push.clientId,
+        version: decided!.version,
+        next: decided!.next,
+        results
+      }, decided!.withheld)
+    }).pipe(
+      // the ledger itself failed: nothing more was decided, so the client may push again
+      Effect.catchTag("StorageError", (e) => refused(connection, fail("Unavailable", Batch.messageOf(e), channel.name, push.clientId))),
+      Effect.ensuring(Effect.sync(() => {
+        lane.actions -= undecided
+      }))
+    )
   }
+
+  /** A push: checked and queued (its actions are prepared in its turns), or refused. */
+  const acceptPush = (connection: SyncConnection, lane: Lanes.Lane, pushed: Push): Effect.Effect<Subscriptions.Accepted, SyncFailure> =>
+    Effect.suspend(() => {
+      const channel = channels.get(pushed.channel)
+      if (channel === undefined) return Effect.fail(fail("UnknownChannel", `unknown channel ${JSON.stringify(pushed.channel)}`, pushed.channel, pushed.clientId))
+      // as many actions as the connection's budget has room for: the rest stay undecided, and the reply's `next`
+      // says to send them again (a push larger than the server's limit would otherwise never get through)
+      const room = config.maxInFlightPerConnection - lane.actions
+      if (room <= 0 && pushed.actions.length > 0) {
+        limits.hit("inFlight", { connection, id: connection.id, principal: lane.principal })
+        return Effect.fail(fail("TooManyInFlight", `more than ${config.maxInFlightPerConnection} actions in flight`, channel.name, pushed.clientId))
+      }
+      const message = pushed.actions.length > room ? { ...pushed, actions: pushed.actions.slice(0, room) } : pushed
+      const count = message.actions.length
+      let newest: number | undefined
+      for (const a of message.actions) if (a.schema !== undefined && (newest === undefined || a.schema > newest)) newest = a.schema
+      const newer = newerThanServer(newest, channel, message.clientId)
+      if (newer !== undefined) return Effect.fail(newer)
+      for (let i = 1; i < count; i++) {
+        if (message.actions[i]!.seq !== message.actions[i - 1]!.seq + 1) {
+          return Effect.fail(fail("UnknownMessage", "a push's actions must have consecutive seqs", channel.name, message.clientId))
+        }
+      }
+      lane.actions += count
+      return Effect.succeed(lanes.enqueue(lane, (turns) => decidePush(connection, lane, channel, message, turns)))
+    })
 
   // ---------------------------------------------------------------- frames
 
@@ -320,50 +269,93 @@ const make = Effect.gen(function*() {
    * order: an authorizer that awaits must not let a later push overtake an
    * earlier one, and a Subscribe sent on reconnect is answered before the
    * pushes sent after it. Lanes are keyed by the connection itself: ids are
-   * the client's choice.
+   * the client's choice. The frame is done when its unit is.
    */
-  const accept = (connection: SyncConnection, message: ClientMessage): Effect.Effect<void, SyncFailure> => {
+  const accept = (connection: SyncConnection, message: ClientMessage, wait: boolean): Effect.Effect<void, SyncFailure> => {
     const lane = lanes.laneOf(connection, principalKey(connection.state.principal))
     lanes.begin(lane)
-    const accepted: Effect.Effect<boolean, SyncFailure> = message._tag === "Push"
+    const accepted: Effect.Effect<Subscriptions.Accepted, SyncFailure> = message._tag === "Push"
       ? acceptPush(connection, lane, message)
       : message._tag === "Subscribe"
-      ? acceptSubscribe(connection, lane, message)
-      : Effect.sync(() => {
-        // a later Subscribe must not merge into one from before this Unsubscribe
-        lane.waiting.delete(message.sub ?? message.channel)
-        const channel = channels.get(message.channel)
-        lanes.enqueue(lane, channel === undefined
-          ? refused(connection, fail("UnknownChannel", `unknown channel ${JSON.stringify(message.channel)}`, message.channel))
-          : broadcast.unsubscribe(connection, channel.name, message.sub))
-        return true
-      })
+      ? subscriptions.subscribe(connection, lane, message)
+      : subscriptions.unsubscribe(connection, lane, message)
     return lane.preparing.withPermits(1)(accepted).pipe(
-      Effect.onExit((exit) => Exit.isSuccess(exit) && exit.value ? Effect.void : Effect.sync(() => lanes.done(lane))),
-      Effect.flatMap((queued) => (queued ? lanes.run : Effect.void))
+      // a frame that queued a unit is done when the unit is
+      Effect.onExit((exit) => (Exit.isSuccess(exit) && exit.value !== undefined ? Effect.void : Effect.sync(() => lanes.done(lane)))),
+      Effect.flatMap((ended) => Effect.andThen(lanes.run, wait && ended !== undefined ? ended : Effect.void))
     )
   }
 
-  const receive = (connection: SyncConnection, frame: string | ArrayBuffer | ArrayBufferView) =>
+  /** Ends a connection that broke a limit of `Abuse.ts`: told why, then closed with 1008. */
+  /**
+   * Ends a connection that broke a limit of `Abuse.ts`: told why, muted at
+   * once (its frames are dropped unread and get no answer, so a client that
+   * waits for answers before sending more stops), and closed with 1008 after
+   * `abuseCloseDelayMs` (a client that reconnects when closed comes back no
+   * sooner than that).
+   */
+  const close = (connection: SyncConnection, verdict: Abuse.Verdict) =>
+    Effect.sync(() => {
+      abuse.close(connection)
+      lanes.gone(connection)
+      limits.hit(verdict.kind, { connection, id: connection.id, principal: principalKey(connection.state.principal) })
+      connection.send(encodeServerFrame({ _tag: "Failure", requestId: null, channel: null, reason: verdict.reason, message: verdict.message }))
+      const shut = () => connection.close?.(Abuse.POLICY_VIOLATION, `${verdict.reason}: ${verdict.message}`.slice(0, 120))
+      if (config.abuseCloseDelayMs > 0) setTimeout(shut, config.abuseCloseDelayMs)
+      else shut()
+    })
+
+  /**
+   * A push on a connection whose in-flight budget is used up is refused
+   * before it is parsed: a pipelined flood costs a pattern match per frame.
+   * Only our encoder's key order is recognised (the tag, the channel, the
+   * client id first); anything else is parsed as usual.
+   */
+  const overBudget = (connection: SyncConnection, frame: string): SyncFailure | undefined => {
+    const lane = lanes.peek(connection)
+    if (lane === undefined || lane.actions < config.maxInFlightPerConnection || !frame.startsWith(PUSH_PREFIX)) return undefined
+    const ids = PUSH_IDS.exec(frame.slice(0, 400))
+    if (ids === null || !channels.has(ids[1]!)) return undefined
+    limits.hit("inFlight", { connection, id: connection.id, principal: lane.principal })
+    return fail("TooManyInFlight", `more than ${config.maxInFlightPerConnection} actions in flight`, ids[1]!, ids[2]!)
+  }
+
+  const handle = (connection: SyncConnection, frame: string | ArrayBuffer | ArrayBufferView, wait: boolean) =>
     // suspended: a throw while decoding or checking becomes a logged defect, not a rejected onMessage
     Effect.suspend(() => {
+      // a connection closed for abuse may still have frames on their way: they are dropped unread
+      if (abuse.isClosed(connection)) return Effect.void
+      const pipelined = (lanes.peek(connection)?.frames ?? 0) > 0
+      const tooMuch = abuse.frame(connection, typeof frame === "string" ? frame.length : frame.byteLength, pipelined)
+      if (tooMuch !== undefined) return close(connection, tooMuch)
+      const early = typeof frame === "string" ? overBudget(connection, frame) : undefined
+      if (early !== undefined) return Effect.fail(early)
       const message = decodeFrame(frame)
-      return message instanceof SyncFailure ? Effect.fail(message) : accept(connection, message)
+      return message instanceof SyncFailure ? Effect.fail(message) : accept(connection, message, wait)
     }).pipe(
       Effect.catchCause((cause) => {
         const failure = Cause.findErrorOption(cause)
         if (failure._tag === "Some" && failure.value instanceof SyncFailure) {
           const e = failure.value
-          // a tab of the previous release reads this refusal by its request id
-          if (e.requestId !== null) {
-            return broadcast.send(connection, { _tag: "Failure", requestId: e.requestId, channel: e.channel, reason: e.reason, message: e.message })
-          }
-          return refused(connection, e)
+          const verdict = Abuse.INVALID_REASONS.has(e.reason) ? abuse.invalid(connection) : undefined
+          if (verdict !== undefined) return close(connection, verdict)
+          // a tab of the previous release reads this refusal by its request id; either way, the frame runs a unit
+          return Effect.andThen(
+            e.requestId !== null
+              ? broadcast.send(connection, { _tag: "Failure", requestId: e.requestId, channel: e.channel, reason: e.reason, message: e.message })
+              : refused(connection, e),
+            lanes.run
+          )
         }
         // no span here: this runs per frame, and the span and its stack trace cost more than a small action
         return Effect.logError("effect-partysync: frame handling failed", cause)
       })
     )
 
-  return ActionDispatch.of({ receive })
+  return ActionDispatch.of({
+    receive: (connection, frame) => handle(connection, frame, true),
+    deliver: (connection, frame) => handle(connection, frame, false),
+    dropped: abuse.isClosed,
+    closed: lanes.gone
+  })
 })

@@ -33,6 +33,8 @@ export class Broadcast extends Context.Service<Broadcast, {
    * one more subscription.
    */
   readonly subscribe: (connection: SyncConnection, channel: string, sub?: { readonly sub: string; readonly hash: string }) => Effect.Effect<boolean>
+  /** Whether the connection's state has room for one more subscription of that name. */
+  readonly fits: (connection: SyncConnection, sub: string) => boolean
   /** Stops delivering a channel's (or one subscription's) live changes to a connection. */
   readonly unsubscribe: (connection: SyncConnection, channel: string, sub?: string) => Effect.Effect<void>
   /**
@@ -90,6 +92,12 @@ export class Broadcast extends Context.Service<Broadcast, {
         }
         return true
       })
+      // a rule's hash is 16 characters: the room a subscription's entry takes, measured as the state would hold it
+      const fits = (connection: SyncConnection, sub: string) => {
+        const state = connection.state
+        const subs = (state.subs ?? []).filter(([name]) => name !== sub)
+        return JSON.stringify({ ...state, subs: [...subs, [sub, "0123456789abcdef"]] }).length <= MAX_STATE_CHARS
+      }
       const unsubscribe = Effect.fnUntraced(function*(connection: SyncConnection, channel: string, sub?: string) {
         const state = connection.state
         views.of(connection).delete(sub ?? channel)
@@ -233,7 +241,7 @@ export class Broadcast extends Context.Service<Broadcast, {
         return out
       }
 
-      return Broadcast.of({ subscribed, subscribe, unsubscribe, publish, pushed, send, sendSync })
+      return Broadcast.of({ subscribed, subscribe, fits, unsubscribe, publish, pushed, send, sendSync })
     })
   )
 }

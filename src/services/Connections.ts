@@ -34,6 +34,8 @@ export interface SyncConnection {
   send(frame: string): void
   readonly state: ConnectionState
   setState(state: ConnectionState): void
+  /** Closes the socket with a code and a reason (a connection that broke a limit). */
+  close?(code: number, reason: string): void
 }
 
 /** The initial state of a connection. */

@@ -63,6 +63,50 @@ export interface SyncOptions {
    * nothing. Off by default.
    */
   readonly synchronousHandlers: boolean
+  /**
+   * Actions a push decides per turn: a larger push is decided in slices of
+   * this many (one transaction each), and other connections' work runs
+   * between them. Its reply still comes once, after the last slice.
+   */
+  readonly actionsPerTurn: number
+  /** Rows a full sync (a reset answer) reads and sends per turn; other work runs between them. */
+  readonly syncRowsPerTurn: number
+  /** Full syncs in progress at once in the object; more wait for one to end (they are never refused for it). */
+  readonly maxFullSyncsPerRoom: number
+  /** Full syncs in progress at once on one connection; more wait likewise. */
+  readonly maxFullSyncsPerConnection: number
+  /**
+   * Open sockets one principal may hold in the object; past it a new socket
+   * is refused with `TooManyConnections`. Sockets granted the principal null
+   * (the default grant) count only toward `maxConnectionsPerRoom`.
+   */
+  readonly maxConnectionsPerPrincipal: number
+  /** Open sockets the object accepts; past it a new socket is refused with `TooManyConnections`. */
+  readonly maxConnectionsPerRoom: number
+  /**
+   * Invalid frames (malformed, unknown, too large, for an unknown channel, or
+   * refused as `TooManyInFlight`) a connection may send within
+   * `invalidFramesWindowMs`; one more closes it with 1008 (policy violation)
+   * and the reason `TooManyInvalidFrames`.
+   */
+  readonly maxInvalidFrames: number
+  /** The window `maxInvalidFrames` counts in. */
+  readonly invalidFramesWindowMs: number
+  /**
+   * Bytes per second a connection may send ahead of the server (frames that
+   * arrive while its earlier frames are still being worked on), on average:
+   * a bucket of `maxInboundBurstBytes` refilled at this rate. A frame that
+   * finds it empty closes the connection with 1008 and the reason
+   * `ByteRateExceeded`. A client that waits for its answers never pays.
+   */
+  readonly maxInboundBytesPerSecond: number
+  /** The most bytes a connection may send at once before `maxInboundBytesPerSecond` applies. */
+  readonly maxInboundBurstBytes: number
+  /**
+   * A connection over either abuse limit is told why and muted at once (its
+   * frames dropped unread, unanswered), then closed this long after.
+   */
+  readonly abuseCloseDelayMs: number
 }
 
 /** The default tunables. */
@@ -75,7 +119,18 @@ export const defaultOptions: SyncOptions = {
   maxInFlightPerConnection: 64,
   maxClientsPerPrincipal: 1_000,
   minSyncIntervalMs: 1_000,
-  synchronousHandlers: false
+  synchronousHandlers: false,
+  actionsPerTurn: 8,
+  syncRowsPerTurn: 500,
+  maxFullSyncsPerRoom: 2,
+  maxFullSyncsPerConnection: 1,
+  maxConnectionsPerPrincipal: 100,
+  maxConnectionsPerRoom: 1_000,
+  maxInvalidFrames: 20,
+  invalidFramesWindowMs: 10_000,
+  maxInboundBytesPerSecond: 4 * 1024 * 1024,
+  maxInboundBurstBytes: 16 * 1024 * 1024,
+  abuseCloseDelayMs: 5_000
 }
 
 /** The tunables in force. */

@@ -1,7 +1,7 @@
 /**
  * The view side of Reconciliation: who may hold which subscription under
- * which rule. It opens a subscription (authorize, then compute its rule,
- * then register it on the connection), rechecks the rules of open ones
+ * which rule. It prepares a subscription (authorize, then compute its rule)
+ * and registers it on the connection, rechecks the rules of open ones
  * (after a wake, and when the app calls `refreshAccess`), filters an
  * action's reply rows for its sender and picks how a view's cursor is
  * answered.
@@ -14,6 +14,7 @@
  *
  * @since 0.3.0
  */
+import type * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Channel from "../protocol/Channel.ts"
@@ -56,11 +57,14 @@ export const make = ({ views, broadcast, connections, channels, logOf, feed }: V
   // subscriptions opened before this start (the object slept) have their rules computed again before any publish
   let cold = views.any
 
+  // counts access refreshes: a full answer in progress checks its rule again only after one
+  let epoch = 0
+
   /**
-   * Authorizes a subscription, computes its rule and registers it on the
-   * connection; the view is undefined for a channel without a rule.
+   * Authorizes a subscription and computes its rule (undefined for a channel
+   * without one). A refusal is kept on the connection as refused.
    */
-  const open = (connection: SyncConnection, channel: Channel.Any, log: ChannelLog, request: SubscribeRequest) =>
+  const prepare = (connection: SyncConnection, channel: Channel.Any, log: ChannelLog, request: SubscribeRequest) =>
     Effect.gen(function*() {
       const { sub } = request
       const principal = connection.state.principal
@@ -69,26 +73,51 @@ export const make = ({ views, broadcast, connections, channels, logOf, feed }: V
         // kept as refused (when there is room): a later refreshAccess that allows it tells the client to Resync
         yield* broadcast.subscribe(connection, channel.name, { sub, hash: REFUSED })
         views.of(connection).delete(sub)
-        return yield* Effect.failCause(allowed.cause as import("effect/Cause").Cause<NotAuthorized>)
+        return yield* Effect.failCause(allowed.cause as Cause.Cause<NotAuthorized>)
       }
-      const view = yield* views.compute(principal, channel.name, request.params, log.info.columns)
-      const registered = yield* broadcast.subscribe(
-        connection,
-        channel.name,
-        view === undefined && sub === channel.name ? undefined : { sub, hash: view?.hash ?? "" }
-      )
-      if (!registered) {
-        return yield* new SyncFailure({
-          reason: "TooManySubscriptions",
-          message: `this connection holds as many subscriptions as it can keep; open another socket for more`,
-          requestId: null,
-          channel: channel.name
-        })
-      }
+      return yield* views.compute(principal, channel.name, request.params, log.info.columns)
+    })
+
+  const tooMany = (channel: string) =>
+    new SyncFailure({
+      reason: "TooManySubscriptions",
+      message: `this connection holds as many subscriptions as it can keep; open another socket for more`,
+      requestId: null,
+      channel
+    })
+
+  /** Starts the subscription's live changes under its view (fails when the connection cannot hold one more). */
+  const register = (connection: SyncConnection, channel: string, sub: string, view: Views.View | undefined) =>
+    Effect.gen(function*() {
+      const plain = view === undefined && sub === channel
+      const registered = yield* broadcast.subscribe(connection, channel, plain ? undefined : { sub, hash: view?.hash ?? "" })
+      if (!registered) return yield* tooMany(channel)
       if (view !== undefined) views.of(connection).set(sub, view)
       else views.of(connection).delete(sub)
-      return view
     })
+
+  /** Refuses at once a subscription the connection could not hold (before a full answer goes out for nothing). */
+  const room = (connection: SyncConnection, channel: string, sub: string) =>
+    broadcast.fits(connection, sub) ? Effect.void : Effect.fail(tooMany(channel))
+
+  /** Tells a subscription's client to subscribe again (its next Subscribe is exempt from the rate limit). */
+  const resync = (connection: SyncConnection, channel: string, sub: string) =>
+    Effect.suspend(() => {
+      views.resyncs(connection).add(sub)
+      return broadcast.send(connection, sub === channel ? { _tag: "Resync", channel } : { _tag: "Resync", channel, sub })
+    })
+
+  /** For a full answer under `view`: whether an access refresh since it began changed the subscription's rule. */
+  const staleness = (connection: SyncConnection, channel: Channel.Any, log: ChannelLog, request: SubscribeRequest, view: Views.View) => {
+    let seen = epoch
+    return Effect.suspend(() => {
+      if (seen === epoch) return Effect.succeed(false)
+      seen = epoch
+      return Effect.exit(prepare(connection, channel, log, request)).pipe(
+        Effect.map((now) => Exit.isFailure(now) || now.value?.hash !== view.hash)
+      )
+    })
+  }
 
   /** How a view's cursor is answered: resumed, diffed against the held ids (another rule), or reset. */
   const answerOf = (request: SubscribeRequest, view: Views.View, version: number): ViewSync.Answer => {
@@ -107,13 +136,7 @@ export const make = ({ views, broadcast, connections, channels, logOf, feed }: V
   const recheck = (connection: SyncConnection, sub: string, hash: string | undefined): Effect.Effect<number> => {
     const channel = channelOfSub(sub)
     const log = logOf(channel)
-    const stop = Effect.andThen(
-      broadcast.unsubscribe(connection, channel, sub),
-      Effect.suspend(() => {
-        views.resyncs(connection).add(sub)
-        return Effect.as(broadcast.send(connection, sub === channel ? { _tag: "Resync", channel } : { _tag: "Resync", channel, sub }), 1)
-      })
-    )
+    const stop = Effect.as(Effect.andThen(broadcast.unsubscribe(connection, channel, sub), resync(connection, channel, sub)), 1)
     if (log === undefined) return stop
     const principal = connection.state.principal
     return Effect.gen(function*() {
@@ -140,6 +163,7 @@ export const make = ({ views, broadcast, connections, channels, logOf, feed }: V
   /** Rechecks the view subscriptions of the connections `match` admits; `known` leaves those whose view is computed. */
   const recheckAll = (match: (principal: unknown) => boolean, known: boolean) =>
     Effect.suspend(() => {
+      if (!known) epoch++
       const work: Array<Effect.Effect<number>> = []
       for (const connection of connections.all()) {
         const state = connection.state
@@ -174,5 +198,5 @@ export const make = ({ views, broadcast, connections, channels, logOf, feed }: V
     return results.map((r): Applied | Refused => ("rows" in r && r.rows.length > 0 ? { ...r, rows: ViewSync.visible(r.rows, rules) } : r))
   }
 
-  return { open, answerOf, recheckAll, warm, readable, isCold: () => cold }
+  return { prepare, register, room, resync, staleness, answerOf, recheckAll, warm, readable, isCold: () => cold }
 }

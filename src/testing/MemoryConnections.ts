@@ -15,6 +15,9 @@ export interface MemoryConnection {
   state: ConnectionState
   send(frame: string): void
   setState(next: ConnectionState): void
+  /** Set once the server closed it. */
+  closed: { readonly code: number; readonly reason: string } | undefined
+  close(code: number, reason: string): void
 }
 
 /** Makes an in-memory connection. */
@@ -29,6 +32,10 @@ export const makeMemoryConnection = (id: string, state: ConnectionState = initia
     },
     setState(next) {
       connection.state = next
+    },
+    closed: undefined,
+    close(code, reason) {
+      connection.closed ??= { code, reason }
     }
   }
   return connection

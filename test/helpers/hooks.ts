@@ -2,6 +2,7 @@
  * The Todo fixture's HTTP test hooks (enabled by the `TEST_HOOKS` binding):
  * writes outside `onAction`, tombstone GC on demand, and a view of the rows.
  */
+import type { LimitCounts } from "../../src/services/Limits.ts"
 import { roomUrl } from "./protocol.ts"
 
 /** A Todo row as clients see it (schema 2): [id, text, completed, created_at, updated_at, priority, deleted_at]. */
@@ -72,6 +73,8 @@ export const hooks = (workerUrl: string, room: string) => ({
   /** Wipes the object's storage (deleteAll), recreates the table and restarts sync. */
   wipe: () => call<{ ok: true }>(workerUrl, room, "wipe", {}),
   /** What the object's last start of the sync services did and cost. */
+  /** The object's limit counters (`limits()`). */
+  limits: () => call<LimitCounts | null>(workerUrl, room, "limits"),
   installation: () => call<{ history: string; newHistory: boolean; usage: { rowsRead: number; rowsWritten: number } } | null>(workerUrl, room, "installation"),
   /** The change log: [version, id, deleted]. */
   log: () => call<Array<[number, string, number]>>(workerUrl, room, "log"),

@@ -22,15 +22,20 @@
  *   push's reply is lost on the way (the socket drops it and reconnects, so
  *   the client sends the batch again and gets its first outcomes);
  * - a tab of the previous build opened on a client's store: it is outdated,
- *   pushes nothing, and never holds that client's queue.
+ *   pushes nothing, and never holds that client's queue;
+ * - a flooding connection: pipelined pushes of valid creates under fresh
+ *   client ids, sent without waiting for any answer (past the in-flight
+ *   budget, so the server refuses them and then closes the connection);
+ *   whatever of it was applied is in every client's snapshot.
  *
  * At the end: every client's snapshot of both channels equals the server's
  * live rows; every action the server acknowledged after the last wipe was
  * sent is in the table once (an earlier one may be gone with the wipe);
- * every row comes from acknowledged actions only (refusals, rollbacks and
- * forgeries left no trace, and no client ever showed a rolled-back or forged
- * row); each send settled as its validity says; the forger's seqs were never
- * recorded; no real client was ever told `ClientMismatch`. With the default
+ * every row comes from acknowledged actions only, or from the flood
+ * (refusals, rollbacks and forgeries left no trace, and no client ever
+ * showed a rolled-back or forged row); each send settled as its validity
+ * says; the forger's seqs were never recorded; no real client was ever told
+ * `ClientMismatch`, nor closed for abuse. With the default
  * run size the run must also have exercised every fault kind.
  *
  * CONVERGENCE_RUNS (default 50) and CONVERGENCE_SEED override the run.
@@ -43,7 +48,7 @@ import { MAX_TEXT, type Priority, type TodoAction, todos, todosV1 } from "../../
 import { createSyncClient, makeMemoryStore, type PlainSyncClient, type SocketLike } from "../../src/client/index.ts"
 import type { PartySocket } from "partysocket"
 import { hooks } from "../helpers/hooks.ts"
-import { freshRoom, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
+import { freshRoom, keyOf, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
 import { create as createAction } from "../helpers/todos.ts"
 import { type NoteAction, notes, validBody } from "./convergence/notes.ts"
 import { eventually, liveRowsJson, type OwnWorker, partySocket, snapshotJson, startOwnWorker, writeFigures } from "./support.ts"
@@ -52,6 +57,8 @@ const RUNS = Number(process.env.CONVERGENCE_RUNS ?? 50)
 const SEED = Number(process.env.CONVERGENCE_SEED ?? 424242)
 /** The worker's actions in flight per connection: far under the clients' budget (64), so bursts are refused. */
 const MAX_IN_FLIGHT = 6
+/** Ids of the flood's client ids and rows. */
+const FLOOD = "flood-"
 /** Text only a forger writes: no row and no snapshot may ever hold it. */
 const FORGED = "written by a forger"
 
@@ -73,6 +80,7 @@ type Cmd =
   | { readonly t: "restart" }
   | { readonly t: "lose"; readonly c: number }
   | { readonly t: "oldtab"; readonly c: number }
+  | { readonly t: "flood"; readonly pushes: number; readonly size: number }
 
 interface Scenario {
   readonly clients: number
@@ -124,7 +132,8 @@ const scenario: fc.Arbitrary<Scenario> = fc.integer({ min: 2, max: 5 }).chain((c
     { weight: 1, arbitrary: fc.constant({ t: "restart" as const }) },
     { weight: 1, arbitrary: fc.constant({ t: "wipe" as const }) },
     { weight: 2, arbitrary: fc.record({ t: fc.constant("lose" as const), c }) },
-    { weight: 1, arbitrary: fc.record({ t: fc.constant("oldtab" as const), c }) }
+    { weight: 1, arbitrary: fc.record({ t: fc.constant("oldtab" as const), c }) },
+    { weight: 1, arbitrary: fc.record({ t: fc.constant("flood" as const), pushes: fc.integer({ min: 20, max: 80 }), size: fc.integer({ min: 1, max: 8 }) }) }
   )
   return fc.record({
     clients: fc.constant(clients),
@@ -264,7 +273,9 @@ const stats = {
   bursts: 0,
   transientRefusals: 0,
   lostReplies: 0,
-  oldTabs: 0
+  oldTabs: 0,
+  floods: 0,
+  floodsClosed: 0
 }
 let started = 0
 
@@ -290,6 +301,7 @@ const runScenario = async (s: Scenario) => {
   const h = hooks(worker.url, room)
   const sims: Array<Sim> = Array.from({ length: s.clients }, (_, i) => simulate(worker.url, room, s.budgets[i] ?? 64))
   const oldTabs: Array<{ readonly party: PartySocket; readonly socket: LossySocket; readonly client: PlainSyncClient<typeof todosV1> }> = []
+  const flooders: Array<ProtocolClient> = []
   const sent: Array<Sent> = []
   const created: Array<string> = []
   let epoch = 0
@@ -425,6 +437,24 @@ const runScenario = async (s: Scenario) => {
           oldTabs.push({ party, socket, client: createSyncClient({ channel: todosV1, socket, store: sims[cmd.c]!.store, leaseMs: 300 }) })
           break
         }
+        case "flood": {
+          // pipelined valid creates, no answer awaited: the others' actions must still be decided between its turns
+          stats.floods++
+          const flooder = await ProtocolClient.connect(roomUrl(worker.url, room))
+          flooders.push(flooder)
+          const n = stats.floods
+          for (let p = 0; p < cmd.pushes; p++) {
+            const clientId = `${FLOOD}${n}-${p}`
+            flooder.send({
+              _tag: "Push",
+              channel: "todos",
+              clientId,
+              clientKey: keyOf(clientId),
+              actions: Array.from({ length: cmd.size }, (_, i) => ({ seq: i + 1, action: createAction(`${FLOOD}${n}-${p}-${i}`, "flooding the room") }))
+            })
+          }
+          break
+        }
         case "pause":
           await new Promise((resolve) => setTimeout(resolve, cmd.ms))
           break
@@ -471,11 +501,15 @@ const runScenario = async (s: Scenario) => {
     const ids = rows.map((r) => r[0])
     expect(new Set(ids).size).toBe(ids.length)
     const createdIds = new Set(todoActions.filter((a) => a.type === "create").map((a) => a.payload.id))
-    for (const id of ids) expect(createdIds.has(id), `row ${id} comes from an acknowledged create`).toBe(true)
+    for (const id of ids) expect(createdIds.has(id) || id.startsWith(FLOOD), `row ${id} comes from an acknowledged create or the flood`).toBe(true)
     const mustHave = ackedTodos.filter((e) => e.epoch === epoch && (e.action as TodoAction).type === "create").map((e) => (e.action as TodoAction).payload.id)
     expect(ids.filter((id) => mustHave.includes(id)).sort()).toEqual([...mustHave].sort())
     for (const row of rows) {
       const [id, rowText, completed, , , rowPriority, deletedAt] = row
+      if (id.startsWith(FLOOD)) {
+        expect(rowText, `flood row ${id}`).toBe("flooding the room")
+        continue
+      }
       const mine = todoActions.filter((a) => a.payload.id === id)
       // text, completed and priority come from acknowledged actions only: refused updates left no trace
       const texts = mine.flatMap((a) => (a.type === "delete" || a.payload.text === undefined ? [] : [a.payload.text.trim()]))
@@ -507,6 +541,7 @@ const runScenario = async (s: Scenario) => {
     const sends = new Map<string, number>()
     for (const e of sent) sends.set(e.by, (sends.get(e.by) ?? 0) + 1)
     for (const recorded of await h.clients()) {
+      if (recorded.client_id.startsWith(FLOOD)) continue
       expect(sends.has(recorded.client_id), recorded.client_id).toBe(true)
       expect(recorded.seq, `seq of ${recorded.client_id}`).toBeLessThanOrEqual(sends.get(recorded.client_id)!)
     }
@@ -524,6 +559,8 @@ const runScenario = async (s: Scenario) => {
       // a rolled-back or forged row was never shown, and a real client was never taken for a forger
       expect(sim.shown, `client ${i} showed`).toEqual([])
       expect(sim.told.get("ClientMismatch") ?? 0, `client ${i} told ClientMismatch`).toBe(0)
+      // our client never breaks the protocol's limits, even with a budget over the server's
+      for (const reason of ["TooManyInvalidFrames", "ByteRateExceeded"]) expect(sim.told.get(reason) ?? 0, `client ${i} told ${reason}`).toBe(0)
       stats.transientRefusals += sim.told.get("TooManyInFlight") ?? 0
       stats.lostReplies += sim.socket.lost
     }
@@ -533,7 +570,9 @@ const runScenario = async (s: Scenario) => {
       expect(old.socket.pushes, "pushes of the old tab").toBe(0)
     }
   } finally {
-    await Promise.all([...sims.map((sim) => sim.close()), ...oldTabs.map(async (old) => {
+    // told TooManyInvalidFrames: muted at once, closed (1008) a little later
+    for (const flooder of flooders) if (flooder.messages.some((m) => m._tag === "Failure" && m.reason === "TooManyInvalidFrames")) stats.floodsClosed++
+    await Promise.all([...sims.map((sim) => sim.close()), ...flooders.map((f) => f.close()), ...oldTabs.map(async (old) => {
       await old.client.close()
       old.party.close()
     })])
@@ -541,7 +580,7 @@ const runScenario = async (s: Scenario) => {
 }
 
 describe("convergence under faults", () => {
-  it(`2-5 clients on two channels per socket converge through disconnects, restarts, crashes, rollbacks, slow authorizers, forged ids, wipes and refused bursts (seed ${SEED}, ${RUNS} runs)`, async () => {
+  it(`2-5 clients on two channels per socket converge through disconnects, restarts, crashes, rollbacks, slow authorizers, forged ids, wipes, refused bursts and a flooding connection (seed ${SEED}, ${RUNS} runs)`, async () => {
     try {
       await fc.assert(fc.asyncProperty(scenario, runScenario), { seed: SEED, numRuns: RUNS, endOnFailure: true })
     } catch (error) {
@@ -550,7 +589,7 @@ describe("convergence under faults", () => {
     }
     // the default run must have met every fault kind (a smaller one may not)
     if (RUNS >= 50) {
-      for (const kind of ["crashes", "restarts", "disconnects", "rollbacks", "slowAuthorizers", "forges", "wipes", "bursts", "noteActions", "lostReplies", "oldTabs"] as const) {
+      for (const kind of ["crashes", "restarts", "disconnects", "rollbacks", "slowAuthorizers", "forges", "wipes", "bursts", "noteActions", "lostReplies", "oldTabs", "floods"] as const) {
         expect(stats[kind], kind).toBeGreaterThan(0)
       }
     }

@@ -2,14 +2,15 @@
  * Limits against the real worker: inbound frames over the size limit and
  * actions beyond the in-flight limit of one connection get typed Failures,
  * not a crash; refused actions write nothing, accepted ones are applied
- * exactly once, and the connection keeps working.
+ * exactly once. A frame too large leaves the connection working; a client
+ * that keeps pipelining past the in-flight budget is closed (1008).
  */
 import { describe, expect, it } from "vitest"
 import { DEFAULT_MAX_INBOUND_FRAME_BYTES, type Failure, type Pushed } from "../../src/protocol/Protocol.ts"
 import { hooks } from "../helpers/hooks.ts"
 import { protocolClients } from "../helpers/clients.ts"
 import { workerUrl } from "../helpers/inject.ts"
-import { expectAck, freshRoom, keyOf, ProtocolClient, roomUrl, toReply } from "../helpers/protocol.ts"
+import { eventually, expectAck, freshRoom, keyOf, ProtocolClient, roomUrl, toReply } from "../helpers/protocol.ts"
 import { create } from "../helpers/todos.ts"
 
 const { track } = protocolClients()
@@ -81,11 +82,11 @@ describe("inbound frame size limit", () => {
 })
 
 describe("actions in flight per connection", () => {
-  it("200 pipelined pushes of one client are all applied exactly once, in order", async () => {
+  it("pipelined pushes of one client, up to the in-flight budget, are all applied exactly once, in order", async () => {
     const room = freshRoom("limit-serial")
     const c = await connect(room)
     await c.subscribe("todos", null)
-    const N = 200
+    const N = 64
     const from = c.mark()
     for (let i = 1; i <= N; i++) {
       c.send({ _tag: "Push", channel: "todos", clientId: "serial", clientKey: keyOf("serial"), actions: [{ seq: i, action: create(`s${i}`, `serial ${i}`) }] })
@@ -102,7 +103,7 @@ describe("actions in flight per connection", () => {
     expect(await hooks(workerUrl(), room).clients()).toEqual([{ client_id: "serial", seq: N }])
   })
 
-  it("200 pipelined pushes: each is applied or refused TooManyInFlight, refused ones write nothing, accepted ones apply once", async () => {
+  it("200 pipelined pushes: up to the budget is accepted, the rest refused TooManyInFlight until the connection is closed for ignoring it; what was decided is applied once, refused ones write nothing", async () => {
     const room = freshRoom("limit-inflight")
     const c = await connect(room)
     await c.subscribe("todos", null)
@@ -115,26 +116,36 @@ describe("actions in flight per connection", () => {
     for (let i = 0; i < N; i++) {
       c.send({ _tag: "Push", channel: "todos", clientId: `pipe-${i}`, clientKey: keyOf(`pipe-${i}`), actions: [{ seq: 1, action: create(`p${i}`, `pipelined ${i}`) }] })
     }
-    const replies = new Map<string, Pushed | Failure>()
-    for (let i = 0; i < N; i++) {
-      const reply = await c.next<Pushed | Failure>((m) => (m._tag === "Pushed" || m._tag === "Failure") && m.clientId === `pipe-${i}`, { from })
-      replies.set(`p${i}`, reply)
-    }
-    const acked = [...replies].filter(([, r]) => r._tag === "Pushed").map(([id]) => id)
-    const refused = [...replies].filter(([, r]) => r._tag === "Failure")
-    for (const [, r] of refused) expect(r).toMatchObject({ reason: "TooManyInFlight", channel: "todos" })
-    console.log(`[limits] ${N} pipelined actions: ${acked.length} acknowledged, ${refused.length} TooManyInFlight`)
-    // accepted pushes count until they are decided: at least the default 64 are accepted
-    expect(refused.length).toBeGreaterThan(0)
-    expect(acked.length).toBeGreaterThanOrEqual(64)
+    const closed = await c.closed
+    expect(closed.code).toBe(1008)
+    expect(closed.reason).toMatch(/^TooManyInvalidFrames/)
+    const frames = c.messages.slice(from)
+    const refused = frames.filter((m): m is Failure => m._tag === "Failure" && m.clientId !== undefined)
+    const acked = frames.filter((m): m is Pushed => m._tag === "Pushed").map((m) => `p${m.clientId.slice("pipe-".length)}`)
+    // the default maxInvalidFrames refusals, then the closing one
+    expect(refused).toHaveLength(20)
+    for (const r of refused) expect(r).toMatchObject({ reason: "TooManyInFlight", channel: "todos" })
+    expect(frames.filter((m) => m._tag === "Failure" && m.clientId === undefined)).toMatchObject([{ reason: "TooManyInvalidFrames" }])
+    console.log(`[limits] ${N} pipelined actions: ${acked.length} acknowledged before the close, ${refused.length} TooManyInFlight`)
 
-    const rows = await h.rows()
-    expect(rows.map((r) => String(r[0])).sort()).toEqual(acked.sort())
-    expect((await h.clients()).map((x) => x.client_id).sort()).toEqual(acked.map((id) => `pipe-${id.slice(1)}`).sort())
-    // the connection is fine: a refused action can be re-sent and goes through
+    // pushes before the close that were not refused were accepted; those decided before it are applied once, and the
+    // rest was dropped with the connection (a client resends what it has no answer for); the refused ones left no trace
+    const index = (m: Failure | Pushed) => Number(m.clientId!.slice("pipe-".length))
+    const refusedIds = refused.map((r) => `p${index(r)}`)
+    expect(Math.min(...refused.map(index))).toBeGreaterThanOrEqual(64)
+    const accepted = Array.from({ length: Math.max(...refused.map(index)) + 1 }, (_, i) => `p${i}`).filter((id) => !refusedIds.includes(id))
+    expect(accepted.length).toBeGreaterThanOrEqual(64)
+    for (const id of acked) expect(accepted).toContain(id)
+    const rows = (await h.rows()).map((r) => String(r[0]))
+    expect(new Set(rows).size).toBe(rows.length)
+    for (const id of acked) expect(rows).toContain(id)
+    for (const id of rows) expect(accepted).toContain(id)
+    expect((await h.clients()).map((x) => `p${x.client_id.slice("pipe-".length)}`).sort()).toEqual([...rows].sort())
     await setActionDelay(room, 0)
-    const [retry] = refused[0]!
-    const ack = expectAck(await c.act({ clientId: `pipe-${retry.slice(1)}`, seq: 1, action: create(retry, "retried") }))
+    // a refused action re-sent on a new connection goes through
+    const again = await connect(room)
+    const retry = refusedIds[0]!
+    const ack = expectAck(await again.act({ clientId: `pipe-${retry.slice(1)}`, seq: 1, action: create(retry, "retried") }))
     expect(ack.duplicate).toBe(false)
   })
 })

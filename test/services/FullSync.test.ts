@@ -1,0 +1,142 @@
+/**
+ * A full sync read in chunks (src/services/FullSync.ts) over node:sqlite:
+ * rows inserted, updated, soft- and hard-deleted between its chunks (by
+ * actions that publish, and by plain SQL nobody published) are in the
+ * answer, and the client's own code (SyncAnswer over a RecordTable) applies
+ * it to exactly the table at `Synced`; a table WITHOUT ROWID is read by its
+ * id; a read rule narrows the rows.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import { RecordTable } from "../../src/client/RecordTable.ts"
+import { SyncAnswer } from "../../src/client/SyncAnswer.ts"
+import * as Channel from "../../src/protocol/Channel.ts"
+import type { Synced, SyncRows } from "../../src/protocol/Protocol.ts"
+import type { Pacing } from "../../src/services/FullSync.ts"
+import { Reconciliation } from "../../src/services/Reconciliation.ts"
+import { Storage } from "../../src/services/Storage.ts"
+import { makeMemoryConnection } from "../../src/testing/MemoryConnections.ts"
+import { todos } from "../../fixtures/todo-sync/src/shared.ts"
+import { decodedFrames } from "../helpers/memory.ts"
+import { servicesLayer } from "../helpers/services.ts"
+
+type Row = ReadonlyArray<unknown>
+
+const exec = (statement: string, ...params: Array<string | number | null>) => Storage.use((sql) => sql.raw(statement, ...params))
+
+/** What a client holds after applying the answer a connection was sent, and the answer's chunks. */
+const applied = (connection: ReturnType<typeof makeMemoryConnection>) => {
+  const frames = decodedFrames(connection)
+  const answer = new SyncAnswer<Row>()
+  const table = new RecordTable<Row>()
+  for (const f of frames) if (f._tag === "SyncRows") answer.add(f.reset, f.rows, f.deleted)
+  const synced = frames.find((f): f is Synced => f._tag === "Synced")!
+  answer.apply(table, synced.reset)
+  return { table: new Map(table.array().map((r) => [r[0], r])), synced, chunks: frames.filter((f): f is SyncRows => f._tag === "SyncRows") }
+}
+
+/** A pacing that runs `between[i]` at the i-th turn and counts the turns. */
+const pacedBy = (between: ReadonlyArray<Effect.Effect<unknown, unknown, Reconciliation | Storage>>) => {
+  let turns = 0
+  return Effect.map(Effect.context<Reconciliation | Storage>(), (context) => {
+    const pacing: Pacing = {
+      around: (answer) => answer,
+      turn: Effect.suspend(() => Effect.orDie(Effect.provide(between[turns++] ?? Effect.void, context)))
+    }
+    return { pacing, turns: () => turns }
+  })
+}
+
+const liveRows = (table: string) =>
+  Effect.map(exec(`SELECT * FROM ${table} WHERE deleted_at IS NULL`), (rows) => rows)
+
+describe("FullSync", () => {
+  it.effect("rows changed between the chunks are in the answer, which applies to exactly the table at Synced", () => {
+    const connection = makeMemoryConnection("reader")
+    return Effect.gen(function*() {
+      const r = yield* Reconciliation
+      const insert = (id: string) => exec("INSERT INTO todos (id, text, completed, created_at, updated_at) VALUES (?, ?, 0, 1, 1)", id, `text ${id}`)
+      for (let i = 0; i < 95; i++) yield* insert(`r${String(i).padStart(3, "0")}`)
+      yield* r.flush
+      // published writes (as an action's would be) and plain SQL nobody published, before and after what was sent
+      const { pacing, turns } = yield* pacedBy([
+        r.write(exec("UPDATE todos SET text = 'changed' WHERE id = 'r001'")),
+        r.write(exec("DELETE FROM todos WHERE id = 'r090'")),
+        exec("UPDATE todos SET deleted_at = 5 WHERE id = 'r002'"),
+        r.write(insert("late")),
+        Effect.andThen(exec("UPDATE todos SET text = 'unpublished' WHERE id = 'r093'"), exec("DELETE FROM todos WHERE id = 'r003'"))
+      ])
+      const result = yield* r.subscribe(connection, todos, { since: null, history: undefined, sub: "todos", params: undefined, held: undefined }, { pacing })
+      assert.isTrue(result.reset)
+      const { table, synced, chunks } = applied(connection)
+      // 95 rows, 10 a turn: 10 chunks and a turn between each two
+      assert.strictEqual(turns(), 9)
+      assert.isAtLeast(chunks.length, 10)
+      assert.strictEqual(synced.version, yield* r.version)
+      const expected = new Map((yield* liveRows("todos")).map((row) => [row[0], row]))
+      assert.deepStrictEqual([...table.keys()].sort(), [...expected.keys()].sort())
+      for (const [id, row] of expected) assert.deepStrictEqual(table.get(id)?.slice(0, 3), row.slice(0, 3), String(id))
+      assert.strictEqual(table.get("r001")?.[1], "changed")
+      assert.strictEqual(table.get("r093")?.[1], "unpublished")
+      for (const gone of ["r002", "r003", "r090"]) assert.isFalse(table.has(gone), gone)
+      assert.isTrue(table.has("late"))
+      // from Synced on, the connection receives live changes
+      assert.deepStrictEqual(connection.state.channels, ["todos"])
+    }).pipe(Effect.provide(servicesLayer({ connections: [connection], options: { syncRowsPerTurn: 10 } })))
+  })
+
+  it.effect("without pacing, the whole table is read at once", () => {
+    const connection = makeMemoryConnection("reader")
+    return Effect.gen(function*() {
+      const r = yield* Reconciliation
+      for (let i = 0; i < 30; i++) yield* exec("INSERT INTO todos (id, text, completed, created_at, updated_at) VALUES (?, 't', 0, 1, 1)", `r${i}`)
+      yield* r.subscribe(connection, todos, { since: null, history: undefined, sub: "todos", params: undefined, held: undefined })
+      const { table, chunks } = applied(connection)
+      assert.strictEqual(table.size, 30)
+      assert.strictEqual(chunks.length, 1)
+    }).pipe(Effect.provide(servicesLayer({ connections: [connection], options: { syncRowsPerTurn: 10 } })))
+  })
+
+  const notes = Channel.make("notes", {
+    record: Schema.Tuple([Schema.String, Schema.String, Schema.NullOr(Schema.Number)]),
+    action: Schema.Struct({ id: Schema.String })
+  })
+
+  it.effect("a table WITHOUT ROWID is read in chunks by its id, and changes between them are in the answer", () => {
+    const connection = makeMemoryConnection("reader")
+    return Effect.gen(function*() {
+      const r = yield* Reconciliation
+      for (let i = 0; i < 45; i++) yield* exec("INSERT INTO notes (id, body) VALUES (?, ?)", `n${String(i).padStart(2, "0")}`, `body ${i}`)
+      yield* r.flush
+      const { pacing, turns } = yield* pacedBy([
+        r.write(exec("INSERT INTO notes (id, body) VALUES ('a-first', 'sorts before every chunk read')")),
+        r.write(exec("UPDATE notes SET body = 'changed' WHERE id = 'n00'"))
+      ])
+      yield* r.subscribe(connection, notes, { since: null, history: undefined, sub: "notes", params: undefined, held: undefined }, { pacing })
+      const { table } = applied(connection)
+      assert.strictEqual(turns(), 4)
+      const expected = new Map((yield* liveRows("notes")).map((row) => [row[0], row]))
+      assert.deepStrictEqual([...table.keys()].sort(), [...expected.keys()].sort())
+      assert.strictEqual(table.get("n00")?.[1], "changed")
+    }).pipe(Effect.provide(servicesLayer({
+      connections: [connection],
+      channels: [notes],
+      setup: ["CREATE TABLE notes (id TEXT PRIMARY KEY NOT NULL, body TEXT NOT NULL, deleted_at INTEGER) WITHOUT ROWID"],
+      options: { syncRowsPerTurn: 10 }
+    })))
+  })
+
+  it.effect("a read rule narrows the rows read", () => {
+    const connection = makeMemoryConnection("reader")
+    return Effect.gen(function*() {
+      const r = yield* Reconciliation
+      for (let i = 0; i < 40; i++) yield* exec("INSERT INTO todos (id, text, completed, created_at, updated_at) VALUES (?, 't', ?, 1, 1)", `r${i}`, i % 2)
+      const { pacing } = yield* pacedBy([])
+      yield* r.subscribe(connection, todos, { since: null, history: undefined, sub: "todos", params: undefined, held: undefined }, { pacing, filter: { where: "t.completed = ?", params: [1] } })
+      const { table } = applied(connection)
+      assert.strictEqual(table.size, 20)
+      for (const row of table.values()) assert.strictEqual(row[2], 1)
+    }).pipe(Effect.provide(servicesLayer({ connections: [connection], options: { syncRowsPerTurn: 7 } })))
+  })
+})
