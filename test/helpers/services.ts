@@ -4,6 +4,7 @@
  * (the same rules as the fixture's server), the table made by the fixture's
  * own migrations, with change capture installed.
  */
+import type { ReadRule } from "../../src/services/Views.ts"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { layerTest } from "../../src/testing/index.ts"
@@ -55,6 +56,8 @@ export interface ServicesOptions {
   readonly authorizer?: Layer.Layer<Authorizer>
   /** A database file to reuse across layers (a restart); default: a fresh in-memory database. */
   readonly path?: string
+  /** The channels' read rules. */
+  readonly views?: Readonly<Record<string, ReadRule | undefined>>
 }
 
 /** ActionDispatch, Reconciliation, Broadcast and Storage over a fresh in-memory database, installed. */
@@ -67,5 +70,6 @@ export const servicesLayer = (options: ServicesOptions) =>
     connections: options.connections,
     authorizer: options.authorizer,
     options: options.options,
-    path: options.path
+    path: options.path,
+    views: options.views
   })

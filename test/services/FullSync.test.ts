@@ -18,6 +18,8 @@ import { Reconciliation } from "../../src/services/Reconciliation.ts"
 import { Storage } from "../../src/services/Storage.ts"
 import { makeMemoryConnection } from "../../src/testing/MemoryConnections.ts"
 import { todos } from "../../fixtures/todo-sync/src/shared.ts"
+import { initialState } from "../../src/services/Connections.ts"
+import { cards, setup, views } from "../helpers/views.ts"
 import { decodedFrames } from "../helpers/memory.ts"
 import { servicesLayer } from "../helpers/services.ts"
 
@@ -138,5 +140,69 @@ describe("FullSync", () => {
       assert.strictEqual(table.size, 20)
       for (const row of table.values()) assert.strictEqual(row[2], 1)
     }).pipe(Effect.provide(servicesLayer({ connections: [connection], options: { syncRowsPerTurn: 7 } })))
+  })
+
+  describe("a view", () => {
+    const b1 = { board: "b1" }
+    const sub = `cards?{"board":"b1"}`
+    const card = (id: string, owner: string, priv: number) =>
+      exec("INSERT INTO cards (id, board, owner, private, title) VALUES (?, 'b1', ?, ?, ?)", id, owner, priv, `title ${id}`)
+    const request = { since: null, history: undefined, sub, params: b1, held: undefined }
+    const layer = (connection: ReturnType<typeof makeMemoryConnection>) =>
+      servicesLayer({ connections: [connection], channels: [cards], setup, views, options: { syncRowsPerTurn: 5 } })
+    const bob = () => makeMemoryConnection("bob", { ...initialState, principal: "bob" })
+
+    it.effect("reads only what its rule admits, and its catch-up removes only ids it sent", () => {
+      const connection = bob()
+      return Effect.gen(function*() {
+        const r = yield* Reconciliation
+        yield* exec("INSERT INTO members (user, board) VALUES ('bob', 'b1')")
+        for (let i = 0; i < 20; i++) yield* card(`c${String(i).padStart(2, "0")}`, "ann", i % 2)
+        yield* r.flush
+        const { pacing } = yield* pacedBy([
+          // c00 was sent (public), then made private: it goes; c01 is hidden and changes: nothing of it may come
+          r.write(exec("UPDATE cards SET private = 1 WHERE id = 'c00'")),
+          r.write(exec("UPDATE cards SET title = 'still hidden' WHERE id = 'c01'")),
+          r.write(card("new", "bob", 1))
+        ])
+        const result = yield* r.subscribe(connection, cards, request, { pacing })
+        assert.isTrue(result.reset)
+        const { table, synced, chunks } = applied(connection)
+        assert.strictEqual(synced.sub, sub)
+        assert.isTrue(synced.view)
+        const expected = (yield* exec("SELECT id FROM cards WHERE deleted_at IS NULL AND (private = 0 OR owner = 'bob') ORDER BY id")).map((row) => row[0])
+        assert.deepStrictEqual([...table.keys()].sort(), expected)
+        const sent = chunks.flatMap((c) => c.rows.map((row) => row[0]))
+        for (const id of chunks.flatMap((c) => c.deleted)) assert.include(sent, id)
+        assert.notInclude(JSON.stringify(chunks), "still hidden")
+        assert.notInclude(sent, "c01")
+      }).pipe(Effect.provide(layer(connection)))
+    })
+
+    it.effect("an access change while its chunks go out stops it: Synced where it began, then Resync", () => {
+      const connection = bob()
+      return Effect.gen(function*() {
+        const r = yield* Reconciliation
+        yield* exec("INSERT INTO members (user, board) VALUES ('bob', 'b1')")
+        for (let i = 0; i < 20; i++) yield* card(`c${String(i).padStart(2, "0")}`, "ann", 1)
+        yield* exec("INSERT INTO shares (card, user) SELECT id, 'bob' FROM cards")
+        yield* r.flush
+        const start = yield* r.version
+        const { pacing, turns } = yield* pacedBy([
+          Effect.andThen(exec("DELETE FROM shares"), r.refreshAccess((p) => p === "bob"))
+        ])
+        yield* r.subscribe(connection, cards, request, { pacing })
+        const frames = decodedFrames(connection)
+        const synced = frames.find((f): f is Synced => f._tag === "Synced")!
+        assert.strictEqual(synced.version, start)
+        assert.isTrue(synced.history.endsWith(".stale"))
+        assert.strictEqual(frames[frames.length - 1]?._tag, "Resync")
+        // one chunk went out before the access changed, none after
+        assert.strictEqual(turns(), 1)
+        assert.strictEqual(frames.filter((f) => f._tag === "SyncRows" && f.rows.length > 0).length, 1)
+        // not registered: no live change reaches it until it resubscribes
+        assert.deepStrictEqual(connection.state.subs ?? [], [])
+      }).pipe(Effect.provide(layer(connection)))
+    })
   })
 })
