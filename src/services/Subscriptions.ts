@@ -93,7 +93,7 @@ export const make = (ctx: SubscriptionsContext) => {
       // a full answer waits (away from the scheduler) for a place in the budget, then reads a chunk per turn
       const queued = () => limits.hit("fullSyncQueued", { connection, id: connection.id, principal: lane.principal })
       const pacing: Pacing = {
-        around: (full) => Effect.flatMap(turns.away(budget.acquire(connection, lane.principal, queued)), (release) => Effect.ensuring(full, release)),
+        around: (full) => budget.within(connection, lane.principal, queued, full, turns.away),
         turn: turns.turn
       }
       yield* reconciliation.subscribe(connection, channel, { ...request, sub, params: params.success }, { pacing }).pipe(

@@ -81,10 +81,18 @@ export const make = (limits: { readonly room: number; readonly connection: numbe
     }
   }
 
-  const place = (connection: SyncConnection, principal: string | null, queued: () => void): Effect.Effect<void> =>
+  /** Waits for a place; `held` is set when it is granted (synchronously, so that whoever runs the waiter can give it back). */
+  const place = (connection: SyncConnection, principal: string | null, queued: () => void, held: { granted: boolean }): Effect.Effect<void> =>
     Effect.callback<void>((resume) => {
       // in the queue first: a place goes to the next principal in turn, which may be this one
-      const waiter: Waiter = { connection, grant: () => resume(Effect.void), granted: false }
+      const waiter: Waiter = {
+        connection,
+        grant: () => {
+          held.granted = true
+          resume(Effect.void)
+        },
+        granted: false
+      }
       let queue = queues.get(principal)
       if (queue === undefined) {
         queues.set(principal, (queue = []))
@@ -94,17 +102,35 @@ export const make = (limits: { readonly room: number; readonly connection: numbe
       watch.waiting(1)
       grantWaiting()
       if (!waiter.granted) queued()
-      // interrupted: out of the queue, or the place it was granted meanwhile goes back
-      return Effect.sync(() => (waiter.granted ? release(connection) : remove(principal, waiter)))
+      // interrupted while waiting: out of the queue (a place granted meanwhile is given back by `within`)
+      return Effect.sync(() => {
+        if (!waiter.granted) remove(principal, waiter)
+      })
     })
 
   return {
     /**
-     * Waits for a place in the budget (`queued` is told when it must wait);
-     * succeeds with the Effect that gives the place back.
+     * Runs `self` with a place in the budget, waiting for one first through
+     * `wait` (which may run the waiting elsewhere); `queued` is told when it
+     * must wait. The place goes back however `self` ends, interrupted included.
      */
-    acquire: (connection: SyncConnection, principal: string | null, queued: () => void): Effect.Effect<Effect.Effect<void>> =>
-      Effect.as(place(connection, principal, queued), Effect.sync(() => release(connection))),
+    within: <A, E, R>(
+      connection: SyncConnection,
+      principal: string | null,
+      queued: () => void,
+      self: Effect.Effect<A, E, R>,
+      wait: (place: Effect.Effect<void>) => Effect.Effect<void> = (place) => place
+    ): Effect.Effect<A, E, R> => {
+      const held = { granted: false }
+      return Effect.ensuring(
+        Effect.andThen(wait(place(connection, principal, queued, held)), self),
+        Effect.sync(() => {
+          if (!held.granted) return
+          held.granted = false
+          release(connection)
+        })
+      )
+    },
     /** Full syncs in progress and waiting (for tests and counters). */
     size: () => ({ running, waiting: [...queues.values()].reduce((n, q) => n + q.length, 0) })
   }
