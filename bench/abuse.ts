@@ -1,6 +1,7 @@
 /**
- * Fairness under abuse (issue 20), runnable alone:
- * `./node_modules/.bin/node bench/abuse.ts`.
+ * Fairness under abuse (issue 20): the last part of `npm run bench`, runnable
+ * alone as `./node_modules/.bin/node bench/abuse.ts`. Its baseline is the
+ * same room with no attack (raw partyserver has no protection to compare).
  *
  * Ten well-behaved protocol-level clients make round trips (a create, then
  * a ~20 ms pause) in a room seeded with 20k rows, connected to the workerd
@@ -17,7 +18,8 @@
  * to bench/abuse-results.json.
  *
  * ABUSE_SECONDS (10), ABUSE_ROWS (20000), ABUSE_CLIENTS (10) and
- * ABUSE_PHASES (storm,flood,junk,sockets) change the run.
+ * ABUSE_PHASES (storm,flood,junk,sockets) change the run; BENCH_QUICK=1
+ * runs 3 s phases and writes bench/abuse-results.quick.json.
  */
 import { fork } from "node:child_process"
 import { writeFileSync } from "node:fs"
@@ -27,7 +29,8 @@ import { type BenchClient, connect } from "./clients.ts"
 import { now, quantile, round, sleep } from "./stats.ts"
 import { cpuMicros, directUrl, seed, SIDES, type Side, start } from "./workers.ts"
 
-const SECONDS = Number(process.env.ABUSE_SECONDS ?? 10)
+const QUICK = process.env.BENCH_QUICK === "1"
+const SECONDS = Number(process.env.ABUSE_SECONDS ?? (QUICK ? 3 : 10))
 const ROWS = Number(process.env.ABUSE_ROWS ?? 20_000)
 const CLIENTS = Number(process.env.ABUSE_CLIENTS ?? 10)
 const ATTACKS = (process.env.ABUSE_PHASES ?? "storm,flood,junk,sockets").split(",").filter((p) => p !== "")
@@ -191,7 +194,7 @@ const main = async () => {
     console.table(table)
     console.log(JSON.stringify({ failed: result.failed, lost: result.lost, acked: result.acked, workerAlive: result.workerAlive, load: result.load }))
     console.log(JSON.stringify({ attacks, limits }, null, 1))
-    writeFileSync(fileURLToPath(new URL("./abuse-results.json", import.meta.url)), JSON.stringify(result, null, 2) + "\n")
+    writeFileSync(fileURLToPath(new URL(QUICK ? "./abuse-results.quick.json" : "./abuse-results.json", import.meta.url)), JSON.stringify(result, null, 2) + "\n")
   } finally {
     await side.dispose()
   }

@@ -286,7 +286,6 @@ const make = Effect.gen(function*() {
     )
   }
 
-  /** Ends a connection that broke a limit of `Abuse.ts`: told why, then closed with 1008. */
   /**
    * Ends a connection that broke a limit of `Abuse.ts`: told why, muted at
    * once (its frames are dropped unread and get no answer, so a client that
