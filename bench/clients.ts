@@ -75,6 +75,14 @@ export const open = (url: string): Promise<WebSocket> =>
 /** The WebSocket URL of a room. */
 export const wsUrl = (side: Side, room: string) => `${side.url.replace(/^http/, "ws")}${side.party}/${room}`
 
+let userCounter = 0
+/**
+ * The URL of one bench client: a user of its own (the fixture's `?user=`,
+ * which raw ignores), as in a real room; clients without one would share the
+ * principal "anonymous" and meet its cap of open sockets.
+ */
+export const clientUrl = (side: Side, room: string) => `${wsUrl(side, room)}?user=b${process.pid}-${++userCounter}`
+
 /** A record tuple as it travels. */
 export type Row = ReadonlyArray<unknown>
 
@@ -85,7 +93,7 @@ interface Pending {
 
 /** Connects a client of the given side to a room. */
 export const connect = async (side: Side, room: string): Promise<BenchClient> => {
-  const ws = await open(wsUrl(side, room))
+  const ws = await open(clientUrl(side, room))
   return side.name === "ours" ? oursClient(ws, side) : rawClient(ws, side)
 }
 

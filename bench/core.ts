@@ -15,7 +15,7 @@ import { join } from "node:path"
 import { PartySocket } from "partysocket"
 import { todos } from "../fixtures/todo-sync/src/shared.ts"
 import { createSyncClient } from "../src/client/index.ts"
-import { type Contender, open, wsUrl } from "./clients.ts"
+import { type Contender, open, clientUrl } from "./clients.ts"
 import { connectMany, freshRoom, usageOf } from "./network.ts"
 import { now } from "./stats.ts"
 import { seed, type Side, SIDES, start } from "./workers.ts"
@@ -116,7 +116,7 @@ export interface ColdStart {
 
 const firstSync = async (side: Side, room: string): Promise<number> => {
   const t0 = now()
-  const ws = await open(wsUrl(side, room))
+  const ws = await open(clientUrl(side, room))
   await new Promise<void>((resolve) => {
     ws.onmessage = (event: MessageEvent) => {
       const text = String(event.data)

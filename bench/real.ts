@@ -7,7 +7,7 @@
  */
 import { createSyncClient, type PlainSyncClient } from "../src/client/index.ts"
 import { todos } from "../fixtures/todo-sync/src/shared.ts"
-import { type BenchClient, open, type Row, type SyncStats, wsUrl } from "./clients.ts"
+import { type BenchClient, open, type Row, type SyncStats, clientUrl } from "./clients.ts"
 import { bytesOf, now } from "./stats.ts"
 import type { Side } from "./workers.ts"
 
@@ -15,7 +15,7 @@ type Todos = typeof todos
 
 /** Connects a real client's socket; the client itself starts at `sync`. */
 export const connectReal = async (side: Side, room: string): Promise<BenchClient> => {
-  const ws = await open(wsUrl(side, room))
+  const ws = await open(clientUrl(side, room))
   let client: PlainSyncClient<Todos> | undefined
   let counting = false
   let bytes = 0
