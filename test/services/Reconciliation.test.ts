@@ -482,6 +482,23 @@ describe("Reconciliation: GC", () => {
         assert.deepStrictEqual(afterGc.rows, beforeGc.rows)
         assert.deepStrictEqual(afterGc.rows.map((row) => row[1]), ["v19"])
       })))
+
+  it.effect("between GCs the log keeps at most a quarter more entries than rows (plus a slack): a resume after many writes to few rows reads about what changed", () =>
+    withRoom(() =>
+      Effect.gen(function*() {
+        const r = yield* Reconciliation
+        for (let i = 0; i < 100; i++) yield* r.write(insertRow(`r${i}`))
+        let most = 0
+        for (let i = 0; i < 2_000; i++) {
+          yield* r.write(exec("UPDATE todos SET text = ? WHERE id = ?", `v${i}`, `r${(i * 7) % 100}`))
+          const [[entries]] = (yield* exec("SELECT count(*) FROM _psync_log")) as ReadonlyArray<ReadonlyArray<number>>
+          most = Math.max(most, entries!)
+        }
+        // a quarter of 100 kept, the slack of 8, and the newest entry a compaction spares
+        assert.isAtMost(most, 100 + 25 + 8 + 1)
+        const resume = yield* sync(0)
+        assert.strictEqual(resume.rows.length, 100)
+      })))
 })
 
 describe("Reconciliation: the client ledger", () => {
