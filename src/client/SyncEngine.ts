@@ -4,9 +4,9 @@
  * answer being buffered, the queue of pending actions (Outbox), the
  * optimistic snapshot (the reducer applied over the confirmed records for
  * every pending action, in order) and what the UI is told about the
- * connection. Its owner feeds it socket events and decoded frames (it is the
- * channel's Route on a shared socket), persists what it reports and calls
- * `retry()` after a backoff when it asks for one.
+ * connection (kept by a StatusBoard). Its owner feeds it socket events and
+ * decoded frames (it is the channel's Route on a shared socket), persists
+ * what it reports and calls `retry()` after a backoff when it asks for one.
  *
  * Ordering rules it relies on (see the Protocol): a sync answer is applied
  * whole at `Synced`; actions are pushed only once the channel is synced on
@@ -15,90 +15,40 @@
  * socket, so settling the actions at the reply never shows an older value; a
  * `Change` whose version is not above the cursor was already applied and is
  * skipped. One push is in flight at a time; actions queued meanwhile go in
- * the next one.
- *
- * Refusals: `TooManyInFlight` and `Unavailable` are temporary. A refused push
- * stays queued and is sent again after a backoff; a refused Subscribe is sent
- * again on the retry. `Outdated` and a refused socket (`NotAuthorized`) are
- * shown in the status and keep the queue; any other refused Subscribe
- * (`UnknownChannel`) fails the queue and every later send until a sync
- * succeeds.
+ * the next one. What a refusal does is in Refusals.ts.
  *
  * @since 0.1.0
  */
-import { isTransient, type ClientMessage, type Failure, type RowId } from "../protocol/Protocol.ts"
-import { type ActionDiscarded, fromFailure, SyncRefused } from "../protocol/Errors.ts"
+import type { Failure } from "../protocol/Protocol.ts"
+import { type ActionDiscarded, fromFailure } from "../protocol/Errors.ts"
+import type { EngineOptions } from "./EngineOptions.ts"
 import * as Optimistic from "./Optimistic.ts"
 import type { PendingAction } from "./Outbox.ts"
 import { type DiscardedAction, Pushes, type Result } from "./Pushes.ts"
 import { Feed } from "./Feed.ts"
 import type { RecordTable, Row } from "./RecordTable.ts"
-import { type Connection, STICKY, type SyncStatus } from "./Status.ts"
+import { Refusals } from "./Refusals.ts"
+import type { SyncStatus } from "./Status.ts"
+import { StatusBoard } from "./StatusBoard.ts"
 import type { ServerFrame } from "./Frames.ts"
 import type { Route } from "./Transport.ts"
 
+export type { EngineOptions, RowDecoder } from "./EngineOptions.ts"
 export type { PendingAction, Waiter } from "./Outbox.ts"
 export type { DiscardedAction } from "./Pushes.ts"
 
 export type { SyncStatus } from "./Status.ts"
 
-/** Decodes wire rows with the channel's record Schema. */
-export type RowDecoder<R> = (rows: ReadonlyArray<unknown>) => { readonly rows: Array<R>; readonly error: string | null }
-
-/** What the engine needs from its owner. */
-export interface EngineOptions<R extends Row, A> {
-  readonly channel: string
-  /** The subscription's name when it has params (`subOf`), and the params as they travel. */
-  readonly sub?: string | undefined
-  readonly params?: unknown
-  /** The channel's schema version this client was built with. */
-  readonly schema: number
-  readonly decodeRows: RowDecoder<R>
-  readonly optimistic?: ((records: ReadonlyArray<R>, action: A) => ReadonlyArray<R>) | undefined
-  /** Ids an action touches, besides those the reducer visibly changes. */
-  readonly idsOf?: ((action: A) => Iterable<RowId>) | undefined
-  /** The most actions this client allows unanswered on its socket (the socket's clients share one budget). */
-  readonly maxInFlight: number
-  /** The largest push frame to send, in bytes (the server's `maxInboundFrameBytes` or less). */
-  readonly maxPushBytes: number
-  /** This client's own id (replies to it are routed here even when nothing is queued). */
-  readonly clientId: string
-  /** The server bound `clientId` to another key: its actions were refused. */
-  readonly mismatch?: ((clientId: string) => void) | undefined
-  /** Writes a frame (dropped unless the socket is open). */
-  readonly transmit: (message: ClientMessage) => void
-  /** An action may be sendable: the socket's hub calls `pushNext` while its budget allows. */
-  readonly wake: () => void
-  /** A temporary refusal: call `retry()` after a backoff; `attempt` is 1 for the first since a success. */
-  readonly backoff: (attempt: number) => void
-  /** Called (synchronously) after anything visible changed. */
-  readonly onChange: () => void
-  /** Called after the confirmed records or cursor changed (persist, debounced). */
-  readonly onConfirmed: () => void
-  /** Called when a queued action leaves the queue (settled or dropped): its stored record goes. */
-  readonly onSettled: (entry: PendingAction<A>) => void
-}
-
 /** The synchronous core of a sync client for one channel, and its route on the socket. */
 export class SyncEngine<R extends Row, A> implements Route {
   readonly feed = new Feed<R>()
   readonly pushes: Pushes<A>
-  #connection: Connection = "connecting"
-  #lastError: SyncStatus["lastError"] = null
-  /** `lastError` when the current Subscribe went out: a sync that succeeds clears it unless a newer one came since. */
-  #errorBeforeSync: SyncStatus["lastError"] = null
+  readonly #board = new StatusBoard()
+  readonly #refusals: Refusals<R, A>
   #open = false
-  /** What `retry()` will do: the backoff after a temporary refusal is running. */
-  #retry: "subscribe" | "actions" | undefined
-  /** Temporary refusals since the last answer that was not one. */
-  #attempts = 0
-  /** The server refused the channel: sends fail with this until a sync succeeds. */
-  #refusal: Failure | undefined
   #snapshot: ReadonlyArray<R> | undefined = []
-  #pendingIds: ReadonlySet<RowId> = Optimistic.EMPTY_IDS
   /** The last optimistic build: actions queued after it extend it. */
   #view: Optimistic.View<R, A> | undefined
-  #status: SyncStatus | undefined
   #optimistic: EngineOptions<R, A>["optimistic"]
 
   readonly options: EngineOptions<R, A>
@@ -113,6 +63,7 @@ export class SyncEngine<R extends Row, A> implements Route {
     this.maxInFlight = options.maxInFlight
     this.#optimistic = options.optimistic
     this.pushes = new Pushes<A>(options.channel, options.clientId)
+    this.#refusals = new Refusals(this.feed, this.pushes, this.#board, options, () => this.#dirty())
   }
 
   /** The confirmed records. */
@@ -152,7 +103,7 @@ export class SyncEngine<R extends Row, A> implements Route {
 
   /** Why the server refused the channel, while it does: sends fail with it. */
   refusal(): Failure | undefined {
-    return this.#refusal
+    return this.#refusals.refusal
   }
 
   // ---------------------------------------------------------------- reading
@@ -168,20 +119,9 @@ export class SyncEngine<R extends Row, A> implements Route {
     if (this.#snapshot === undefined) {
       // with nothing pending no id is: reading the status alone never builds the snapshot (O(table))
       if (this.pending.length > 0) this.#rebuild()
-      else if (this.#pendingIds !== Optimistic.EMPTY_IDS) {
-        this.#pendingIds = Optimistic.EMPTY_IDS
-        this.#status = undefined
-      }
+      else this.#board.pendingIds(Optimistic.EMPTY_IDS)
     }
-    if (this.#status === undefined) {
-      this.#status = {
-        connection: this.#connection,
-        pending: this.pending.length,
-        pendingIds: this.#pendingIds,
-        lastError: this.#lastError
-      }
-    }
-    return this.#status
+    return this.#board.read(this.pending.length)
   }
 
   /**
@@ -199,44 +139,28 @@ export class SyncEngine<R extends Row, A> implements Route {
 
   #rebuild() {
     const view = Optimistic.build(this.table, this.pending, this.#optimistic, this.options.idsOf ?? Optimistic.defaultIdsOf, (error) => {
-      this.#lastError = { reason: "ReducerFailed", message: String(error) }
-      this.#status = undefined
+      this.#board.error("ReducerFailed", String(error))
     }, this.#view)
     this.#view = view
     this.#snapshot = view.rows
-    // the status object stays the same unless something in it changed
-    if (!Optimistic.sameSet(view.ids, this.#pendingIds)) {
-      this.#pendingIds = view.ids
-      this.#status = undefined
-    }
+    this.#board.pendingIds(view.ids)
   }
 
   #dirty() {
     this.#snapshot = undefined
-    this.#status = undefined
-    this.options.onChange()
-  }
-
-  #statusChanged() {
-    this.#status = undefined
+    this.#board.changed()
     this.options.onChange()
   }
 
   /** Records an error for the UI. */
   report(reason: string, message: string): void {
-    this.#lastError = { reason, message }
-    this.#statusChanged()
+    this.#board.error(reason, message)
+    this.options.onChange()
   }
 
   /** A frame that could not be decoded. */
   garbage(message: string): void {
     this.report("UnknownMessage", message)
-  }
-
-  #show(connection: Connection, failure?: Failure) {
-    this.#connection = connection
-    if (failure !== undefined) this.#lastError = { reason: failure.reason, message: failure.message }
-    this.#statusChanged()
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -251,16 +175,15 @@ export class SyncEngine<R extends Row, A> implements Route {
   opened(): void {
     this.#open = true
     this.feed.stop()
-    this.#retry = undefined
-    this.#attempts = 0
+    this.#refusals.reset()
     this.pushes.reset(true)
     this.#subscribe()
-    if (!STICKY.has(this.#connection) && !this.#socketRefused()) this.#connection = "syncing"
-    this.#statusChanged()
+    this.#board.opened()
+    this.options.onChange()
   }
 
   #subscribe() {
-    this.#errorBeforeSync = this.#lastError
+    this.#board.subscribing()
     this.options.transmit(this.feed.subscribe(this.channel, this.sub, this.options.schema, this.options.params))
   }
 
@@ -268,39 +191,24 @@ export class SyncEngine<R extends Row, A> implements Route {
   closed(): void {
     this.#open = false
     this.feed.stop()
-    this.#retry = undefined
-    this.#attempts = 0
+    this.#refusals.reset()
     this.pushes.reset(false)
-    if (!STICKY.has(this.#connection) && this.#connection !== "offline" && !this.#socketRefused()) this.#show("offline")
-  }
-
-  // A socket refused over the server's connection caps shows `unavailable` until a sync succeeds (partysocket reconnects).
-  #socketRefused(): boolean {
-    return this.#connection === "unavailable" && this.#lastError?.reason === "TooManyConnections"
+    if (this.#board.closed()) this.options.onChange()
   }
 
   /** The backoff after a temporary refusal is over: subscribe again, or let the held actions go. */
   retry(): void {
-    const what = this.#retry
-    this.#retry = undefined
+    const what = this.#refusals.due()
     if (what === undefined || !this.#open) return
     if (what === "subscribe") this.#subscribe()
     else this.options.wake()
-  }
-
-  // Several refusals in one burst share one backoff; a Subscribe retry also covers held actions.
-  #backoff(what: "subscribe" | "actions") {
-    if (this.#retry === undefined) {
-      this.#retry = what
-      this.options.backoff(++this.#attempts)
-    } else if (what === "subscribe") this.#retry = what
   }
 
   /** Forgets every record and the cursor; pending actions are rejected. */
   clear(reject: (p: PendingAction<A>) => ActionDiscarded): void {
     for (const p of this.pushes.clear()) p.waiter?.reject(reject(p))
     this.feed.load(null, undefined, [])
-    this.#lastError = null
+    this.#board.clearError()
     this.options.onConfirmed()
     this.#dirty()
     if (this.#open) this.opened()
@@ -333,7 +241,7 @@ export class SyncEngine<R extends Row, A> implements Route {
 
   /** Sends the next push if one may go now (synced, no backoff running, none in flight); returns how many actions it carries. */
   pushNext(room: number): number {
-    if (!this.#open || this.feed.syncing || this.#retry !== undefined) return 0
+    if (!this.#open || this.feed.syncing || this.#refusals.waiting) return 0
     const push = this.pushes.next(room, this.options.maxPushBytes)
     if (push === undefined) return 0
     this.options.transmit(push)
@@ -361,11 +269,11 @@ export class SyncEngine<R extends Row, A> implements Route {
     const settled = this.pushes.replied(clientId, next, results)
     const calls: Array<() => void> = []
     for (const { entry, result } of settled) {
-      this.#attempts = 0
+      this.#refusals.answered()
       this.options.onSettled(entry)
       if (result.reason !== undefined) {
         const failure = { reason: result.reason, message: result.message ?? "" }
-        this.#lastError = failure
+        this.#board.error(failure.reason, failure.message)
         calls.push(() => entry.waiter?.reject(fromFailure(failure)))
       } else {
         const rows = this.#decode(result.rows ?? [])
@@ -375,25 +283,6 @@ export class SyncEngine<R extends Row, A> implements Route {
     if (calls.length > 0) this.#dirty()
     for (const f of calls) f()
     if (!this.pushes.busy) this.options.wake()
-  }
-
-  /** A refused push: a temporary refusal sends it again after a backoff; a final one fails its actions. */
-  #pushRefused(frame: Failure, clientId: string) {
-    const transient = isTransient(frame.reason)
-    const dropped = this.pushes.refused(clientId, frame.reason, frame.message, transient)
-    if (transient) {
-      // not decided on the server: it stays queued, and goes again after the backoff
-      this.#backoff("actions")
-      this.report(frame.reason, frame.message)
-      return
-    }
-    for (const p of dropped) this.options.onSettled(p)
-    this.#lastError = { reason: frame.reason, message: frame.message }
-    this.#dirty()
-    const error = frame.reason === "UnknownMessage" ? new SyncRefused({ reason: "UnknownMessage", message: frame.message }) : fromFailure(frame)
-    for (const p of dropped) p.waiter?.reject(error)
-    if (frame.reason === "ClientMismatch") this.options.mismatch?.(clientId)
-    this.options.wake()
   }
 
   // ---------------------------------------------------------------- frames
@@ -416,10 +305,8 @@ export class SyncEngine<R extends Row, A> implements Route {
       case "Synced": {
         if (!feed.syncing) return
         const buffered = feed.synced(frame.version, frame.history, frame.reset)
-        this.#connection = "live"
-        if (this.#lastError === this.#errorBeforeSync) this.#lastError = null
-        this.#refusal = undefined
-        this.#attempts = 0
+        this.#board.live()
+        this.#refusals.synced()
         this.options.onConfirmed()
         this.#dirty()
         for (const f of buffered) this.receive(f)
@@ -436,58 +323,19 @@ export class SyncEngine<R extends Row, A> implements Route {
       case "Resync":
         // the view's rule changed (or a refused one now allows us): the server stopped its changes until we
         // subscribe again; while our Subscribe is out, its answer (on its way) already follows the new rule
-        if (this.#open && (!feed.syncing || this.#refusal !== undefined)) this.#subscribe()
+        if (this.#open && (!feed.syncing || this.#refusals.refusal !== undefined)) this.#subscribe()
         return
       case "Pushed":
         return this.#pushed(frame.clientId, frame.next, frame.results as ReadonlyArray<Result>)
       case "Failure":
-        return frame.clientId === undefined ? this.#refused(frame) : this.#pushRefused(frame, frame.clientId)
+        return this.#refusals.receive(frame)
     }
-  }
-
-  // A Failure without a client id: a refused socket, a server that cannot start, or a refused Subscribe.
-  #refused(frame: Failure) {
-    if (frame.channel === null) {
-      if (frame.reason === "NotAuthorized") return this.#show("unauthorized", frame)
-      if (frame.reason === "TooManyConnections") return this.#show("unavailable", frame)
-      if (frame.reason !== "Unavailable") return this.report(frame.reason, frame.message)
-      // none of what we sent was run: subscribe again (actions follow the sync) after a backoff
-      this.pushes.reset(false)
-      this.feed.syncing = true
-      this.#backoff("subscribe")
-      return this.#show("unavailable", frame)
-    }
-    // Routed by channel, so every client of the channel on this socket hears it: a client that is
-    // synced (by its own answer or by another client's, which reaches it too) has nothing to redo.
-    if (!this.feed.syncing) return
-    if (isTransient(frame.reason)) {
-      this.#backoff("subscribe")
-      return this.#show(frame.reason === "Unavailable" ? "unavailable" : this.#connection, frame)
-    }
-    if (frame.reason === "Outdated") return this.#show("outdated", frame)
-    // the server will not serve this channel: its queued actions can never apply
-    this.#refusal = frame
-    if (frame.reason === "NotAuthorized") {
-      // no longer allowed to read it: what this client holds of it goes, from memory and from its cache
-      this.feed.load(null, undefined, [])
-      this.options.onConfirmed()
-    }
-    const error = fromFailure(frame)
-    const dropped = this.pushes.dropAll(frame.reason, frame.message)
-    for (const p of dropped) this.options.onSettled(p)
-    // the dropped actions leave the optimistic view too
-    this.#snapshot = undefined
-    this.#show(frame.reason === "NotAuthorized" ? "unauthorized" : "failed", frame)
-    for (const p of dropped) p.waiter?.reject(error)
   }
 
   #decode(rows: ReadonlyArray<unknown>): Array<R> {
     if (rows.length === 0) return []
     const result = this.options.decodeRows(rows)
-    if (result.error !== null) {
-      this.#lastError = { reason: "InvalidRecord", message: result.error }
-      this.#status = undefined
-    }
+    if (result.error !== null) this.#board.error("InvalidRecord", result.error)
     return result.rows
   }
 }
