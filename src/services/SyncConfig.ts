@@ -121,7 +121,7 @@ export const defaultOptions: SyncOptions = {
   minSyncIntervalMs: 1_000,
   synchronousHandlers: false,
   actionsPerTurn: 8,
-  syncRowsPerTurn: 250,
+  syncRowsPerTurn: 125,
   maxFullSyncsPerRoom: 2,
   maxFullSyncsPerConnection: 1,
   maxConnectionsPerPrincipal: 100,
