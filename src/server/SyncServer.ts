@@ -28,19 +28,19 @@ import * as ServerLayer from "../layers/ServerLayer.ts"
 import type * as Channel from "../protocol/Channel.ts"
 import type { NotAuthorized } from "../protocol/Errors.ts"
 import { encodeServerFrame } from "../protocol/Protocol.ts"
-import { ActionDispatch } from "../services/ActionDispatch.ts"
 import { Authorizer } from "../services/ActionHandler.ts"
 import type { CallerShape } from "../services/Caller.ts"
 import * as Handlers from "../services/Handlers.ts"
 import type { SyncConnection } from "../services/Connections.ts"
 import { type LimitCounts, Limits } from "../services/Limits.ts"
 import { type GcResult, type InstallReport, Reconciliation } from "../services/Reconciliation.ts"
-import { type MigrationRecord, run as runMigrations } from "../services/Migrations.ts"
+import type { MigrationRecord } from "../services/Migrations.ts"
 import { Storage, type StorageUsage } from "../services/Storage.ts"
 import { defaultOptions, type SyncOptions } from "../services/SyncConfig.ts"
 import { type ReadRule, type ReadRules, Views } from "../services/Views.ts"
 import { LiveSockets } from "./LiveSockets.ts"
-import { adapt, describeError, encodeGrant, GRANT_HEADER, idsOfFrame, refuseSocket, stateOf } from "./Sockets.ts"
+import { ObjectRuntime } from "./ObjectRuntime.ts"
+import { adapt, encodeGrant, GRANT_HEADER, idsOfFrame, refuseSocket, stateOf } from "./Sockets.ts"
 
 /** What `authorizeConnection` grants; `P` is the server's principal type. */
 export interface Grant<P = unknown> {
@@ -131,18 +131,21 @@ export abstract class SyncServer<
     return Effect.void
   }
 
-  #runtime: ManagedRuntime.ManagedRuntime<ActionDispatch | Reconciliation | Limits | SqlClient.SqlClient | Storage | R, unknown> | undefined
-  #ready: Promise<void> | undefined
-  /** The dispatch of the running services, looked up once rather than per frame. */
-  #dispatch: ActionDispatch["Service"] | undefined
-  #installation: (InstallReport & { readonly migrated: ReadonlyArray<readonly [number, string]> }) | undefined
+  /** The services, started behind the guard of every entry point. */
+  readonly #services = new ObjectRuntime<R>({
+    build: () => this.#build(),
+    migrations: () => this.migrations,
+    initialize: () => this.__unsafe_ensureInitialized(),
+    sockets: () => this.getConnections(),
+    started: () => this.#scheduleGc()
+  })
   readonly #adapters = new WeakMap<Connection, SyncConnection>()
   /** The open connections (built once per wake, then kept up to date) and their caps. */
-  readonly #sockets = new LiveSockets(() => Array.from(this.getConnections(), (c) => this.#adapt(c)), (c) => this.#dispatch?.closed(c))
+  readonly #sockets = new LiveSockets(() => Array.from(this.getConnections(), (c) => this.#adapt(c)), (c) => this.#services.dispatch?.closed(c))
 
   /** What the last start of the services did (migrations run, history) and cost (rows read and written); undefined before the first. */
   get installation(): (InstallReport & { readonly migrated: ReadonlyArray<readonly [number, string]> }) | undefined {
-    return this.#installation
+    return this.#services.installation
   }
 
   #adapt(connection: Connection): SyncConnection {
@@ -176,49 +179,8 @@ export abstract class SyncServer<
     // answers "unavailable" and tries again. The first await lets the subclass's fields be set.
     void ctx.blockConcurrencyWhile(async () => {
       await null
-      await this.#start()
+      await this.#services.start()
     })
-  }
-
-  /**
-   * Builds the services, runs the migrations, then partyserver's start (your
-   * `onStart`), then installs change capture: once per object lifetime,
-   * retried on the next event after a failure.
-   */
-  #ensureReady(): Promise<void> {
-    if (this.#ready === undefined) {
-      const runtime = this.#build()
-      this.#runtime = runtime
-      const migrations = this.migrations
-      const before = this.#installation?.history
-      this.#ready = runtime.runPromise(migrations === undefined ? Effect.succeed([]) : runMigrations(migrations))
-        .then(async (migrated) => {
-          // tables your onStart creates exist before capture is installed on them
-          await this.__unsafe_ensureInitialized()
-          return runtime.runPromise(Effect.gen(function*() {
-            const report = yield* Reconciliation.use((r) => r.install)
-            const dispatch = yield* ActionDispatch
-            return { report: { ...report, migrated }, dispatch }
-          }))
-        })
-        .then(({ report, dispatch }) => {
-          this.#installation = report
-          this.#dispatch = dispatch
-          // Sockets still open (hibernated through a deploy that rebuilt capture, or open across restartSync) hold
-          // cursors of the old history, and Change frames carry none: the client would skip the new history's lower
-          // versions and keep rows that are gone. Closed, they reconnect and their cursor's history gets them a reset.
-          if (report.replaced || (before !== undefined && report.history !== before)) {
-            for (const connection of this.getConnections()) connection.close(1012, "the sync history restarted")
-          }
-          return this.#scheduleGc()
-        })
-      this.#ready.catch(() => {
-        this.#ready = undefined
-        this.#dispatch = undefined
-        void runtime.dispose()
-      })
-    }
-    return this.#ready
   }
 
   async #scheduleGc() {
@@ -233,18 +195,18 @@ export abstract class SyncServer<
    * Cloudflare bills them; undefined before they start.
    */
   storageUsage(): StorageUsage | undefined {
-    return this.#ready === undefined ? undefined : this.#runtime?.runSync(Storage.use((s) => Effect.sync(() => s.usage())))
+    return this.#services.active?.runSync(Storage.use((s) => Effect.sync(() => s.usage())))
   }
 
   /** How often each limit was hit since the services started (each hit is also logged); undefined before they start. */
   limits(): LimitCounts | undefined {
-    return this.#ready === undefined ? undefined : this.#runtime?.runSync(Limits.use((l) => Effect.sync(() => l.counts())))
+    return this.#services.active?.runSync(Limits.use((l) => Effect.sync(() => l.counts())))
   }
 
   /** Runs an Effect with this object's services, then publishes any rows it changed. */
   async runEffect<A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient | Storage | Reconciliation | R>): Promise<A> {
-    await this.#ensureReady()
-    const runtime = this.#runtime!
+    await this.#services.ready()
+    const runtime = this.#services.runtime!
     return runtime.runPromise(
       Effect.gen(function*() {
         const value = yield* effect
@@ -283,7 +245,7 @@ export abstract class SyncServer<
 
   override async fetch(request: Request): Promise<Response> {
     // migrations and capture come before any handler of yours reads a table
-    const unavailable = await this.#start()
+    const unavailable = await this.#services.start()
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       if (unavailable !== undefined) return new Response(unavailable, { status: 503 })
       const response = await super.fetch(request)
@@ -296,24 +258,10 @@ export abstract class SyncServer<
     const outcome = await Effect.runPromise(Effect.result(Effect.suspend(() => this.authorizeConnection(request))))
     if (outcome._tag === "Failure") return refuseSocket(outcome.failure as NotAuthorized)
     const place = this.#sockets.admit(outcome.success.principal, { ...defaultOptions, ...this.syncOptions }, (kind, principal) =>
-      this.#runtime?.runSync(Limits.use((l) => Effect.sync(() => l.hit(kind, { principal })))))
+      this.#services.runtime?.runSync(Limits.use((l) => Effect.sync(() => l.hit(kind, { principal })))))
     if (place instanceof Response) return place
     headers.set(GRANT_HEADER, encodeGrant(outcome.success))
     return super.fetch(new Request(request, { headers })).finally(place)
-  }
-
-  /**
-   * The start guard of every entry point: the migrations, your `onStart` and
-   * capture. Returns why they could not start, if they could not.
-   */
-  async #start(): Promise<string | undefined> {
-    try {
-      await this.#ensureReady()
-      return undefined
-    } catch (error) {
-      console.error("effect-partysync: the sync server could not start", error)
-      return `the sync server could not start: ${describeError(error)}`
-    }
   }
 
   override onConnect(connection: Connection, ctx: ConnectionContext): void {
@@ -325,15 +273,15 @@ export abstract class SyncServer<
   // frames still on their way from a connection closed for abuse are dropped before partyserver reads its attachment
   override webSocketMessage(ws: WebSocket, message: WSMessage): Promise<void> {
     const adapter = this.#adapters.get(ws as unknown as Connection)
-    return adapter !== undefined && this.#dispatch?.dropped(adapter) === true ? Promise.resolve() : super.webSocketMessage(ws, message)
+    return adapter !== undefined && this.#services.dispatch?.dropped(adapter) === true ? Promise.resolve() : super.webSocketMessage(ws, message)
   }
 
   override async onMessage(connection: Connection, message: WSMessage): Promise<void> {
     // partyserver does not await this promise: every failure is answered or logged here
     // the dispatch is set once the services started and cleared when they stop or fail to start
-    let unavailable = this.#dispatch === undefined ? await this.#start() : undefined
+    let unavailable = this.#services.dispatch === undefined ? await this.#services.start() : undefined
     // a restartSync or dispose may be under way: its services are not there to dispatch to yet
-    if (unavailable === undefined && this.#dispatch === undefined) unavailable = "the sync server is restarting"
+    if (unavailable === undefined && this.#services.dispatch === undefined) unavailable = "the sync server is restarting"
     if (unavailable !== undefined) {
       // the services could not start (a migration failed, a table is missing): answer this frame, by its request id
       const ids = idsOfFrame(message)
@@ -341,20 +289,20 @@ export abstract class SyncServer<
       return
     }
     // deliver never fails (refusals are answered, the rest is logged); the frame's work is done in its turn
-    const fiber = this.#runtime!.runFork(this.#dispatch!.deliver(this.#adapt(connection), message))
+    const fiber = this.#services.runtime!.runFork(this.#services.dispatch!.deliver(this.#adapt(connection), message))
     if (fiber.pollUnsafe() === undefined) await new Promise<void>((resolve) => fiber.addObserver(() => resolve()))
   }
 
   /** partyserver's RPC entry (`getServerByName`): behind the start guard like every other. */
   override async setName(name: string, props?: Record<string, unknown>): Promise<void> {
     await super.setName(name, props)
-    await this.#start()
+    await this.#services.start()
   }
 
   // Runs the subclass's onClose once the object started, then publishes what it wrote.
   override async webSocketClose(ws: WebSocket, code: number, reason: string, wasClean: boolean): Promise<void> {
     this.#forget(ws)
-    const unavailable = await this.#start()
+    const unavailable = await this.#services.start()
     if (unavailable !== undefined) {
       // your onClose would find the tables unmigrated: the socket is closed all the same
       console.error(`effect-partysync: onClose skipped: ${unavailable}`)
@@ -371,7 +319,7 @@ export abstract class SyncServer<
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     this.#forget(ws)
-    await this.#start()
+    await this.#services.start()
     await super.webSocketError(ws, error)
   }
 
@@ -387,7 +335,7 @@ export abstract class SyncServer<
    * retries the alarm); a start that fails throws too.
    */
   override async alarm(): Promise<void> {
-    const unavailable = await this.#start()
+    const unavailable = await this.#services.start()
     if (unavailable !== undefined) throw new Error(unavailable)
     let failure: { readonly error: unknown } | undefined
     try {
@@ -412,14 +360,11 @@ export abstract class SyncServer<
    */
   async restartSync(): Promise<void> {
     await this.dispose()
-    await this.#ensureReady()
+    await this.#services.ready()
   }
 
   /** Closes the services (layer finalizers run). */
   async dispose(): Promise<void> {
-    this.#dispatch = undefined
-    await this.#runtime?.dispose()
-    this.#runtime = undefined
-    this.#ready = undefined
+    await this.#services.dispose()
   }
 }

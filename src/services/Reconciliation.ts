@@ -23,7 +23,7 @@
  *
  * Views (`ViewAccess.ts`): a subscription of a channel with a read rule is
  * answered and fed only what its rule admits; install and GC are in
- * `Housekeeping.ts`.
+ * `Housekeeping.ts`, the answer to a Subscribe in `SubscribeAnswer.ts`.
  *
  * @since 0.1.0
  */
@@ -32,7 +32,6 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Semaphore from "effect/Semaphore"
 import type * as Channel from "../protocol/Channel.ts"
-import type { RowId } from "../protocol/Protocol.ts"
 import * as Batch from "./Batch.ts"
 import { Broadcast } from "./Broadcast.ts"
 import * as Capture from "./Capture.ts"
@@ -41,14 +40,14 @@ import { gcSync, installSync } from "./Housekeeping.ts"
 import { Connections, type SyncConnection } from "./Connections.ts"
 import { type NotAuthorized, StorageError, SyncFailure } from "./Errors.ts"
 import type { ChannelChanges } from "./Frames.ts"
-import * as FullSync from "./FullSync.ts"
 import * as Histories from "./Histories.ts"
 import { type SqlValue, Storage, type StorageUsage } from "./Storage.ts"
+import * as SubscribeAnswer from "./SubscribeAnswer.ts"
 import { Channels, SyncConfig } from "./SyncConfig.ts"
 import * as Views from "./Views.ts"
 import * as ViewAccess from "./ViewAccess.ts"
-import * as ViewSync from "./ViewSync.ts"
 
+export type { SubscribeOptions } from "./SubscribeAnswer.ts"
 export type { SubscribeRequest } from "./ViewAccess.ts"
 
 /** What a GC pass did. */
@@ -87,16 +86,6 @@ const COMPACT_SLACK = 8
 const storageError = (cause: unknown) =>
   cause instanceof StorageError ? cause : new StorageError({ message: cause instanceof Error ? cause.message : String(cause), cause })
 
-/** How a Subscribe's full answer is read: the connection's read rule, and the turns it takes with other work. */
-export interface SubscribeOptions {
-  readonly filter?: FullSync.RowFilter | undefined
-  /** Without it, every chunk is read in a row. */
-  readonly pacing?: FullSync.Pacing | undefined
-}
-
-/** How a Subscribe was answered. */
-type Answered = { readonly reset: boolean; readonly version: number }
-
 /** The Reconciliation interface. */
 export interface ReconciliationShape {
   /** Creates the bookkeeping tables and the triggers on every channel table; runs on every start. */
@@ -133,7 +122,7 @@ export interface ReconciliationShape {
     connection: SyncConnection,
     channel: Channel.Any,
     request: ViewAccess.SubscribeRequest,
-    options?: SubscribeOptions
+    options?: SubscribeAnswer.SubscribeOptions
   ) => Effect.Effect<{ readonly reset: boolean; readonly version: number }, StorageError | SyncFailure | Views.ViewFailed | NotAuthorized>
   /**
    * Computes again the views of the connections whose principal `match`
@@ -263,92 +252,17 @@ const make = Effect.gen(function*() {
     )
   }).pipe(Effect.asVoid, Effect.mapError(storageError))
 
-  const subscribe = Effect.fn("Reconciliation.subscribe")(function*(
-    connection: SyncConnection,
-    channel: Channel.Any,
-    request: ViewAccess.SubscribeRequest,
-    options: SubscribeOptions = {}
-  ) {
-    const resumed = yield* exclusive(Effect.gen(function*() {
-      yield* flushUnlocked
-      const log = logs.get(channel.name)
-      if (log === undefined) return yield* new StorageError({ message: `channel ${channel.name} is not installed`, cause: null })
-      const version = feed.published
-      const { since, history: cursorHistory, sub } = request
-      // decided under the lock: an access change the app reports after this sees the subscription registered
-      const view = yield* access.prepare(connection, channel, log, request)
-      if (view !== undefined) {
-        const how = access.answerOf(request, view, version)
-        // a reset is read in chunks, taking turns with other work (below)
-        if (how._tag === "Reset") {
-          yield* access.room(connection, channel.name, sub)
-          return { _tag: "Full" as const, log, view }
-        }
-        yield* access.register(connection, channel.name, sub, view)
-        const changes = yield* Effect.try({ try: () => ViewSync.answer(storage, log, view.rule, how, version), catch: storageError })
-        const problem = log.check(changes.rows)
-        if (problem !== undefined) yield* Effect.logError(`effect-partysync: rows in ${channel.table} do not match the channel's record: ${problem}`)
-        yield* broadcast.sendSync(connection, changes, false, Views.historyOf(feed.history, view), sub, true)
-        return { _tag: "Answered" as const, reset: false, version }
-      }
-      if (Histories.needsReset({ ...feed, version }, since, cursorHistory)) {
-        yield* access.room(connection, channel.name, sub)
-        return { _tag: "Full" as const, log, view: undefined }
-      }
-      const changes: ChannelChanges = yield* Effect.try({
-        try: () => ({ ...ChangeLog.foldChanges(channel.name, storage.rawUnsafe(log.query, since!), log.info.view), version }),
-        catch: storageError
-      })
-      // rows written outside onAction while nobody listened are checked here, where they are first served
-      const problem = log.check(changes.rows)
-      if (problem !== undefined) {
-        yield* Effect.logError(`effect-partysync: rows in ${channel.table} do not match the channel's record: ${problem}`)
-      }
-      yield* access.register(connection, channel.name, sub, undefined)
-      yield* broadcast.sendSync(connection, changes, false, feed.history, sub)
-      return { _tag: "Answered" as const, reset: false, version }
-    }))
-    if (resumed._tag === "Answered") return { reset: resumed.reset, version: resumed.version } satisfies Answered
-    const { log, view } = resumed
-    const { sub } = request
-    const version = yield* FullSync.answer({
-      storage,
-      log,
-      connection,
-      exclusive,
-      flush: flushUnlocked,
-      feed: () => feed,
-      unchecked,
-      config,
-      subscribe: access.register(connection, channel.name, sub, view),
-      ...options,
-      ...(view === undefined ? {} : viewAnswer(connection, channel, log, request, view))
-    })
-    return { reset: true, version }
+  const subscribe = SubscribeAnswer.make({
+    storage,
+    broadcast,
+    access,
+    config,
+    logOf: (channel) => logs.get(channel),
+    feed: () => feed,
+    unchecked,
+    exclusive,
+    flush: flushUnlocked
   })
-
-  /** What a view's full answer adds: its rule as the read's filter, its catch-up, and a check of its access between chunks. */
-  const viewAnswer = (connection: SyncConnection, channel: Channel.Any, log: Capture.ChannelLog, request: ViewAccess.SubscribeRequest, view: Views.View) => {
-    const sent = new Set<RowId>()
-    return {
-      filter: view.rule.everything ? undefined : { where: view.rule.where, params: view.rule.params },
-      // the rows changed since the read began that the rule admits now, and the removal of those it sent and no longer does
-      changesAfter: (after: number): ChannelChanges => {
-        const changed = ChangeLog.foldChanges(channel.name, storage.rawUnsafe(log.query, after), log.info.view)
-        const rows = changed.rows.filter(view.rule.test)
-        const deleted = [...changed.rows.filter((row) => !view.rule.test(row)).map((row) => row[0] as RowId), ...changed.deleted]
-          .filter((id) => sent.has(id))
-        return { channel: channel.name, rows, rowVersions: rows.map(() => 0), deleted, deletedVersions: deleted.map(() => 0), version: feed.published }
-      },
-      view: {
-        sub: request.sub,
-        history: (history: string) => Views.historyOf(history, view),
-        sent,
-        stale: access.staleness(connection, channel, log, request, view),
-        resync: access.resync(connection, channel.name, request.sub)
-      }
-    }
-  }
 
   const refreshAccess = (match: (principal: unknown) => boolean = () => true) =>
     exclusive(Effect.gen(function*() {
