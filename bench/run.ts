@@ -22,6 +22,7 @@ import { viewScenarios } from "./view-scenarios.ts"
 import { fmtBytes, median, quantile, round, summarize } from "./stats.ts"
 import { wakeRounds } from "./wake.ts"
 import { seed, startWorkers, withCpu } from "./workers.ts"
+import { startup } from "./startup.ts"
 
 const QUICK = process.env.BENCH_QUICK === "1"
 const C = QUICK
@@ -294,6 +295,20 @@ const main = async () => {
   rows.push({
     scenario: "13. cold start", metric: "woken object (1k rows, after a restart): connect to first Subscribe answered", unit: "ms",
     ours: coldOf("ours", "wokenMs"), raw: coldOf("raw", "wokenMs"), target: "reported"
+  })
+  log("13 startup")
+  const boot = { ours: startup("ours", C.coldRounds + 2), raw: startup("raw", C.coldRounds + 2) }
+  detail.startup = boot
+  const kib = (b: number) => round(b / 1024, 1)
+  rows.push({
+    scenario: "13. startup", metric: "worker bundle as wrangler uploads it, gzipped (default / --minify)", unit: "KiB",
+    ours: kib(boot.ours.gzipped), raw: kib(boot.raw.gzipped), target: "reported",
+    note: `--minify: ours ${kib(boot.ours.minifiedGzipped)} KiB, raw ${kib(boot.raw.minifiedGzipped)} KiB gzipped; uncompressed ${kib(boot.ours.bytes)} / ${kib(boot.raw.bytes)} KiB`
+  })
+  rows.push({
+    scenario: "13. startup", metric: "module evaluation of the minified worker, Node's V8 (workerd's clocks stand still while code runs)", unit: "ms",
+    ours: round(median([...boot.ours.evaluateMs]), 1), raw: round(median([...boot.raw.evaluateMs]), 1), target: "reported",
+    note: `median of ${boot.ours.evaluateMs.length} fresh processes, cloudflare:workers stubbed, a first copy imported untimed so that Node's lazily loaded built-ins are warm`
   })
 
   const client = await clientScenarios(C, log)
