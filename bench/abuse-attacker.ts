@@ -38,7 +38,13 @@ const stats = {
   answers: 0,
   synced: 0,
   applied: 0,
-  failures: {} as Record<string, number>
+  failures: {} as Record<string, number>,
+  /** When (ms after the attack began) each close and each first refusal of a reason came. */
+  events: [] as Array<{ readonly at: number; readonly what: string }>
+}
+const began = Date.now()
+const recordEvent = (what: string) => {
+  if (stats.events.length < 50) stats.events.push({ at: Date.now() - began, what })
 }
 let stopping = false
 
@@ -76,6 +82,7 @@ const attack = (
         const tag = /^\{"_tag":"(\w+)"/.exec(data)?.[1]
         if (tag === "Failure") {
           const reason = /"reason":"(\w+)"/.exec(data)?.[1] ?? "?"
+          if (stats.failures[reason] === undefined) recordEvent(`first ${reason}`)
           count(stats.failures, reason)
           if (reason === "TooManyConnections") stats.refusedSockets++
         }
@@ -89,6 +96,7 @@ const attack = (
       }
       ws.onclose = (event) => {
         count(stats.closed, String(event.code))
+        if (event.code !== 1013) recordEvent(`closed ${event.code}`)
         if (reopen) setTimeout(open, 0)
         else done()
       }

@@ -43,10 +43,12 @@ const log = (...args: Array<unknown>) => console.error("abuse:", ...args)
 interface Sample {
   readonly phase: string
   readonly ms: number
+  /** When it was sent, ms after its phase began. */
+  readonly at: number
 }
 
 /** The well-behaved clients: each creates a row, waits for its reply, pauses, again. */
-const runClients = (clients: ReadonlyArray<BenchClient>, phase: { current: string }) => {
+const runClients = (clients: ReadonlyArray<BenchClient>, phase: { current: string; began: number }) => {
   const samples: Array<Sample> = []
   const acked: Array<string> = []
   const failures: Array<string> = []
@@ -62,7 +64,7 @@ const runClients = (clients: ReadonlyArray<BenchClient>, phase: { current: strin
       const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no reply in 30 s")), TIMEOUT_MS))
       try {
         await Promise.race([client.create(id, "a well-behaved todo"), timeout])
-        samples.push({ phase: label, ms: now() - t0 })
+        samples.push({ phase: label, ms: now() - t0, at: t0 - phase.began })
         acked.push(id)
       } catch (error) {
         failures.push(`${label} ${id}: ${String(error)}`)
@@ -116,7 +118,7 @@ const main = async () => {
     const first = await instance()
     const clients = await Promise.all(Array.from({ length: CLIENTS }, () => connect(direct, room)))
     if (process.env.ABUSE_NOSUB !== "1") await Promise.all(clients.map((c) => c.sync(null)))
-    const phase = { current: "warmup" }
+    const phase = { current: "warmup", began: now() }
     const run = runClients(clients, phase)
     await sleep(2_000)
     const attacks: Record<string, Record<string, unknown>> = {}
@@ -126,6 +128,7 @@ const main = async () => {
       log(`phase ${name}`)
       const attack = name.startsWith("baseline") ? undefined : attacker(name, wsRoom)
       phase.current = name
+      phase.began = now()
       const before = { worker: cpuMicros(side.pid), clients: process.cpuUsage(), attacker: attack === undefined ? 0 : cpuMicros(attack.pid) }
       await sleep(SECONDS * 1000)
       // CPU share of one core over the phase
@@ -170,6 +173,8 @@ const main = async () => {
         p50x: b50 === undefined ? undefined : round(p50 / b50, 2),
         p99x: b99 === undefined ? undefined : round(p99 / b99, 2),
         pass: b50 === undefined || b99 === undefined ? undefined : p50 <= 2 * b50 && p99 <= 3 * b99,
+        // the slowest round trips, with when they were sent: a stall shows as several at one moment
+        slowest: run.samples.filter((x) => x.phase === name).sort((x, y) => y.ms - x.ms).slice(0, 5).map((x) => ({ ms: round(x.ms, 1), at: Math.round(x.at) })),
         workerCpu: cpu[name]?.worker,
         clientsCpu: cpu[name]?.clients,
         attackerCpu: cpu[name]?.attacker
@@ -191,7 +196,8 @@ const main = async () => {
       limits,
       load: { ...load, after: loadavg()[0] }
     }
-    console.table(table)
+    console.table(table.map(({ slowest: _, ...row }) => row))
+    for (const row of table) if (!row.phase.startsWith("baseline")) console.log(`${row.phase}: slowest round trips (ms, sent at ms into the phase) ${row.slowest.map((x) => `${x.ms}@${x.at}`).join(" ")}`)
     console.log(JSON.stringify({ failed: result.failed, lost: result.lost, acked: result.acked, workerAlive: result.workerAlive, load: result.load }))
     console.log(JSON.stringify({ attacks, limits }, null, 1))
     writeFileSync(fileURLToPath(new URL(QUICK ? "./abuse-results.quick.json" : "./abuse-results.json", import.meta.url)), JSON.stringify(result, null, 2) + "\n")
