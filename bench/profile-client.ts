@@ -17,7 +17,8 @@
  * - TIMELINE=1: the drain's phases (open, synced, first push, the server's
  *   share from push to reply and the client's from reply to next push);
  *   SETTLE=ms waits that long after queueing, before the socket opens.
- * - SCENARIO=tp|drain|both, or many (100 clients, 2 in flight each);
+ * - SCENARIO=tp|drain|both, or many (100 clients, 2 in flight each), or rt
+ *   (round trips one action at a time);
  *   ROUNDS, TOTAL (throughput), DRAIN, TOP; SAVE, a path prefix: writes
  *   each build's first .cpuprofile.
  *
@@ -105,6 +106,39 @@ const throughput = async (create: Create, side: Side | undefined, measure: <A>(f
     await client.close()
     ws.close()
   }
+}
+
+/** Round trips one action at a time: `TOTAL` creates, each sent once the last is confirmed; the median ms. */
+const roundTrips = async (create: Create, side: Side | undefined, measure: <A>(f: () => Promise<A>) => Promise<A>) => {
+  if (create === WIRE) {
+    const wire = await connect(side!, room("rt-wire"))
+    await wire.sync(null)
+    try {
+      return await measure(() => sequential((i) => wire.create(`rt-${i}`, TEXT)))
+    } finally {
+      wire.close()
+    }
+  }
+  const ws = side === undefined ? new LocalServer() : await open(clientUrl(side, room("rt")))
+  if (ws instanceof LocalServer) ws.open()
+  const client = create({ channel: todos, socket: ws as never, maxInFlight: 32 })
+  await until(() => client.getStatus().connection === "live", "live")
+  try {
+    return await measure(() => sequential((i) => client.send({ type: "create", payload: { id: `rt-${i}`, text: TEXT, completed: 0, priority: 1 } })))
+  } finally {
+    await client.close()
+    ws.close()
+  }
+}
+
+const sequential = async (send: (i: number) => Promise<unknown>) => {
+  const samples: Array<number> = []
+  for (let i = 0; i < TOTAL; i++) {
+    const t0 = now()
+    await send(i)
+    samples.push(now() - t0)
+  }
+  return median(samples)
 }
 
 /** Throughput of 100 clients of one room, 2 creates in flight each, until `total` are confirmed; actions/s. */
@@ -322,8 +356,8 @@ const main = async () => {
   const session = new Session()
   session.connect()
   try {
-    for (const [name, run] of [["tp", throughput], ["drain", drain], ["many", throughputMany]] as const) {
-      if (SCENARIO === "both" ? name === "many" : SCENARIO !== name) continue
+    for (const [name, run] of [["tp", throughput], ["drain", drain], ["many", throughputMany], ["rt", roundTrips]] as const) {
+      if (SCENARIO === "both" ? name === "many" || name === "rt" : SCENARIO !== name) continue
       // one warm-up round per build, unmeasured
       for (const b of builds) await run(b.create, side, (f) => f())
       const results = new Map<string, Array<number>>(builds.map((b) => [b.root, []]))
@@ -353,7 +387,7 @@ const main = async () => {
       }
       for (const b of builds) {
         const values = results.get(b.root)!
-        console.log(`\n== ${name} [${b.root}] ${name === "drain" ? "ms" : "actions/s"}: median ${round(median(values), 1)} of ${values.map((v) => round(v, 1)).join(", ")}`)
+        console.log(`\n== ${name} [${b.root}] ${name === "drain" ? "ms" : name === "rt" ? "ms, median round trip" : "actions/s"}: median ${round(median(values), 3)} of ${values.map((v) => round(v, 3)).join(", ")}`)
         const sizes = pushes.get(b.root)!
         console.log(`client CPU per action: median ${round(median(cpus.get(b.root)!), 1)} µs; ${sizes.length / ROUNDS} pushes per round, sizes: median ${median(sizes)}, of ${[...new Set(sizes)].sort((x, y) => x - y).slice(0, 12).join(",")}`)
         if (!PROFILE) continue
