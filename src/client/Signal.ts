@@ -40,22 +40,31 @@ export const signal = () => {
 export type Signal = ReturnType<typeof signal>
 
 /**
- * Runs `write` after each wake-up (after `delayMs`, to gather a burst), never
- * two at once. A delayed write waits the longer of `delayMs` and 20 times the
- * last write's duration, so that a slow one (a big table) keeps to a small
- * share of the time. The hold-back stops at 30 s: a write is timed by the
- * wall clock, which may step, or run on while the host sleeps.
+ * Resumes once the code running now and the microtasks queued before this
+ * one have run: a raise wakes its fiber synchronously, in the middle of the
+ * burst that raised it.
+ */
+const afterBurst: Effect.Effect<void> = Effect.callback<void>((resume) => {
+  queueMicrotask(() => resume(Effect.void))
+})
+
+/**
+ * Runs `write` after each wake-up (after `delayMs`, to gather a burst; with
+ * none, once the burst that woke it has run: a push's reply settling 64
+ * actions, or a loop of sends, makes one write, not 64), never two at once.
+ * A delayed write waits the longer of `delayMs` and 20 times the last
+ * write's duration, so that a slow one (a big table) keeps to a small share
+ * of the time. The hold-back stops at 30 s: a write is timed by the wall
+ * clock, which may step, or run on while the host sleeps.
  */
 export const writer = (dirty: Signal, write: Effect.Effect<void>, delayMs = 0): Effect.Effect<never> =>
   Effect.gen(function*() {
     let took = 0
     while (true) {
       yield* dirty.next
-      if (delayMs > 0) {
-        yield* Effect.sleep(Math.max(delayMs, Math.min(30_000, 20 * took)))
-        // the write reads the latest state: raises during the delay are in it and need no write of their own
-        dirty.reset()
-      }
+      yield* delayMs > 0 ? Effect.sleep(Math.max(delayMs, Math.min(30_000, 20 * took))) : afterBurst
+      // the write reads the latest state: raises meanwhile are in it and need no write of their own
+      dirty.reset()
       const start = yield* Clock.currentTimeMillis
       yield* write
       took = (yield* Clock.currentTimeMillis) - start

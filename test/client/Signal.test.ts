@@ -1,9 +1,10 @@
 /**
  * The client's writers: a burst of wake-ups makes one write, after the
- * delay, with the latest state, and no second one for the same state; a slow
- * write (a big table) holds the next one back 20 times as long as it took (that
- * hold-back at most 30 s, a longer delay of its own kept), and a quick one
- * brings the delay back (on the TestClock: no real waiting).
+ * delay (with none, once the burst has run), with the latest state, and no
+ * second one for the same state; a slow write (a big table) holds the next
+ * one back 20 times as long as it took (that hold-back at most 30 s, a
+ * longer delay of its own kept), and a quick one brings the delay back (on
+ * the TestClock: no real waiting).
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Clock from "effect/Clock"
@@ -93,6 +94,23 @@ describe("writer", () => {
       assert.strictEqual(writes.length, 0, "written before its own delay ran out")
       yield* TestClock.adjust(1)
       assert.deepStrictEqual(writes.map((w) => w.at), [60_000])
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.effect("without a delay, a burst of wake-ups in one run of code makes one write, once the burst has run", () =>
+    Effect.gen(function*() {
+      let value = 0
+      const { dirty, writes, fiber } = yield* started(undefined, () => 0, () => value)
+      // as a push's reply settles its actions: one raise each, synchronously
+      for (let i = 1; i <= 5; i++) {
+        value = i
+        dirty.raise()
+      }
+      assert.strictEqual(writes.length, 0, "written in the middle of the burst")
+      yield* Effect.yieldNow
+      assert.deepStrictEqual(writes, [{ at: 0, saw: 5 }])
+      yield* Effect.yieldNow
+      assert.strictEqual(writes.length, 1, "a raise of the burst was written again")
       yield* Fiber.interrupt(fiber)
     }))
 
