@@ -7,8 +7,8 @@
  * stubbed, in a fresh process per sample. A first copy is imported untimed:
  * it loads the Node built-ins the bundle touches (undici for `WebSocket`,
  * web crypto), which workerd has natively; a second copy (a different
- * source, so nothing compiled is reused) is timed. Raw's worker is measured
- * the same way. Runnable alone: `./node_modules/.bin/node bench/startup.ts`.
+ * source, so nothing compiled is reused) is timed. Raw is measured the same
+ * way, built from its partyserver object alone. Runnable alone: `./node_modules/.bin/node bench/startup.ts`.
  */
 import { execFileSync } from "node:child_process"
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -49,12 +49,19 @@ const bundle = (config: string, out: string, minify: boolean): string => {
   return readFileSync(join(out, file), "utf8")
 }
 
+/**
+ * What each side bundles: ours is the bench's worker; raw is its partyserver
+ * object alone (the raw worker of the other scenarios also holds the bench's
+ * other baselines, which bundle parts of effect).
+ */
+const CONFIGS = { ours: SIDES.ours.config, raw: "bench/raw/startup.wrangler.toml" } as const
+
 /** Bundles one side twice and evaluates its minified bundle `samples` times. */
-export const startup = (name: keyof typeof SIDES, samples: number): Startup => {
+export const startup = (name: keyof typeof CONFIGS, samples: number): Startup => {
   const dir = mkdtempSync(join(tmpdir(), `bench-startup-${name}-`))
   try {
-    const plain = bundle(SIDES[name].config, join(dir, "plain"), false)
-    const minified = bundle(SIDES[name].config, join(dir, "min"), true)
+    const plain = bundle(CONFIGS[name], join(dir, "plain"), false)
+    const minified = bundle(CONFIGS[name], join(dir, "min"), true)
     writeFileSync(join(dir, "cloudflare-workers.mjs"), STUB)
     writeFileSync(join(dir, "timer.mjs"), TIMER)
     const source = minified.replace(/(["'])cloudflare:workers\1/g, JSON.stringify("./cloudflare-workers.mjs"))
