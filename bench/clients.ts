@@ -91,6 +91,63 @@ interface Pending {
   reject: (e: Error) => void
 }
 
+/** A `Pushed` frame, as the push queue reads it. */
+interface PushedFrame {
+  readonly next: number
+  readonly results: ReadonlyArray<{ readonly seq: number; readonly rows?: ReadonlyArray<Row>; readonly reason?: string; readonly message?: string }>
+}
+
+/**
+ * The push side of a protocol-level client, run as the real client runs it:
+ * one push in flight, carrying up to 64 queued actions; what the server did
+ * not decide (its room was full) goes again, first; the highest seq settled
+ * with nothing unsettled below it is confirmed by the next push.
+ */
+export const pushQueue = (send: (frame: string) => void, channel: string, clientId: string) => {
+  const clientKey = keyOf(clientId)
+  let seq = 0
+  let confirmed = 0
+  const pending = new Map<number, Pending>()
+  const queued: Array<{ seq: number; action: unknown }> = []
+  let inFlight: Array<{ seq: number; action: unknown }> = []
+
+  const pushNext = () => {
+    if (inFlight.length > 0 || queued.length === 0) return
+    inFlight = queued.splice(0, 64)
+    send(JSON.stringify({ _tag: "Push", channel, clientId, clientKey, actions: inFlight, ...(confirmed > 0 ? { confirmed } : {}) }))
+  }
+
+  return {
+    /** Queues an action; resolves with its reply's rows, rejects with its refusal. */
+    act: (action: unknown) =>
+      new Promise<ReadonlyArray<Row>>((resolve, reject) => {
+        const s = ++seq
+        pending.set(s, { resolve, reject })
+        queued.push({ seq: s, action })
+        pushNext()
+      }),
+    /** Settles a `Pushed` frame's results and sends the next push. */
+    pushed: (frame: PushedFrame) => {
+      for (const r of frame.results) {
+        const p = pending.get(r.seq)
+        pending.delete(r.seq)
+        if (r.reason === undefined) p?.resolve(r.rows ?? [])
+        else p?.reject(new Error(`bench: ${r.reason}: ${r.message}`))
+      }
+      queued.unshift(...inFlight.filter((a) => a.seq >= frame.next))
+      confirmed = Math.max(confirmed, frame.next - 1)
+      inFlight = []
+      pushNext()
+    },
+    /** Rejects every action waiting for an answer; `dropInFlight` also forgets the push in flight. */
+    failAll: (error: Error, dropInFlight: boolean) => {
+      for (const p of pending.values()) p.reject(error)
+      pending.clear()
+      if (dropInFlight) inFlight = []
+    }
+  }
+}
+
 /** Connects a client of the given side to a room. */
 export const connect = async (side: Side, room: string): Promise<BenchClient> => {
   const ws = await open(clientUrl(side, room))
@@ -99,14 +156,8 @@ export const connect = async (side: Side, room: string): Promise<BenchClient> =>
 
 const oursClient = (ws: WebSocket, side: Side): BenchClient => {
   const clientId = `bench-${process.pid}-${++clientCounter}`
-  let seq = 0
   const rows = new Map<unknown, Row>()
-  const pending = new Map<number, Pending>()
-  // actions not pushed yet, and whether a push is in flight
-  const queued: Array<{ seq: number; action: unknown }> = []
-  let inFlight: Array<{ seq: number; action: unknown }> = []
-  // the highest seq settled with nothing unsettled below it: the next push confirms it, as the real client does
-  let confirmed = 0
+  const pushes = pushQueue((frame) => ws.send(frame), "todos", clientId)
   let buffer: Array<{ rows: ReadonlyArray<Row>; deleted: ReadonlyArray<unknown> }> = []
   let syncing: { start: number; bytes: number; frames: number; largest: number; done: (s: SyncStats) => void } | undefined
 
@@ -116,12 +167,6 @@ const oursClient = (ws: WebSocket, side: Side): BenchClient => {
       else rows.delete(row[0])
     }
     for (const id of deleted) rows.delete(id)
-  }
-
-  const pushNext = () => {
-    if (inFlight.length > 0 || queued.length === 0) return
-    inFlight = queued.splice(0, 64)
-    ws.send(JSON.stringify({ _tag: "Push", channel: "todos", clientId, clientKey: keyOf(clientId), actions: inFlight, ...(confirmed > 0 ? { confirmed } : {}) }))
   }
 
   ws.onmessage = (event: MessageEvent) => {
@@ -142,17 +187,7 @@ const oursClient = (ws: WebSocket, side: Side): BenchClient => {
         // the sender's own changes come inside its push's reply
         for (const change of frame.changes ?? []) apply(change.rows, change.deleted)
         if (frame.changes?.length) client.onChange?.()
-        for (const r of frame.results as Array<{ seq: number; rows?: ReadonlyArray<Row>; reason?: string; message?: string }>) {
-          const p = pending.get(r.seq)
-          pending.delete(r.seq)
-          if (r.reason === undefined) p?.resolve(r.rows ?? [])
-          else p?.reject(new Error(`bench: ${r.reason}: ${r.message}`))
-        }
-        // what the server did not decide (its room was full) goes again, first
-        queued.unshift(...inFlight.filter((a) => a.seq >= frame.next))
-        confirmed = Math.max(confirmed, frame.next - 1)
-        inFlight = []
-        pushNext()
+        pushes.pushed(frame)
         return
       }
       case "SyncRows":
@@ -168,22 +203,13 @@ const oursClient = (ws: WebSocket, side: Side): BenchClient => {
         return
       }
       case "Failure": {
-        if (frame.clientId === clientId) {
-          for (const p of pending.values()) p.reject(new Error(`bench: ${frame.reason}: ${frame.message}`))
-          pending.clear()
-          inFlight = []
-        } else console.error("bench: ours failure", frame)
+        if (frame.clientId === clientId) pushes.failAll(new Error(`bench: ${frame.reason}: ${frame.message}`), true)
+        else console.error("bench: ours failure", frame)
       }
     }
   }
 
-  const act = (action: unknown) =>
-    new Promise<ReadonlyArray<Row>>((resolve, reject) => {
-      const s = ++seq
-      pending.set(s, { resolve, reject })
-      queued.push({ seq: s, action })
-      pushNext()
-    })
+  const act = pushes.act
 
   const client: BenchClient = {
     side: side.name,

@@ -9,7 +9,7 @@
  * Subscribe from its cursor carrying the ids it holds (`autoResync`).
  */
 import { subOf } from "../src/protocol/Protocol.ts"
-import { open, type SyncStats, wsUrl } from "./clients.ts"
+import { open, pushQueue, type SyncStats, wsUrl } from "./clients.ts"
 import { bytesOf, now } from "./stats.ts"
 import type { Side } from "./workers.ts"
 
@@ -51,19 +51,14 @@ let counter = 0
 export const connectView = async (side: Side, room: string, channel: string, options: { readonly user?: string; readonly params?: unknown } = {}): Promise<ViewClient> => {
   const ws = await open(viewUrl(side, room, options.user))
   const clientId = `view-${process.pid}-${++counter}`
-  const clientKey = `bench-key-${clientId}`.padEnd(16, "-")
   const sub = subOf(channel, options.params)
   const named = options.params === undefined ? {} : { sub, params: options.params }
   const rows = new Map<unknown, ReadonlyArray<unknown>>()
   let cursor: number | null = null
   let history: string | undefined
   let view = false
-  let seq = 0
-  let confirmed = 0
   let resyncs = 0
-  const pending = new Map<number, { resolve: (rows: ReadonlyArray<ReadonlyArray<unknown>>) => void; reject: (e: Error) => void }>()
-  const queued: Array<{ seq: number; action: unknown }> = []
-  let inFlight: Array<{ seq: number; action: unknown }> = []
+  const pushes = pushQueue((frame) => ws.send(frame), channel, clientId)
   let chunks: Array<{ rows: ReadonlyArray<ReadonlyArray<unknown>>; deleted: ReadonlyArray<unknown> }> = []
   let syncing: { start: number; bytes: number; frames: number; largest: number; done?: (s: SyncStats) => void } | undefined
 
@@ -73,11 +68,6 @@ export const connectView = async (side: Side, room: string, channel: string, opt
       else rows.delete(row[0])
     }
     for (const id of deleted) rows.delete(id)
-  }
-  const pushNext = () => {
-    if (inFlight.length > 0 || queued.length === 0) return
-    inFlight = queued.splice(0, 64)
-    ws.send(JSON.stringify({ _tag: "Push", channel, clientId, clientKey, actions: inFlight, ...(confirmed > 0 ? { confirmed } : {}) }))
   }
   const subscribe = (resume: boolean) => {
     syncing = { ...syncing, start: now(), bytes: 0, frames: 0, largest: 0 }
@@ -109,16 +99,7 @@ export const connectView = async (side: Side, room: string, channel: string, opt
           cursor = Math.max(cursor ?? 0, change.version)
         }
         if (frame.changes?.length) client.onChange?.()
-        for (const r of frame.results as Array<{ seq: number; rows?: ReadonlyArray<ReadonlyArray<unknown>>; reason?: string; message?: string }>) {
-          const p = pending.get(r.seq)
-          pending.delete(r.seq)
-          if (r.reason === undefined) p?.resolve(r.rows ?? [])
-          else p?.reject(new Error(`bench: ${r.reason}: ${r.message}`))
-        }
-        queued.unshift(...inFlight.filter((a) => a.seq >= frame.next))
-        confirmed = Math.max(confirmed, frame.next - 1)
-        inFlight = []
-        pushNext()
+        pushes.pushed(frame)
         return
       }
       case "SyncRows":
@@ -149,8 +130,7 @@ export const connectView = async (side: Side, room: string, channel: string, opt
         if (client.autoResync) subscribe(true)
         return
       case "Failure":
-        for (const p of pending.values()) p.reject(new Error(`bench: ${frame.reason}: ${frame.message}`))
-        pending.clear()
+        pushes.failAll(new Error(`bench: ${frame.reason}: ${frame.message}`), false)
         console.error("bench: view client failure", frame)
     }
   }
@@ -163,13 +143,7 @@ export const connectView = async (side: Side, room: string, channel: string, opt
         subscribe(false)
         syncing!.done = done
       }),
-    put: (id, board, bucket) =>
-      new Promise((resolve, reject) => {
-        const s = ++seq
-        pending.set(s, { resolve, reject })
-        queued.push({ seq: s, action: { type: "put", id, board, bucket } })
-        pushNext()
-      }),
+    put: (id, board, bucket) => pushes.act({ type: "put", id, board, bucket }),
     has: (id) => rows.has(id),
     get size() {
       return rows.size
