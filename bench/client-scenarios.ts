@@ -13,20 +13,7 @@ import { browserCache, browserEnqueue } from "./browser.ts"
 import { bytesPerChange, clientHeap } from "./cache.ts"
 import { offlineEnqueue } from "./enqueue.ts"
 import { clientApply } from "./local.ts"
-import { median, round } from "./stats.ts"
-
-/** A row of the report (the shape bench/run.ts prints). */
-export interface ClientRow {
-  readonly scenario: string
-  readonly metric: string
-  readonly unit: string
-  readonly ours: number | null
-  readonly raw: number | null
-  readonly target?: string
-  readonly pass?: boolean | null
-  readonly roundRatios?: { readonly ours: number; readonly wire: number | null }
-  readonly note?: string
-}
+import { median, type ReportRow, round } from "./stats.ts"
 
 /** How much to run. */
 export interface ClientConfig {
@@ -48,7 +35,7 @@ const perByte = (at: ReadonlyArray<{ readonly rows: number; readonly row: number
 
 /** Runs scenarios 6 and 11; `log` tells progress. */
 export const clientScenarios = async (c: ClientConfig, log: (...args: Array<unknown>) => void) => {
-  const rows: Array<ClientRow> = []
+  const rows: Array<ReportRow> = []
   log("6 client apply")
   const apply = await clientApply(100_000, c.applyChanges, c.applyRounds)
   const b2b = byRound(apply.backToBack.ours, apply.backToBack.map)

@@ -19,7 +19,7 @@ import { coldStart, drainReal, drainWire, hotResume } from "./core.ts"
 import { bulkWrite, closeRig, fanOut, fanOutRig, freshRoom, initialSync, resumeRound, roundTrip, rowsPerAction, throughput } from "./network.ts"
 import { connectReal } from "./real.ts"
 import { viewScenarios } from "./view-scenarios.ts"
-import { fmtBytes, median, quantile, round, summarize } from "./stats.ts"
+import { fmtBytes, median, quantile, type ReportRow, round, summarize } from "./stats.ts"
 import { wakeRounds } from "./wake.ts"
 import { seed, startWorkers, withCpu } from "./workers.ts"
 import { startup } from "./startup.ts"
@@ -30,24 +30,13 @@ const C = QUICK
   : { rtRounds: 4, rtPer: 500, fanReceivers: 100, fanRounds: 4, fanPer: 40, tpRounds: 3, tpTotal: 2000, sync10k: 5, sync100k: 5, resumeRounds: 3, memClients: 1000, applyChanges: 10_000, applyRounds: 5, reloads: 7, rowsPer: 300, bulkRows: 100_000, bulkRounds: 5, wakeSizes: [1_000, 10_000, 100_000], drainRounds: 3, drain: 1_000, hotWrites: 10_000, coldRounds: 5, viewReceivers: 100, viewFanRounds: 4, viewFanPer: 40, viewSyncReps: 15, viewIsoPairs: 8, viewIsoPer: 10 }
 const DEADLINE = 60_000
 
-/** One row of the report. */
-interface Row {
-  readonly scenario: string
-  readonly metric: string
-  readonly unit: string
-  readonly ours: number | null
+/** One row of the report, with the protocol-level client's figures beside ours. */
+interface Row extends ReportRow {
   readonly oursWire?: number | null
-  readonly raw: number | null
   readonly oursP99?: number | null
   readonly rawP99?: number | null
-  readonly target?: string
-  /** The target met with our client. */
-  readonly pass?: boolean | null
   /** The target met with the protocol-level client: the server's share alone. */
   readonly passWire?: boolean | null
-  /** The median of the rounds' own ratios to raw (ours, ours-wire), where the sides alternated over rounds. */
-  readonly roundRatios?: { readonly ours: number; readonly wire: number | null }
-  readonly note?: string
 }
 
 const rows: Array<Row> = []

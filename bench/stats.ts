@@ -63,3 +63,18 @@ export const bytesOf = (frame: string): number => Buffer.byteLength(frame, "utf8
 /** Formats bytes for the table. */
 export const fmtBytes = (b: number): string =>
   b >= 1e6 ? `${round(b / 1e6, 2)} MB` : b >= 1e3 ? `${round(b / 1e3, 1)} KB` : `${b} B`
+
+/** A row of the bench report ("raw" holds each scenario's baseline). */
+export interface ReportRow {
+  readonly scenario: string
+  readonly metric: string
+  readonly unit: string
+  readonly ours: number | null
+  readonly raw: number | null
+  readonly target?: string
+  /** The target met with our client. */
+  readonly pass?: boolean | null
+  /** The median of the rounds' own ratios to raw (ours, ours-wire), where the sides alternated over rounds. */
+  readonly roundRatios?: { readonly ours: number; readonly wire: number | null }
+  readonly note?: string
+}

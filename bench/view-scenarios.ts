@@ -15,23 +15,10 @@
  * `npm run bench` runs them; `node bench/views.ts` runs them alone.
  */
 import { freshRoom } from "./network.ts"
-import { median, now, quantile, round, summarize } from "./stats.ts"
+import { median, now, quantile, type ReportRow, round, summarize } from "./stats.ts"
 import { connectRawBoard, connectView, VIEW_PARTY, type ViewClient } from "./view-client.ts"
 import { type Side, withCpu } from "./workers.ts"
 import { BOARDS, BUCKETS } from "./raw/views.ts"
-
-/** A row of the report (the shape bench/run.ts prints; "raw" holds each scenario's baseline). */
-export interface ViewRow {
-  readonly scenario: string
-  readonly metric: string
-  readonly unit: string
-  readonly ours: number | null
-  readonly raw: number | null
-  readonly target?: string
-  readonly pass?: boolean | null
-  readonly roundRatios?: { readonly ours: number; readonly wire: number | null }
-  readonly note?: string
-}
 
 /** How much to run. */
 export interface ViewConfig {
@@ -413,7 +400,7 @@ const isolation = async (side: Side, c: ViewConfig, log: (...args: Array<unknown
 
 const byRound = (x: number) => ({ ours: x, wire: null })
 
-const fanRows = (fan: Awaited<ReturnType<typeof filteredFanOut>>, c: ViewConfig): Array<ViewRow> => [
+const fanRows = (fan: Awaited<ReturnType<typeof filteredFanOut>>, c: ViewConfig): Array<ReportRow> => [
   {
     scenario: "14. filtered fan-out", metric: `change seen by every receiver that may see it, ${c.viewReceivers} receivers each seeing a different half, p50`, unit: "ms",
     ours: fan.summary.filtered.p50, raw: fan.summary.unfiltered.p50, target: "<= 1.3x unfiltered", pass: fan.latencyRatio.filtered <= 1.3,
@@ -434,7 +421,7 @@ const fanRows = (fan: Awaited<ReturnType<typeof filteredFanOut>>, c: ViewConfig)
   }
 ]
 
-const syncRows = (sync: Awaited<ReturnType<typeof viewSync>>): Array<ViewRow> => {
+const syncRows = (sync: Awaited<ReturnType<typeof viewSync>>): Array<ReportRow> => {
   const read = median(sync.ours.map((s) => s.rowsRead))
   return [
     {
@@ -451,7 +438,7 @@ const syncRows = (sync: Awaited<ReturnType<typeof viewSync>>): Array<ViewRow> =>
   ]
 }
 
-const isolationRows = (iso: Awaited<ReturnType<typeof isolation>>, c: ViewConfig): Array<ViewRow> => {
+const isolationRows = (iso: Awaited<ReturnType<typeof isolation>>, c: ViewConfig): Array<ReportRow> => {
   const changing = iso.rounds.filter((r) => r.changing)
   const ms = (xs: ReadonlyArray<number>) => round(median(xs), 1)
   return [{
@@ -468,7 +455,7 @@ const isolationRows = (iso: Awaited<ReturnType<typeof isolation>>, c: ViewConfig
 
 /** Runs the view scenarios on running workers; `log` tells progress. */
 export const viewScenarios = async (sides: { readonly ours: Side; readonly raw: Side }, c: ViewConfig, log: (...args: Array<unknown>) => void) => {
-  const rows: Array<ViewRow> = []
+  const rows: Array<ReportRow> = []
   const detail: Record<string, unknown> = {}
   const runs = (what: string) => c.viewOnly === undefined || c.viewOnly.includes(what)
   if (runs("fan")) {

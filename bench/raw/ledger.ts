@@ -15,12 +15,7 @@ import { type Connection, Server, type WSMessage } from "partyserver"
 import { TODO_TABLE } from "../../fixtures/todo-sync/src/table.ts"
 import * as ChangeLog from "../../src/services/ChangeLog.ts"
 import * as Ledger from "../../src/services/ClientLedger.ts"
-
-/** The slice of Durable Object storage used here (typed locally, as in worker.ts). */
-interface SqlStorageLike {
-  transactionSync<T>(f: () => T): T
-  sql: { exec(query: string, ...bindings: Array<unknown>): { raw(): IterableIterator<Array<unknown>> } }
-}
+import type { SqlStorageLike } from "./worker.ts"
 
 const CHANGES =
   `SELECT l.version, l.deleted, l.id, t.* FROM _psync_log l LEFT JOIN todos t ON t.id = l.id ` +

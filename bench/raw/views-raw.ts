@@ -8,18 +8,8 @@
  */
 import { type Connection, Server, type WSMessage } from "partyserver"
 import { ITEM_COLUMNS, itemTable, seedItems } from "./views.ts"
+import type { SqlStorageLike } from "./worker.ts"
 
-/** The slice of Durable Object storage used here (typed locally, as in worker.ts). */
-interface SqlStorageLike {
-  transactionSync<T>(f: () => T): T
-  sql: {
-    exec(query: string, ...bindings: Array<unknown>): {
-      raw(): IterableIterator<Array<unknown>>
-      readonly rowsRead?: number
-      readonly rowsWritten?: number
-    }
-  }
-}
 
 export class RawViews extends Server {
   static override options = { hibernate: true }

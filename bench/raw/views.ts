@@ -15,6 +15,7 @@
  */
 import * as Schema from "effect/Schema"
 import * as Channel from "../../src/protocol/Channel.ts"
+import type { SqlStorageLike } from "./worker.ts"
 
 /** [id, board, bucket, owner, text, deleted_at] */
 export const Item = Schema.Tuple([Schema.String, Schema.String, Schema.Number, Schema.String, Schema.String, Schema.NullOr(Schema.Number)])
@@ -65,11 +66,6 @@ export const ITEM_TABLES = ["items_all", "items_bucket", "items_board", "items_m
 export const BOARDS = 100
 export const BUCKETS = 10
 
-/** The slice of Durable Object storage the seed uses, typed locally. */
-interface SqlStorageLike {
-  transactionSync<T>(f: () => T): T
-  sql: { exec(query: string, ...bindings: Array<unknown>): unknown }
-}
 
 /** Inserts rows `s<from>`.. in one transaction: row i on board `b<i mod 100>`, bucket i mod 10, owner "seed". */
 export const seedItems = (storage: SqlStorageLike, table: string, from: number, count: number) => {

@@ -19,8 +19,8 @@ interface Env {
   readonly Raw: unknown
 }
 
-/** The slice of Durable Object storage used here; typed locally because tsconfig.json (DOM types) also checks this file. */
-interface SqlStorageLike {
+/** The slice of Durable Object storage the raw objects use; typed locally because tsconfig.json (DOM types) also checks these files. */
+export interface SqlStorageLike {
   transactionSync<T>(f: () => T): T
   sql: {
     exec(query: string, ...bindings: Array<unknown>): {
