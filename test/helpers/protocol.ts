@@ -35,10 +35,10 @@ export const roomUrl = (workerUrl: string, room: string, options: { ws?: boolean
   return options.ws === false ? base : base.replace(/^http/, "ws")
 }
 
-/** Polls `check` until it returns a value other than undefined, or throws after the timeout. */
+/** Polls `check` until it returns a value other than undefined, or throws after the timeout (`what` is read then). */
 export const eventually = async <A>(
   check: () => A | undefined | Promise<A | undefined>,
-  options: { timeoutMs?: number; intervalMs?: number; what?: string } = {}
+  options: { timeoutMs?: number; intervalMs?: number; what?: string | (() => string) } = {}
 ): Promise<A> => {
   const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS)
   let lastError: unknown
@@ -50,7 +50,8 @@ export const eventually = async <A>(
       lastError = error
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${options.what ?? "a condition"}${lastError ? `: ${String(lastError)}` : ""}`)
+      const what = typeof options.what === "function" ? options.what() : options.what
+      throw new Error(`timed out waiting for ${what ?? "a condition"}${lastError ? `: ${String(lastError)}` : ""}`)
     }
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 25))
   }
