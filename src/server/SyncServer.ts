@@ -140,6 +140,8 @@ export abstract class SyncServer<
     started: () => this.#scheduleGc()
   })
   readonly #adapters = new WeakMap<Connection, SyncConnection>()
+  /** Sockets whose frames partyserver let through in this wake (an instance lives one wake). */
+  readonly #checked = new WeakSet<object>()
   /** The open connections (built once per wake, then kept up to date) and their caps. */
   readonly #sockets = new LiveSockets(() => Array.from(this.getConnections(), (c) => this.#adapt(c)), (c) => this.#services.dispatch?.closed(c))
 
@@ -273,10 +275,16 @@ export abstract class SyncServer<
   // frames still on their way from a connection closed for abuse are dropped before partyserver reads its attachment
   override webSocketMessage(ws: WebSocket, message: WSMessage): Promise<void> {
     const adapter = this.#adapters.get(ws as unknown as Connection)
-    return adapter !== undefined && this.#services.dispatch?.dropped(adapter) === true ? Promise.resolve() : super.webSocketMessage(ws, message)
+    if (adapter !== undefined && this.#services.dispatch?.dropped(adapter) === true) return Promise.resolve()
+    // partyserver deserializes the socket's whole attachment on every frame to tell its sockets from others, which
+    // cost about 100 µs a frame in workerd; a socket it let through in this wake passed that check, on a server it had
+    // initialized, and is its connection object already
+    if (this.#checked.has(ws)) return this.onMessage(ws as unknown as Connection, message)
+    return super.webSocketMessage(ws, message)
   }
 
   override async onMessage(connection: Connection, message: WSMessage): Promise<void> {
+    this.#checked.add(connection)
     // partyserver does not await this promise: every failure is answered or logged here
     // the dispatch is set once the services started and cleared when they stop or fail to start
     let unavailable = this.#services.dispatch === undefined ? await this.#services.start() : undefined
