@@ -144,6 +144,10 @@ export interface ViewAnswer {
 const storageError = (cause: unknown) =>
   cause instanceof StorageError ? cause : new StorageError({ message: cause instanceof Error ? cause.message : String(cause), cause })
 
+/** Logs rows of a table that do not match its channel's record Schema (written outside a handler, or by a migration). */
+export const reportMismatch = (table: string, problem: string): Effect.Effect<void> =>
+  Effect.logError(`effect-partysync: rows in ${table} do not match the channel's record: ${problem}`)
+
 /**
  * Sends a reset answer in chunks, then the catch-up and `Synced`; the
  * connection receives live changes from `Synced`'s version on. Returns that
@@ -209,7 +213,7 @@ export const answer = (ctx: AnswerContext): Effect.Effect<number, StorageError |
       const catchUp = yield* Effect.try({ try: () => changesAfter(read.start), catch: storageError })
       if (catchUp.rows.length > 0) problem ??= check?.(catchUp.rows)
       if (problem !== undefined) {
-        yield* Effect.logError(`effect-partysync: rows in ${channel.table} do not match the channel's record: ${problem}`)
+        yield* reportMismatch(channel.table, problem)
       } else if (check !== undefined && ctx.filter === undefined) ctx.unchecked.delete(channel.name)
       yield* ctx.subscribe
       const { published, history } = ctx.feed()

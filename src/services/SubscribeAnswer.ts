@@ -115,7 +115,7 @@ export const make = (ctx: SubscribeContext): Subscribe => {
         yield* access.register(connection, channel.name, sub, view)
         const changes = yield* Effect.try({ try: () => ViewSync.answer(storage, log, view.rule, how, version), catch: storageError })
         const problem = log.check(changes.rows)
-        if (problem !== undefined) yield* Effect.logError(`effect-partysync: rows in ${channel.table} do not match the channel's record: ${problem}`)
+        if (problem !== undefined) yield* FullSync.reportMismatch(channel.table, problem)
         yield* broadcast.sendSync(connection, changes, false, Views.historyOf(ctx.feed().history, view), sub, true)
         return { _tag: "Answered" as const, reset: false, version }
       }
@@ -129,9 +129,7 @@ export const make = (ctx: SubscribeContext): Subscribe => {
       })
       // rows written outside onAction while nobody listened are checked here, where they are first served
       const problem = log.check(changes.rows)
-      if (problem !== undefined) {
-        yield* Effect.logError(`effect-partysync: rows in ${channel.table} do not match the channel's record: ${problem}`)
-      }
+      if (problem !== undefined) yield* FullSync.reportMismatch(channel.table, problem)
       yield* access.register(connection, channel.name, sub, undefined)
       yield* broadcast.sendSync(connection, changes, false, ctx.feed().history, sub)
       return { _tag: "Answered" as const, reset: false, version }
