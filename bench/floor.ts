@@ -6,12 +6,16 @@
  * code. Prints the server CPU per action (the workerd process's user +
  * system time) pipelined and one at a time, the round trip p50 and the
  * pipelined throughput of each, alternating sides round by round. One at a
- * time, every side spends more CPU per action than pipelined. A development
+ * time, every side spends more CPU per action than pipelined. Then the rows
+ * each side writes per create (`cursor.rowsWritten`), one at a time and 300
+ * at once, and whether a Durable Object lets SQL keep anything in a TEMP
+ * table (the only place SQLite could gather a transaction's changed ids
+ * without writing a row per change). A development
  * tool, not part of `npm run bench`; `ROUNDS` (default 4) and `N` (actions
  * per run, default 2000) tune it.
  */
 import { type Contender, connect } from "./clients.ts"
-import { roundTrip, throughput } from "./network.ts"
+import { rowsPerAction, roundTrip, throughput } from "./network.ts"
 import { median, round } from "./stats.ts"
 import { startWorkers, withCpu } from "./workers.ts"
 
@@ -57,6 +61,13 @@ try {
         `server CPU one at a time ${round(cold(c.label), 0)} µs/action (${round(cold(c.label) / cold("raw"), 2)}x raw)`
     )
   }
+  for (const c of sides) {
+    const one = await rowsPerAction(c, 200)
+    const batched = await rowsPerAction(c, 300, true)
+    console.log(`${c.label.padEnd(10)} rows written per create: ${round(one.written, 2)} one at a time, ${round(batched.written, 2)} 300 at once`)
+  }
+  const probe = await fetch(`${raw.url}parties/raw-ledger/probe/temp`)
+  console.log(`a TEMP table in a Durable Object: ${((await probe.json()) as { temp: string }).temp}`)
 } finally {
   await ours.dispose()
   await raw.dispose()

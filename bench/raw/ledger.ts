@@ -32,8 +32,30 @@ export class RawLedger extends Server {
     return (this as unknown as { ctx: { storage: SqlStorageLike } }).ctx.storage
   }
 
+  /** Rows read and written by this object's statements, as Cloudflare bills them (`GET .../usage`). */
+  readonly #usage = { rowsRead: 0, rowsWritten: 0 }
+
   #exec(query: string, ...bindings: Array<unknown>): Array<Array<unknown>> {
-    return [...this.#storage.sql.exec(query, ...bindings).raw()]
+    const cursor = this.#storage.sql.exec(query, ...bindings)
+    const rows = [...cursor.raw()]
+    this.#usage.rowsRead += cursor.rowsRead ?? 0
+    this.#usage.rowsWritten += cursor.rowsWritten ?? 0
+    return rows
+  }
+
+  override onRequest(request: Request): Response {
+    const path = new URL(request.url).pathname
+    if (path.endsWith("/usage")) return Response.json(this.#usage)
+    // could capture gather a transaction's changed ids somewhere that is not a written row? TEMP is the only such place in SQLite
+    if (path.endsWith("/temp")) {
+      try {
+        this.#exec("CREATE TEMP TABLE IF NOT EXISTS _probe (id)")
+        return Response.json({ temp: "allowed" })
+      } catch (error) {
+        return Response.json({ temp: String(error) })
+      }
+    }
+    return new Response("not found", { status: 404 })
   }
 
   override onStart() {
