@@ -99,8 +99,8 @@ type Entry =
   | { readonly _tag: "Start"; readonly holder: Holder; readonly unit: Effect.Effect<void> }
   | { readonly _tag: "Resume"; readonly holder: Holder; readonly resume: () => void }
 
-/** Yields to the runtime's event loop, so that frames waiting to be delivered are accepted. */
-const yieldToRuntime: Effect.Effect<void> = Effect.callback<void>((resume) => {
+/** Yields to the runtime's event loop, so that frames waiting to be delivered are accepted (and replies sent go out). */
+export const yieldToRuntime: Effect.Effect<void> = Effect.callback<void>((resume) => {
   const timer = setTimeout(() => resume(Effect.void), 0)
   return Effect.sync(() => clearTimeout(timer))
 })
