@@ -1,37 +1,76 @@
 /**
  * Two builds of the server side by side: starts our bench worker from
  * another checkout (`OLD_ROOT`, which needs its own node_modules, a symlink
- * will do) and from this one, then alternates rounds of 500 round trips
- * between them in one session, with the protocol-level client and the real
- * one, and prints each build's median p50, p99 and workerd CPU per round trip with
- * every round's figures. A development tool for judging a server change, not
- * part of `npm run bench`: full runs move more between themselves than a
- * small change does. `ROUNDS` (default 6) rounds per build.
+ * will do) and from this one, then alternates rounds between them in one
+ * session, with the protocol-level client and the real one, and prints each
+ * build's medians with every round's figures. A development tool for judging
+ * a server change, not part of `npm run bench`: full runs move more between
+ * themselves than a small change does. `ROUNDS` (default 6) rounds per build;
+ * `SCENARIO` picks what a round measures:
+ * - `rt` (default): 500 round trips, one action at a time: p50, p99 and
+ *   workerd's CPU per round trip;
+ * - `tp`: one client with 32 in flight until 3,000 are confirmed: actions/s
+ *   and workerd's CPU per action;
+ * - `sync`: the initial sync of a room of 10,000 rows (`N`): ms.
  *
- *   OLD_ROOT=../other-checkout npx node bench/ab-server.ts
+ *   OLD_ROOT=../other-checkout SCENARIO=tp npx node bench/ab-server.ts
  */
 import { connect } from "./clients.ts"
 import { connectReal } from "./real.ts"
-import { roundTrip } from "./network.ts"
+import { freshRoom, initialSync, roundTrip, throughput } from "./network.ts"
 import { median, quantile } from "./stats.ts"
-import { SIDES, start, withCpu } from "./workers.ts"
+import { seed, type Side, SIDES, start, withCpu } from "./workers.ts"
 if (process.env.OLD_ROOT === undefined) throw new Error("bench: set OLD_ROOT to the checkout of the other build")
+const SCENARIO = process.env.SCENARIO ?? "rt"
+const N = Number(process.env.N ?? 10_000)
 const sides = {
   old: await start("ours", `${process.env.OLD_ROOT}/${SIDES.ours.config}`, SIDES.ours.party),
   new: await start("ours", SIDES.ours.config, SIDES.ours.party)
 }
-const out: Record<string, Array<{ p50: number; p99: number; cpu: number }>> = {}
-for (const [name, side] of Object.entries(sides)) for (const [label, c] of [["real", connectReal], ["wire", connect]] as const) await roundTrip({ label, side, connect: c }, 300, 60_000)
-for (let r = 0; r < Number(process.env.ROUNDS ?? 6); r++) {
-  const order = r % 2 === 0 ? ["old", "new"] : ["new", "old"]
-  for (const name of order) {
-    const side = sides[name as "old" | "new"]
-    for (const [label, c] of [["wire", connect], ["real", connectReal]] as const) {
-      const [samples, cpu] = await withCpu(side.pid, 500, () => roundTrip({ label, side, connect: c }, 500, 60_000))
-      ;(out[`${name} ${label}`] ??= []).push({ p50: quantile(samples, 0.5), p99: quantile(samples, 0.99), cpu })
+const clients = [["wire", connect], ["real", connectReal]] as const
+type Connector = (typeof clients)[number][1]
+
+/** One round's figures, by name. */
+type Figures = Record<string, number>
+const rooms = new Map<Side, string>()
+const measure: Record<string, (side: Side, label: string, c: Connector) => Promise<Figures>> = {
+  rt: async (side, label, c) => {
+    const [samples, cpu] = await withCpu(side.pid, 500, () => roundTrip({ label, side, connect: c }, 500, 60_000))
+    return { p50: quantile(samples, 0.5), p99: quantile(samples, 0.99), cpu }
+  },
+  tp: async (side, label, c) => {
+    const [rate, cpu] = await withCpu(side.pid, 3_000, () => throughput({ label, side, connect: c }, 1, 3_000, 32, 120_000))
+    return { rate, cpu }
+  },
+  sync: async (side, label, c) => {
+    let room = rooms.get(side)
+    if (room === undefined) {
+      room = freshRoom("ab-sync")
+      // an empty first seed wakes the object so that its capture versions the seeded rows
+      await seed(side, room, 0, 0)
+      await seed(side, room, 0, N)
+      rooms.set(side, room)
     }
+    return { ms: (await initialSync({ label, side, connect: c }, room, N)).ms }
   }
 }
-for (const [k, v] of Object.entries(out)) console.log(k, "p50", median(v.map((o) => o.p50)).toFixed(3), "p99", median(v.map((o) => o.p99)).toFixed(2), "cpu", median(v.map((o) => o.cpu)).toFixed(0), "| p50s", v.map((o) => o.p50.toFixed(2)).join(" "), "| cpus", v.map((o) => o.cpu.toFixed(0)).join(" "))
+const run = measure[SCENARIO]
+if (run === undefined) throw new Error(`bench: SCENARIO is one of ${Object.keys(measure).join(", ")}`)
+
+// a warm-up round per build and client, not counted
+for (const side of Object.values(sides)) for (const [label, c] of clients) await run(side, label, c)
+const out: Record<string, Array<Figures>> = {}
+for (let r = 0; r < Number(process.env.ROUNDS ?? 6); r++) {
+  for (const name of r % 2 === 0 ? ["old", "new"] : ["new", "old"]) {
+    const side = sides[name as "old" | "new"]
+    for (const [label, c] of clients) (out[`${name} ${label}`] ??= []).push(await run(side, label, c))
+  }
+}
+for (const [k, rounds] of Object.entries(out)) {
+  // milliseconds to two decimals; rates and CPU microseconds whole
+  const digits = (f: string) => (f === "rate" || f === "cpu" ? 0 : 2)
+  const figures = Object.keys(rounds[0]!).map((f) => `${f} ${median(rounds.map((o) => o[f]!)).toFixed(digits(f))} [${rounds.map((o) => o[f]!.toFixed(digits(f))).join(" ")}]`)
+  console.log(k, figures.join(" | "))
+}
 await Promise.all(Object.values(sides).map((s) => s.dispose()))
 process.exit(0)
