@@ -8,7 +8,8 @@
  * `SIDE=raw PARTY=parties/raw-ledger` profiles the hand-written floor of our
  * storage design (bench/raw/ledger.ts). `DRIVE=view-sync` profiles `N`
  * initial syncs of a 1,000-row view out of 100,000 rows instead (raw: the
- * same rows by its indexed query, bench/raw/views-raw.ts).
+ * same rows by its indexed query, bench/raw/views-raw.ts); `DRIVE=rt` the
+ * round trips alone.
  */
 import { writeFileSync } from "node:fs"
 import { type Contender, connect } from "./clients.ts"
@@ -73,7 +74,9 @@ const viewSyncs = async (count: number) => {
     }
   }
 }
-const actions = views ? N : 2 * N
+// DRIVE=rt profiles round trips alone (one action at a time), where the library's fixed cost per frame shows most
+const rtOnly = process.env.DRIVE === "rt"
+const actions = views || rtOnly ? N : 2 * N
 try {
   if (views) {
     const seed = `${side.url}${VIEW_PARTY[SIDE]}/${viewRoom}/${SIDE === "ours" ? "hooks/seed" : "seed"}`
@@ -90,7 +93,7 @@ try {
   if (views) await viewSyncs(N)
   else {
     await roundTrip(who, N, 120_000)
-    await throughput(who, 1, N, 32, 120_000)
+    if (!rtOnly) await throughput(who, 1, N, 32, 120_000)
   }
   const ms = performance.now() - t0
   const { profile } = await call<{ profile: Profile }>("Profiler.stop")
