@@ -31,6 +31,7 @@
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Semaphore from "effect/Semaphore"
 import type * as Channel from "../protocol/Channel.ts"
@@ -137,6 +138,8 @@ export interface ReconciliationShape {
   readonly refreshAccess: (match?: (principal: unknown) => boolean) => Effect.Effect<number>
   /** Removes old tombstones and log entries, compacts the log and forgets idle clients. */
   readonly gc: (now: number) => Effect.Effect<GcResult, StorageError>
+  /** Waits for the log compaction the last publish scheduled, if any (it runs in a turn of its own). */
+  readonly compacted: Effect.Effect<void>
 }
 
 /** Builds Reconciliation over Storage, publishing through Broadcast. */
@@ -210,6 +213,7 @@ const make = Effect.gen(function*() {
 
   const scope = yield* Effect.scope
   let scheduled = false
+  let compaction: Fiber.Fiber<void> | undefined
   /** After a publish: a compaction now due runs in a later turn of the event loop, under the lock. */
   const compactSoon = Effect.suspend(() => {
     if (scheduled || !compactionDue(appended, kept)) return Effect.void
@@ -218,16 +222,21 @@ const make = Effect.gen(function*() {
       scheduled = false
       return maybeCompact()
     }))
-    return Effect.asVoid(Effect.forkIn(
-      yieldToRuntime.pipe(
-        Effect.andThen(run),
-        Effect.catch((e) => Effect.logWarning("effect-partysync: log compaction failed", e)),
-        Effect.ensuring(Effect.sync(() => {
-          scheduled = false
-        }))
+    return Effect.map(
+      Effect.forkIn(
+        yieldToRuntime.pipe(
+          Effect.andThen(run),
+          Effect.catch((e) => Effect.logWarning("effect-partysync: log compaction failed", e)),
+          Effect.ensuring(Effect.sync(() => {
+            scheduled = false
+          }))
+        ),
+        scope
       ),
-      scope
-    ))
+      (fiber) => {
+        compaction = fiber
+      }
+    )
   })
 
   const publish = (changes: ReadonlyArray<ChannelChanges>, version: number, wrote: boolean, sender?: SyncConnection) =>
@@ -341,7 +350,8 @@ const make = Effect.gen(function*() {
     flush: exclusive(flushUnlocked),
     subscribe,
     refreshAccess,
-    gc
+    gc,
+    compacted: Effect.suspend(() => (compaction === undefined ? Effect.void : Effect.asVoid(Fiber.await(compaction))))
   } satisfies ReconciliationShape
 })
 
