@@ -11,13 +11,15 @@
  *   workerd's CPU per round trip;
  * - `tp`: one client with 32 in flight until 3,000 are confirmed: actions/s
  *   and workerd's CPU per action;
- * - `sync`: the initial sync of a room of 10,000 rows (`N`): ms.
+ * - `sync`: the initial sync of a room of 10,000 rows (`N`): ms;
+ * - `bulk`: one `INSERT … SELECT` of 100,000 rows in a fresh room, to its
+ *   answer (capture and publishing included): ms, the same for both clients.
  *
  *   OLD_ROOT=../other-checkout SCENARIO=tp npx node bench/ab-server.ts
  */
 import { connect } from "./clients.ts"
 import { connectReal } from "./real.ts"
-import { freshRoom, initialSync, roundTrip, throughput } from "./network.ts"
+import { bulkWrite, freshRoom, initialSync, roundTrip, throughput } from "./network.ts"
 import { median, quantile } from "./stats.ts"
 import { seed, type Side, SIDES, start, withCpu } from "./workers.ts"
 if (process.env.OLD_ROOT === undefined) throw new Error("bench: set OLD_ROOT to the checkout of the other build")
@@ -52,7 +54,8 @@ const measure: Record<string, (side: Side, label: string, c: Connector) => Promi
       rooms.set(side, room)
     }
     return { ms: (await initialSync({ label, side, connect: c }, room, N)).ms }
-  }
+  },
+  bulk: async (side, label, c) => ({ ms: await bulkWrite({ label, side, connect: c }, 100_000) })
 }
 const run = measure[SCENARIO]
 if (run === undefined) throw new Error(`bench: SCENARIO is one of ${Object.keys(measure).join(", ")}`)
