@@ -18,6 +18,10 @@ export class StorageError extends Schema.TaggedError<StorageError>()("StorageErr
   cause: Schema.Defect()
 }) {}
 
+/** A thrown SQL failure as a `StorageError` (one already is passes through). */
+export const storageError = (cause: unknown): StorageError =>
+  cause instanceof StorageError ? cause : new StorageError({ message: cause instanceof Error ? cause.message : String(cause), cause })
+
 /** A frame or action was refused. Nothing it asked for was written. */
 export class SyncFailure extends Schema.TaggedError<SyncFailure>()("SyncFailure", {
   reason: ErrorReason,

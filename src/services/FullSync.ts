@@ -23,7 +23,7 @@ import { encodeServerFrame, type RowId, type WireRow } from "../protocol/Protoco
 import type * as Capture from "./Capture.ts"
 import { foldChanges, q, type TableInfo } from "./ChangeLog.ts"
 import type { SyncConnection } from "./Connections.ts"
-import { StorageError, type SyncFailure } from "./Errors.ts"
+import { type StorageError, storageError, type SyncFailure } from "./Errors.ts"
 import { type ChannelChanges, syncFrames } from "./Frames.ts"
 import type { SqlValue, StorageShape } from "./Storage.ts"
 import type { SyncOptions } from "./SyncConfig.ts"
@@ -141,8 +141,6 @@ export interface ViewAnswer {
   readonly resync: Effect.Effect<void>
 }
 
-const storageError = (cause: unknown) =>
-  cause instanceof StorageError ? cause : new StorageError({ message: cause instanceof Error ? cause.message : String(cause), cause })
 
 /** Logs rows of a table that do not match its channel's record Schema (written outside a handler, or by a migration). */
 export const reportMismatch = (table: string, problem: string): Effect.Effect<void> =>

@@ -16,12 +16,8 @@
  * clients see changes in version order, a sync answer never sees an open
  * transaction, and a push's reply is sent before any later change.
  *
- * The log keeps about one entry per row: when more entries were appended
- * since the last compaction than an eighth of what it kept then, it keeps only
- * the newest entry of each row, so a resume reads what changed, not every
- * write to it. Compaction reads the whole log, so it runs in a turn of its
- * own after the event that made it due: that event's reply or answer goes
- * out first (a bulk write of 100k rows answered 75 ms sooner).
+ * The log keeps about one entry per row (`Compaction.ts`), so a resume reads
+ * what changed, not every write to it.
  *
  * Views (`ViewAccess.ts`): a subscription of a channel with a read rule is
  * answered and fed only what its rule admits; install and GC are in
@@ -31,20 +27,18 @@
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Semaphore from "effect/Semaphore"
 import type * as Channel from "../protocol/Channel.ts"
 import * as Batch from "./Batch.ts"
 import { Broadcast } from "./Broadcast.ts"
 import * as Capture from "./Capture.ts"
-import * as ChangeLog from "./ChangeLog.ts"
+import * as Compaction from "./Compaction.ts"
 import { gcSync, installSync } from "./Housekeeping.ts"
 import { Connections, type SyncConnection } from "./Connections.ts"
-import { type NotAuthorized, StorageError, SyncFailure } from "./Errors.ts"
+import { type NotAuthorized, type StorageError, storageError, SyncFailure } from "./Errors.ts"
 import type { ChannelChanges } from "./Frames.ts"
 import * as Histories from "./Histories.ts"
-import { yieldToRuntime } from "./Lanes.ts"
 import { type SqlValue, Storage, type StorageUsage } from "./Storage.ts"
 import * as SubscribeAnswer from "./SubscribeAnswer.ts"
 import { Channels, SyncConfig } from "./SyncConfig.ts"
@@ -77,20 +71,6 @@ export interface InstallReport {
 /** How far a batch's commit lets the stored published mark lag behind the published version. */
 export const MARK_EVERY = 64
 
-/**
- * The next compaction comes once more than an eighth of what the last one
- * kept, plus a slack of 4, was appended since: a resume reads at most about
- * 1.125 log entries per changed row, whatever point of the cycle it comes at
- * (10,000 writes to 100 rows: at most 117 entries, so 236 rows read with each
- * entry's row; a quarter allowed 133 entries and 268 rows, and measured 202
- * or 264 by where the cycle ended). Each compaction reads the log, so writes
- * read about nine log rows each; a row read is billed at a thousandth of a row
- * written.
- */
-const compactionDue = (appended: number, kept: number): boolean => appended > kept / 8 + 4
-
-const storageError = (cause: unknown) =>
-  cause instanceof StorageError ? cause : new StorageError({ message: cause instanceof Error ? cause.message : String(cause), cause })
 
 /** The Reconciliation interface. */
 export interface ReconciliationShape {
@@ -158,15 +138,14 @@ const make = Effect.gen(function*() {
   let feed: Histories.FeedState = { history: "", published: 0, horizon: 0 }
   // the mark as stored: a batch's commit stores it only every MARK_EVERY versions
   let stored = 0
-  // log entries kept by the last compaction, and appended since
-  let kept = 0
-  let appended = 0
   const ledger = Batch.makeLedgerState()
 
   const access = ViewAccess.make({ views, broadcast, connections, channels, logOf: (channel) => logs.get(channel), feed: () => feed })
 
   const exclusive = <A, E, R>(self: Effect.Effect<A, E, R>) =>
     lock.withPermits(1)(Effect.suspend(() => (access.isCold() ? Effect.andThen(access.warm, self) : self)))
+
+  const compaction = Compaction.make({ storage, exclusive, published: () => feed.published, scope: yield* Effect.scope })
 
   const install = storage.transaction(Effect.try({
     try: () => installSync(storage, channels, views.has),
@@ -181,8 +160,7 @@ const make = Effect.gen(function*() {
       }
       feed = state
       stored = state.published
-      kept = size
-      appended = 0
+      compaction.reset(size)
       ledger.reset()
       return report
     }),
@@ -196,53 +174,10 @@ const make = Effect.gen(function*() {
     return write
   }
 
-  /** Compacts the log once it holds an eighth more than the last compaction kept. Call it holding the lock. */
-  const maybeCompact = () =>
-    Effect.suspend(() => {
-      if (!compactionDue(appended, kept)) return Effect.void
-      return storage.transaction(Effect.try({
-        try: () => {
-          storage.rawUnsafe(ChangeLog.COMPACT, feed.published, feed.published)
-          kept = Number(storage.rawUnsafe(`SELECT count(*) FROM _psync_log`)[0]?.[0] ?? 0)
-          Histories.setMeta(storage, "log_kept", kept)
-          appended = 0
-        },
-        catch: storageError
-      }))
-    })
-
-  const scope = yield* Effect.scope
-  let scheduled = false
-  let compaction: Fiber.Fiber<void> | undefined
-  /** After a publish: a compaction now due runs in a later turn of the event loop, under the lock. */
-  const compactSoon = Effect.suspend(() => {
-    if (scheduled || !compactionDue(appended, kept)) return Effect.void
-    scheduled = true
-    const run = exclusive(Effect.suspend(() => {
-      scheduled = false
-      return maybeCompact()
-    }))
-    return Effect.map(
-      Effect.forkIn(
-        yieldToRuntime.pipe(
-          Effect.andThen(run),
-          Effect.catch((e) => Effect.logWarning("effect-partysync: log compaction failed", e)),
-          Effect.ensuring(Effect.sync(() => {
-            scheduled = false
-          }))
-        ),
-        scope
-      ),
-      (fiber) => {
-        compaction = fiber
-      }
-    )
-  })
-
   const publish = (changes: ReadonlyArray<ChannelChanges>, version: number, wrote: boolean, sender?: SyncConnection) =>
     Effect.map(broadcast.publish(changes, sender), (withheld) => {
       // versions are the log's keys, and a rolled-back write frees its own: each version published is one entry
-      appended += Math.max(0, version - feed.published)
+      compaction.appended(Math.max(0, version - feed.published))
       feed = { ...feed, published: version }
       if (wrote) stored = version
       return withheld
@@ -260,7 +195,7 @@ const make = Effect.gen(function*() {
       })).pipe(Effect.mapError(storageError))
       if (run._tag === "Refused") return run as Batch.Decided
       const withheld = yield* publish(run.changes, run.version, run.stored, sender)
-      yield* compactSoon
+      yield* compaction.soon
       const results = access.readable(run.results, push.channel.name, sender)
       return { _tag: "Decided", results, next: run.next, version: run.version, withheld } satisfies Batch.Decided
     })
@@ -284,7 +219,7 @@ const make = Effect.gen(function*() {
       ? Effect.void
       : Effect.logError(`effect-partysync: rows written outside onAction do not match their channel's record: ${collected.invalid.join("; ")}`)
     return Effect.andThen(report, publish(collected.changes, collected.version, wrote)).pipe(
-      Effect.andThen(compactSoon)
+      Effect.andThen(compaction.soon)
     )
   }).pipe(Effect.asVoid, Effect.mapError(storageError))
 
@@ -318,8 +253,7 @@ const make = Effect.gen(function*() {
         catch: storageError
       }))
       feed = { ...feed, horizon: result.horizon }
-      kept = result.kept
-      appended = 0
+      compaction.reset(result.kept)
       ledger.forget(result.clientsPruned > 0)
       return { purged: result.purged, horizon: result.horizon, clientsPruned: result.clientsPruned } satisfies GcResult
     }))
@@ -336,7 +270,7 @@ const make = Effect.gen(function*() {
           return Effect.succeed([value, captured, advance(captured.version, MARK_EVERY)] as const)
         })))
       yield* publish(captured.changes, captured.version, wrote)
-      yield* compactSoon
+      yield* compaction.soon
       return { value, version: feed.published }
     }))
 
@@ -351,7 +285,7 @@ const make = Effect.gen(function*() {
     subscribe,
     refreshAccess,
     gc,
-    compacted: Effect.suspend(() => (compaction === undefined ? Effect.void : Effect.asVoid(Fiber.await(compaction))))
+    compacted: compaction.compacted
   } satisfies ReconciliationShape
 })
 

@@ -16,7 +16,7 @@ import type { Broadcast } from "./Broadcast.ts"
 import type * as Capture from "./Capture.ts"
 import * as ChangeLog from "./ChangeLog.ts"
 import type { SyncConnection } from "./Connections.ts"
-import { type NotAuthorized, StorageError, type SyncFailure } from "./Errors.ts"
+import { type NotAuthorized, StorageError, storageError, type SyncFailure } from "./Errors.ts"
 import type { ChannelChanges } from "./Frames.ts"
 import * as FullSync from "./FullSync.ts"
 import * as Histories from "./Histories.ts"
@@ -61,8 +61,6 @@ export type Subscribe = (
   options?: SubscribeOptions
 ) => Effect.Effect<Answered, StorageError | SyncFailure | Views.ViewFailed | NotAuthorized>
 
-const storageError = (cause: unknown) =>
-  cause instanceof StorageError ? cause : new StorageError({ message: cause instanceof Error ? cause.message : String(cause), cause })
 
 /** The Subscribe answer of one object's Reconciliation. */
 export const make = (ctx: SubscribeContext): Subscribe => {

@@ -1,0 +1,103 @@
+/**
+ * Log compaction: entries for the same row pile up in the change log, and a
+ * resume reads every one of them. Once more entries were appended since the
+ * last compaction than an eighth of what it kept (plus 4), the log keeps only
+ * the newest published entry of each row. A resume then reads at most about
+ * 1.125 entries per changed row, wherever it falls in the cycle (10,000
+ * writes to 100 rows: at most 117 entries, 236 rows read with each entry's
+ * row; a quarter allowed 133 entries and 268 rows, and measured 202 or 264 by
+ * where the cycle ended). Each compaction reads the log, so writes read about
+ * nine log rows each; a row read is billed at a thousandth of a row written.
+ *
+ * Compaction reads the whole log, so it runs in a turn of its own after the
+ * event that made it due, under the write lock: that event's reply or answer
+ * goes out first (a bulk write of 100k rows answered 75 ms sooner).
+ *
+ * @since 0.2.0
+ */
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import type * as Scope from "effect/Scope"
+import * as ChangeLog from "./ChangeLog.ts"
+import { storageError } from "./Errors.ts"
+import * as Histories from "./Histories.ts"
+import { yieldToRuntime } from "./Lanes.ts"
+import type { StorageShape } from "./Storage.ts"
+
+/** A compaction is due once more than an eighth of what the last one kept, plus 4, was appended since. */
+export const isDue = (appended: number, kept: number): boolean => appended > kept / 8 + 4
+
+/** What compaction needs of the feed around it. */
+export interface CompactionOptions {
+  readonly storage: StorageShape
+  /** Runs an effect holding the feed's write lock. */
+  readonly exclusive: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** The feed's published version: only entries at or below it are compacted. */
+  readonly published: () => number
+  /** Where the compaction's fiber runs (the object's services). */
+  readonly scope: Scope.Scope
+}
+
+/** The compaction of one object's log: counts appends, and compacts in a turn of its own once due. */
+export const make = (options: CompactionOptions) => {
+  const { storage } = options
+  // entries kept by the last compaction, and appended since
+  let kept = 0
+  let appended = 0
+  let scheduled = false
+  let fiber: Fiber.Fiber<void> | undefined
+
+  const compact = Effect.suspend(() => {
+    if (!isDue(appended, kept)) return Effect.void
+    return storage.transaction(Effect.try({
+      try: () => {
+        const published = options.published()
+        storage.rawUnsafe(ChangeLog.COMPACT, published, published)
+        kept = Number(storage.rawUnsafe(`SELECT count(*) FROM _psync_log`)[0]?.[0] ?? 0)
+        Histories.setMeta(storage, "log_kept", kept)
+        appended = 0
+      },
+      catch: storageError
+    }))
+  })
+
+  /** After a publish: a compaction now due runs in a later turn of the event loop, under the lock. */
+  const soon: Effect.Effect<void> = Effect.suspend(() => {
+    if (scheduled || !isDue(appended, kept)) return Effect.void
+    scheduled = true
+    const run = options.exclusive(Effect.suspend(() => {
+      scheduled = false
+      return compact
+    }))
+    return Effect.map(
+      Effect.forkIn(
+        yieldToRuntime.pipe(
+          Effect.andThen(run),
+          Effect.catch((e) => Effect.logWarning("effect-partysync: log compaction failed", e)),
+          Effect.ensuring(Effect.sync(() => {
+            scheduled = false
+          }))
+        ),
+        options.scope
+      ),
+      (forked) => {
+        fiber = forked
+      }
+    )
+  })
+
+  return {
+    /** Counts entries a publish added to the log. */
+    appended: (entries: number): void => {
+      appended += entries
+    },
+    /** What install or a GC pass left in the log: the count starts again from it. */
+    reset: (size: number): void => {
+      kept = size
+      appended = 0
+    },
+    soon,
+    /** Waits for the compaction `soon` last scheduled, if any. */
+    compacted: Effect.suspend(() => (fiber === undefined ? Effect.void : Effect.asVoid(Fiber.await(fiber))))
+  }
+}
