@@ -8,9 +8,12 @@
  * pipelined throughput of each, alternating sides round by round. One at a
  * time, every side spends more CPU per action than pipelined. Then the rows
  * each side writes per create (`cursor.rowsWritten`), one at a time and 300
- * at once, and whether a Durable Object lets SQL keep anything in a TEMP
+ * at once, whether a Durable Object lets SQL keep anything in a TEMP
  * table (the only place SQLite could gather a transaction's changed ids
- * without writing a row per change). A development
+ * without writing a row per change), and what an `await` of a timer costs
+ * right after an SQL write, as a lane's turn does between a push's slices
+ * (each request's time over its 200 rounds, so it includes the request's own
+ * share). A development
  * tool, not part of `npm run bench`; `ROUNDS` (default 4) and `N` (actions
  * per run, default 2000) tune it.
  */
@@ -68,6 +71,20 @@ try {
   }
   const probe = await fetch(`${raw.url}parties/raw-ledger/probe/temp`)
   console.log(`a TEMP table in a Durable Object: ${((await probe.json()) as { temp: string }).temp}`)
+  // a lane's turn returns to the event loop after a slice's writes: what that costs, as the median of 5 requests of 200 rounds
+  const perRound = async (write: boolean, timer: boolean) => {
+    const times: Array<number> = []
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now()
+      await (await fetch(`${raw.url}parties/raw-ledger/probe/yields?n=200&write=${write ? 1 : 0}&timer=${timer ? 1 : 0}`)).text()
+      times.push(((performance.now() - t0) * 1000) / 200)
+    }
+    return round(median(times), 0)
+  }
+  console.log(
+    `per round, µs: a microtask ${await perRound(false, false)}, a timer ${await perRound(false, true)}, ` +
+      `a write and a microtask ${await perRound(true, false)}, a write and a timer ${await perRound(true, true)}`
+  )
 } finally {
   await ours.dispose()
   await raw.dispose()

@@ -43,7 +43,7 @@ export class RawLedger extends Server {
     return rows
   }
 
-  override onRequest(request: Request): Response {
+  override async onRequest(request: Request): Promise<Response> {
     const path = new URL(request.url).pathname
     if (path.endsWith("/usage")) return Response.json(this.#usage)
     // could capture gather a transaction's changed ids somewhere that is not a written row? TEMP is the only such place in SQLite
@@ -54,6 +54,19 @@ export class RawLedger extends Server {
       } catch (error) {
         return Response.json({ temp: String(error) })
       }
+    }
+    // what a return to the event loop costs right after an SQL write (a lane's turn does one): n rounds of a write
+    // or none, each followed by a timer or a microtask; the caller times the request
+    if (path.endsWith("/yields")) {
+      const params = new URL(request.url).searchParams
+      const write = params.get("write") === "1"
+      const timer = params.get("timer") === "1"
+      this.#exec("CREATE TABLE IF NOT EXISTS _probe_writes (id INTEGER PRIMARY KEY, v TEXT)")
+      for (let i = 0; i < Number(params.get("n") ?? 200); i++) {
+        if (write) this.#exec("INSERT INTO _probe_writes (v) VALUES (?)", "a row of the probe")
+        await (timer ? new Promise((resolve) => setTimeout(resolve, 0)) : Promise.resolve())
+      }
+      return Response.json({ ok: true })
     }
     return new Response("not found", { status: 404 })
   }
