@@ -44,7 +44,8 @@ export class RawLedger extends Server {
   }
 
   override async onRequest(request: Request): Promise<Response> {
-    const path = new URL(request.url).pathname
+    const url = new URL(request.url)
+    const path = url.pathname
     if (path.endsWith("/usage")) return Response.json(this.#usage)
     // could capture gather a transaction's changed ids somewhere that is not a written row? TEMP is the only such place in SQLite
     if (path.endsWith("/temp")) {
@@ -58,7 +59,7 @@ export class RawLedger extends Server {
     // what a return to the event loop costs right after an SQL write (a lane's turn does one): n rounds of a write
     // or none, each followed by a timer or a microtask; the caller times the request
     if (path.endsWith("/yields")) {
-      const params = new URL(request.url).searchParams
+      const params = url.searchParams
       const write = params.get("write") === "1"
       const timer = params.get("timer") === "1"
       this.#exec("CREATE TABLE IF NOT EXISTS _probe_writes (id INTEGER PRIMARY KEY, v TEXT)")

@@ -141,7 +141,6 @@ export interface ViewAnswer {
   readonly resync: Effect.Effect<void>
 }
 
-
 /** Logs rows of a table that do not match its channel's record Schema (written outside a handler, or by a migration). */
 export const reportMismatch = (table: string, problem: string): Effect.Effect<void> =>
   Effect.logError(`effect-partysync: rows in ${table} do not match the channel's record: ${problem}`)

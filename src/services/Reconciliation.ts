@@ -71,7 +71,6 @@ export interface InstallReport {
 /** How far a batch's commit lets the stored published mark lag behind the published version. */
 export const MARK_EVERY = 64
 
-
 /** The Reconciliation interface. */
 export interface ReconciliationShape {
   /** Creates the bookkeeping tables and the triggers on every channel table; runs on every start. */

@@ -61,7 +61,6 @@ export type Subscribe = (
   options?: SubscribeOptions
 ) => Effect.Effect<Answered, StorageError | SyncFailure | Views.ViewFailed | NotAuthorized>
 
-
 /** The Subscribe answer of one object's Reconciliation. */
 export const make = (ctx: SubscribeContext): Subscribe => {
   const { storage, broadcast, access, exclusive } = ctx

@@ -489,7 +489,7 @@ describe("Reconciliation: GC", () => {
         const r = yield* Reconciliation
         for (let i = 0; i < 100; i++) yield* r.write(insertRow(`r${i}`))
         let most = 0
-        for (let i = 0; i < 1_000; i++) {
+        for (let i = 0; i < 2_000; i++) {
           yield* r.write(exec("UPDATE todos SET text = ? WHERE id = ?", `v${i}`, `r${(i * 7) % 100}`))
           yield* r.compacted
           const count = yield* exec("SELECT count(*) FROM _psync_log")
