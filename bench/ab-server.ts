@@ -13,18 +13,22 @@
  *   and workerd's CPU per action;
  * - `sync`: the initial sync of a room of 10,000 rows (`N`): ms;
  * - `bulk`: one `INSERT … SELECT` of 100,000 rows in a fresh room, to its
- *   answer (capture and publishing included): ms, the same for both clients.
+ *   answer (capture and publishing included): ms, the same for both clients;
+ * - `drain`: 1,000 creates (`N`) in a fresh room, to the last confirmed:
+ *   queued offline for the real client, sent at once by the protocol-level
+ *   one (the full bench's scenario 11): ms.
  *
  *   OLD_ROOT=../other-checkout SCENARIO=tp npx node bench/ab-server.ts
  */
 import { connect } from "./clients.ts"
+import { drainReal, drainWire } from "./core.ts"
 import { connectReal } from "./real.ts"
 import { bulkWrite, freshRoom, initialSync, roundTrip, throughput } from "./network.ts"
 import { median, quantile } from "./stats.ts"
 import { seed, type Side, SIDES, start, withCpu } from "./workers.ts"
 if (process.env.OLD_ROOT === undefined) throw new Error("bench: set OLD_ROOT to the checkout of the other build")
 const SCENARIO = process.env.SCENARIO ?? "rt"
-const N = Number(process.env.N ?? 10_000)
+const N = Number(process.env.N ?? (SCENARIO === "drain" ? 1_000 : 10_000))
 const sides = {
   old: await start("ours", `${process.env.OLD_ROOT}/${SIDES.ours.config}`, SIDES.ours.party),
   new: await start("ours", SIDES.ours.config, SIDES.ours.party)
@@ -55,7 +59,8 @@ const measure: Record<string, (side: Side, label: string, c: Connector) => Promi
     }
     return { ms: (await initialSync({ label, side, connect: c }, room, N)).ms }
   },
-  bulk: async (side, label, c) => ({ ms: await bulkWrite({ label, side, connect: c }, 100_000) })
+  bulk: async (side, label, c) => ({ ms: await bulkWrite({ label, side, connect: c }, 100_000) }),
+  drain: async (side, label, c) => ({ ms: c === connect ? await drainWire({ label, side, connect: c }, N) : await drainReal(side, N, 120_000) })
 }
 const run = measure[SCENARIO]
 if (run === undefined) throw new Error(`bench: SCENARIO is one of ${Object.keys(measure).join(", ")}`)

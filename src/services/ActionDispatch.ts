@@ -35,7 +35,7 @@ import * as Batch from "./Batch.ts"
 import { Broadcast } from "./Broadcast.ts"
 import { Caller } from "./Caller.ts"
 import { principalKey } from "./ClientLedger.ts"
-import type { SyncConnection } from "./Connections.ts"
+import { Connections, type SyncConnection } from "./Connections.ts"
 import { SyncFailure } from "./Errors.ts"
 import { fitsIn } from "./Frames.ts"
 import * as Lanes from "./Lanes.ts"
@@ -85,6 +85,7 @@ const make = Effect.gen(function*() {
   const handler = yield* ActionHandler
   const authorizer = yield* Authorizer
   const limits = yield* Limits
+  const connections = yield* Connections
   const lanes = Lanes.make(yield* Effect.scope)
   const abuse = Abuse.make(config)
   const subscriptions = Subscriptions.make({ channels, config, reconciliation, broadcast, limits, lanes, views: yield* Views.Views })
@@ -179,6 +180,21 @@ const make = Effect.gen(function*() {
     })
 
   /**
+   * How many of a push's remaining actions its next slice decides. A turn
+   * exists so that other connections' frames get in, and it costs the
+   * slice's commit (see the README's drain): a connection alone on its
+   * object has nobody to give turns to, so it decides up to
+   * `actionsPerTurnAlone` per slice. Asked again before every slice, so a
+   * connection that opens meanwhile gets its turns from the next one.
+   */
+  const sliceFor = (connection: SyncConnection, remaining: number): number => {
+    const per = Math.max(1, config.actionsPerTurn)
+    if (remaining <= per) return per
+    for (const other of connections.all()) if (other !== connection) return per
+    return Math.max(per, config.actionsPerTurnAlone)
+  }
+
+  /**
    * Decides a push, `actionsPerTurn` actions per turn: each slice prepared
    * (decoded, upgraded, authorized) in the connection's own turn and decided
    * in a transaction of its own, the sender's changes of a slice sent before
@@ -187,16 +203,16 @@ const make = Effect.gen(function*() {
    */
   const decidePush = (connection: SyncConnection, lane: Lanes.Lane, channel: Channel.Any, push: Push, turns: Lanes.Turns) => {
     let undecided = push.actions.length
-    const per = Math.max(1, config.actionsPerTurn)
     return Effect.gen(function*() {
       const results: Array<Pushed["results"][number]> = []
       let decided: Extract<Batch.Decided, { _tag: "Decided" }> | undefined
-      for (let from = 0; from === 0 || from < push.actions.length; from += per) {
+      for (let from = 0, size = 0; from === 0 || from < push.actions.length; from += size) {
         if (decided !== undefined) {
           for (const frame of decided.withheld) connection.send(frame)
           yield* turns.turn
         }
-        const entries = push.actions.slice(from, from + per)
+        size = sliceFor(connection, push.actions.length - from)
+        const entries = push.actions.slice(from, from + size)
         const actions = yield* inTurn(Effect.forEach(entries, (entry) => prepareAction(connection, channel, push.clientId, entry)), turns)
         const slice: Batch.PreparedPush<never> = {
           channel,

@@ -69,6 +69,12 @@ export interface SyncOptions {
    * between them. Its reply still comes once, after the last slice.
    */
   readonly actionsPerTurn: number
+  /**
+   * Actions a push decides per turn while its connection is the only one
+   * open in the object: with no other connection to let in, fewer turns
+   * (each pays its slice's commit) drain a queue faster.
+   */
+  readonly actionsPerTurnAlone: number
   /** Rows a full sync (a reset answer) reads and sends per turn; other work runs between them. */
   readonly syncRowsPerTurn: number
   /** Full syncs in progress at once in the object; more wait for one to end (they are never refused for it). */
@@ -121,6 +127,7 @@ export const defaultOptions: SyncOptions = {
   minSyncIntervalMs: 1_000,
   synchronousHandlers: false,
   actionsPerTurn: 8,
+  actionsPerTurnAlone: 64,
   syncRowsPerTurn: 125,
   maxFullSyncsPerRoom: 2,
   maxFullSyncsPerConnection: 1,

@@ -380,3 +380,41 @@ describe("ActionDispatch: identities and limits", () => {
     })
   })
 })
+
+describe("ActionDispatch: turns", () => {
+  /** A push of `n` creates, seqs 1..n. */
+  const push = (clientId: string, n: number, prefix: string) =>
+    JSON.stringify({
+      _tag: "Push",
+      channel: "todos",
+      clientId,
+      clientKey: keyOf(clientId),
+      actions: Array.from({ length: n }, (_, i) => ({ seq: i + 1, action: create(`${prefix}${i}`, "t") }))
+    })
+  /** How many slices a push of 20 was decided in: each slice's changes reach its sender in a Change frame of their own. */
+  const slicesOf20 = (connections: Array<ReturnType<typeof makeMemoryConnection>>) =>
+    Effect.gen(function*() {
+      yield* receive(connections[0]!, JSON.stringify({ _tag: "Subscribe", channel: "todos", since: null }))
+      const frames = yield* receive(connections[0]!, push("a", 20, "a"))
+      assert.strictEqual(pushedIn(frames).results.filter((r) => "rows" in r).length, 20)
+      return frames.map((m) => m._tag).join(" ")
+    }).pipe(Effect.provide(servicesLayer({ connections, options: { actionsPerTurn: 8, actionsPerTurnAlone: 64 } })))
+
+  it.effect("a push is decided actionsPerTurn actions per transaction while another connection is open, in one while its connection is alone", () =>
+    Effect.gen(function*() {
+      assert.strictEqual(yield* slicesOf20([makeMemoryConnection("c1"), makeMemoryConnection("c2")]), "Change Change Change Pushed")
+      assert.strictEqual(yield* slicesOf20([makeMemoryConnection("c1")]), "Change Pushed")
+    }))
+
+  it.effect("another connection's push is decided between the slices of a long one", () => {
+    const long = makeMemoryConnection("long")
+    const short = makeMemoryConnection("short")
+    return Effect.gen(function*() {
+      const first = yield* Effect.forkChild(receive(long, push("l", 20, "l")))
+      const second = yield* Effect.forkChild(receive(short, push("s", 1, "s")))
+      const longReply = pushedIn(yield* Fiber.join(first))
+      const shortReply = pushedIn(yield* Fiber.join(second))
+      assert.isBelow(shortReply.version, longReply.version)
+    }).pipe(Effect.provide(servicesLayer({ connections: [long, short], options: { actionsPerTurn: 8, actionsPerTurnAlone: 64 } })))
+  })
+})
