@@ -5,6 +5,9 @@
  * JSON.stringify) on the same engine. Not part of `npm run bench`; run it
  * with `node --cpu-prof bench/profile-server.ts` to see the hot functions.
  * node:sqlite is not Durable Object SQL, so only the split matters here.
+ * Each push carries one action and confirms the one before, as our client's
+ * do one at a time (unconfirmed outcomes would pile up to 256 and be read
+ * and written by every push).
  */
 import { DatabaseSync } from "node:sqlite"
 import * as Effect from "effect/Effect"
@@ -32,9 +35,9 @@ const keyOf = (clientId: string) => `bench-key-${clientId}`.padEnd(16, "-")
 
 const N = Number(process.env.N ?? 5000)
 
-const connection = (id: string): SyncConnection & { frames: number } => {
+const connection = (id: string): SyncConnection & { frames: number; last: string } => {
   let state = { ...initialState, channels: ["todos"] }
-  return { id, frames: 0, send() { this.frames++ }, get state() { return state }, setState(s) { state = s as typeof state } }
+  return { id, frames: 0, last: "", send(frame) { this.frames++; this.last = frame }, get state() { return state }, setState(s) { state = s as typeof state } }
 }
 
 const ours = async (receivers: number, handlerSql: "storage" | "sqlclient" = "storage") => {
@@ -74,10 +77,15 @@ const ours = async (receivers: number, handlerSql: "storage" | "sqlclient" = "st
     yield* Reconciliation.use((r) => r.install)
   }))
   const frames = Array.from({ length: N }, (_, i) =>
-    JSON.stringify({ _tag: "Action", requestId: `r${i}`, channel: "todos", clientId: "bench", clientKey: keyOf("bench"), seq: i + 1, action: { type: "create", payload: { id: `x${i}`, text: "a todo written by the benchmark", completed: 0 } } }))
+    JSON.stringify({ _tag: "Push", channel: "todos", clientId: "bench", clientKey: keyOf("bench"), actions: [{ seq: i + 1, action: { type: "create", payload: { id: `x${i}`, text: "a todo written by the benchmark", completed: 0 } } }], ...(i > 0 ? { confirmed: i } : {}) }))
   const t0 = now()
   for (const f of frames) await runtime.runPromise(ActionDispatch.use((d) => d.receive(sender, f)))
   const us = ((now() - t0) * 1000) / N
+  // what was measured must be the actions applied, not a refusal of every frame
+  const reply = JSON.parse(sender.last) as { _tag?: string; results?: Array<{ seq: number; rows?: Array<unknown> }> }
+  if (reply._tag !== "Pushed" || reply.results?.[0]?.seq !== N || reply.results[0].rows?.length !== 1) {
+    throw new Error(`bench: the last reply is not the last action applied: ${sender.last.slice(0, 300)}`)
+  }
   await runtime.dispose()
   return us
 }
