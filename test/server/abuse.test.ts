@@ -186,6 +186,33 @@ describe("work is decided in turns", () => {
     }
   })
 
+  it("a push from the only socket of its room is decided in one turn, and in turns of actionsPerTurn once another socket is open", async () => {
+    /** The Change frames the sender got for a push of 10 creates before its reply: one per turn. */
+    const turnsOfPush = async (room: string, clientId: string) => {
+      const sender = await connect(room)
+      await sender.subscribe("todos", null)
+      const from = sender.mark()
+      sender.send({
+        _tag: "Push",
+        channel: "todos",
+        clientId,
+        clientKey: keyOf(clientId),
+        actions: Array.from({ length: 10 }, (_, i) => ({ seq: i + 1, action: create(`${clientId}-${i}`, "one of ten") }))
+      })
+      const reply = await sender.next<Pushed>((m) => m._tag === "Pushed", { from })
+      expect(reply.results.filter((r) => "rows" in r)).toHaveLength(10)
+      return sender.messages.slice(from).filter((m) => m._tag === "Change").length
+    }
+    try {
+      expect(await turnsOfPush(freshRoom("alone"), "alone")).toBe(1)
+      const shared = freshRoom("shared")
+      await connect(shared)
+      expect(await turnsOfPush(shared, "shared")).toBe(Math.ceil(10 / LIMITS.actionsPerTurn))
+    } finally {
+      await closeAll()
+    }
+  })
+
   it("a full sync is sent in chunks with other connections' actions between them, and it ends consistent", async () => {
     const room = freshRoom("chunks")
     const h = hooks(worker!.url, room)
