@@ -44,8 +44,8 @@ export interface Result {
 /** The pushes of one channel's client. */
 export class Pushes<A> {
   readonly outbox = new Outbox<A>()
-  /** The push in flight: its client id and the seqs not answered yet. */
-  #inFlight: { readonly clientId: string; readonly seqs: Set<number> } | undefined
+  /** The push in flight: its client id, the seqs not answered yet, and its actions' bytes (until its reply). */
+  #inFlight: { readonly clientId: string; readonly seqs: Set<number>; readonly bytes: number } | undefined
   /** Per client id: the highest seq settled for good (its stored record removed), and the last one the server was told. */
   readonly #confirmable = new Map<string, number>()
   readonly #confirmSent = new Map<string, number>()
@@ -64,6 +64,11 @@ export class Pushes<A> {
   /** Actions pushed and not answered yet (the socket's budget counts them). */
   get inFlight(): number {
     return this.#inFlight?.seqs.size ?? 0
+  }
+
+  /** The encoded bytes of the push in flight (the socket's byte budget counts them until its reply). */
+  get inFlightBytes(): number {
+    return this.#inFlight?.bytes ?? 0
   }
 
   /** Whether a push is waiting for its reply. */
@@ -110,7 +115,9 @@ export class Pushes<A> {
     const push = this.outbox.next(room, maxBytes)
     if (push === undefined) return undefined
     for (const p of push.entries) p.sent = true
-    this.#inFlight = { clientId: push.clientId, seqs: new Set(push.entries.map((p) => p.seq)) }
+    let bytes = 0
+    for (const p of push.entries) bytes += p.bytes
+    this.#inFlight = { clientId: push.clientId, seqs: new Set(push.entries.map((p) => p.seq)), bytes }
     return this.#frame(push.clientId, push.clientKey, push.actions)
   }
 

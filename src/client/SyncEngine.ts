@@ -239,10 +239,19 @@ export class SyncEngine<R extends Row, A> implements Route {
     return this.pushes.inFlight
   }
 
-  /** Sends the next push if one may go now (synced, no backoff running, none in flight); returns how many actions it carries. */
-  pushNext(room: number): number {
+  /** The encoded bytes of the push in flight. */
+  get inFlightBytes(): number {
+    return this.pushes.inFlightBytes
+  }
+
+  /**
+   * Sends the next push if one may go now (synced, no backoff running, none
+   * in flight), at most `room` actions and about `roomBytes` (one action at
+   * least); returns how many actions it carries.
+   */
+  pushNext(room: number, roomBytes = Infinity): number {
     if (!this.#open || this.feed.syncing || this.#refusals.waiting) return 0
-    const push = this.pushes.next(room, this.options.maxPushBytes)
+    const push = this.pushes.next(room, Math.min(this.options.maxPushBytes, roomBytes))
     if (push === undefined) return 0
     this.options.transmit(push)
     return push.actions.length

@@ -8,7 +8,11 @@
  * The server limits actions in flight per connection, not per client, so the
  * hub holds the socket's budget: every client on the socket sends its next
  * push only when the hub lets it, in turn, with no more actions than the
- * budget has room for. Replies to a push are routed by its client id.
+ * budget has room for. It holds a byte budget the same way: the server
+ * charges the bytes that arrive while a connection's earlier frames are
+ * still being worked on (`maxInboundBurstBytes`), so pushes unanswered on a
+ * socket stay within `MAX_BYTES_IN_FLIGHT`, beyond the first. Replies to a
+ * push are routed by its client id.
  *
  * @since 0.1.0
  */
@@ -33,6 +37,14 @@ export const OPEN = 1
  */
 export const DEFAULT_MAX_IN_FLIGHT = 64
 
+/**
+ * The bytes of actions pushed and unanswered on one socket, beyond the first
+ * push (which always goes): well inside the server's default
+ * `maxInboundBurstBytes` (4 MiB), whatever the number of clients on the
+ * socket. Never set the server's burst below this plus `maxFrameBytes`.
+ */
+export const MAX_BYTES_IN_FLIGHT = 1024 * 1024
+
 /** One client's view of a shared socket. */
 export interface Route {
   readonly channel: string
@@ -44,13 +56,15 @@ export interface Route {
   owns(clientId: string): boolean
   /** Actions this route has pushed and not had answered. */
   readonly inFlight: number
+  /** The encoded bytes of this route's push in flight. */
+  readonly inFlightBytes: number
   receive(frame: ServerFrame): void
   opened(): void
   closed(): void
   /** A frame that could not be decoded. */
   garbage(message: string): void
-  /** Sends this client's next push if one may go now (through `Link.send`), at most `room` actions; returns how many. */
-  pushNext(room: number): number
+  /** Sends this client's next push if one may go now (through `Link.send`), at most `room` actions and about `roomBytes`; returns how many. */
+  pushNext(room: number, roomBytes: number): number
 }
 
 /** A route's handle on its socket. */
@@ -93,6 +107,12 @@ class Hub {
     return n
   }
 
+  #inFlightBytes(): number {
+    let n = 0
+    for (const r of this.#routes) n += r.inFlightBytes
+    return n
+  }
+
   // One push per route per turn, so that a long queue never starves a short one.
   pump(): void {
     if (this.#pumping) {
@@ -106,11 +126,16 @@ class Hub {
         const routes = [...this.#routes]
         let idle = 0
         let room = this.#limit - this.#inFlight()
-        while (idle < routes.length && room > 0) {
-          const sent = routes[this.#turn++ % routes.length]!.pushNext(room)
+        let bytes = this.#inFlightBytes()
+        while (idle < routes.length && room > 0 && bytes < MAX_BYTES_IN_FLIGHT) {
+          const route = routes[this.#turn++ % routes.length]!
+          const before = route.inFlightBytes
+          // nothing unanswered: a push of any size may go, as it is not sent ahead of another
+          const sent = route.pushNext(room, bytes === 0 ? Infinity : MAX_BYTES_IN_FLIGHT - bytes)
           if (sent > 0) {
             idle = 0
             room -= sent
+            bytes += route.inFlightBytes - before
           } else idle++
         }
       } while (this.#again)

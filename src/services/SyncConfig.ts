@@ -106,7 +106,14 @@ export interface SyncOptions {
    * `ByteRateExceeded`. A client that waits for its answers never pays.
    */
   readonly maxInboundBytesPerSecond: number
-  /** The most bytes a connection may send at once before `maxInboundBytesPerSecond` applies. */
+  /**
+   * The most bytes a connection may send ahead at once before
+   * `maxInboundBytesPerSecond` applies. It bounds how much of a flood the
+   * object works through before muting it, while the others' frames wait
+   * behind it in the runtime's queue. Our client keeps its pushes ahead
+   * within 1 MiB plus one push (`MAX_BYTES_IN_FLIGHT`): never set this below
+   * that.
+   */
   readonly maxInboundBurstBytes: number
   /**
    * A connection over either abuse limit is told why and muted at once (its
@@ -136,7 +143,7 @@ export const defaultOptions: SyncOptions = {
   maxInvalidFrames: 20,
   invalidFramesWindowMs: 10_000,
   maxInboundBytesPerSecond: 4 * 1024 * 1024,
-  maxInboundBurstBytes: 16 * 1024 * 1024,
+  maxInboundBurstBytes: 4 * 1024 * 1024,
   abuseCloseDelayMs: 5_000
 }
 

@@ -1,6 +1,7 @@
 /**
  * Clients on one socket, driven frame by frame through a fake socket (no
- * server): they share the socket's in-flight budget, a temporary refusal
+ * server): they share the socket's in-flight budgets of actions and of
+ * bytes, a temporary refusal
  * keeps a push's actions queued and sends them again before anything after
  * them, and a refused Subscribe is retried on a backoff.
  */
@@ -10,8 +11,11 @@ import * as Layer from "effect/Layer"
 import * as KeyValueStore from "effect/persistence/KeyValueStore"
 import * as Scope from "effect/Scope"
 import { afterEach, describe, expect, it } from "vitest"
+import * as Schema from "effect/Schema"
 import { todos } from "../../fixtures/todo-sync/src/shared.ts"
 import { make, makeMemoryStore, type SocketLike, type SyncClient } from "../../src/client/index.ts"
+import { MAX_BYTES_IN_FLIGHT } from "../../src/client/Transport.ts"
+import * as Channel from "../../src/protocol/Channel.ts"
 import type { ClientMessage, Push, ServerMessage } from "../../src/protocol/Protocol.ts"
 import { eventually } from "../helpers/protocol.ts"
 
@@ -61,11 +65,11 @@ afterEach(async () => {
   for (const scope of scopes.splice(0)) await Effect.runPromise(Scope.close(scope, Exit.void))
 })
 
-const client = (socket: FakeSocket, maxInFlight: number): Promise<SyncClient<typeof todos>> => {
+const client = <C extends Channel.Any = typeof todos>(socket: FakeSocket, maxInFlight: number, channel?: C): Promise<SyncClient<C>> => {
   const scope = Scope.makeUnsafe()
   scopes.push(scope)
   return Effect.runPromise(
-    make({ channel: todos, socket, maxInFlight }).pipe(
+    make({ channel: (channel ?? todos) as C, socket, maxInFlight }).pipe(
       Effect.provide(Layer.succeed(KeyValueStore.KeyValueStore, makeMemoryStore())),
       Scope.provide(scope)
     )
@@ -112,6 +116,33 @@ describe("clients sharing one socket", () => {
       expect(socket.actions().filter((a) => a.clientId === c.clientId).map((a) => a.seq)).toEqual([1, 2, 3])
     }
     await eventually(() => (outcomes.every((o) => o() === "applied") ? true : undefined), { what: "every send applied" })
+  })
+
+  it("share its byte budget: pushes unanswered carry at most MAX_BYTES_IN_FLIGHT beyond the last one sent, and all go in the end", async () => {
+    // actions of 250 KB, one per push: 8 clients would put 2 MB ahead of the server at once
+    const blobs = Channel.make("blobs", {
+      record: Schema.Tuple([Schema.String, Schema.NullOr(Schema.Number)]),
+      action: Schema.Struct({ type: Schema.Literal("put"), payload: Schema.Struct({ id: Schema.String, blob: Schema.String }) })
+    })
+    const socket = new FakeSocket()
+    const clients = await Promise.all(Array.from({ length: 8 }, () => client(socket, 64, blobs)))
+    socket.open()
+    const blob = "b".repeat(250_000)
+    const sends = clients.map((c, i) => Effect.runPromise(c.send({ type: "put", payload: { id: `blob-${i}`, blob } })))
+    socket.deliver({ _tag: "Synced", channel: "blobs", version: 0, reset: true, history: "h1" })
+    const answered = new Set<Push>()
+    const unanswered = () => socket.pushes().filter((p) => !answered.has(p))
+    const bytesOf = (pushes: ReadonlyArray<Push>) => pushes.reduce((n, p) => n + JSON.stringify(p.actions.map((a) => a.action)).length, 0)
+    // four pushes fit below the budget and a fifth goes on its last room; the other three wait
+    expect(unanswered()).toHaveLength(5)
+    while (unanswered().length > 0) {
+      expect(bytesOf(unanswered().slice(0, -1))).toBeLessThan(MAX_BYTES_IN_FLIGHT)
+      const next = unanswered()[0]!
+      answered.add(next)
+      socket.deliver({ _tag: "Pushed", channel: "blobs", clientId: next.clientId, version: 1, next: 2, results: [{ seq: 1, rows: [] }] })
+    }
+    expect(socket.pushes()).toHaveLength(8)
+    await Promise.all(sends)
   })
 
   it("a temporary refusal keeps a push's actions queued and sends them again, after a backoff, before any later action", async () => {
