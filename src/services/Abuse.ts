@@ -12,8 +12,9 @@
  * the flood. The library's own client stays far inside both limits: it
  * sends only valid frames, keeps within the in-flight budget, and has at
  * most one push per channel unanswered, each no larger than the server's
- * frame limit, and 1 MiB of them in all beyond the first. Allowances are kept per connection object, so a hibernated
- * connection starts afresh when it wakes.
+ * frame limit, and 1 MiB of them in all beyond the last one sent.
+ * Allowances are kept per connection object, so a hibernated connection
+ * starts afresh when it wakes.
  *
  * @since 0.2.0
  */

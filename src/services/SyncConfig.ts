@@ -103,7 +103,9 @@ export interface SyncOptions {
    * arrive while its earlier frames are still being worked on), on average:
    * a bucket of `maxInboundBurstBytes` refilled at this rate. A frame that
    * finds it empty closes the connection with 1008 and the reason
-   * `ByteRateExceeded`. A client that waits for its answers never pays.
+   * `ByteRateExceeded`. A client that waits for each answer before sending
+   * more never pays; ours, with several clients on one socket, keeps what it
+   * sends ahead within its byte budget (see `maxInboundBurstBytes`).
    */
   readonly maxInboundBytesPerSecond: number
   /**
