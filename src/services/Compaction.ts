@@ -64,15 +64,12 @@ export const make = (options: CompactionOptions) => {
   /** After a publish: a compaction now due runs in a later turn of the event loop, under the lock. */
   const soon: Effect.Effect<void> = Effect.suspend(() => {
     if (scheduled || !isDue(appended, kept)) return Effect.void
+    // one compaction waits at a time: it compacts whatever was appended until it holds the lock
     scheduled = true
-    const run = options.exclusive(Effect.suspend(() => {
-      scheduled = false
-      return compact
-    }))
     return Effect.map(
       Effect.forkIn(
         yieldToRuntime.pipe(
-          Effect.andThen(run),
+          Effect.andThen(options.exclusive(compact)),
           Effect.catch((e) => Effect.logWarning("effect-partysync: log compaction failed", e)),
           Effect.ensuring(Effect.sync(() => {
             scheduled = false
