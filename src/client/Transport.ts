@@ -101,18 +101,6 @@ class Hub {
     this.socket.send(encodeFrame(message))
   }
 
-  #inFlight(): number {
-    let n = 0
-    for (const r of this.#routes) n += r.inFlight
-    return n
-  }
-
-  #inFlightBytes(): number {
-    let n = 0
-    for (const r of this.#routes) n += r.inFlightBytes
-    return n
-  }
-
   // One push per route per turn, so that a long queue never starves a short one.
   pump(): void {
     if (this.#pumping) {
@@ -125,8 +113,12 @@ class Hub {
         this.#again = false
         const routes = [...this.#routes]
         let idle = 0
-        let room = this.#limit - this.#inFlight()
-        let bytes = this.#inFlightBytes()
+        let room = this.#limit
+        let bytes = 0
+        for (const r of routes) {
+          room -= r.inFlight
+          bytes += r.inFlightBytes
+        }
         while (idle < routes.length && room > 0 && bytes < MAX_BYTES_IN_FLIGHT) {
           const route = routes[this.#turn++ % routes.length]!
           const before = route.inFlightBytes
