@@ -8,25 +8,17 @@
  *
  *   N=6000 SIZE=9900 npx node bench/bulk-channels.ts
  */
-import { PartySocket } from "partysocket"
 import { notes, todos } from "../fixtures/todo-sync/src/shared.ts"
 import { createSyncClient } from "../src/client/index.ts"
 import { freshRoom } from "./network.ts"
+import { closedParty } from "./real.ts"
 import { now } from "./stats.ts"
 import { SIDES, start } from "./workers.ts"
 
 const N = Number(process.env.N ?? 6000)
 const SIZE = Number(process.env.SIZE ?? 9900)
 const side = await start("ours", SIDES.ours.config, SIDES.ours.party)
-const url = new URL(side.url)
-const party = new PartySocket({
-  host: url.host,
-  protocol: "ws",
-  party: side.party.replace(/^parties\//, ""),
-  room: freshRoom("bulk-channels"),
-  WebSocket: globalThis.WebSocket,
-  startClosed: true
-})
+const party = closedParty(side, freshRoom("bulk-channels"))
 const closes: Array<string> = []
 const failures: Array<string> = []
 party.addEventListener("close", (event: { code: number; reason: string }) => closes.push(`${event.code} ${event.reason}`))

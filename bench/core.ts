@@ -12,11 +12,11 @@
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { PartySocket } from "partysocket"
 import { todos } from "../fixtures/todo-sync/src/shared.ts"
 import { createSyncClient } from "../src/client/index.ts"
 import { type Contender, open, clientUrl } from "./clients.ts"
 import { connectMany, freshRoom, usageOf } from "./network.ts"
+import { closedParty } from "./real.ts"
 import { now } from "./stats.ts"
 import { seed, type Side, SIDES, start } from "./workers.ts"
 
@@ -38,15 +38,7 @@ const until = (check: () => boolean, deadlineMs: number, what: string) =>
  * is closed, then the socket opens; ms from the open to the last settle.
  */
 export const drainReal = async (side: Side, n: number, deadlineMs: number): Promise<number> => {
-  const url = new URL(side.url)
-  const party = new PartySocket({
-    host: url.host,
-    protocol: "ws",
-    party: side.party.replace(/^parties\//, ""),
-    room: freshRoom("drain-real"),
-    WebSocket: globalThis.WebSocket,
-    startClosed: true
-  })
+  const party = closedParty(side, freshRoom("drain-real"))
   const client = createSyncClient({ channel: todos, socket: party })
   try {
     await client.ready

@@ -27,9 +27,9 @@
 import { Session } from "node:inspector/promises"
 import { writeFileSync } from "node:fs"
 import { resolve } from "node:path"
-import { PartySocket } from "partysocket"
 import { todos } from "../fixtures/todo-sync/src/shared.ts"
 import { clientUrl, connect, open } from "./clients.ts"
+import { closedParty } from "./real.ts"
 import { median, now, round } from "./stats.ts"
 import { type Side, SIDES, start } from "./workers.ts"
 
@@ -198,15 +198,7 @@ const localParty = () => {
 /** Drain: `DRAIN` creates queued while the socket is closed, then it opens; ms to the last settle. */
 const drain = async (create: Create, side: Side | undefined, measure: <A>(f: () => Promise<A>) => Promise<A>) => {
   if (create === WIRE) return drainWire(side!, measure)
-  const url = new URL(side?.url ?? "http://local.invalid/")
-  const party = side === undefined ? localParty() : new PartySocket({
-    host: url.host,
-    protocol: "ws",
-    party: side!.party.replace(/^parties\//, ""),
-    room: room("drain"),
-    WebSocket: globalThis.WebSocket,
-    startClosed: true
-  })
+  const party = side === undefined ? localParty() : closedParty(side, room("drain"))
   // before the client's listener: a reply's time is when it came, not when the client was done with it
   countPushes(party)
   const client = create({ channel: todos, socket: party })

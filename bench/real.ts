@@ -5,6 +5,7 @@
  * path a fresh app takes: make the client, subscribe, decode, first
  * complete snapshot.
  */
+import { PartySocket } from "partysocket"
 import { createSyncClient, type PlainSyncClient } from "../src/client/index.ts"
 import { todos } from "../fixtures/todo-sync/src/shared.ts"
 import { type BenchClient, open, type Row, type SyncStats, clientUrl } from "./clients.ts"
@@ -12,6 +13,17 @@ import { bytesOf, now } from "./stats.ts"
 import type { Side } from "./workers.ts"
 
 type Todos = typeof todos
+
+/** A partysocket to one of a side's rooms, closed until the caller's `reconnect()`: clients on it queue offline first. */
+export const closedParty = (side: Side, room: string): PartySocket =>
+  new PartySocket({
+    host: new URL(side.url).host,
+    protocol: "ws",
+    party: side.party.replace(/^parties\//, ""),
+    room,
+    WebSocket: globalThis.WebSocket,
+    startClosed: true
+  })
 
 /** Connects a real client's socket; the client itself starts at `sync`. */
 export const connectReal = async (side: Side, room: string): Promise<BenchClient> => {
