@@ -20,7 +20,7 @@ import { createSyncClient, makeMemoryStore } from "../../src/client/index.ts"
 import type { Failure, Pushed } from "../../src/protocol/Protocol.ts"
 import { hooks } from "../helpers/hooks.ts"
 import { eventually, expectAck, freshRoom, keyOf, ProtocolClient, roomUrl } from "../helpers/protocol.ts"
-import { create } from "../helpers/todos.ts"
+import { create, pushOfCreates } from "../helpers/todos.ts"
 import { type StartedWorker, startWorker } from "../helpers/worker.ts"
 import { LIMITS } from "./limits.ts"
 
@@ -167,13 +167,7 @@ describe("work is decided in turns", () => {
       const short = await connect(room)
       await long.subscribe("todos", null)
       const from = long.mark()
-      long.send({
-        _tag: "Push",
-        channel: "todos",
-        clientId: "long",
-        clientKey: keyOf("long"),
-        actions: Array.from({ length: 64 }, (_, i) => ({ seq: i + 1, action: create(`long-${i}`, "part of a long push") }))
-      })
+      long.send(pushOfCreates("long", 64, "part of a long push"))
       // the first slice is decided (its change reaches its sender before the turn passes); then the other connection acts
       await long.next((m) => m._tag === "Change", { from })
       expectAck(await short.act({ clientId: "short", seq: 1, action: create("short", "one action") }))
@@ -192,13 +186,7 @@ describe("work is decided in turns", () => {
       const sender = await connect(room)
       await sender.subscribe("todos", null)
       const from = sender.mark()
-      sender.send({
-        _tag: "Push",
-        channel: "todos",
-        clientId,
-        clientKey: keyOf(clientId),
-        actions: Array.from({ length: 10 }, (_, i) => ({ seq: i + 1, action: create(`${clientId}-${i}`, "one of ten") }))
-      })
+      sender.send(pushOfCreates(clientId, 10, "one of ten"))
       const reply = await sender.next<Pushed>((m) => m._tag === "Pushed", { from })
       expect(reply.results.filter((r) => "rows" in r)).toHaveLength(10)
       return sender.messages.slice(from).filter((m) => m._tag === "Change").length

@@ -24,7 +24,7 @@ import { runTodoAction } from "../../fixtures/todo-sync/src/actions.ts"
 import { type TodoAction, todos, upgradeFromV1 } from "../../fixtures/todo-sync/src/shared.ts"
 import { decodedFrames } from "../helpers/memory.ts"
 import { FAIL_AFTER_WRITE, servicesLayer } from "../helpers/services.ts"
-import { create, update } from "../helpers/todos.ts"
+import { create, pushOfCreates, update } from "../helpers/todos.ts"
 import { keyOf } from "../helpers/protocol.ts"
 
 /** A push of one action. */
@@ -383,14 +383,7 @@ describe("ActionDispatch: identities and limits", () => {
 
 describe("ActionDispatch: turns", () => {
   /** A push of `n` creates, seqs 1..n. */
-  const push = (clientId: string, n: number, prefix: string) =>
-    JSON.stringify({
-      _tag: "Push",
-      channel: "todos",
-      clientId,
-      clientKey: keyOf(clientId),
-      actions: Array.from({ length: n }, (_, i) => ({ seq: i + 1, action: create(`${prefix}${i}`, "t") }))
-    })
+  const push = (clientId: string, n: number, prefix: string) => JSON.stringify(pushOfCreates(clientId, n, "t", prefix))
   /** How many slices a push of 20 was decided in: each slice's changes reach its sender in a Change frame of their own. */
   const slicesOf20 = (connections: Array<ReturnType<typeof makeMemoryConnection>>) =>
     Effect.gen(function*() {
