@@ -64,6 +64,8 @@ export type Run =
     readonly version: number
     /** Whether the published mark was stored. */
     readonly stored: boolean
+    /** The log entries its captures read (for compaction). */
+    readonly entries: Capture.Entries
   }
   | { readonly _tag: "Refused"; readonly failure: SyncFailure }
 
@@ -208,6 +210,7 @@ export const decide = <R>(push: PreparedPush<R>, ctx: BatchContext): Effect.Effe
     let last = client.seq
     const results: Array<Applied | Refused> = []
     const steps: Array<ReadonlyArray<ChannelChanges>> = []
+    let entries = Capture.NO_ENTRIES
     let decided = false
 
     // seqs the client says it no longer holds: decided as never applied
@@ -225,6 +228,7 @@ export const decide = <R>(push: PreparedPush<R>, ctx: BatchContext): Effect.Effe
     const outside = top > ctx.published ? Capture.read(storage, logs, ctx.published) : undefined
     if (outside !== undefined) {
       steps.push(outside.changes)
+      entries = outside.entries
     }
     let before = Math.max(ctx.published, top)
 
@@ -253,6 +257,7 @@ export const decide = <R>(push: PreparedPush<R>, ctx: BatchContext): Effect.Effe
           if (Exit.isSuccess(exit)) {
             const captured = exit.value
             steps.push(captured.changes)
+            entries = Capture.addEntries(entries, captured.entries)
             before = Math.max(before, captured.version)
             record({ _tag: "Applied", seq, rows: captured.rows })
             return loop(at + 1)
@@ -284,7 +289,7 @@ export const decide = <R>(push: PreparedPush<R>, ctx: BatchContext): Effect.Effe
       } else if (confirmed > 0) ledger.confirm(push.clientId, confirmed)
       const changes = Capture.merge(steps)
       const version = Math.max(before, ctx.published)
-      return { _tag: "Run", results, next: holes.size > 0 ? Math.min(...holes) : last + 1, changes, version, stored: ctx.advance(version) }
+      return { _tag: "Run", results, next: holes.size > 0 ? Math.min(...holes) : last + 1, changes, version, stored: ctx.advance(version), entries }
     })
   })
 
@@ -302,7 +307,8 @@ const emptyRun = (published: number): Run => ({
   next: 1,
   changes: [],
   version: published,
-  stored: false
+  stored: false,
+  entries: Capture.NO_ENTRIES
 })
 
 /**

@@ -43,7 +43,23 @@ export interface Captured {
   readonly invalid: Array<string>
   /** The same, as a client may read them (`publicProblem`). */
   readonly invalidPublic: Array<string>
+  /** The log entries read, by what wrote them (compaction counts what may need it). */
+  readonly entries: Entries
 }
+
+/** Log entries read: how many, and how many were inserts and removals (the rest are updates). */
+export interface Entries {
+  readonly read: number
+  readonly inserts: number
+  readonly removals: number
+}
+
+/** No entries. */
+export const NO_ENTRIES: Entries = { read: 0, inserts: 0, removals: 0 }
+
+/** The entries of several reads. */
+export const addEntries = (a: Entries, b: Entries): Entries =>
+  ({ read: a.read + b.read, inserts: a.inserts + b.inserts, removals: a.removals + b.removals })
 
 /** Checks rows against the channel's record Schema; the message names the column. */
 const recordChecker = (info: ChangeLog.TableInfo) => {
@@ -145,10 +161,18 @@ export const read = (
   const invalid: Array<string> = []
   const invalidPublic: Array<string> = []
   let version = after
+  let read = 0
+  let inserts = 0
+  let removals = 0
   for (const log of logs) {
     if (only !== undefined && !only.has(log.info.channel.name)) continue
     const result = storage.rawUnsafe(log.query, after)
     if (result.length === 0) continue
+    read += result.length
+    for (const r of result) {
+      if (r[1] === ChangeLog.INSERTED) inserts++
+      else if (r[1] === ChangeLog.REMOVED) removals++
+    }
     const found = ChangeLog.foldChanges(log.info.channel.name, result, log.info.view)
     const last = ChangeLog.highest(found)
     const problem = log.check(found.rows)
@@ -159,7 +183,7 @@ export const read = (
     changes.push({ ...found, version: last })
     version = Math.max(version, last)
   }
-  return { changes, version, invalid, invalidPublic }
+  return { changes, version, invalid, invalidPublic, entries: read === 0 ? NO_ENTRIES : { read, inserts, removals } }
 }
 
 /** The log's highest version (0 when empty). */

@@ -13,6 +13,12 @@
  * newest; entries at or below the horizon are dropped (cursors that old get
  * a reset).
  *
+ * An entry's `deleted` says what wrote it: 0 an insert, 1 a removal (a
+ * delete, or the old id of an update that changed it), 2 an update. Only
+ * removals and updates can leave an older entry of the same row behind, so
+ * compaction counts those (`Compaction.ts`): an insert of a new row adds
+ * nothing to compact.
+ *
  * A channel with a read rule (a view) also logs the row's image before the
  * change (`old`, a JSON array in wire order; NULL for an insert): a live
  * change removes a row from a client only if the rule admitted what that
@@ -54,6 +60,13 @@ const selectList = (info: TableInfo, alias: string) => info.columns.map((c) => `
 /** Quotes a checked identifier. */
 export const q = (identifier: string): string => `"${identifier}"`
 
+/** What wrote a log entry, in its `deleted` column. */
+export const INSERTED = 0
+/** A delete, or an update's old id when the update changed the id. */
+export const REMOVED = 1
+/** An update (its new id, when it changed the id). */
+export const UPDATED = 2
+
 /** The library's bookkeeping tables. */
 export const SCHEMA: ReadonlyArray<string> = [
   `CREATE TABLE IF NOT EXISTS _psync_meta (key TEXT PRIMARY KEY NOT NULL, value) WITHOUT ROWID`,
@@ -87,9 +100,9 @@ export const triggerSql = (info: Pick<TableInfo, "channel" | "index" | "id" | "c
       `CREATE TRIGGER ${insert} AFTER INSERT ON ${t} BEGIN INSERT INTO _psync_log (channel, id) VALUES (${n}, NEW.${id}); END`,
       // a changed id is the old row's delete and the new row's insert
       `CREATE TRIGGER ${update} AFTER UPDATE ON ${t} BEGIN ` +
-      `INSERT INTO _psync_log (channel, id, deleted) SELECT ${n}, OLD.${id}, 1 WHERE OLD.${id} IS NOT NEW.${id}; ` +
-      `INSERT INTO _psync_log (channel, id) VALUES (${n}, NEW.${id}); END`,
-      `CREATE TRIGGER ${del} AFTER DELETE ON ${t} BEGIN INSERT INTO _psync_log (channel, id, deleted) VALUES (${n}, OLD.${id}, 1); END`
+      `INSERT INTO _psync_log (channel, id, deleted) SELECT ${n}, OLD.${id}, ${REMOVED} WHERE OLD.${id} IS NOT NEW.${id}; ` +
+      `INSERT INTO _psync_log (channel, id, deleted) VALUES (${n}, NEW.${id}, ${UPDATED}); END`,
+      `CREATE TRIGGER ${del} AFTER DELETE ON ${t} BEGIN INSERT INTO _psync_log (channel, id, deleted) VALUES (${n}, OLD.${id}, ${REMOVED}); END`
     ]
   }
   const old = image(info, "OLD")
@@ -97,9 +110,9 @@ export const triggerSql = (info: Pick<TableInfo, "channel" | "index" | "id" | "c
     `CREATE TRIGGER ${insert} AFTER INSERT ON ${t} BEGIN INSERT INTO _psync_log (channel, id) VALUES (${n}, NEW.${id}); END`,
     // the new id had no row before (it would have conflicted): its entry has no previous image
     `CREATE TRIGGER ${update} AFTER UPDATE ON ${t} BEGIN ` +
-    `INSERT INTO _psync_log (channel, id, deleted, old) SELECT ${n}, OLD.${id}, 1, ${old} WHERE OLD.${id} IS NOT NEW.${id}; ` +
-    `INSERT INTO _psync_log (channel, id, old) VALUES (${n}, NEW.${id}, CASE WHEN OLD.${id} IS NEW.${id} THEN ${old} END); END`,
-    `CREATE TRIGGER ${del} AFTER DELETE ON ${t} BEGIN INSERT INTO _psync_log (channel, id, deleted, old) VALUES (${n}, OLD.${id}, 1, ${old}); END`
+    `INSERT INTO _psync_log (channel, id, deleted, old) SELECT ${n}, OLD.${id}, ${REMOVED}, ${old} WHERE OLD.${id} IS NOT NEW.${id}; ` +
+    `INSERT INTO _psync_log (channel, id, deleted, old) VALUES (${n}, NEW.${id}, ${UPDATED}, CASE WHEN OLD.${id} IS NEW.${id} THEN ${old} END); END`,
+    `CREATE TRIGGER ${del} AFTER DELETE ON ${t} BEGIN INSERT INTO _psync_log (channel, id, deleted, old) VALUES (${n}, OLD.${id}, ${REMOVED}, ${old}); END`
   ]
 }
 
@@ -134,7 +147,7 @@ export const foldChanges = (channel: string, result: ReadonlyArray<SqlRow>, view
     if (olds !== undefined) olds.set(id as RowId, r[3] as string | null)
     if (seen.has(id)) continue
     seen.add(id)
-    if (r[1] === 1 || r[at] === null) {
+    if (r[1] === REMOVED || r[at] === null) {
       deleted.push(id as RowId)
       deletedVersions.push(r[0] as number)
     } else {

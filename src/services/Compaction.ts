@@ -1,13 +1,22 @@
 /**
  * Log compaction: entries for the same row pile up in the change log, and a
- * resume reads every one of them. Once more entries were appended since the
- * last compaction than an eighth of what it kept (plus 4), the log keeps only
- * the newest published entry of each row. A resume then reads at most about
- * 1.125 entries per changed row, wherever it falls in the cycle (10,000
- * writes to 100 rows: at most 117 entries, 236 rows read with each entry's
- * row; a quarter allowed 133 entries and 268 rows, and measured 202 or 264 by
- * where the cycle ended). Each compaction reads the log, so writes read about
+ * resume reads every one of them. Once the entries written since the last
+ * compaction could have left more older ones behind than an eighth of what
+ * it kept (plus 4), the log keeps only the newest published entry of each
+ * row. A resume then reads at most about 1.125 entries per changed row,
+ * wherever it falls in the cycle (10,000 writes to 100 rows: at most 117
+ * entries, 236 rows read with each entry's row; a quarter allowed 133
+ * entries and 268 rows, and measured 202 or 264 by where the cycle ended).
+ * Each compaction reads the log, so writes to rows already in it read about
  * nine log rows each; a row read is billed at a thousandth of a row written.
+ *
+ * An entry leaves an older one of its row behind when an update or a
+ * removal wrote it, or an insert of an id removed before (`ChangeLog.ts`
+ * logs what wrote each entry). So an update counts one, a removal two (the
+ * second for the insert that may follow it) and an insert none: a log that
+ * only grows with new rows is never read for a compaction that would drop
+ * nothing. Entries published without being read (their channel had no
+ * subscriber) count two.
  *
  * Compaction reads the whole log, so it runs in a turn of its own after the
  * event that made it due, under the write lock: that event's reply or answer
@@ -18,14 +27,26 @@
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import type * as Scope from "effect/Scope"
+import type * as Capture from "./Capture.ts"
 import * as ChangeLog from "./ChangeLog.ts"
 import { storageError } from "./Errors.ts"
 import * as Histories from "./Histories.ts"
 import { yieldToRuntime } from "./Lanes.ts"
 import type { StorageShape } from "./Storage.ts"
 
-/** A compaction is due once more than an eighth of what the last one kept, plus 4, was appended since. */
-export const isDue = (appended: number, kept: number): boolean => appended > kept / 8 + 4
+/** A compaction is due once what was written since may have left more than an eighth of what the last one kept, plus 4, behind. */
+export const isDue = (debt: number, kept: number): boolean => debt > kept / 8 + 4
+
+/**
+ * How many older entries `versions` new log entries may have left behind, at
+ * most, given what reading them found: an update one, a removal two (itself,
+ * and the older one a later insert of its id may leave), an insert none, and
+ * an entry not read two.
+ */
+export const debtOf = (versions: number, entries: Capture.Entries): number => {
+  const unread = Math.max(0, versions - entries.read)
+  return Math.max(0, 2 * unread + (entries.read - entries.inserts - entries.removals) + 2 * entries.removals)
+}
 
 /** What compaction needs of the feed around it. */
 export interface CompactionOptions {
@@ -41,21 +62,21 @@ export interface CompactionOptions {
 /** The compaction of one object's log: counts appends, and compacts in a turn of its own once due. */
 export const make = (options: CompactionOptions) => {
   const { storage } = options
-  // entries kept by the last compaction, and appended since
+  // entries kept by the last compaction, and the older entries written since may have left behind
   let kept = 0
-  let appended = 0
+  let debt = 0
   let scheduled = false
   let fiber: Fiber.Fiber<void> | undefined
 
   const compact = Effect.suspend(() => {
-    if (!isDue(appended, kept)) return Effect.void
+    if (!isDue(debt, kept)) return Effect.void
     return storage.transaction(Effect.try({
       try: () => {
         const published = options.published()
         storage.rawUnsafe(ChangeLog.COMPACT, published, published)
         kept = Number(storage.rawUnsafe(`SELECT count(*) FROM _psync_log`)[0]?.[0] ?? 0)
         Histories.setMeta(storage, "log_kept", kept)
-        appended = 0
+        debt = 0
       },
       catch: storageError
     }))
@@ -63,8 +84,8 @@ export const make = (options: CompactionOptions) => {
 
   /** After a publish: a compaction now due runs in a later turn of the event loop, under the lock. */
   const soon: Effect.Effect<void> = Effect.suspend(() => {
-    if (scheduled || !isDue(appended, kept)) return Effect.void
-    // one compaction waits at a time: it compacts whatever was appended until it holds the lock
+    if (scheduled || !isDue(debt, kept)) return Effect.void
+    // one compaction waits at a time: it compacts whatever was written until it holds the lock
     scheduled = true
     return Effect.map(
       Effect.forkIn(
@@ -84,14 +105,14 @@ export const make = (options: CompactionOptions) => {
   })
 
   return {
-    /** Counts entries a publish added to the log. */
-    appended: (entries: number): void => {
-      appended += entries
+    /** Counts what a publish added to the log: `versions` entries, of which reading found `entries`. */
+    wrote: (versions: number, entries: Capture.Entries): void => {
+      debt += debtOf(versions, entries)
     },
     /** What install or a GC pass left in the log: the count starts again from it. */
     reset: (size: number): void => {
       kept = size
-      appended = 0
+      debt = 0
     },
     soon,
     /** Waits for the compaction `soon` last scheduled, if any. */

@@ -173,10 +173,10 @@ const make = Effect.gen(function*() {
     return write
   }
 
-  const publish = (changes: ReadonlyArray<ChannelChanges>, version: number, wrote: boolean, sender?: SyncConnection) =>
+  const publish = (changes: ReadonlyArray<ChannelChanges>, version: number, wrote: boolean, entries: Capture.Entries, sender?: SyncConnection) =>
     Effect.map(broadcast.publish(changes, sender), (withheld) => {
       // versions are the log's keys, and a rolled-back write frees its own: each version published is one entry
-      compaction.appended(Math.max(0, version - feed.published))
+      compaction.wrote(Math.max(0, version - feed.published), entries)
       feed = { ...feed, published: version }
       if (wrote) stored = version
       return withheld
@@ -193,7 +193,7 @@ const make = Effect.gen(function*() {
         advance: (version) => advance(version, MARK_EVERY)
       })).pipe(Effect.mapError(storageError))
       if (run._tag === "Refused") return run as Batch.Decided
-      const withheld = yield* publish(run.changes, run.version, run.stored, sender)
+      const withheld = yield* publish(run.changes, run.version, run.stored, run.entries, sender)
       yield* compaction.soon
       const results = access.readable(run.results, push.channel.name, sender)
       return { _tag: "Decided", results, next: run.next, version: run.version, withheld } satisfies Batch.Decided
@@ -217,7 +217,7 @@ const make = Effect.gen(function*() {
     const report = collected.invalid.length === 0
       ? Effect.void
       : Effect.logError(`effect-partysync: rows written outside onAction do not match their channel's record: ${collected.invalid.join("; ")}`)
-    return Effect.andThen(report, publish(collected.changes, collected.version, wrote)).pipe(
+    return Effect.andThen(report, publish(collected.changes, collected.version, wrote, collected.entries)).pipe(
       Effect.andThen(compaction.soon)
     )
   }).pipe(Effect.asVoid, Effect.mapError(storageError))
@@ -268,7 +268,7 @@ const make = Effect.gen(function*() {
           }
           return Effect.succeed([value, captured, advance(captured.version, MARK_EVERY)] as const)
         })))
-      yield* publish(captured.changes, captured.version, wrote)
+      yield* publish(captured.changes, captured.version, wrote, captured.entries)
       yield* compaction.soon
       return { value, version: feed.published }
     }))

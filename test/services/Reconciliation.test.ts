@@ -501,6 +501,60 @@ describe("Reconciliation: GC", () => {
         assert.strictEqual(resume.rows.length, 100)
       })))
 
+  it.effect("a log that only grows with new rows is never read for a compaction: it holds nothing to drop", () =>
+    withRoom(() =>
+      Effect.gen(function*() {
+        const r = yield* Reconciliation
+        const logKept = exec("SELECT value FROM _psync_meta WHERE key = 'log_kept'")
+        for (let i = 0; i < 200; i++) {
+          yield* r.write(insertRow(`n${i}`))
+          yield* r.compacted
+        }
+        assert.deepStrictEqual(yield* logKept, [])
+        assert.deepStrictEqual(yield* exec("SELECT count(*) FROM _psync_log"), [[200]])
+        // one update is not yet enough to compact 200 entries; an eighth of them and the slack are
+        for (let i = 0; i < 30; i++) {
+          yield* r.write(exec("UPDATE todos SET text = ? WHERE id = ?", `v${i}`, `n${i}`))
+          yield* r.compacted
+        }
+        assert.deepStrictEqual(yield* logKept, [[200]])
+      })))
+
+  it.effect("a delete and a re-insert of the same id leave two older entries behind, and both count: the log stays within an eighth of its rows", () =>
+    withRoom(() =>
+      Effect.gen(function*() {
+        const r = yield* Reconciliation
+        for (let i = 0; i < 100; i++) yield* r.write(insertRow(`r${i}`))
+        let most = 0
+        for (let i = 0; i < 500; i++) {
+          const id = `r${(i * 7) % 100}`
+          yield* r.write(exec("DELETE FROM todos WHERE id = ?", id))
+          yield* r.write(insertRow(id))
+          yield* r.compacted
+          most = Math.max(most, Number((yield* exec("SELECT count(*) FROM _psync_log"))[0]?.[0]))
+        }
+        // as with updates: an eighth of 100 kept, the slack of 4, and the newest entry a compaction spares
+        assert.isAtMost(most, 100 + 12 + 4 + 1)
+        assert.strictEqual((yield* sync(0)).rows.length, 100)
+      })))
+
+  it.effect("updates published while nobody receives their channel still make a compaction due", () =>
+    withRoom(() =>
+      Effect.gen(function*() {
+        const r = yield* Reconciliation
+        for (let i = 0; i < 100; i++) yield* insertRow(`r${i}`)
+        yield* r.flush
+        let most = 0
+        for (let i = 0; i < 1_000; i++) {
+          // plain SQL, then a flush: with no subscriber, the flush publishes the versions without reading the rows
+          yield* exec("UPDATE todos SET text = ? WHERE id = ?", `v${i}`, `r${(i * 7) % 100}`)
+          yield* r.flush
+          yield* r.compacted
+          most = Math.max(most, Number((yield* exec("SELECT count(*) FROM _psync_log"))[0]?.[0]))
+        }
+        assert.isAtMost(most, 100 + 12 + 4 + 1)
+      })))
+
   it.effect("a compaction runs after the write that made it due, in a turn of its own: that write's answer does not wait for it", () =>
     withRoom(() =>
       Effect.gen(function*() {
