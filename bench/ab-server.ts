@@ -16,14 +16,17 @@
  *   answer (capture and publishing included): ms, the same for both clients;
  * - `drain`: 1,000 creates (`N`) in a fresh room, to the last confirmed:
  *   queued offline for the real client, sent at once by the protocol-level
- *   one (the full bench's scenario 11): ms.
+ *   one (the full bench's scenario 11): ms;
+ * - `rows`: rows written and read per create (Cloudflare's counts), 300
+ *   creates one at a time and 300 sent at once (the full bench's rows
+ *   written): the same for both clients, so the protocol-level one only.
  *
  *   OLD_ROOT=../other-checkout SCENARIO=tp npx node bench/ab-server.ts
  */
 import { connect } from "./clients.ts"
 import { drainReal, drainWire } from "./core.ts"
 import { connectReal } from "./real.ts"
-import { bulkWrite, freshRoom, initialSync, roundTrip, throughput } from "./network.ts"
+import { bulkWrite, freshRoom, initialSync, roundTrip, rowsPerAction, throughput } from "./network.ts"
 import { median, quantile } from "./stats.ts"
 import { seed, type Side, SIDES, start, withCpu } from "./workers.ts"
 if (process.env.OLD_ROOT === undefined) throw new Error("bench: set OLD_ROOT to the checkout of the other build")
@@ -33,7 +36,7 @@ const sides = {
   old: await start("ours", `${process.env.OLD_ROOT}/${SIDES.ours.config}`, SIDES.ours.party),
   new: await start("ours", SIDES.ours.config, SIDES.ours.party)
 }
-const clients = [["wire", connect], ["real", connectReal]] as const
+const clients = SCENARIO === "rows" ? [["wire", connect]] as const : [["wire", connect], ["real", connectReal]] as const
 type Connector = (typeof clients)[number][1]
 
 /** One round's figures, by name. */
@@ -60,7 +63,12 @@ const measure: Record<string, (side: Side, label: string, c: Connector) => Promi
     return { ms: (await initialSync({ label, side, connect: c }, room, N)).ms }
   },
   bulk: async (side, label, c) => ({ ms: await bulkWrite({ label, side, connect: c }, 100_000) }),
-  drain: async (side, label, c) => ({ ms: c === connect ? await drainWire({ label, side, connect: c }, N) : await drainReal(side, N, 120_000) })
+  drain: async (side, label, c) => ({ ms: c === connect ? await drainWire({ label, side, connect: c }, N) : await drainReal(side, N, 120_000) }),
+  rows: async (side, label, c) => {
+    const one = await rowsPerAction({ label, side, connect: c }, 300)
+    const sent = await rowsPerAction({ label, side, connect: c }, 300, true)
+    return { written: one.written, read: one.read, writtenAtOnce: sent.written, readAtOnce: sent.read }
+  }
 }
 const run = measure[SCENARIO]
 if (run === undefined) throw new Error(`bench: SCENARIO is one of ${Object.keys(measure).join(", ")}`)

@@ -11,7 +11,8 @@
  *
  * - CLIENT_ROOTS: builds to compare in one session, comma-separated
  *   checkout roots (`.` is this one; `wire` the protocol-level bench
- *   client): the rounds alternate between them against the same worker.
+ *   client; `raw`, for `many` only, raw's bench client against the raw
+ *   worker): the rounds alternate between them against the same worker.
  * - LOCAL=1: the client is answered in this process (no workerd), for its
  *   CPU alone.
  * - TIMELINE=1: the drain's phases (open, synced, first push, the server's
@@ -48,6 +49,11 @@ type Create = typeof import("../src/client/index.ts").createSyncClient
 const WIRE = (() => {
   throw new Error("profile: not a client")
 }) as unknown as Create
+/** `raw` in CLIENT_ROOTS: raw's bench client, against the raw worker (started only then). */
+const RAW = (() => {
+  throw new Error("profile: not a client")
+}) as unknown as Create
+let rawSide: Side | undefined
 let rooms = 0
 const room = (what: string) => `${what}-${Date.now().toString(36)}-${++rooms}`
 
@@ -143,7 +149,8 @@ const sequential = async (send: (i: number) => Promise<unknown>) => {
 
 /** Throughput of 100 clients of one room, 2 creates in flight each, until `total` are confirmed; actions/s. */
 const throughputMany = async (create: Create, side: Side | undefined, measure: <A>(f: () => Promise<A>) => Promise<A>) => {
-  if (create === WIRE || side === undefined) throw new Error("profile: many runs the real client against the worker")
+  if (side === undefined) throw new Error("profile: many runs against the worker")
+  if (create === WIRE || create === RAW) return throughputManyBench(create === RAW ? rawSide! : side, measure)
   const name = room("tp-many")
   const sockets = await Promise.all(Array.from({ length: 100 }, () => open(clientUrl(side, name))))
   const clients = sockets.map((ws) => create({ channel: todos, socket: ws as never, maxInFlight: 32 }))
@@ -167,6 +174,29 @@ const throughputMany = async (create: Create, side: Side | undefined, measure: <
   } finally {
     await Promise.all(clients.map((c) => c.close()))
     for (const ws of sockets) ws.close()
+  }
+}
+
+/** `many` with the bench's own clients (bench/clients.ts): the protocol-level one, or raw's against the raw worker. */
+const throughputManyBench = async (side: Side, measure: <A>(f: () => Promise<A>) => Promise<A>) => {
+  const name = room("tp-many-bench")
+  const clients = await Promise.all(Array.from({ length: 100 }, () => connect(side, name)))
+  await Promise.all(clients.map((c) => c.sync(null)))
+  try {
+    return await measure(async () => {
+      const per = Math.ceil(TOTAL / clients.length)
+      const t0 = now()
+      await Promise.all(clients.map(async (client, c) => {
+        let next = 0
+        const lane = async () => {
+          while (next < per) await client.create(`tp-${c}-${next++}`, TEXT)
+        }
+        await Promise.all([lane(), lane()])
+      }))
+      return (per * clients.length) / ((now() - t0) / 1000)
+    })
+  } finally {
+    for (const c of clients) c.close()
   }
 }
 
@@ -340,8 +370,10 @@ const times = (profile: { nodes: ReadonlyArray<Node>; samples: ReadonlyArray<num
 
 const main = async () => {
   const side = LOCAL ? undefined : await start("ours", SIDES.ours.config, SIDES.ours.party)
+  if (ROOTS.includes("raw")) rawSide = await start("raw", SIDES.raw.config, SIDES.raw.party)
   const builds = await Promise.all(ROOTS.map(async (r) => {
     if (r === "wire") return { root: r, create: WIRE }
+    if (r === "raw") return { root: r, create: RAW }
     const mod = await import(resolve(r, "src/client/index.ts")) as { createSyncClient: Create }
     return { root: r, create: mod.createSyncClient }
   }))
@@ -408,6 +440,7 @@ const main = async () => {
   } finally {
     session.disconnect()
     await side?.dispose()
+    await rawSide?.dispose()
   }
 }
 
