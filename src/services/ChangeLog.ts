@@ -14,10 +14,10 @@
  * a reset).
  *
  * An entry's `deleted` says what wrote it: 0 an insert, 1 a removal (a
- * delete, or the old id of an update that changed it), 2 an update. Only
- * removals and updates can leave an older entry of the same row behind, so
- * compaction counts those (`Compaction.ts`): an insert of a new row adds
- * nothing to compact.
+ * delete, or the old id of an update that changed it), 2 an update. An
+ * update or a removal leaves an older entry of its row behind, and so does
+ * an insert of an id removed before; an insert of a new row leaves none, so
+ * compaction counts by kind (`Compaction.ts`).
  *
  * A channel with a read rule (a view) also logs the row's image before the
  * change (`old`, a JSON array in wire order; NULL for an insert): a live

@@ -39,8 +39,9 @@ export const isDue = (debt: number, kept: number): boolean => debt > kept / 8 + 
 
 /**
  * How many older entries `versions` new log entries may have left behind, at
- * most, given what reading them found: an update one, a removal two (itself,
- * and the older one a later insert of its id may leave), an insert none, and
+ * most, given what reading them found: an update one (the entry before it);
+ * a removal two (the entry before it, and itself, which a later insert of
+ * the same id leaves behind); an insert none (that case is the removal's);
  * an entry not read two.
  */
 export const debtOf = (versions: number, entries: Capture.Entries): number => {
@@ -59,7 +60,7 @@ export interface CompactionOptions {
   readonly scope: Scope.Scope
 }
 
-/** The compaction of one object's log: counts appends, and compacts in a turn of its own once due. */
+/** The compaction of one object's log: counts what writes may have left behind, and compacts in a turn of its own once due. */
 export const make = (options: CompactionOptions) => {
   const { storage } = options
   // entries kept by the last compaction, and the older entries written since may have left behind
