@@ -147,6 +147,20 @@ const sequential = async (send: (i: number) => Promise<unknown>) => {
   return median(samples)
 }
 
+/** Each client's creates, 2 in flight, until `TOTAL` are confirmed in all; actions/s. */
+const twoInFlightEach = async (creates: ReadonlyArray<(id: string) => Promise<unknown>>): Promise<number> => {
+  const per = Math.ceil(TOTAL / creates.length)
+  const t0 = now()
+  await Promise.all(creates.map(async (create, c) => {
+    let next = 0
+    const lane = async () => {
+      while (next < per) await create(`tp-${c}-${next++}`)
+    }
+    await Promise.all([lane(), lane()])
+  }))
+  return (per * creates.length) / ((now() - t0) / 1000)
+}
+
 /** Throughput of 100 clients of one room, 2 creates in flight each, until `total` are confirmed; actions/s. */
 const throughputMany = async (create: Create, side: Side | undefined, measure: <A>(f: () => Promise<A>) => Promise<A>) => {
   if (side === undefined) throw new Error("profile: many runs against the worker")
@@ -156,21 +170,9 @@ const throughputMany = async (create: Create, side: Side | undefined, measure: <
   const clients = sockets.map((ws) => create({ channel: todos, socket: ws as never, maxInFlight: 32 }))
   await until(() => clients.every((c) => c.getStatus().connection === "live"), "live")
   try {
-    return await measure(async () => {
-      const per = Math.ceil(TOTAL / clients.length)
-      const t0 = now()
-      await Promise.all(clients.map(async (client, c) => {
-        let next = 0
-        const lane = async () => {
-          while (next < per) {
-            const i = next++
-            await client.send({ type: "create", payload: { id: `tp-${c}-${i}`, text: TEXT, completed: 0, priority: 1 } })
-          }
-        }
-        await Promise.all([lane(), lane()])
-      }))
-      return (per * clients.length) / ((now() - t0) / 1000)
-    })
+    return await measure(() =>
+      twoInFlightEach(clients.map((client) => (id) => client.send({ type: "create", payload: { id, text: TEXT, completed: 0, priority: 1 } })))
+    )
   } finally {
     await Promise.all(clients.map((c) => c.close()))
     for (const ws of sockets) ws.close()
@@ -183,18 +185,7 @@ const throughputManyBench = async (side: Side, measure: <A>(f: () => Promise<A>)
   const clients = await Promise.all(Array.from({ length: 100 }, () => connect(side, name)))
   await Promise.all(clients.map((c) => c.sync(null)))
   try {
-    return await measure(async () => {
-      const per = Math.ceil(TOTAL / clients.length)
-      const t0 = now()
-      await Promise.all(clients.map(async (client, c) => {
-        let next = 0
-        const lane = async () => {
-          while (next < per) await client.create(`tp-${c}-${next++}`, TEXT)
-        }
-        await Promise.all([lane(), lane()])
-      }))
-      return (per * clients.length) / ((now() - t0) / 1000)
-    })
+    return await measure(() => twoInFlightEach(clients.map((client) => (id) => client.create(id, TEXT))))
   } finally {
     for (const c of clients) c.close()
   }

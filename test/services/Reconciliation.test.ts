@@ -88,6 +88,23 @@ const outcomes = (decided: { readonly _tag: string; readonly results?: ReadonlyA
       `${r.seq}:${r.reason ?? r.rows!.map((row) => row[0]).join(",")}`
     )
 
+/** How many entries the change log holds. */
+const logSize = Effect.map(exec("SELECT count(*) FROM _psync_log"), (rows) => Number(rows[0]?.[0]))
+
+/** 100 rows, then `rounds` writes to them, each to the next row in a stride: the most entries the log held. */
+const largestLog = <E>(rounds: number, write: (id: string, i: number) => Effect.Effect<unknown, E, Reconciliation | Storage>) =>
+  Effect.gen(function*() {
+    const r = yield* Reconciliation
+    for (let i = 0; i < 100; i++) yield* r.write(insertRow(`r${i}`))
+    let most = 0
+    for (let i = 0; i < rounds; i++) {
+      yield* write(`r${(i * 7) % 100}`, i)
+      yield* r.compacted
+      most = Math.max(most, yield* logSize)
+    }
+    return most
+  })
+
 const ledgerRow = (clientId: string) => exec("SELECT seq, outcomes FROM _psync_clients WHERE client_id = ?", clientId)
 
 describe("Reconciliation: capture and versions", () => {
@@ -487,14 +504,7 @@ describe("Reconciliation: GC", () => {
     withRoom(() =>
       Effect.gen(function*() {
         const r = yield* Reconciliation
-        for (let i = 0; i < 100; i++) yield* r.write(insertRow(`r${i}`))
-        let most = 0
-        for (let i = 0; i < 2_000; i++) {
-          yield* r.write(exec("UPDATE todos SET text = ? WHERE id = ?", `v${i}`, `r${(i * 7) % 100}`))
-          yield* r.compacted
-          const count = yield* exec("SELECT count(*) FROM _psync_log")
-          most = Math.max(most, Number(count[0]?.[0]))
-        }
+        const most = yield* largestLog(2_000, (id, i) => r.write(exec("UPDATE todos SET text = ? WHERE id = ?", `v${i}`, id)))
         // an eighth of 100 kept, the slack of 4, and the newest entry a compaction spares
         assert.isAtMost(most, 100 + 12 + 4 + 1)
         const resume = yield* sync(0)
@@ -512,7 +522,7 @@ describe("Reconciliation: GC", () => {
         }
         assert.deepStrictEqual(yield* logKept, [])
         assert.deepStrictEqual(yield* exec("SELECT count(*) FROM _psync_log"), [[200]])
-        // one update is not yet enough to compact 200 entries; an eighth of them and the slack are
+        // updates count: with nothing kept yet, the fifth makes a compaction due, and it keeps all 200
         for (let i = 0; i < 30; i++) {
           yield* r.write(exec("UPDATE todos SET text = ? WHERE id = ?", `v${i}`, `n${i}`))
           yield* r.compacted
@@ -524,15 +534,7 @@ describe("Reconciliation: GC", () => {
     withRoom(() =>
       Effect.gen(function*() {
         const r = yield* Reconciliation
-        for (let i = 0; i < 100; i++) yield* r.write(insertRow(`r${i}`))
-        let most = 0
-        for (let i = 0; i < 500; i++) {
-          const id = `r${(i * 7) % 100}`
-          yield* r.write(exec("DELETE FROM todos WHERE id = ?", id))
-          yield* r.write(insertRow(id))
-          yield* r.compacted
-          most = Math.max(most, Number((yield* exec("SELECT count(*) FROM _psync_log"))[0]?.[0]))
-        }
+        const most = yield* largestLog(500, (id) => Effect.andThen(r.write(exec("DELETE FROM todos WHERE id = ?", id)), r.write(insertRow(id))))
         // as with updates: an eighth of 100 kept, the slack of 4, and the newest entry a compaction spares
         assert.isAtMost(most, 100 + 12 + 4 + 1)
         assert.strictEqual((yield* sync(0)).rows.length, 100)
@@ -550,7 +552,7 @@ describe("Reconciliation: GC", () => {
           yield* exec("UPDATE todos SET text = ? WHERE id = ?", `v${i}`, `r${(i * 7) % 100}`)
           yield* r.flush
           yield* r.compacted
-          most = Math.max(most, Number((yield* exec("SELECT count(*) FROM _psync_log"))[0]?.[0]))
+          most = Math.max(most, yield* logSize)
         }
         assert.isAtMost(most, 100 + 12 + 4 + 1)
       })))
@@ -559,14 +561,13 @@ describe("Reconciliation: GC", () => {
     withRoom(() =>
       Effect.gen(function*() {
         const r = yield* Reconciliation
-        const count = Effect.map(exec("SELECT count(*) FROM _psync_log"), (rows) => Number(rows[0]?.[0]))
         yield* r.write(insertRow("a"))
         // past the slack of 4 (nothing kept yet), and more: none of it waits for the compaction
         for (let i = 0; i < 9; i++) yield* r.write(exec("UPDATE todos SET text = ? WHERE id = 'a'", `v${i}`))
-        assert.strictEqual(yield* count, 10)
+        assert.strictEqual(yield* logSize, 10)
         // nothing else happens in the room: the compaction runs by itself
         yield* r.compacted
-        assert.strictEqual(yield* count, 1)
+        assert.strictEqual(yield* logSize, 1)
         assert.deepStrictEqual((yield* sync(0)).rows.map((row) => row[1]), ["v8"])
       })))
 })
