@@ -45,6 +45,8 @@ export interface OutgoingPush {
   readonly clientKey: string
   readonly entries: ReadonlyArray<PendingAction<unknown>>
   readonly actions: ReadonlyArray<PushAction>
+  /** Its entries' bytes, as `maxBytes` counted them. */
+  readonly bytes: number
 }
 
 /** The pending actions of one channel's client, in the order they are pushed. */
@@ -134,6 +136,7 @@ export class Outbox<A> {
       clientId: first.clientId,
       clientKey: first.clientKey,
       entries,
+      bytes,
       actions: entries.map((p) => (p.schema === undefined ? { seq: p.seq, action: p.encoded } : { seq: p.seq, action: p.encoded, schema: p.schema }))
     }
   }

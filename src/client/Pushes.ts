@@ -115,9 +115,7 @@ export class Pushes<A> {
     const push = this.outbox.next(room, maxBytes)
     if (push === undefined) return undefined
     for (const p of push.entries) p.sent = true
-    let bytes = 0
-    for (const p of push.entries) bytes += p.bytes
-    this.#inFlight = { clientId: push.clientId, seqs: new Set(push.entries.map((p) => p.seq)), bytes }
+    this.#inFlight = { clientId: push.clientId, seqs: new Set(push.entries.map((p) => p.seq)), bytes: push.bytes }
     return this.#frame(push.clientId, push.clientKey, push.actions)
   }
 
