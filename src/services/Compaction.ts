@@ -45,8 +45,8 @@ export const isDue = (debt: number, kept: number): boolean => debt > kept / 8 + 
  * an entry not read two.
  */
 export const debtOf = (versions: number, entries: Capture.Entries): number => {
-  const unread = Math.max(0, versions - entries.read)
-  return Math.max(0, 2 * unread + (entries.read - entries.inserts - entries.removals) + 2 * entries.removals)
+  const updates = entries.read - entries.inserts - entries.removals
+  return 2 * Math.max(0, versions - entries.read) + updates + 2 * entries.removals
 }
 
 /** What compaction needs of the feed around it. */
