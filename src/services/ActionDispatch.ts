@@ -35,7 +35,7 @@ import * as Batch from "./Batch.ts"
 import { Broadcast } from "./Broadcast.ts"
 import { Caller } from "./Caller.ts"
 import { principalKey } from "./ClientLedger.ts"
-import { Connections, type SyncConnection } from "./Connections.ts"
+import { Connections, isAlone, type SyncConnection } from "./Connections.ts"
 import { SyncFailure } from "./Errors.ts"
 import { fitsIn } from "./Frames.ts"
 import * as Lanes from "./Lanes.ts"
@@ -88,7 +88,16 @@ const make = Effect.gen(function*() {
   const connections = yield* Connections
   const lanes = Lanes.make(yield* Effect.scope)
   const abuse = Abuse.make(config)
-  const subscriptions = Subscriptions.make({ channels, config, reconciliation, broadcast, limits, lanes, views: yield* Views.Views })
+  const subscriptions = Subscriptions.make({
+    channels,
+    config,
+    reconciliation,
+    broadcast,
+    limits,
+    lanes,
+    views: yield* Views.Views,
+    alone: (connection) => isAlone(connections, connection)
+  })
   // each frame decoded by its own tag's Schema: a union would try the members in turn
   const decoders = new Map<unknown, (u: unknown) => Exit.Exit<ClientMessage, Schema.SchemaError>>(
     ClientMessage.members.map((member) => [member.fields._tag.schema.literal, Schema.decodeUnknownExit(member)] as const)
@@ -189,8 +198,7 @@ const make = Effect.gen(function*() {
    */
   const sliceFor = (connection: SyncConnection, remaining: number): number => {
     const per = Math.max(1, config.actionsPerTurn)
-    if (remaining <= per) return per
-    for (const other of connections.all()) if (other !== connection) return per
+    if (remaining <= per || !isAlone(connections, connection)) return per
     return Math.max(per, config.actionsPerTurnAlone)
   }
 

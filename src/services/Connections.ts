@@ -41,6 +41,15 @@ export interface SyncConnection {
 /** The initial state of a connection. */
 export const initialState: ConnectionState = { channels: [], principal: null, readOnly: false }
 
+/**
+ * True when no other connection is open in the object: nobody's frames wait
+ * for the turns this connection's work would give away.
+ */
+export const isAlone = (connections: Connections["Service"], connection: SyncConnection): boolean => {
+  for (const other of connections.all()) if (other !== connection) return false
+  return true
+}
+
 /** Where the services find the connections. */
 export class Connections extends Context.Service<Connections, {
   readonly all: () => Iterable<SyncConnection>

@@ -34,14 +34,19 @@ export interface RowFilter {
   readonly params: ReadonlyArray<SqlValue>
 }
 
-/** How a full sync shares the room: `around` wraps the whole answer (waiting for a budget), `turn` runs between chunks. */
+/**
+ * How a full sync shares the room: `around` wraps the whole answer (waiting
+ * for a budget), `rows` is how many the next chunk reads (asked before each),
+ * `turn` runs between chunks.
+ */
 export interface Pacing {
   readonly around: <A, E, R>(answer: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  readonly rows: () => number
   readonly turn: Effect.Effect<void>
 }
 
-/** No pacing: every chunk in a row (tests, and callers outside the scheduler). */
-export const unpaced: Pacing = { around: (answer) => answer, turn: Effect.void }
+/** No pacing: the whole table in one chunk (tests, and callers outside the scheduler). */
+export const unpaced: Pacing = { around: (answer) => answer, rows: () => Infinity, turn: Effect.void }
 
 /** One chunk of the table. */
 export interface Chunk {
@@ -58,39 +63,35 @@ const keyOf = (storage: StorageShape, info: TableInfo): "rowid" | "id" | undefin
 }
 
 /**
- * Reads a channel's live rows (`deleted_at` null), `rows` at a time, in key
- * order. A table WITHOUT ROWID whose primary key is not the id alone is read
- * in one chunk.
+ * Reads a channel's live rows (`deleted_at` null), in key order, a chunk of
+ * up to `rows` at each `next`. A table WITHOUT ROWID whose primary key is not
+ * the id alone is read in one chunk.
  */
-export const reader = (storage: StorageShape, info: TableInfo, options: { readonly rows: number; readonly filter?: RowFilter | undefined }) => {
+export const reader = (storage: StorageShape, info: TableInfo, filter?: RowFilter | undefined) => {
   const key = keyOf(storage, info)
   const columns = info.columns.map((c) => `t.${q(c)}`).join(", ")
   const keyColumn = key === "rowid" ? "t.rowid" : `t.${q(info.id)}`
-  const live = `t.${q(info.deletedAt)} IS NULL${options.filter === undefined ? "" : ` AND (${options.filter.where})`}`
-  const params = options.filter?.params ?? []
-  const limit = key === undefined || !Number.isFinite(options.rows) ? -1 : Math.max(1, Math.floor(options.rows))
+  const live = `t.${q(info.deletedAt)} IS NULL${filter === undefined ? "" : ` AND (${filter.where})`}`
+  const params = filter?.params ?? []
   const from = `FROM ${q(info.channel.table)} t WHERE ${live}`
   const first = key === undefined
     ? `SELECT ${columns} ${from}`
-    : `SELECT ${keyColumn}, ${columns} ${from} ORDER BY ${keyColumn} LIMIT ${limit}`
-  const after = `SELECT ${keyColumn}, ${columns} ${from} AND ${keyColumn} > ? ORDER BY ${keyColumn} LIMIT ${limit}`
+    : `SELECT ${keyColumn}, ${columns} ${from} ORDER BY ${keyColumn} LIMIT ?`
+  const after = `SELECT ${keyColumn}, ${columns} ${from} AND ${keyColumn} > ? ORDER BY ${keyColumn} LIMIT ?`
   let last: SqlValue | undefined
   let started = false
   let done = false
   return {
-    /** The next chunk (reads nothing once done). */
-    next: (): Chunk => {
+    /** The next chunk of up to `rows` (any number when not finite; reads nothing once done). */
+    next: (rows: number): Chunk => {
       if (done) return { rows: [], done }
-      const result = key === undefined
-        ? storage.rawUnsafe(first, ...params)
-        : started
-        ? storage.rawUnsafe(after, ...params, last!)
-        : storage.rawUnsafe(first, ...params)
-      started = true
       if (key === undefined) {
         done = true
-        return { rows: result, done }
+        return { rows: storage.rawUnsafe(first, ...params), done }
       }
+      const limit = Number.isFinite(rows) ? Math.max(1, Math.floor(rows)) : -1
+      const result = started ? storage.rawUnsafe(after, ...params, last!, limit) : storage.rawUnsafe(first, ...params, limit)
+      started = true
       done = limit < 0 || result.length < limit
       if (result.length > 0) last = result[result.length - 1]![0]!
       return { rows: result.map((r) => r.slice(1)), done }
@@ -117,10 +118,10 @@ export interface AnswerContext {
    * all valid takes the channel out.
    */
   readonly unchecked: Set<string>
-  readonly config: Pick<SyncOptions, "syncRowsPerTurn" | "maxOutboundFrameBytes">
+  readonly config: Pick<SyncOptions, "maxOutboundFrameBytes">
   /** The connection's read rule. */
   readonly filter?: RowFilter | undefined
-  /** Without it, every chunk is read in a row. */
+  /** Without it, the table is read in one chunk. */
   readonly pacing?: Pacing | undefined
   /** Every change of the channel after a version, as a resume reads them (default: the log, unfiltered). */
   readonly changesAfter?: ((version: number) => ChannelChanges) | undefined
@@ -173,19 +174,18 @@ export const answer = (ctx: AnswerContext): Effect.Effect<number, StorageError |
     })
   const onlyRows = (rows: ReadonlyArray<WireRow>): ChannelChanges =>
     ({ channel: channel.name, rows, rowVersions: rows.map(() => 0), deleted: [], deletedVersions: [], version: 0 })
-  const perTurn = ctx.pacing === undefined ? Infinity : ctx.config.syncRowsPerTurn
   return pacing.around(Effect.gen(function*() {
     let problem: string | undefined
     let sent = false
     const read = yield* ctx.exclusive(Effect.try({
-      try: () => ({ start: ctx.feed().published, rows: reader(ctx.storage, log.info, { rows: perTurn, filter: ctx.filter }) }),
+      try: () => ({ start: ctx.feed().published, rows: reader(ctx.storage, log.info, ctx.filter) }),
       catch: storageError
     }))
     for (;;) {
       const chunk = yield* ctx.exclusive(Effect.gen(function*() {
         // a view whose rule changed meanwhile reads nothing more under the old one
         if (view !== undefined && (yield* view.stale)) return undefined
-        return yield* Effect.try({ try: () => read.rows.next(), catch: storageError })
+        return yield* Effect.try({ try: () => read.rows.next(pacing.rows()), catch: storageError })
       }))
       if (chunk === undefined) {
         // ends where it began: the client's resubscribe from there gets every row changed since, under the new rule

@@ -6,7 +6,9 @@
  *   the resubscribe a `Resync` asked for is exempt), and a Subscribe for a
  *   subscription that has one waiting merges into it;
  * - a full sync (a reset) is read in chunks, one per turn of the scheduler,
- *   so other connections' work runs between them (`FullSync.ts`);
+ *   so other connections' work runs between them (`FullSync.ts`); a
+ *   connection alone in the object reads larger chunks, as nobody waits for
+ *   its turns (asked before each chunk);
  * - full syncs in progress at once are bounded per room and per connection
  *   (`SyncBudget.ts`): past that they wait, and are never refused for it.
  *
@@ -41,6 +43,8 @@ export interface SubscriptionsContext {
   readonly limits: Limits["Service"]
   readonly lanes: Lanes.Lanes
   readonly views: Views.ViewsShape
+  /** True when no other connection is open in the object. */
+  readonly alone: (connection: SyncConnection) => boolean
 }
 
 /** How a frame was accepted: the wait for its unit, or undefined when it needed none. */
@@ -94,6 +98,7 @@ export const make = (ctx: SubscriptionsContext) => {
       const queued = () => limits.hit("fullSyncQueued", { connection, id: connection.id, principal: lane.principal })
       const pacing: Pacing = {
         around: (full) => budget.within(connection, lane.principal, queued, full, turns.away),
+        rows: () => (ctx.alone(connection) ? Math.max(config.syncRowsPerTurn, config.syncRowsPerTurnAlone) : config.syncRowsPerTurn),
         turn: turns.turn
       }
       yield* reconciliation.subscribe(connection, channel, { ...request, sub, params: params.success }, { pacing }).pipe(

@@ -399,6 +399,31 @@ describe("ActionDispatch: turns", () => {
       assert.strictEqual(yield* slicesOf20([makeMemoryConnection("c1")]), "Change Pushed")
     }))
 
+  /**
+   * The row counts of the chunks a full sync of 60 rows was sent in, on the first of `connections`; `joins` is added
+   * to them once the first chunk is sent.
+   */
+  const chunksOf60 = (connections: Array<ReturnType<typeof makeMemoryConnection>>, joins?: ReturnType<typeof makeMemoryConnection>) =>
+    Effect.gen(function*() {
+      const reader = connections[0]!
+      yield* receive(reader, push("a", 60, "a"))
+      const send = reader.send
+      reader.send = (frame) => {
+        send(frame)
+        if (joins !== undefined && !connections.includes(joins) && frame.startsWith(`{"_tag":"SyncRows"`)) connections.push(joins)
+      }
+      const frames = yield* receive(reader, JSON.stringify({ _tag: "Subscribe", channel: "todos", since: null }))
+      return frames.flatMap((f) => (f._tag === "SyncRows" ? [f.rows.length] : []))
+    }).pipe(Effect.provide(servicesLayer({ connections, options: { syncRowsPerTurn: 5, syncRowsPerTurnAlone: 25 } })))
+
+  it.effect("a full sync reads syncRowsPerTurn rows a turn while another connection is open, syncRowsPerTurnAlone while its connection is alone", () =>
+    Effect.gen(function*() {
+      assert.deepStrictEqual(yield* chunksOf60([makeMemoryConnection("c1")]), [25, 25, 10])
+      assert.deepStrictEqual(yield* chunksOf60([makeMemoryConnection("c1"), makeMemoryConnection("c2")]), Array(12).fill(5))
+      // asked before every chunk: a connection that opens during the sync gets turns from the next chunk on
+      assert.deepStrictEqual(yield* chunksOf60([makeMemoryConnection("c1")], makeMemoryConnection("c2")), [25, ...Array(7).fill(5)])
+    }))
+
   it.effect("another connection's push is decided between the slices of a long one", () => {
     const long = makeMemoryConnection("long")
     const short = makeMemoryConnection("short")

@@ -38,12 +38,13 @@ const applied = (connection: ReturnType<typeof makeMemoryConnection>) => {
   return { table: new Map(table.array().map((r) => [r[0], r])), synced, chunks: frames.filter((f): f is SyncRows => f._tag === "SyncRows") }
 }
 
-/** A pacing that runs `between[i]` at the i-th turn and counts the turns. */
-const pacedBy = (between: ReadonlyArray<Effect.Effect<unknown, unknown, Reconciliation | Storage>>) => {
+/** A pacing of `rows` a chunk that runs `between[i]` at the i-th turn and counts the turns. */
+const pacedBy = (rows: number, between: ReadonlyArray<Effect.Effect<unknown, unknown, Reconciliation | Storage>>) => {
   let turns = 0
   return Effect.map(Effect.context<Reconciliation | Storage>(), (context) => {
     const pacing: Pacing = {
       around: (answer) => answer,
+      rows: () => rows,
       turn: Effect.suspend(() => Effect.orDie(Effect.provide(between[turns++] ?? Effect.void, context)))
     }
     return { pacing, turns: () => turns }
@@ -62,7 +63,7 @@ describe("FullSync", () => {
       for (let i = 0; i < 95; i++) yield* insert(`r${String(i).padStart(3, "0")}`)
       yield* r.flush
       // published writes (as an action's would be) and plain SQL nobody published, before and after what was sent
-      const { pacing, turns } = yield* pacedBy([
+      const { pacing, turns } = yield* pacedBy(10, [
         r.write(exec("UPDATE todos SET text = 'changed' WHERE id = 'r001'")),
         r.write(exec("DELETE FROM todos WHERE id = 'r090'")),
         exec("UPDATE todos SET deleted_at = 5 WHERE id = 'r002'"),
@@ -85,7 +86,7 @@ describe("FullSync", () => {
       assert.isTrue(table.has("late"))
       // from Synced on, the connection receives live changes
       assert.deepStrictEqual(connection.state.channels, ["todos"])
-    }).pipe(Effect.provide(servicesLayer({ connections: [connection], options: { syncRowsPerTurn: 10 } })))
+    }).pipe(Effect.provide(servicesLayer({ connections: [connection] })))
   })
 
   it.effect("without pacing, the whole table is read at once", () => {
@@ -97,7 +98,7 @@ describe("FullSync", () => {
       const { table, chunks } = applied(connection)
       assert.strictEqual(table.size, 30)
       assert.strictEqual(chunks.length, 1)
-    }).pipe(Effect.provide(servicesLayer({ connections: [connection], options: { syncRowsPerTurn: 10 } })))
+    }).pipe(Effect.provide(servicesLayer({ connections: [connection] })))
   })
 
   const notes = Channel.make("notes", {
@@ -111,7 +112,7 @@ describe("FullSync", () => {
       const r = yield* Reconciliation
       for (let i = 0; i < 45; i++) yield* exec("INSERT INTO notes (id, body) VALUES (?, ?)", `n${String(i).padStart(2, "0")}`, `body ${i}`)
       yield* r.flush
-      const { pacing, turns } = yield* pacedBy([
+      const { pacing, turns } = yield* pacedBy(10, [
         r.write(exec("INSERT INTO notes (id, body) VALUES ('a-first', 'sorts before every chunk read')")),
         r.write(exec("UPDATE notes SET body = 'changed' WHERE id = 'n00'"))
       ])
@@ -124,8 +125,7 @@ describe("FullSync", () => {
     }).pipe(Effect.provide(servicesLayer({
       connections: [connection],
       channels: [notes],
-      setup: ["CREATE TABLE notes (id TEXT PRIMARY KEY NOT NULL, body TEXT NOT NULL, deleted_at INTEGER) WITHOUT ROWID"],
-      options: { syncRowsPerTurn: 10 }
+      setup: ["CREATE TABLE notes (id TEXT PRIMARY KEY NOT NULL, body TEXT NOT NULL, deleted_at INTEGER) WITHOUT ROWID"]
     })))
   })
 
@@ -134,12 +134,12 @@ describe("FullSync", () => {
     return Effect.gen(function*() {
       const r = yield* Reconciliation
       for (let i = 0; i < 40; i++) yield* exec("INSERT INTO todos (id, text, completed, created_at, updated_at) VALUES (?, 't', ?, 1, 1)", `r${i}`, i % 2)
-      const { pacing } = yield* pacedBy([])
+      const { pacing } = yield* pacedBy(7, [])
       yield* r.subscribe(connection, todos, { since: null, history: undefined, sub: "todos", params: undefined, held: undefined }, { pacing, filter: { where: "t.completed = ?", params: [1] } })
       const { table } = applied(connection)
       assert.strictEqual(table.size, 20)
       for (const row of table.values()) assert.strictEqual(row[2], 1)
-    }).pipe(Effect.provide(servicesLayer({ connections: [connection], options: { syncRowsPerTurn: 7 } })))
+    }).pipe(Effect.provide(servicesLayer({ connections: [connection] })))
   })
 
   describe("a view", () => {
@@ -149,7 +149,7 @@ describe("FullSync", () => {
       exec("INSERT INTO cards (id, board, owner, private, title) VALUES (?, 'b1', ?, ?, ?)", id, owner, priv, `title ${id}`)
     const request = { since: null, history: undefined, sub, params: b1, held: undefined }
     const layer = (connection: ReturnType<typeof makeMemoryConnection>) =>
-      servicesLayer({ connections: [connection], channels: [cards], setup, views, options: { syncRowsPerTurn: 5 } })
+      servicesLayer({ connections: [connection], channels: [cards], setup, views })
     const bob = () => makeMemoryConnection("bob", { ...initialState, principal: "bob" })
 
     it.effect("reads only what its rule admits, and its catch-up removes only ids it sent", () => {
@@ -159,7 +159,7 @@ describe("FullSync", () => {
         yield* exec("INSERT INTO members (user, board) VALUES ('bob', 'b1')")
         for (let i = 0; i < 20; i++) yield* card(`c${String(i).padStart(2, "0")}`, "ann", i % 2)
         yield* r.flush
-        const { pacing } = yield* pacedBy([
+        const { pacing } = yield* pacedBy(5, [
           // c00 was sent (public), then made private: it goes; c01 is hidden and changes: nothing of it may come
           r.write(exec("UPDATE cards SET private = 1 WHERE id = 'c00'")),
           r.write(exec("UPDATE cards SET title = 'still hidden' WHERE id = 'c01'")),
@@ -188,7 +188,7 @@ describe("FullSync", () => {
         yield* exec("INSERT INTO shares (card, user) SELECT id, 'bob' FROM cards")
         yield* r.flush
         const start = yield* r.version
-        const { pacing, turns } = yield* pacedBy([
+        const { pacing, turns } = yield* pacedBy(5, [
           Effect.andThen(exec("DELETE FROM shares"), r.refreshAccess((p) => p === "bob"))
         ])
         yield* r.subscribe(connection, cards, request, { pacing })
