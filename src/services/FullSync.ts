@@ -36,12 +36,13 @@ export interface RowFilter {
 
 /**
  * How a full sync shares the room: `around` wraps the whole answer (waiting
- * for a budget), `rows` is how many the next chunk reads (asked before each),
- * `turn` runs between chunks.
+ * for a budget), `rows` is how many the next chunk reads (asked before each,
+ * with the bytes per row the last chunk was sent in, undefined before the
+ * first), `turn` runs between chunks.
  */
 export interface Pacing {
   readonly around: <A, E, R>(answer: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-  readonly rows: () => number
+  readonly rows: (bytesPerRow: number | undefined) => number
   readonly turn: Effect.Effect<void>
 }
 
@@ -159,8 +160,14 @@ export const answer = (ctx: AnswerContext): Effect.Effect<number, StorageError |
   const changesAfter = ctx.changesAfter ??
     ((after: number) => ({ ...foldChanges(channel.name, ctx.storage.rawUnsafe(log.query, after)), version: ctx.feed().published }))
   const sub = view === undefined || view.sub === channel.name ? undefined : view.sub
+  /** Sends changes in frames; returns their bytes. */
   const send = (changes: ChannelChanges) => {
-    for (const frame of syncFrames(changes, true, ctx.config.maxOutboundFrameBytes, sub)) connection.send(frame)
+    let bytes = 0
+    for (const frame of syncFrames(changes, true, ctx.config.maxOutboundFrameBytes, sub)) {
+      connection.send(frame)
+      bytes += frame.length
+    }
+    return bytes
   }
   const synced = (version: number, history: string) =>
     encodeServerFrame({
@@ -177,6 +184,7 @@ export const answer = (ctx: AnswerContext): Effect.Effect<number, StorageError |
   return pacing.around(Effect.gen(function*() {
     let problem: string | undefined
     let sent = false
+    let bytesPerRow: number | undefined
     const read = yield* ctx.exclusive(Effect.try({
       try: () => ({ start: ctx.feed().published, rows: reader(ctx.storage, log.info, ctx.filter) }),
       catch: storageError
@@ -185,7 +193,7 @@ export const answer = (ctx: AnswerContext): Effect.Effect<number, StorageError |
       const chunk = yield* ctx.exclusive(Effect.gen(function*() {
         // a view whose rule changed meanwhile reads nothing more under the old one
         if (view !== undefined && (yield* view.stale)) return undefined
-        return yield* Effect.try({ try: () => read.rows.next(pacing.rows()), catch: storageError })
+        return yield* Effect.try({ try: () => read.rows.next(pacing.rows(bytesPerRow)), catch: storageError })
       }))
       if (chunk === undefined) {
         // ends where it began: the client's resubscribe from there gets every row changed since, under the new rule
@@ -199,7 +207,7 @@ export const answer = (ctx: AnswerContext): Effect.Effect<number, StorageError |
       problem ??= check?.(chunk.rows)
       if (chunk.rows.length > 0) {
         if (view !== undefined) for (const row of chunk.rows) view.sent.add(row[0] as RowId)
-        send(onlyRows(chunk.rows))
+        bytesPerRow = send(onlyRows(chunk.rows)) / chunk.rows.length
         sent = true
       }
       if (chunk.done) break

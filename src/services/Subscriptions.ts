@@ -77,6 +77,19 @@ export const make = (ctx: SubscriptionsContext) => {
 
   type Waiting = { since: number | null; history: string | undefined; held: ReadonlyArray<RowId> | undefined }
 
+  /**
+   * The rows of a full sync's next chunk: `syncRowsPerTurn`, or while the
+   * connection is alone in the object up to `syncRowsPerTurnAlone`, once a
+   * first chunk has shown how large the rows are: an alone chunk holds at
+   * most half a frame's bytes, so wide rows never make a turn larger than
+   * `syncRowsPerTurn` of them would.
+   */
+  const rowsPerTurn = (connection: SyncConnection, bytesPerRow: number | undefined): number => {
+    const per = config.syncRowsPerTurn
+    if (bytesPerRow === undefined || !(config.syncRowsPerTurnAlone > per) || !ctx.alone(connection)) return per
+    return Math.max(per, Math.min(config.syncRowsPerTurnAlone, Math.floor(config.maxOutboundFrameBytes / 2 / bytesPerRow)))
+  }
+
   const answer = (connection: SyncConnection, message: Subscribe, lane: Lanes.Lane, sub: string, request: Waiting, turns: Lanes.Turns) =>
     Effect.gen(function*() {
       if (lane.waiting.get(sub) === request) lane.waiting.delete(sub)
@@ -98,7 +111,7 @@ export const make = (ctx: SubscriptionsContext) => {
       const queued = () => limits.hit("fullSyncQueued", { connection, id: connection.id, principal: lane.principal })
       const pacing: Pacing = {
         around: (full) => budget.within(connection, lane.principal, queued, full, turns.away),
-        rows: () => (ctx.alone(connection) ? Math.max(config.syncRowsPerTurn, config.syncRowsPerTurnAlone) : config.syncRowsPerTurn),
+        rows: (bytesPerRow) => rowsPerTurn(connection, bytesPerRow),
         turn: turns.turn
       }
       yield* reconciliation.subscribe(connection, channel, { ...request, sub, params: params.success }, { pacing }).pipe(

@@ -81,6 +81,9 @@ export interface SyncOptions {
    * Rows a full sync reads and sends per turn while its connection is the
    * only one open in the object: each turn costs a trip through the event
    * loop, and with no other connection to let in, fewer turns answer sooner.
+   * It applies from the second chunk on, and a chunk then holds at most half
+   * of `maxOutboundFrameBytes` (at the first chunk's bytes per row), so wide
+   * rows are read `syncRowsPerTurn` at a time as before.
    */
   readonly syncRowsPerTurnAlone: number
   /** Full syncs in progress at once in the object; more wait for one to end (they are never refused for it). */

@@ -400,28 +400,52 @@ describe("ActionDispatch: turns", () => {
     }))
 
   /**
-   * The row counts of the chunks a full sync of 60 rows was sent in, on the first of `connections`; `joins` is added
-   * to them once the first chunk is sent.
+   * The rows of the chunks a full sync of 60 todos (of `text`) was sent in, on the first of `connections`; `joins` is
+   * added to them once the second chunk is sent.
    */
-  const chunksOf60 = (connections: Array<ReturnType<typeof makeMemoryConnection>>, joins?: ReturnType<typeof makeMemoryConnection>) =>
+  const chunksOf60 = (
+    connections: Array<ReturnType<typeof makeMemoryConnection>>,
+    options: Partial<SyncOptions>,
+    joins?: ReturnType<typeof makeMemoryConnection>,
+    text = "t"
+  ) =>
     Effect.gen(function*() {
       const reader = connections[0]!
-      yield* receive(reader, push("a", 60, "a"))
+      yield* receive(reader, JSON.stringify(pushOfCreates("a", 60, text, "a")))
       const send = reader.send
+      let chunks = 0
       reader.send = (frame) => {
         send(frame)
-        if (joins !== undefined && !connections.includes(joins) && frame.startsWith(`{"_tag":"SyncRows"`)) connections.push(joins)
+        if (frame.startsWith(`{"_tag":"SyncRows"`) && ++chunks === 2 && joins !== undefined) connections.push(joins)
       }
       const frames = yield* receive(reader, JSON.stringify({ _tag: "Subscribe", channel: "todos", since: null }))
-      return frames.flatMap((f) => (f._tag === "SyncRows" ? [f.rows.length] : []))
-    }).pipe(Effect.provide(servicesLayer({ connections, options: { syncRowsPerTurn: 5, syncRowsPerTurnAlone: 25 } })))
+      return frames.flatMap((f) => (f._tag === "SyncRows" ? [f.rows] : []))
+    }).pipe(Effect.provide(servicesLayer({ connections, options })))
+  const sizes = (chunks: ReadonlyArray<ReadonlyArray<unknown>>) => chunks.map((rows) => rows.length)
 
-  it.effect("a full sync reads syncRowsPerTurn rows a turn while another connection is open, syncRowsPerTurnAlone while its connection is alone", () =>
+  it.effect("a full sync reads syncRowsPerTurn rows a turn while another connection is open, syncRowsPerTurnAlone after its first chunk while its connection is alone", () =>
     Effect.gen(function*() {
-      assert.deepStrictEqual(yield* chunksOf60([makeMemoryConnection("c1")]), [25, 25, 10])
-      assert.deepStrictEqual(yield* chunksOf60([makeMemoryConnection("c1"), makeMemoryConnection("c2")]), Array(12).fill(5))
+      const options = { syncRowsPerTurn: 5, syncRowsPerTurnAlone: 25 }
+      assert.deepStrictEqual(sizes(yield* chunksOf60([makeMemoryConnection("c1")], options)), [5, 25, 25, 5])
+      assert.deepStrictEqual(sizes(yield* chunksOf60([makeMemoryConnection("c1"), makeMemoryConnection("c2")], options)), Array(12).fill(5))
       // asked before every chunk: a connection that opens during the sync gets turns from the next chunk on
-      assert.deepStrictEqual(yield* chunksOf60([makeMemoryConnection("c1")], makeMemoryConnection("c2")), [25, ...Array(7).fill(5)])
+      assert.deepStrictEqual(sizes(yield* chunksOf60([makeMemoryConnection("c1")], options, makeMemoryConnection("c2"))), [5, 25, ...Array(6).fill(5)])
+    }))
+
+  it.effect("a full sync alone in its object reads no more rows a turn than half a frame holds, and never fewer than syncRowsPerTurn", () =>
+    Effect.gen(function*() {
+      const options = { syncRowsPerTurn: 5, syncRowsPerTurnAlone: 1_000, maxOutboundFrameBytes: 8_000 }
+      const chunks = yield* chunksOf60([makeMemoryConnection("c1")], options, undefined, "x".repeat(150))
+      assert.strictEqual(chunks.flat().length, 60)
+      assert.strictEqual(chunks[0]!.length, 5)
+      // each later chunk grew past syncRowsPerTurn, within half a frame (4,000 bytes) of rows
+      for (const rows of chunks.slice(1, -1)) {
+        assert.isAbove(rows.length, 5)
+        assert.isAtMost(JSON.stringify(rows).length, 4_000)
+      }
+      // rows wider than half a frame would allow keep syncRowsPerTurn
+      const wide = yield* chunksOf60([makeMemoryConnection("c1")], { ...options, maxOutboundFrameBytes: 1_800 }, undefined, "x".repeat(150))
+      assert.deepStrictEqual(sizes(wide), Array(12).fill(5))
     }))
 
   it.effect("another connection's push is decided between the slices of a long one", () => {
