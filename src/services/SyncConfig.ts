@@ -82,7 +82,7 @@ export interface SyncOptions {
    * only one open in the object: each turn costs a trip through the event
    * loop, and with no other connection to let in, fewer turns answer sooner.
    * It applies from the second chunk on, and a chunk then holds at most half
-   * of `maxOutboundFrameBytes` (at the first chunk's bytes per row), so wide
+   * of `maxOutboundFrameBytes` (at the bytes per row of the chunk before), so wide
    * rows are read `syncRowsPerTurn` at a time as before.
    */
   readonly syncRowsPerTurnAlone: number
