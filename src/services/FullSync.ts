@@ -34,20 +34,29 @@ export interface RowFilter {
   readonly params: ReadonlyArray<SqlValue>
 }
 
+/** What a full sync has read so far: the bytes per row its last chunk was sent in, and what it read in this turn. */
+export interface Progress {
+  /** Undefined before the first chunk. */
+  readonly bytesPerRow: number | undefined
+  readonly rowsInTurn: number
+  readonly bytesInTurn: number
+}
+
 /**
  * How a full sync shares the room: `around` wraps the whole answer (waiting
- * for a budget), `rows` is how many the next chunk reads (asked before each,
- * with the bytes per row the last chunk was sent in, undefined before the
- * first), `turn` runs between chunks.
+ * for a budget), `rows` is how many rows the next chunk reads in this turn
+ * (asked before each; 0 gives the turn away first), `turn` runs between
+ * turns.
  */
 export interface Pacing {
   readonly around: <A, E, R>(answer: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-  readonly rows: (bytesPerRow: number | undefined) => number
+  readonly rows: (progress: Progress) => number
   readonly turn: Effect.Effect<void>
 }
 
 /** No pacing: the whole table in one chunk (tests, and callers outside the scheduler). */
 export const unpaced: Pacing = { around: (answer) => answer, rows: () => Infinity, turn: Effect.void }
+
 
 /** One chunk of the table. */
 export interface Chunk {
@@ -184,16 +193,22 @@ export const answer = (ctx: AnswerContext): Effect.Effect<number, StorageError |
   return pacing.around(Effect.gen(function*() {
     let problem: string | undefined
     let sent = false
-    let bytesPerRow: number | undefined
+    let progress: Progress = { bytesPerRow: undefined, rowsInTurn: 0, bytesInTurn: 0 }
     const read = yield* ctx.exclusive(Effect.try({
       try: () => ({ start: ctx.feed().published, rows: reader(ctx.storage, log.info, ctx.filter) }),
       catch: storageError
     }))
     for (;;) {
+      let rows = pacing.rows(progress)
+      if (rows <= 0) {
+        yield* pacing.turn
+        progress = { ...progress, rowsInTurn: 0, bytesInTurn: 0 }
+        rows = Math.max(1, pacing.rows(progress))
+      }
       const chunk = yield* ctx.exclusive(Effect.gen(function*() {
         // a view whose rule changed meanwhile reads nothing more under the old one
         if (view !== undefined && (yield* view.stale)) return undefined
-        return yield* Effect.try({ try: () => read.rows.next(pacing.rows(bytesPerRow)), catch: storageError })
+        return yield* Effect.try({ try: () => read.rows.next(rows), catch: storageError })
       }))
       if (chunk === undefined) {
         // ends where it began: the client's resubscribe from there gets every row changed since, under the new rule
@@ -207,11 +222,15 @@ export const answer = (ctx: AnswerContext): Effect.Effect<number, StorageError |
       problem ??= check?.(chunk.rows)
       if (chunk.rows.length > 0) {
         if (view !== undefined) for (const row of chunk.rows) view.sent.add(row[0] as RowId)
-        bytesPerRow = send(onlyRows(chunk.rows)) / chunk.rows.length
+        const bytes = send(onlyRows(chunk.rows))
+        progress = {
+          bytesPerRow: bytes / chunk.rows.length,
+          rowsInTurn: progress.rowsInTurn + chunk.rows.length,
+          bytesInTurn: progress.bytesInTurn + bytes
+        }
         sent = true
       }
       if (chunk.done) break
-      yield* pacing.turn
     }
     return yield* ctx.exclusive(Effect.gen(function*() {
       yield* ctx.flush

@@ -22,7 +22,7 @@ import * as Batch from "./Batch.ts"
 import type { Broadcast } from "./Broadcast.ts"
 import type { SyncConnection } from "./Connections.ts"
 import type { SyncFailure } from "./Errors.ts"
-import type { Pacing } from "./FullSync.ts"
+import type * as FullSync from "./FullSync.ts"
 import type * as Lanes from "./Lanes.ts"
 import type { Limits } from "./Limits.ts"
 import type { Reconciliation } from "./Reconciliation.ts"
@@ -78,16 +78,21 @@ export const make = (ctx: SubscriptionsContext) => {
   type Waiting = { since: number | null; history: string | undefined; held: ReadonlyArray<RowId> | undefined }
 
   /**
-   * The rows of a full sync's next chunk: `syncRowsPerTurn`, or while the
-   * connection is alone in the object up to `syncRowsPerTurnAlone`, once a
-   * first chunk has shown how large the rows are: an alone chunk holds at
-   * most half a frame's bytes, so wide rows never make a turn larger than
-   * `syncRowsPerTurn` of them would.
+   * The rows a full sync's next chunk reads in this turn (0: give the turn
+   * away first): one chunk of `syncRowsPerTurn` a turn, or while the
+   * connection is alone in the object up to `syncRowsPerTurnAlone` a turn
+   * within half a frame's bytes. Its first chunk is `syncRowsPerTurn` rows,
+   * which shows how large they are; a turn may then read on, sized by bytes,
+   * so wide rows never make a turn larger than `syncRowsPerTurn` of them.
    */
-  const rowsPerTurn = (connection: SyncConnection, bytesPerRow: number | undefined): number => {
+  const rowsPerTurn = (connection: SyncConnection, progress: FullSync.Progress): number => {
     const per = config.syncRowsPerTurn
-    if (bytesPerRow === undefined || !(config.syncRowsPerTurnAlone > per) || !ctx.alone(connection)) return per
-    return Math.max(per, Math.min(config.syncRowsPerTurnAlone, Math.floor(config.maxOutboundFrameBytes / 2 / bytesPerRow)))
+    const { bytesPerRow, rowsInTurn, bytesInTurn } = progress
+    if (bytesPerRow === undefined) return per
+    if (!(config.syncRowsPerTurnAlone > per) || !ctx.alone(connection)) return rowsInTurn === 0 ? per : 0
+    const left = Math.min(config.syncRowsPerTurnAlone - rowsInTurn, Math.floor((config.maxOutboundFrameBytes / 2 - bytesInTurn) / bytesPerRow))
+    // within a turn, read on only while a chunk of `syncRowsPerTurn` still fits
+    return rowsInTurn === 0 ? Math.max(per, left) : left >= per ? left : 0
   }
 
   const answer = (connection: SyncConnection, message: Subscribe, lane: Lanes.Lane, sub: string, request: Waiting, turns: Lanes.Turns) =>
@@ -109,9 +114,9 @@ export const make = (ctx: SubscriptionsContext) => {
       if (Result.isFailure(params)) return yield* Effect.fail(named(fail("InvalidParams", params.failure, channel.name)))
       // a full answer waits (away from the scheduler) for a place in the budget, then reads a chunk per turn
       const queued = () => limits.hit("fullSyncQueued", { connection, id: connection.id, principal: lane.principal })
-      const pacing: Pacing = {
+      const pacing: FullSync.Pacing = {
         around: (full) => budget.within(connection, lane.principal, queued, full, turns.away),
-        rows: (bytesPerRow) => rowsPerTurn(connection, bytesPerRow),
+        rows: (progress) => rowsPerTurn(connection, progress),
         turn: turns.turn
       }
       yield* reconciliation.subscribe(connection, channel, { ...request, sub, params: params.success }, { pacing }).pipe(

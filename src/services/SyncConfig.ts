@@ -81,9 +81,11 @@ export interface SyncOptions {
    * Rows a full sync reads and sends per turn while its connection is the
    * only one open in the object: each turn costs a trip through the event
    * loop, and with no other connection to let in, fewer turns answer sooner.
-   * It applies from the second chunk on, and a chunk then holds at most half
-   * of `maxOutboundFrameBytes` (at the bytes per row of the chunk before), so wide
-   * rows are read `syncRowsPerTurn` at a time as before.
+   * A turn then reads at most half of `maxOutboundFrameBytes` (at the bytes
+   * per row of the chunk before), and never fewer than `syncRowsPerTurn`
+   * rows; the sync's first chunk is `syncRowsPerTurn` rows, which shows how
+   * large they are, and its turn reads on from there. So wide rows are read
+   * `syncRowsPerTurn` at a time as before.
    */
   readonly syncRowsPerTurnAlone: number
   /** Full syncs in progress at once in the object; more wait for one to end (they are never refused for it). */

@@ -423,13 +423,14 @@ describe("ActionDispatch: turns", () => {
     }).pipe(Effect.provide(servicesLayer({ connections, options })))
   const sizes = (chunks: ReadonlyArray<ReadonlyArray<unknown>>) => chunks.map((rows) => rows.length)
 
-  it.effect("a full sync reads syncRowsPerTurn rows a turn while another connection is open, syncRowsPerTurnAlone after its first chunk while its connection is alone", () =>
+  it.effect("a full sync reads syncRowsPerTurn rows a turn while another connection is open, syncRowsPerTurnAlone while its connection is alone (its first chunk syncRowsPerTurn)", () =>
     Effect.gen(function*() {
       const options = { syncRowsPerTurn: 5, syncRowsPerTurnAlone: 25 }
-      assert.deepStrictEqual(sizes(yield* chunksOf60([makeMemoryConnection("c1")], options)), [5, 25, 25, 5])
+      // the first turn: a chunk of syncRowsPerTurn, then the rest of the turn's 25
+      assert.deepStrictEqual(sizes(yield* chunksOf60([makeMemoryConnection("c1")], options)), [5, 20, 25, 10])
       assert.deepStrictEqual(sizes(yield* chunksOf60([makeMemoryConnection("c1"), makeMemoryConnection("c2")], options)), Array(12).fill(5))
       // asked before every chunk: a connection that opens during the sync gets turns from the next chunk on
-      assert.deepStrictEqual(sizes(yield* chunksOf60([makeMemoryConnection("c1")], options, makeMemoryConnection("c2"))), [5, 25, ...Array(6).fill(5)])
+      assert.deepStrictEqual(sizes(yield* chunksOf60([makeMemoryConnection("c1")], options, makeMemoryConnection("c2"))), [5, 20, ...Array(7).fill(5)])
     }))
 
   it.effect("a full sync alone in its object reads no more rows a turn than half a frame holds, and never fewer than syncRowsPerTurn", () =>

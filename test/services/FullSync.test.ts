@@ -38,13 +38,13 @@ const applied = (connection: ReturnType<typeof makeMemoryConnection>) => {
   return { table: new Map(table.array().map((r) => [r[0], r])), synced, chunks: frames.filter((f): f is SyncRows => f._tag === "SyncRows") }
 }
 
-/** A pacing of `rows` a chunk that runs `between[i]` at the i-th turn and counts the turns. */
+/** A pacing of one chunk of `rows` a turn that runs `between[i]` at the i-th turn and counts the turns. */
 const pacedBy = (rows: number, between: ReadonlyArray<Effect.Effect<unknown, unknown, Reconciliation | Storage>>) => {
   let turns = 0
   return Effect.map(Effect.context<Reconciliation | Storage>(), (context) => {
     const pacing: Pacing = {
       around: (answer) => answer,
-      rows: () => rows,
+      rows: (progress) => (progress.rowsInTurn === 0 ? rows : 0),
       turn: Effect.suspend(() => Effect.orDie(Effect.provide(between[turns++] ?? Effect.void, context)))
     }
     return { pacing, turns: () => turns }
