@@ -2,7 +2,8 @@
  * A full sync (a reset answer) that never holds the room: the channel's
  * table is read in chunks, one statement each (a rowid range, or an id range
  * for a table WITHOUT ROWID), each chunk under the write lock and sent at
- * once, and other work takes its turn between chunks. Rows change while the
+ * once, and other work takes its turn between them (the pacing says how many
+ * rows each chunk reads, and when a turn ends). Rows change while the
  * chunks are read, so the answer ends with a catch-up from the change log:
  * every row changed, added or deleted since the read began, at its current
  * value (a deleted one by its id). The client applies the whole answer at
