@@ -6,7 +6,7 @@
 import { writeFileSync } from "node:fs"
 import { cpus, loadavg } from "node:os"
 import { clientScenarios } from "./client-scenarios.ts"
-import { bundleSize } from "./local.ts"
+import { bundleRow, bundleSize } from "./local.ts"
 import { round } from "./stats.ts"
 
 const QUICK = process.env.BENCH_QUICK === "1"
@@ -15,7 +15,7 @@ const log = (...args: Array<unknown>) => console.error("bench:", ...args)
 const loadBefore = loadavg()
 const { rows, detail } = await clientScenarios(config, log)
 const bundle = await bundleSize()
-rows.push({ scenario: "7. bundle size", metric: "effect-partysync/react, min+gz", unit: "B", ours: bundle.gzipped, raw: null, target: "<= 40,000 B gz", pass: bundle.gzipped <= 40_000, note: `gzipped alone, effect's modules ${bundle.split.effect} B and ours ${bundle.split.ours} B` })
+rows.push(bundleRow(bundle))
 for (const r of rows) {
   const ratio = r.roundRatios?.ours ?? (r.ours !== null && r.raw ? round(r.ours / r.raw, 2) : null)
   const verdict = r.pass === undefined || r.pass === null ? "" : r.pass ? "pass" : "MISS"

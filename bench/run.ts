@@ -13,7 +13,7 @@ import { writeFileSync } from "node:fs"
 import { cpus, loadavg } from "node:os"
 import { type Contender, connect } from "./clients.ts"
 import { clientScenarios } from "./client-scenarios.ts"
-import { bundleSize } from "./local.ts"
+import { bundleRow, bundleSize } from "./local.ts"
 import { memoryRound } from "./memory.ts"
 import { coldStart, drainReal, drainWire, hotResume } from "./core.ts"
 import { bulkWrite, closeRig, fanOut, fanOutRig, freshRoom, initialSync, resumeRound, roundTrip, rowsPerAction, throughput } from "./network.ts"
@@ -307,12 +307,7 @@ const main = async () => {
   log("7 bundle size")
   const bundle = await bundleSize()
   detail.bundle = bundle
-  rows.push({
-    scenario: "7. bundle size", metric: "effect-partysync/react, min+gz", unit: "B",
-    // in bytes: rounded to 0.1 KB, a bundle just under the limit read as the limit itself
-    ours: bundle.gzipped, raw: null, target: "<= 40,000 B gz", pass: bundle.gzipped <= 40_000,
-    note: `minified ${fmtBytes(bundle.minified)}; gzipped alone, effect's modules ${bundle.split.effect} B and ours ${bundle.split.ours} B`
-  })
+  rows.push(bundleRow(bundle))
 
   const report = rows.map((r) => ({ ...r, ratio: r.roundRatios?.ours ?? ratio(r.ours, r.raw) }))
   console.log(table(report))
